@@ -1,0 +1,132 @@
+// binfile.h: the one container every binary file of the project uses
+// (checkpoints, tokenizers). Layout:
+//   int32 header[256]: [0] magic, [1] version, [2] kind, [3] payload bytes
+//   (low 32 bits), [4] payload bytes (high 32 bits), [5] FNV-1a checksum of the
+//   payload, [6..] the kind's own dimensions (HEADER_DIMS of them);
+//   then the payload (little-endian float32 / int32 tensors in a fixed order).
+// A file is read whole and verified before any field is used: nothing is half-loaded.
+#pragma once
+#include "utils.h"
+
+#define BIN_MAGIC 20261123  // the project's birthday
+#define BIN_VERSION 1
+#define HEADER_INTS 256
+#define HEADER_DIMS (HEADER_INTS - 6)
+
+enum BinKind { KIND_TOKENIZER = 1, KIND_SASREC = 2, KIND_E4SREC = 3, KIND_STUDENT = 4, KIND_DLLM2REC = 5 };
+
+static const char* bin_kind_name(int kind) {
+    switch (kind) {
+        case KIND_TOKENIZER: return "tokenizer";
+        case KIND_SASREC: return "sasrec";
+        case KIND_E4SREC: return "e4srec";
+        case KIND_STUDENT: return "slmrec-student";
+        case KIND_DLLM2REC: return "dllm2rec";
+        default: return "unknown";
+    }
+}
+
+static uint32_t fnv1a(const void* data, size_t n) {
+    const unsigned char* p = (const unsigned char*)data;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; }
+    return h;
+}
+
+// writes header + payload to path atomically (temp file, then rename)
+static void binfile_write(const char* path, int kind, const int* dims, int ndims, const void* payload, size_t nbytes) {
+    if (ndims > HEADER_DIMS) die("binfile_write: %d dims exceed the header's %d", ndims, HEADER_DIMS);
+    int32_t header[HEADER_INTS] = {0};
+    header[0] = BIN_MAGIC;
+    header[1] = BIN_VERSION;
+    header[2] = kind;
+    header[3] = (int32_t)(uint32_t)(nbytes & 0xffffffffu);
+    header[4] = (int32_t)(uint32_t)((uint64_t)nbytes >> 32);
+    header[5] = (int32_t)fnv1a(payload, nbytes);
+    for (int i = 0; i < ndims; i++) header[6 + i] = dims[i];
+    OutFile o;
+    outfile_open(&o, path);
+    fwriteCheck(header, sizeof(int32_t), HEADER_INTS, o.f);
+    if (nbytes) fwriteCheck(payload, 1, nbytes, o.f);
+    outfile_commit(&o);
+}
+
+// reads and verifies path; dies with a message naming the file and the fix.
+// dims gets HEADER_DIMS ints; returns the payload (caller frees), *nbytes its size.
+static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes) {
+    size_t len = 0;
+    char* buf = read_file(path, &len);
+    const char* expected = bin_kind_name(kind);
+    if (len < HEADER_INTS * sizeof(int32_t)) {
+        die("'%s' is %zu bytes, shorter than the %zu-byte header: not a slmrec %s file, or truncated",
+            path, len, HEADER_INTS * sizeof(int32_t), expected);
+    }
+    int32_t header[HEADER_INTS];
+    memcpy(header, buf, sizeof(header));
+    if (header[0] != BIN_MAGIC) {
+        die("'%s' has magic %d, expected %d: not a slmrec file (a llama2.c or HF file needs the import-* commands)",
+            path, header[0], BIN_MAGIC);
+    }
+    if (header[1] != BIN_VERSION) {
+        die("'%s' is format version %d, this build reads version %d: re-create it with this build", path, header[1], BIN_VERSION);
+    }
+    if (header[2] != kind) {
+        die("'%s' holds a %s, expected a %s", path, bin_kind_name(header[2]), expected);
+    }
+    size_t want = (size_t)(uint32_t)header[3] | ((size_t)(uint32_t)header[4] << 32);
+    size_t have = len - HEADER_INTS * sizeof(int32_t);
+    if (have != want) {
+        die("'%s' payload is %zu bytes, its header says %zu: the file is truncated or was appended to", path, have, want);
+    }
+    const char* payload = buf + HEADER_INTS * sizeof(int32_t);
+    if ((int32_t)fnv1a(payload, have) != header[5]) {
+        die("'%s' fails its checksum: the file is corrupted; re-create or re-copy it", path);
+    }
+    memcpy(dims, header + 6, HEADER_DIMS * sizeof(int));
+    void* out = mallocCheck(have);
+    memcpy(out, payload, have);
+    free(buf);
+    *nbytes = have;
+    return out;
+}
+
+// sequential cursor over a payload, for reading tensors in their fixed order
+typedef struct {
+    const char* data;
+    size_t size, pos;
+    const char* path;  // for messages
+} Cursor;
+
+static void cursor_take(Cursor* c, void* dst, size_t nbytes, const char* what) {
+    if (c->pos + nbytes > c->size) {
+        die("'%s' ends inside %s (needs %zu bytes at offset %zu, payload is %zu): dimensions and payload disagree",
+            c->path, what, nbytes, c->pos, c->size);
+    }
+    memcpy(dst, c->data + c->pos, nbytes);
+    c->pos += nbytes;
+}
+
+static void cursor_done(Cursor* c) {
+    if (c->pos != c->size) {
+        die("'%s' has %zu unread payload bytes: dimensions and payload disagree", c->path, c->size - c->pos);
+    }
+}
+
+// growable byte buffer, for building a payload before binfile_write
+typedef struct {
+    char* data;
+    size_t size, cap;
+} Buffer;
+
+static void buffer_put(Buffer* b, const void* src, size_t nbytes) {
+    if (b->size + nbytes > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->size + nbytes) cap *= 2;
+        char* p = (char*)realloc(b->data, cap);
+        if (p == NULL) die("out of memory growing a %zu-byte buffer", cap);
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->size, src, nbytes);
+    b->size += nbytes;
+}

@@ -1,0 +1,132 @@
+// distill.h: the SLMRec loss (SPEC 3.3). A student E4SRec of N layers learns
+// from a frozen teacher of M layers through B blocks: at depth (N/B)*i of the
+// student and (M/B)*i of the teacher (i = 1..B; depth L = final RMSNorm output),
+// on the last token,
+//   Dcos  = sum_i (1 - mean_b cos(h_s, h_t))
+//   Dnorm = sum_i mean_b ||h_s - h_t||_2
+//   Lms   = sum_{i<B} CE(adapter_i(h_s) @ item_table^T, target)
+//   loss  = CE + l1 Dcos + l2 Dnorm + l3 Lms
+#pragma once
+#include "e4srec.h"
+
+typedef struct {
+    float ce, dcos, dnorm, lms, total;
+} SLMRecLosses;
+
+typedef struct {
+    E4SRec* student;
+    E4SRec* teacher;
+    int blocks;
+    float l1, l2, l3;
+    float* adapters;     // (blocks-1, D, C) Linear C -> D, no bias
+    float* dadapters;    // (blocks-1, D, C)
+    size_t num_adapter_params;
+    // per-adapter activations for up to max_B samples
+    int max_B;
+    float* ad_user;      // (blocks-1, B, D)
+    float* ad_logits;    // (blocks-1, B, I)
+    float* ad_probs;     // (blocks-1, B, I)
+    float* ad_losses;    // (B)
+    SLMRecLosses losses;
+} SLMRec;
+
+static int slmrec_student_depth(const SLMRec* s, int i) { return s->student->cfg.L / s->blocks * i; }
+static int slmrec_teacher_depth(const SLMRec* s, int i) { return s->teacher->cfg.L / s->blocks * i; }
+
+static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks, float l1, float l2, float l3, Rng* rng) {
+    memset(s, 0, sizeof(*s));
+    if (blocks < 1 || student->cfg.L % blocks != 0 || teacher->cfg.L % blocks != 0) {
+        die("distill: %d blocks must divide both the student's %d and the teacher's %d layers",
+            blocks, student->cfg.L, teacher->cfg.L);
+    }
+    if (student->cfg.C != teacher->cfg.C || student->cfg.D != teacher->cfg.D || student->cfg.I != teacher->cfg.I) {
+        die("distill: student and teacher must share hidden width, item width and item table (C %d/%d, D %d/%d, I %d/%d)",
+            student->cfg.C, teacher->cfg.C, student->cfg.D, teacher->cfg.D, student->cfg.I, teacher->cfg.I);
+    }
+    s->student = student;
+    s->teacher = teacher;
+    s->blocks = blocks;
+    s->l1 = l1; s->l2 = l2; s->l3 = l3;
+    s->num_adapter_params = (size_t)(blocks - 1) * student->cfg.D * student->cfg.C;
+    s->adapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
+    s->dadapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
+    if (rng) rng_fill_normal(rng, s->adapters, s->num_adapter_params, 0.02f);
+}
+
+static void slmrec_free(SLMRec* s) {
+    free(s->adapters); free(s->dadapters); free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses);
+    memset(s, 0, sizeof(*s));
+}
+
+static void slmrec_alloc_acts(SLMRec* s, int B) {
+    if (B <= s->max_B) return;
+    free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses);
+    size_t A = s->blocks - 1 > 0 ? s->blocks - 1 : 1, D = s->student->cfg.D, I = s->student->cfg.I;
+    s->ad_user = (float*)callocCheck(A * B * D, sizeof(float));
+    s->ad_logits = (float*)callocCheck(A * B * I, sizeof(float));
+    s->ad_probs = (float*)callocCheck(A * B * I, sizeof(float));
+    s->ad_losses = (float*)callocCheck(B, sizeof(float));
+    s->max_B = B;
+}
+
+// teacher forward (features only), student forward, every loss term
+static SLMRecLosses slmrec_forward(SLMRec* s, const int* items, const int* targets, int B) {
+    E4SRec* st = s->student;
+    E4SRec* te = s->teacher;
+    int C = st->cfg.C, D = st->cfg.D, I = st->cfg.I;
+    slmrec_alloc_acts(s, B);
+    e4srec_forward(te, items, NULL, B);
+    SLMRecLosses r = {0};
+    r.ce = e4srec_forward(st, items, targets, B);
+    for (int i = 1; i <= s->blocks; i++) {
+        const float* hs = st->acts.last + (size_t)slmrec_student_depth(s, i) * B * C;
+        const float* ht = te->acts.last + (size_t)slmrec_teacher_depth(s, i) * B * C;
+        r.dcos += kd_cosine_forward(hs, ht, B, C);
+        r.dnorm += kd_l2_forward(hs, ht, B, C);
+    }
+    for (int i = 1; i < s->blocks; i++) {
+        const float* hs = st->acts.last + (size_t)slmrec_student_depth(s, i) * B * C;
+        float* user = s->ad_user + (size_t)(i - 1) * B * D;
+        float* logits = s->ad_logits + (size_t)(i - 1) * B * I;
+        matmul_forward(user, hs, s->adapters + (size_t)(i - 1) * D * C, NULL, B, C, D);
+        matmul_forward(logits, user, st->item_table, NULL, B, D, I);
+        crossentropy_forward(s->ad_losses, s->ad_probs + (size_t)(i - 1) * B * I, logits, targets, B, I);
+        for (int b = 0; b < B; b++) r.lms += s->ad_losses[b] / B;
+    }
+    r.total = r.ce + s->l1 * r.dcos + s->l2 * r.dnorm + s->l3 * r.lms;
+    s->losses = r;
+    return r;
+}
+
+// gradients of the total loss into the student's grads and dadapters (both zeroed here)
+static void slmrec_backward(SLMRec* s) {
+    E4SRec* st = s->student;
+    E4SRec* te = s->teacher;
+    int B = st->B, C = st->cfg.C, D = st->cfg.D, I = st->cfg.I;
+    e4srec_zero_grad(st);
+    memset(s->dadapters, 0, s->num_adapter_params * sizeof(float));
+    e4srec_ce_backward(st, 1.0f);
+    for (int i = 1; i <= s->blocks; i++) {
+        size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
+        const float* hs = st->acts.last + ks;
+        const float* ht = te->acts.last + (size_t)slmrec_teacher_depth(s, i) * B * C;
+        kd_cosine_backward(st->dacts.dlast + ks, s->l1, hs, ht, B, C);
+        kd_l2_backward(st->dacts.dlast + ks, s->l2, hs, ht, B, C);
+    }
+    float* dlosses = (float*)mallocCheck((size_t)B * sizeof(float));
+    float* dlogits = (float*)mallocCheck((size_t)B * I * sizeof(float));
+    float* duser = (float*)mallocCheck((size_t)B * D * sizeof(float));
+    for (int b = 0; b < B; b++) dlosses[b] = s->l3 / B;
+    for (int i = 1; i < s->blocks; i++) {
+        size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
+        float* adapter = s->adapters + (size_t)(i - 1) * D * C;
+        memset(dlogits, 0, (size_t)B * I * sizeof(float));
+        memset(duser, 0, (size_t)B * D * sizeof(float));
+        crossentropy_backward(dlogits, dlosses, s->ad_probs + (size_t)(i - 1) * B * I, st->targets, B, I);
+        matmul_backward(duser, NULL, NULL, dlogits, s->ad_user + (size_t)(i - 1) * B * D, st->item_table, B, D, I);
+        matmul_backward(st->dacts.dlast + ks, s->dadapters + (size_t)(i - 1) * D * C, NULL, duser,
+                        st->acts.last + ks, adapter, B, C, D);
+    }
+    free(dlosses); free(dlogits); free(duser);
+    e4srec_backward(st);
+}

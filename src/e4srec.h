@@ -1,0 +1,392 @@
+// e4srec.h: the E4SRec model (SPEC 3.2): a LLaMA decoder fed
+//   [instruction tokens | input_proj(item_table[history]) | response tokens]
+// whose last-token final hidden state, through `score`, is scored against the
+// frozen item table. Teacher (M layers) and student (N layers) are this same
+// code with a different L. Parameters, gradients and activations each live in
+// one arena carved by a table of sizes.
+#pragma once
+#include "layers.h"
+
+typedef struct {
+    int V;       // token vocabulary
+    int C;       // hidden width (d1)
+    int F;       // MLP width
+    int L;       // decoder layers
+    int NH;      // query heads
+    int KVH;     // key/value heads (grouped-query attention when < NH)
+    int HS;      // head size
+    int D;       // item embedding width (d0)
+    int I;       // item table rows = n_items + 1 (row 0 = pad)
+    int P1, P2;  // instruction and response prompt lengths (tokens)
+    int S;       // item history length (max_len)
+    float rms_eps, rope_theta;
+} E4SRecConfig;
+
+#define E4SREC_NUM_PARAMS 11
+typedef struct {
+    float* tok_emb;   // (V, C)
+    float* proj_w;    // (C, D)   input_proj
+    float* proj_b;    // (C)
+    float* rms1;      // (L, C)   input_layernorm
+    float* wqkv;      // (L, (NH+2KVH)*HS, C)  q_proj, k_proj, v_proj stacked by rows
+    float* wo;        // (L, C, NH*HS)         o_proj
+    float* rms2;      // (L, C)   post_attention_layernorm
+    float* wgateup;   // (L, 2F, C)  gate_proj, up_proj stacked by rows
+    float* wdown;     // (L, C, F)   down_proj
+    float* rms_final; // (C)
+    float* score_w;   // (D, C)   score
+} E4SRecParams;
+
+#define E4SREC_NUM_ACTS 20
+typedef struct {
+    float* x_items;   // (B, S, D)     item_table[history]
+    float* proj;      // (B, S, C)     input_proj(x_items)
+    float* residual;  // (L+1, B, T, C) residual[k] = hidden state entering layer k
+    float* ln1;       // (L, B, T, C)
+    float* ln1_rstd;  // (L, B, T)
+    float* qkv;       // (L, B, T, QKV) after RoPE
+    float* att;       // (L, B, NH, T, T) attention probabilities
+    float* atty;      // (L, B, T, NH*HS)
+    float* resid_mid; // (L, B, T, C)  residual after the attention branch
+    float* ln2;       // (L, B, T, C)
+    float* ln2_rstd;  // (L, B, T)
+    float* gateup;    // (L, B, T, 2F)
+    float* swiglu;    // (L, B, T, F)
+    float* lnf;       // (B, T, C)     final RMSNorm output = hidden state L
+    float* lnf_rstd;  // (B, T)
+    float* branch;    // (B, T, C)     scratch: output of o_proj / down_proj before the residual add
+    float* last;      // (L+1, B, C)   last-token hidden states: k < L residual[k], k = L lnf
+    float* user;      // (B, D)        score(last[L])
+    float* logits;    // (B, I)
+    float* probs;     // (B, I)
+} E4SRecActs;
+
+// gradients of activations: one layer's worth of scratch, reused going down
+#define E4SREC_NUM_DACTS 10
+typedef struct {
+    float* dresidual; // (B, T, C)
+    float* dln;       // (B, T, C)
+    float* dqkv;      // (B, T, QKV)
+    float* datty;     // (B, T, NH*HS)
+    float* dgateup;   // (B, T, 2F)
+    float* dswiglu;   // (B, T, F)
+    float* dproj;     // (B, S, C)
+    float* dlast;     // (L+1, B, C)  gradient injected at each last-token hidden state (KD losses add here)
+    float* duser;     // (B, D)
+    float* dlogits;   // (B, I)
+} E4SRecDActs;
+
+typedef struct {
+    E4SRecConfig cfg;
+    E4SRecParams params;
+    E4SRecParams grads;
+    size_t param_sizes[E4SREC_NUM_PARAMS];
+    size_t num_params;
+    float* params_memory;
+    float* grads_memory;
+    const float* item_table;  // (I, D) frozen, owned by the caller
+    int* instr;               // (P1) instruction token ids
+    int* resp;                // (P2) response token ids
+    // activations, allocated lazily for up to max_B samples
+    int max_B;
+    E4SRecActs acts;
+    E4SRecDActs dacts;
+    float* acts_memory;
+    float* dacts_memory;
+    int* keymask;             // (B, T) 1 = real token
+    int* items;               // (B, S) the batch's history ids
+    int* targets;             // (B)
+    float* losses;            // (B)
+    int B;                    // samples in the current batch
+} E4SRec;
+
+static int e4srec_T(const E4SRecConfig* c) { return c->P1 + c->S + c->P2; }
+static int e4srec_QKV(const E4SRecConfig* c) { return (c->NH + 2 * c->KVH) * c->HS; }
+
+static void e4srec_param_sizes(size_t* s, const E4SRecConfig* c) {
+    size_t L = c->L, C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS;
+    s[0] = (size_t)c->V * C;
+    s[1] = C * c->D;
+    s[2] = C;
+    s[3] = L * C;
+    s[4] = L * QKV * C;
+    s[5] = L * C * Q;
+    s[6] = L * C;
+    s[7] = L * 2 * c->F * C;
+    s[8] = L * C * c->F;
+    s[9] = C;
+    s[10] = (size_t)c->D * C;
+}
+
+static void e4srec_point_params(E4SRecParams* p, float* memory, const size_t* sizes) {
+    float** ptrs[E4SREC_NUM_PARAMS] = {&p->tok_emb, &p->proj_w, &p->proj_b, &p->rms1, &p->wqkv, &p->wo,
+                                       &p->rms2, &p->wgateup, &p->wdown, &p->rms_final, &p->score_w};
+    arena_point(memory, ptrs, sizes, E4SREC_NUM_PARAMS);
+}
+
+static void e4srec_validate_config(const E4SRecConfig* c) {
+    if (c->L < 1 || c->C < 1 || c->F < 1 || c->V < 1 || c->D < 1 || c->I < 2 || c->S < 1) {
+        die("e4srec: every dimension must be positive (L=%d C=%d F=%d V=%d D=%d I=%d S=%d)",
+            c->L, c->C, c->F, c->V, c->D, c->I, c->S);
+    }
+    if (c->NH < 1 || c->KVH < 1 || c->NH % c->KVH != 0) {
+        die("e4srec: %d query heads must be a multiple of %d key/value heads", c->NH, c->KVH);
+    }
+    if (c->HS % 2 != 0) die("e4srec: head size %d must be even for RoPE", c->HS);
+}
+
+// allocates parameters and gradients (zeroed); the caller fills the parameters
+static void e4srec_build(E4SRec* m, const E4SRecConfig* cfg, const float* item_table, const int* instr, const int* resp) {
+    memset(m, 0, sizeof(*m));
+    e4srec_validate_config(cfg);
+    m->cfg = *cfg;
+    e4srec_param_sizes(m->param_sizes, cfg);
+    m->num_params = sizes_total(m->param_sizes, E4SREC_NUM_PARAMS);
+    m->params_memory = (float*)callocCheck(m->num_params, sizeof(float));
+    m->grads_memory = (float*)callocCheck(m->num_params, sizeof(float));
+    e4srec_point_params(&m->params, m->params_memory, m->param_sizes);
+    e4srec_point_params(&m->grads, m->grads_memory, m->param_sizes);
+    m->item_table = item_table;
+    m->instr = (int*)mallocCheck((cfg->P1 + 1) * sizeof(int));
+    m->resp = (int*)mallocCheck((cfg->P2 + 1) * sizeof(int));
+    memcpy(m->instr, instr, cfg->P1 * sizeof(int));
+    memcpy(m->resp, resp, cfg->P2 * sizeof(int));
+}
+
+// LLaMA-style init: N(0, 0.02) matrices, unit norms, zero bias
+static void e4srec_init_random(E4SRec* m, Rng* rng) {
+    const E4SRecConfig* c = &m->cfg;
+    E4SRecParams* p = &m->params;
+    float* matrices[] = {p->tok_emb, p->proj_w, p->wqkv, p->wo, p->wgateup, p->wdown, p->score_w};
+    int which[] = {0, 1, 4, 5, 7, 8, 10};
+    for (int i = 0; i < 7; i++) rng_fill_normal(rng, matrices[i], m->param_sizes[which[i]], 0.02f);
+    for (size_t i = 0; i < (size_t)c->L * c->C; i++) { p->rms1[i] = 1.0f; p->rms2[i] = 1.0f; }
+    for (int i = 0; i < c->C; i++) { p->rms_final[i] = 1.0f; p->proj_b[i] = 0.0f; }
+}
+
+static void e4srec_alloc_acts(E4SRec* m, int B) {
+    if (B <= m->max_B) return;
+    free(m->acts_memory); free(m->dacts_memory); free(m->keymask); free(m->items); free(m->targets); free(m->losses);
+    const E4SRecConfig* c = &m->cfg;
+    size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
+    size_t BT = (size_t)B * T, BS = (size_t)B * c->S;
+    size_t s[E4SREC_NUM_ACTS] = {BS * c->D, BS * C, (L + 1) * BT * C, L * BT * C, L * BT, L * BT * QKV,
+                                 L * B * c->NH * T * T, L * BT * Q, L * BT * C, L * BT * C, L * BT,
+                                 L * BT * 2 * F, L * BT * F, BT * C, BT, BT * C, (L + 1) * B * C,
+                                 (size_t)B * c->D, (size_t)B * c->I, (size_t)B * c->I};
+    E4SRecActs* a = &m->acts;
+    float** ap[E4SREC_NUM_ACTS] = {&a->x_items, &a->proj, &a->residual, &a->ln1, &a->ln1_rstd, &a->qkv, &a->att,
+                                   &a->atty, &a->resid_mid, &a->ln2, &a->ln2_rstd, &a->gateup, &a->swiglu,
+                                   &a->lnf, &a->lnf_rstd, &a->branch, &a->last, &a->user, &a->logits, &a->probs};
+    m->acts_memory = arena_alloc(ap, s, E4SREC_NUM_ACTS);
+    size_t ds[E4SREC_NUM_DACTS] = {BT * C, BT * C, BT * QKV, BT * Q, BT * 2 * F, BT * F, BS * C,
+                                   (L + 1) * B * C, (size_t)B * c->D, (size_t)B * c->I};
+    E4SRecDActs* d = &m->dacts;
+    float** dp[E4SREC_NUM_DACTS] = {&d->dresidual, &d->dln, &d->dqkv, &d->datty, &d->dgateup, &d->dswiglu,
+                                    &d->dproj, &d->dlast, &d->duser, &d->dlogits};
+    m->dacts_memory = arena_alloc(dp, ds, E4SREC_NUM_DACTS);
+    m->keymask = (int*)mallocCheck(BT * sizeof(int));
+    m->items = (int*)mallocCheck(BS * sizeof(int));
+    m->targets = (int*)mallocCheck((size_t)B * sizeof(int));
+    m->losses = (float*)mallocCheck((size_t)B * sizeof(float));
+    m->max_B = B;
+}
+
+static void e4srec_free(E4SRec* m) {
+    free(m->params_memory); free(m->grads_memory); free(m->acts_memory); free(m->dacts_memory);
+    free(m->keymask); free(m->items); free(m->targets); free(m->losses); free(m->instr); free(m->resp);
+    memset(m, 0, sizeof(*m));
+}
+
+// forward for B samples: items (B, S) history ids (0 = pad), targets (B) or NULL.
+// Fills every activation, the user vectors, the item logits and, with targets,
+// m->losses and returns the mean cross-entropy (0 without targets).
+static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int B) {
+    const E4SRecConfig* c = &m->cfg;
+    e4srec_alloc_acts(m, B);
+    m->B = B;
+    int T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F;
+    size_t BT = (size_t)B * T;
+    E4SRecParams* p = &m->params;
+    E4SRecActs* a = &m->acts;
+    memcpy(m->items, items, (size_t)B * S * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < S; i++) {
+            if (items[b * S + i] < 0 || items[b * S + i] >= c->I) {
+                die("e4srec: item id %d at batch row %d is outside the item table (0..%d)", items[b * S + i], b, c->I - 1);
+            }
+        }
+        for (int t = 0; t < T; t++) m->keymask[b * T + t] = (t < c->P1 || t >= c->P1 + S) ? 1 : items[b * S + t - c->P1] > 0;
+    }
+    // embeddings: prompt tokens from tok_emb, history positions from input_proj(item_table[ids])
+    embedding_forward(a->x_items, items, m->item_table, B * S, c->D);
+    matmul_forward(a->proj, a->x_items, p->proj_w, p->proj_b, B * S, c->D, C);
+    float* x = a->residual;  // residual[0]
+    for (int b = 0; b < B; b++) {
+        float* row = x + (size_t)b * T * C;
+        embedding_forward(row, m->instr, p->tok_emb, c->P1, C);
+        memcpy(row + (size_t)c->P1 * C, a->proj + (size_t)b * S * C, (size_t)S * C * sizeof(float));
+        embedding_forward(row + (size_t)(c->P1 + S) * C, m->resp, p->tok_emb, c->P2, C);
+    }
+    for (int l = 0; l < c->L; l++) {
+        float* res_in = a->residual + l * BT * C;
+        float* ln1 = a->ln1 + l * BT * C;
+        float* qkv = a->qkv + l * BT * QKV;
+        float* atty = a->atty + l * BT * Q;
+        float* mid = a->resid_mid + l * BT * C;
+        float* ln2 = a->ln2 + l * BT * C;
+        float* gateup = a->gateup + l * BT * 2 * F;
+        float* sw = a->swiglu + l * BT * F;
+        rmsnorm_forward(ln1, a->ln1_rstd + l * BT, res_in, p->rms1 + l * C, B * T, C, c->rms_eps);
+        matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, B * T, C, QKV);
+        rope_forward(qkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        attention_forward(atty, a->att + (size_t)l * B * c->NH * T * T, qkv, m->keymask, B, T, c->NH, c->KVH, c->HS);
+        matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B * T, Q, C);
+        residual_forward(mid, res_in, a->branch, BT * C);
+        rmsnorm_forward(ln2, a->ln2_rstd + l * BT, mid, p->rms2 + l * C, B * T, C, c->rms_eps);
+        matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, B * T, C, 2 * F);
+        swiglu_forward(sw, gateup, B * T, F);
+        matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, B * T, F, C);
+        residual_forward(a->residual + (l + 1) * BT * C, mid, a->branch, BT * C);
+    }
+    rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * BT * C, p->rms_final, B * T, C, c->rms_eps);
+    // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation
+    for (int k = 0; k <= c->L; k++) {
+        const float* h = k < c->L ? a->residual + k * BT * C : a->lnf;
+        for (int b = 0; b < B; b++) {
+            memcpy(a->last + ((size_t)k * B + b) * C, h + ((size_t)b * T + T - 1) * C, C * sizeof(float));
+        }
+    }
+    matmul_forward(a->user, a->last + (size_t)c->L * B * C, p->score_w, NULL, B, C, c->D);
+    matmul_forward(a->logits, a->user, m->item_table, NULL, B, c->D, c->I);
+    if (targets == NULL) return 0.0f;
+    memcpy(m->targets, targets, B * sizeof(int));
+    crossentropy_forward(m->losses, a->probs, a->logits, targets, B, c->I);
+    double mean = 0.0;
+    for (int b = 0; b < B; b++) mean += m->losses[b];
+    return (float)(mean / B);
+}
+
+// zeroes the parameter gradients and the injected last-token gradients
+static void e4srec_zero_grad(E4SRec* m) {
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    memset(m->dacts.dlast, 0, (size_t)(m->cfg.L + 1) * m->B * m->cfg.C * sizeof(float));
+}
+
+// adds the gradient of ce_weight * mean-CE into dlast[L] (through logits and score)
+static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
+    const E4SRecConfig* c = &m->cfg;
+    int B = m->B;
+    E4SRecActs* a = &m->acts;
+    E4SRecDActs* d = &m->dacts;
+    float* dlosses = (float*)mallocCheck((size_t)B * sizeof(float));
+    for (int b = 0; b < B; b++) dlosses[b] = ce_weight / B;
+    memset(d->dlogits, 0, (size_t)B * c->I * sizeof(float));
+    memset(d->duser, 0, (size_t)B * c->D * sizeof(float));
+    crossentropy_backward(d->dlogits, dlosses, a->probs, m->targets, B, c->I);
+    matmul_backward(d->duser, NULL, NULL, d->dlogits, a->user, m->item_table, B, c->D, c->I);
+    matmul_backward(d->dlast + (size_t)c->L * B * c->C, m->grads.score_w, NULL, d->duser,
+                    a->last + (size_t)c->L * B * c->C, m->params.score_w, B, c->C, c->D);
+    free(dlosses);
+}
+
+// backpropagates dacts.dlast (every depth's last-token gradient) into grads.
+// Call after e4srec_zero_grad and whatever loss backward filled dlast.
+static void e4srec_backward(E4SRec* m) {
+    const E4SRecConfig* c = &m->cfg;
+    int B = m->B, T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F;
+    size_t BT = (size_t)B * T;
+    E4SRecParams* p = &m->params;
+    E4SRecParams* g = &m->grads;
+    E4SRecActs* a = &m->acts;
+    E4SRecDActs* d = &m->dacts;
+    // final RMSNorm: only the last token carries a gradient
+    memset(d->dln, 0, BT * C * sizeof(float));
+    memset(d->dresidual, 0, BT * C * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        memcpy(d->dln + ((size_t)b * T + T - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
+    }
+    rmsnorm_backward(d->dresidual, g->rms_final, d->dln, a->residual + c->L * BT * C, p->rms_final, a->lnf_rstd, B * T, C);
+    for (int l = c->L - 1; l >= 0; l--) {
+        float* res_in = a->residual + l * BT * C;
+        float* mid = a->resid_mid + l * BT * C;
+        // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
+        memset(d->dswiglu, 0, BT * F * sizeof(float));
+        memset(d->dgateup, 0, BT * 2 * F * sizeof(float));
+        memset(d->dln, 0, BT * C * sizeof(float));
+        matmul_backward(d->dswiglu, g->wdown + (size_t)l * C * F, NULL, d->dresidual, a->swiglu + l * BT * F,
+                        p->wdown + (size_t)l * C * F, B * T, F, C);
+        swiglu_backward(d->dgateup, d->dswiglu, a->gateup + l * BT * 2 * F, B * T, F);
+        matmul_backward(d->dln, g->wgateup + (size_t)l * 2 * F * C, NULL, d->dgateup, a->ln2 + l * BT * C,
+                        p->wgateup + (size_t)l * 2 * F * C, B * T, C, 2 * F);
+        rmsnorm_backward(d->dresidual, g->rms2 + l * C, d->dln, mid, p->rms2 + l * C, a->ln2_rstd + l * BT, B * T, C);
+        // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
+        memset(d->datty, 0, BT * Q * sizeof(float));
+        memset(d->dqkv, 0, BT * QKV * sizeof(float));
+        memset(d->dln, 0, BT * C * sizeof(float));
+        matmul_backward(d->datty, g->wo + (size_t)l * C * Q, NULL, d->dresidual, a->atty + l * BT * Q,
+                        p->wo + (size_t)l * C * Q, B * T, Q, C);
+        attention_backward(d->dqkv, d->datty, a->qkv + l * BT * QKV, a->att + (size_t)l * B * c->NH * T * T,
+                           B, T, c->NH, c->KVH, c->HS);
+        rope_backward(d->dqkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        matmul_backward(d->dln, g->wqkv + (size_t)l * QKV * C, NULL, d->dqkv, a->ln1 + l * BT * C,
+                        p->wqkv + (size_t)l * QKV * C, B * T, C, QKV);
+        rmsnorm_backward(d->dresidual, g->rms1 + l * C, d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + l * BT, B * T, C);
+        // dresidual = d(residual[l]); add what distillation injected at this depth's last token
+        for (int b = 0; b < B; b++) {
+            float* dr = d->dresidual + ((size_t)b * T + T - 1) * C;
+            const float* inj = d->dlast + ((size_t)l * B + b) * C;
+            for (int i = 0; i < C; i++) dr[i] += inj[i];
+        }
+    }
+    // embeddings: prompt positions into tok_emb, history positions through input_proj
+    for (int b = 0; b < B; b++) {
+        const float* row = d->dresidual + (size_t)b * T * C;
+        embedding_backward(g->tok_emb, row, m->instr, c->P1, C);
+        memcpy(d->dproj + (size_t)b * S * C, row + (size_t)c->P1 * C, (size_t)S * C * sizeof(float));
+        embedding_backward(g->tok_emb, row + (size_t)(c->P1 + S) * C, m->resp, c->P2, C);
+    }
+    matmul_backward(NULL, g->proj_w, g->proj_b, d->dproj, a->x_items, p->proj_w, B * S, c->D, C);
+}
+
+// ----------------------------------------------------------------------------
+// HF names: the i-th tensor of an HF E4SRec/LLaMA state dict, as a slice of p.
+// wrap = prefix of the E4SRec wrapper ("teacher."), llama = of the decoder
+// ("teacher.llama."). q/k/v are row blocks of wqkv, gate/up of wgateup.
+// Returns 0 past the last index. The same table loads weights and compares gradients.
+
+static int e4srec_hf_tensor(const E4SRec* m, const E4SRecParams* p, int index, const char* wrap, const char* llama,
+                            char* name, size_t cap, float** ptr, size_t* numel) {
+    const E4SRecConfig* c = &m->cfg;
+    size_t C = c->C, F = c->F, Q = (size_t)c->NH * c->HS, KV = (size_t)c->KVH * c->HS, QKV = e4srec_QKV(c);
+    const int per_layer = 9, head = 3;
+    if (index < head) {
+        const char* names[] = {"embed_tokens.weight", "input_proj.weight", "input_proj.bias"};
+        float* ptrs[] = {p->tok_emb, p->proj_w, p->proj_b};
+        size_t sizes[] = {(size_t)c->V * C, C * c->D, C};
+        snprintf(name, cap, "%s%s", index == 0 ? llama : wrap, names[index]);
+        *ptr = ptrs[index];
+        *numel = sizes[index];
+        return 1;
+    }
+    index -= head;
+    if (index < c->L * per_layer) {
+        int l = index / per_layer, k = index % per_layer;
+        const char* names[] = {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                               "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+                               "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"};
+        float* wqkv = p->wqkv + l * QKV * C;
+        float* wgu = p->wgateup + l * 2 * F * C;
+        float* ptrs[] = {p->rms1 + l * C, wqkv, wqkv + Q * C, wqkv + (Q + KV) * C, p->wo + l * C * Q,
+                         p->rms2 + l * C, wgu, wgu + F * C, p->wdown + l * C * F};
+        size_t sizes[] = {C, Q * C, KV * C, KV * C, C * Q, C, F * C, F * C, C * F};
+        snprintf(name, cap, "%slayers.%d.%s", llama, l, names[k]);
+        *ptr = ptrs[k];
+        *numel = sizes[k];
+        return 1;
+    }
+    index -= c->L * per_layer;
+    if (index == 0) { snprintf(name, cap, "%snorm.weight", llama); *ptr = p->rms_final; *numel = C; return 1; }
+    if (index == 1) { snprintf(name, cap, "%sscore.weight", wrap); *ptr = p->score_w; *numel = (size_t)c->D * C; return 1; }
+    return 0;
+}

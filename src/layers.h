@@ -1,0 +1,424 @@
+// layers.h: the CPU reference layers, float32, each forward next to its backward.
+//
+// Dimension names: B batch, T tokens, C hidden (d1), D item-embedding width (d0),
+// NH query heads, KVH key/value heads, HS head size, F MLP width, V token
+// vocabulary, I item-table rows (n_items + 1, row 0 = pad). N = B*T rows.
+//
+// Convention: every backward ACCUMULATES (+=) into the gradients it writes,
+// activation gradients (dinp) and parameter gradients (dweight) alike, so
+// branches that meet (residuals, shared weights) sum without extra code.
+// Callers zero gradient buffers once before a backward pass. A NULL gradient
+// pointer means "not needed" (frozen tables, inputs).
+// The one exception is rope_backward, which rotates its buffer in place.
+#pragma once
+#include "utils.h"
+
+// ----------------------------------------------------------------------------
+// embedding lookup: out[n] = table[ids[n]]
+
+static void embedding_forward(float* out, const int* ids, const float* table, int N, int C) {
+    // out (N, C), ids (N), table (rows, C)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, table + (size_t)ids[n] * C, C * sizeof(float));
+}
+
+static void embedding_backward(float* dtable, const float* dout, const int* ids, int N, int C) {
+    // sequential over n: rows repeat, so parallel writes would race
+    for (int n = 0; n < N; n++) {
+        float* dt = dtable + (size_t)ids[n] * C;
+        const float* d = dout + (size_t)n * C;
+        for (int c = 0; c < C; c++) dt[c] += d[c];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear
+
+static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
+    // out (N, OC), inp (N, C), weight (OC, C), bias (OC) or NULL
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++) {
+        for (int o = 0; o < OC; o++) {
+            const float* x = inp + (size_t)n * C;
+            const float* w = weight + (size_t)o * C;
+            float sum = bias ? bias[o] : 0.0f;
+            #pragma omp simd reduction(+ : sum)
+            for (int i = 0; i < C; i++) sum += x[i] * w[i];
+            out[(size_t)n * OC + o] = sum;
+        }
+    }
+}
+
+static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int N, int C, int OC) {
+    // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout
+    if (dinp) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            float* di = dinp + (size_t)n * C;
+            for (int o = 0; o < OC; o++) {
+                float d = dout[(size_t)n * OC + o];
+                const float* w = weight + (size_t)o * C;
+                for (int i = 0; i < C; i++) di[i] += d * w[i];
+            }
+        }
+    }
+    if (dweight || dbias) {
+        #pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            float* dw = dweight ? dweight + (size_t)o * C : NULL;
+            float db = 0.0f;
+            for (int n = 0; n < N; n++) {
+                float d = dout[(size_t)n * OC + o];
+                db += d;
+                if (dw) {
+                    const float* x = inp + (size_t)n * C;
+                    for (int i = 0; i < C; i++) dw[i] += d * x[i];
+                }
+            }
+            if (dbias) dbias[o] += db;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// RMSNorm (LLaMA): out = inp / sqrt(mean(inp^2) + eps) * weight
+
+static void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
+    // out (N, C), rstd (N) cached for backward, inp (N, C), weight (C)
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / C + eps);
+        float* o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = x[i] * r * weight[i];
+        rstd[n] = r;
+    }
+}
+
+static void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                             const float* rstd, int N, int C) {
+    // dx = r * (dy*w) - r^3/C * x * sum(dy*w*x)
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        const float* dy = dout + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += dy[i] * weight[i] * x[i];
+        float k = r * r * r * dot / C;
+        float* dx = dinp + (size_t)n * C;
+        for (int i = 0; i < C; i++) dx[i] += r * dy[i] * weight[i] - k * x[i];
+    }
+    // parameter gradient in a second pass, parallel over channels, so no two threads share a dweight entry
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < C; i++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
+        dweight[i] += acc;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm (SASRec): out = (inp - mean) / sqrt(var + eps) * weight + bias
+
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int N, int C, float eps) {
+    // out (N, C), mean (N) and rstd (N) cached, inp (N, C), weight (C), bias (C)
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        float m = 0.0f, v = 0.0f;
+        for (int i = 0; i < C; i++) m += x[i];
+        m /= C;
+        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        float r = 1.0f / sqrtf(v / C + eps);
+        float* o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * r * weight[i] + bias[i];
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                               const float* weight, const float* mean, const float* rstd, int N, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        const float* dy = dout + (size_t)n * C;
+        float m = mean[n], r = rstd[n], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float dnorm = weight[i] * dy[i];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * (x[i] - m) * r;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float* dx = dinp + (size_t)n * C;
+        for (int i = 0; i < C; i++) {
+            float norm = (x[i] - m) * r;
+            dx[i] += r * (weight[i] * dy[i] - dnorm_mean - norm * dnorm_norm_mean);
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < C; i++) {
+        float dw = 0.0f, db = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float dy = dout[(size_t)n * C + i];
+            dw += dy * (inp[(size_t)n * C + i] - mean[n]) * rstd[n];
+            db += dy;
+        }
+        dweight[i] += dw;
+        dbias[i] += db;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// RoPE, HF layout: head dims j and j + HS/2 form a rotated pair; position = t.
+// (llama2.c rotates adjacent pairs; its q/k rows are permuted on import instead.)
+
+static void rope_rotate(float* x, int N, int T, int row_stride, int n_heads, int HS, float theta, float sign) {
+    // x (N, row_stride): the first n_heads*HS entries of each row are rotated in place;
+    // sign +1 applies the rotation (forward), -1 its inverse (backward)
+    int half = HS / 2;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        int pos = n % T;
+        for (int j = 0; j < half; j++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)HS);  // float32 as HF computes it
+            float angle = (float)pos * inv_freq;
+            float c = cosf(angle), s = sign * sinf(angle);
+            for (int h = 0; h < n_heads; h++) {
+                float* v = x + (size_t)n * row_stride + h * HS;
+                float a = v[j], b = v[j + half];
+                v[j] = a * c - b * s;
+                v[j + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+static void rope_forward(float* x, int N, int T, int row_stride, int n_heads, int HS, float theta) {
+    rope_rotate(x, N, T, row_stride, n_heads, HS, theta, 1.0f);
+}
+
+// the rotation is orthogonal, so its backward is the inverse rotation (in place)
+static void rope_backward(float* dx, int N, int T, int row_stride, int n_heads, int HS, float theta) {
+    rope_rotate(dx, N, T, row_stride, n_heads, HS, theta, -1.0f);
+}
+
+// ----------------------------------------------------------------------------
+// attention: causal AND key-not-padded mask, grouped-query heads.
+// qkv rows are [q (NH*HS) | k (KVH*HS) | v (KVH*HS)]; query head h reads kv head h / (NH/KVH).
+// keymask (B, T) is 1 for real tokens, 0 for pads; NULL = no padding (causal only).
+
+static void attention_forward(float* out, float* att, const float* qkv, const int* keymask,
+                              int B, int T, int NH, int KVH, int HS) {
+    // out (B, T, NH*HS), att (B, NH, T, T) probabilities cached for backward, qkv (B, T, (NH+2KVH)*HS)
+    int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel for collapse(3) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
+                int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
+                float* p = att + (((size_t)b * NH + h) * T + t) * T;
+                float maxv = -INFINITY;
+                for (int t2 = 0; t2 < T; t2++) {
+                    int allowed = t2 <= t && (keymask == NULL || keymask[b * T + t2]);
+                    if (!allowed) { p[t2] = -INFINITY; continue; }
+                    const float* k = qkv + ((size_t)b * T + t2) * QKV + koff;
+                    float s = 0.0f;
+                    for (int i = 0; i < HS; i++) s += q[i] * k[i];
+                    p[t2] = s * scale;
+                    if (p[t2] > maxv) maxv = p[t2];
+                }
+                float sum = 0.0f;
+                for (int t2 = 0; t2 < T; t2++) {
+                    p[t2] = maxv == -INFINITY ? 0.0f : expf(p[t2] - maxv);  // a row with no key attends to nothing
+                    sum += p[t2];
+                }
+                float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                float* o = out + ((size_t)b * T + t) * NH * HS + h * HS;
+                for (int i = 0; i < HS; i++) o[i] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    p[t2] *= inv;
+                    const float* v = qkv + ((size_t)b * T + t2) * QKV + voff;
+                    for (int i = 0; i < HS; i++) o[i] += p[t2] * v[i];
+                }
+            }
+        }
+    }
+}
+
+static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
+                               int B, int T, int NH, int KVH, int HS) {
+    // dqkv (B, T, (NH+2KVH)*HS) +=, dout (B, T, NH*HS). One thread per (b, kv head) owns every
+    // write to that kv head's dk/dv, so the heads sharing it need no atomics.
+    int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int kvh = 0; kvh < KVH; kvh++) {
+            float* dp = (float*)mallocCheck((size_t)T * sizeof(float));
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                int koff = NH * HS + kvh * HS, voff = (NH + KVH) * HS + kvh * HS;
+                for (int t = 0; t < T; t++) {
+                    const float* p = att + (((size_t)b * NH + h) * T + t) * T;
+                    const float* dy = dout + ((size_t)b * T + t) * NH * HS + h * HS;
+                    const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
+                    float* dq = dqkv + ((size_t)b * T + t) * QKV + h * HS;
+                    // dp = dy . v ; dv += p * dy
+                    float pdp = 0.0f;
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        const float* v = qkv + ((size_t)b * T + t2) * QKV + voff;
+                        float* dv = dqkv + ((size_t)b * T + t2) * QKV + voff;
+                        float s = 0.0f;
+                        for (int i = 0; i < HS; i++) { s += dy[i] * v[i]; dv[i] += p[t2] * dy[i]; }
+                        dp[t2] = s;
+                        pdp += p[t2] * s;
+                    }
+                    // softmax backward: ds = p * (dp - sum p*dp); then through the scaled dot product
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        float ds = p[t2] * (dp[t2] - pdp) * scale;
+                        const float* k = qkv + ((size_t)b * T + t2) * QKV + koff;
+                        float* dk = dqkv + ((size_t)b * T + t2) * QKV + koff;
+                        for (int i = 0; i < HS; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
+                    }
+                }
+            }
+            free(dp);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// SwiGLU: out = silu(gate) * up, gateup rows are [gate (F) | up (F)]
+
+static void swiglu_forward(float* out, const float* gateup, int N, int F) {
+    // out (N, F), gateup (N, 2F)
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* g = gateup + (size_t)n * 2 * F;
+        const float* u = g + F;
+        for (int i = 0; i < F; i++) out[(size_t)n * F + i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+static void swiglu_backward(float* dgateup, const float* dout, const float* gateup, int N, int F) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* g = gateup + (size_t)n * 2 * F;
+        const float* u = g + F;
+        float* dg = dgateup + (size_t)n * 2 * F;
+        float* du = dg + F;
+        for (int i = 0; i < F; i++) {
+            float sig = 1.0f / (1.0f + expf(-g[i]));
+            float silu = g[i] * sig, d = dout[(size_t)n * F + i];
+            du[i] += d * silu;
+            dg[i] += d * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// ReLU (SASRec feed-forward) and residual add
+
+static void relu_forward(float* out, const float* inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+static void relu_backward(float* dinp, const float* dout, const float* out, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+static void residual_forward(float* out, const float* a, const float* b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+static void residual_backward(float* da, float* db, const float* dout, size_t n) {
+    for (size_t i = 0; i < n; i++) { da[i] += dout[i]; db[i] += dout[i]; }
+}
+
+// ----------------------------------------------------------------------------
+// softmax cross-entropy over item logits. Target 0 (the pad id) marks a row
+// with no target: zero loss, no gradient (SASRec's pad positions).
+
+static void crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int I) {
+    // losses (N), probs (N, I) softmax cached for backward, logits (N, I), targets (N)
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* z = logits + (size_t)n * I;
+        float* p = probs + (size_t)n * I;
+        float maxv = -INFINITY, sum = 0.0f;
+        for (int i = 0; i < I; i++) if (z[i] > maxv) maxv = z[i];
+        for (int i = 0; i < I; i++) { p[i] = expf(z[i] - maxv); sum += p[i]; }
+        for (int i = 0; i < I; i++) p[i] /= sum;
+        losses[n] = targets[n] > 0 ? -(z[targets[n]] - maxv - logf(sum)) : 0.0f;
+    }
+}
+
+static void crossentropy_backward(float* dlogits, const float* dlosses, const float* probs, const int* targets,
+                                  int N, int I) {
+    // dlogits (N, I) += (probs - onehot(target)) * dlosses[n]
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] <= 0) continue;
+        float d = dlosses[n];
+        const float* p = probs + (size_t)n * I;
+        float* dz = dlogits + (size_t)n * I;
+        for (int i = 0; i < I; i++) dz[i] += (p[i] - (i == targets[n])) * d;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// SLMRec feature distillation terms on (B, C) last-token hidden states.
+// Only the student side `a` gets a gradient: the teacher `b` is frozen.
+
+// 1 - mean_b cos(a_b, b_b)
+static float kd_cosine_forward(const float* a, const float* b, int B, int C) {
+    double acc = 0.0;
+    for (int n = 0; n < B; n++) {
+        const float* x = a + (size_t)n * C;
+        const float* y = b + (size_t)n * C;
+        float xy = 0.0f, xx = 0.0f, yy = 0.0f;
+        for (int i = 0; i < C; i++) { xy += x[i] * y[i]; xx += x[i] * x[i]; yy += y[i] * y[i]; }
+        acc += xy / fmaxf(sqrtf(xx) * sqrtf(yy), 1e-8f);
+    }
+    return 1.0f - (float)(acc / B);
+}
+
+static void kd_cosine_backward(float* da, float dloss, const float* a, const float* b, int B, int C) {
+    // d cos / dx = y / (|x||y|) - cos * x / |x|^2
+    for (int n = 0; n < B; n++) {
+        const float* x = a + (size_t)n * C;
+        const float* y = b + (size_t)n * C;
+        float xy = 0.0f, xx = 0.0f, yy = 0.0f;
+        for (int i = 0; i < C; i++) { xy += x[i] * y[i]; xx += x[i] * x[i]; yy += y[i] * y[i]; }
+        float nx = sqrtf(xx), ny = sqrtf(yy), cosv = xy / fmaxf(nx * ny, 1e-8f);
+        float k = -dloss / B;
+        for (int i = 0; i < C; i++) da[(size_t)n * C + i] += k * (y[i] / fmaxf(nx * ny, 1e-8f) - cosv * x[i] / xx);
+    }
+}
+
+// mean_b ||a_b - b_b||_2 (not squared)
+static float kd_l2_forward(const float* a, const float* b, int B, int C) {
+    double acc = 0.0;
+    for (int n = 0; n < B; n++) {
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) { float d = a[(size_t)n * C + i] - b[(size_t)n * C + i]; ss += d * d; }
+        acc += sqrtf(ss);
+    }
+    return (float)(acc / B);
+}
+
+static void kd_l2_backward(float* da, float dloss, const float* a, const float* b, int B, int C) {
+    for (int n = 0; n < B; n++) {
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) { float d = a[(size_t)n * C + i] - b[(size_t)n * C + i]; ss += d * d; }
+        float norm = sqrtf(ss);
+        if (norm == 0.0f) continue;  // subgradient 0 at a == b
+        for (int i = 0; i < C; i++) da[(size_t)n * C + i] += dloss / B * (a[(size_t)n * C + i] - b[(size_t)n * C + i]) / norm;
+    }
+}

@@ -1,0 +1,279 @@
+// safetensors.h: reader for HF safetensors files (the oracle fixture, HF
+// checkpoints). Format: uint64 little-endian header length N, N bytes of JSON
+// {name: {"dtype": .., "shape": [..], "data_offsets": [begin, end]}, ...},
+// then the raw data. Offsets are relative to the end of the header.
+// Every structural problem is refused with the file name and what was wrong.
+#pragma once
+#include "utils.h"
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_I32, ST_I64 } StDtype;
+
+typedef struct {
+    char name[256];
+    StDtype dtype;
+    int ndim;
+    size_t shape[8];
+    size_t numel;
+    size_t begin, end;  // byte offsets into data
+} StTensor;
+
+typedef struct {
+    const char* path;
+    char* file;          // the whole file
+    const char* data;    // start of the tensor data
+    size_t data_size;
+    StTensor* tensors;
+    int n_tensors;
+} Safetensors;
+
+static size_t st_dtype_size(StDtype t) { return (t == ST_F32 || t == ST_I32) ? 4 : (t == ST_I64 ? 8 : 2); }
+
+// --- a JSON scanner just big enough for the safetensors header
+
+typedef struct {
+    const char* start;
+    const char* p;
+    const char* end;
+    const char* path;
+} Json;
+
+static void json_fail(Json* j, const char* what) {
+    die("'%s': malformed safetensors header: %s at header byte %ld", j->path, what, (long)(j->p - j->start));
+}
+
+static void json_ws(Json* j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')) j->p++;
+}
+
+static void json_expect(Json* j, char c) {
+    json_ws(j);
+    if (j->p >= j->end || *j->p != c) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "expected '%c'", c);
+        json_fail(j, msg);
+    }
+    j->p++;
+}
+
+static int json_peek(Json* j, char c) {
+    json_ws(j);
+    return j->p < j->end && *j->p == c;
+}
+
+// reads a string into out (escapes other than \" and \\ are kept verbatim)
+static void json_string(Json* j, char* out, size_t cap) {
+    json_expect(j, '"');
+    size_t n = 0;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\' && j->p < j->end) c = *j->p++;
+        if (n + 1 >= cap) json_fail(j, "string too long");
+        out[n++] = c;
+    }
+    if (j->p >= j->end) json_fail(j, "unterminated string");
+    j->p++;
+    out[n] = 0;
+}
+
+static size_t json_uint(Json* j) {
+    json_ws(j);
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9') json_fail(j, "expected a non-negative integer");
+    size_t v = 0;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        size_t d = (size_t)(*j->p++ - '0');
+        if (v > (SIZE_MAX - d) / 10) json_fail(j, "integer overflow");
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+// skips any JSON value (used for __metadata__)
+static void json_skip(Json* j) {
+    json_ws(j);
+    if (j->p >= j->end) json_fail(j, "unexpected end");
+    char c = *j->p;
+    if (c == '"') { char tmp[4096]; json_string(j, tmp, sizeof(tmp)); return; }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (json_peek(j, close)) { j->p++; return; }
+        for (;;) {
+            if (close == '}') { char key[4096]; json_string(j, key, sizeof(key)); json_expect(j, ':'); }
+            json_skip(j);
+            if (json_peek(j, ',')) { j->p++; continue; }
+            json_expect(j, close);
+            return;
+        }
+    }
+    while (j->p < j->end && *j->p != ',' && *j->p != '}' && *j->p != ']') j->p++;  // number, true, null
+}
+
+static StDtype st_parse_dtype(Json* j, const char* s) {
+    if (strcmp(s, "F32") == 0) return ST_F32;
+    if (strcmp(s, "F16") == 0) return ST_F16;
+    if (strcmp(s, "BF16") == 0) return ST_BF16;
+    if (strcmp(s, "I32") == 0) return ST_I32;
+    if (strcmp(s, "I64") == 0) return ST_I64;
+    die("'%s': tensor dtype '%s' is not supported (F32, F16, BF16, I32, I64 are)", j->path, s);
+    return ST_F32;
+}
+
+static void st_parse_tensor(Json* j, StTensor* t) {
+    int have_dtype = 0, have_shape = 0, have_offsets = 0;
+    json_expect(j, '{');
+    while (!json_peek(j, '}')) {
+        char key[64];
+        json_string(j, key, sizeof(key));
+        json_expect(j, ':');
+        if (strcmp(key, "dtype") == 0) {
+            char s[16];
+            json_string(j, s, sizeof(s));
+            t->dtype = st_parse_dtype(j, s);
+            have_dtype = 1;
+        } else if (strcmp(key, "shape") == 0) {
+            json_expect(j, '[');
+            t->ndim = 0;
+            t->numel = 1;
+            while (!json_peek(j, ']')) {
+                if (t->ndim == 8) json_fail(j, "more than 8 dimensions");
+                size_t d = json_uint(j);
+                if (d && t->numel > SIZE_MAX / d) json_fail(j, "shape overflows");
+                t->shape[t->ndim++] = d;
+                t->numel *= d;
+                if (json_peek(j, ',')) j->p++;
+            }
+            j->p++;
+            have_shape = 1;
+        } else if (strcmp(key, "data_offsets") == 0) {
+            json_expect(j, '[');
+            t->begin = json_uint(j);
+            json_expect(j, ',');
+            t->end = json_uint(j);
+            json_expect(j, ']');
+            have_offsets = 1;
+        } else {
+            json_skip(j);
+        }
+        if (json_peek(j, ',')) j->p++;
+    }
+    j->p++;
+    if (!have_dtype || !have_shape || !have_offsets) {
+        die("'%s': tensor '%s' lacks dtype, shape or data_offsets", j->path, t->name);
+    }
+}
+
+// opens and validates path; dies with a clear message on any defect
+static void st_open(Safetensors* st, const char* path) {
+    size_t len = 0;
+    st->path = path;
+    st->file = read_file(path, &len);
+    if (len < 8) die("'%s' is %zu bytes: too short to be a safetensors file (8-byte header length + JSON)", path, len);
+    uint64_t hlen = 0;
+    memcpy(&hlen, st->file, 8);
+    if (hlen < 2 || hlen > len - 8) {
+        die("'%s': header length %llu does not fit in the %zu-byte file: not a safetensors file, or truncated",
+            path, (unsigned long long)hlen, len);
+    }
+    Json j = {st->file + 8, st->file + 8, st->file + 8 + hlen, path};
+    st->data = st->file + 8 + hlen;
+    st->data_size = len - 8 - hlen;
+    int cap = 64;
+    st->tensors = (StTensor*)mallocCheck(cap * sizeof(StTensor));
+    st->n_tensors = 0;
+    json_expect(&j, '{');
+    while (!json_peek(&j, '}')) {
+        char name[256];
+        json_string(&j, name, sizeof(name));
+        json_expect(&j, ':');
+        if (strcmp(name, "__metadata__") == 0) {
+            json_skip(&j);
+        } else {
+            if (st->n_tensors == cap) {
+                cap *= 2;
+                st->tensors = (StTensor*)realloc(st->tensors, cap * sizeof(StTensor));
+                if (!st->tensors) die("out of memory reading '%s'", path);
+            }
+            StTensor* t = &st->tensors[st->n_tensors++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->name, sizeof(t->name), "%s", name);
+            st_parse_tensor(&j, t);
+            if (t->end < t->begin || t->end > st->data_size) {
+                die("'%s': tensor '%s' data_offsets [%zu, %zu] lie outside the %zu data bytes: the file is truncated or corrupt",
+                    path, name, t->begin, t->end, st->data_size);
+            }
+            if (t->end - t->begin != t->numel * st_dtype_size(t->dtype)) {
+                die("'%s': tensor '%s' has %zu bytes but its shape and dtype need %zu",
+                    path, name, t->end - t->begin, t->numel * st_dtype_size(t->dtype));
+            }
+        }
+        if (json_peek(&j, ',')) j.p++;
+    }
+    j.p++;
+}
+
+static void st_close(Safetensors* st) {
+    free(st->file);
+    free(st->tensors);
+    memset(st, 0, sizeof(*st));
+}
+
+static const StTensor* st_find(const Safetensors* st, const char* name) {
+    for (int i = 0; i < st->n_tensors; i++) {
+        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    }
+    return NULL;
+}
+
+static const StTensor* st_get(const Safetensors* st, const char* name, size_t numel) {
+    const StTensor* t = st_find(st, name);
+    if (t == NULL) die("'%s' has no tensor '%s'", st->path, name);
+    if (numel != 0 && t->numel != numel) {
+        die("'%s': tensor '%s' has %zu elements, expected %zu", st->path, name, t->numel, numel);
+    }
+    return t;
+}
+
+static float st_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) { bits = sign; }
+        else {  // subnormal: renormalise
+            exp = 127 - 15 + 1;
+            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+// element i of t as a double (covers every dtype, ints exactly up to 2^53)
+static double st_element(const Safetensors* st, const StTensor* t, size_t i) {
+    const char* p = st->data + t->begin + i * st_dtype_size(t->dtype);
+    switch (t->dtype) {
+        case ST_F32: { float v; memcpy(&v, p, 4); return v; }
+        case ST_F16: { uint16_t v; memcpy(&v, p, 2); return st_half_to_float(v); }
+        case ST_BF16: { uint16_t v; memcpy(&v, p, 2); uint32_t b = (uint32_t)v << 16; float f; memcpy(&f, &b, 4); return f; }
+        case ST_I32: { int32_t v; memcpy(&v, p, 4); return v; }
+        case ST_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    }
+    return 0;
+}
+
+// copies tensor `name` (any dtype) into dst as float32; numel 0 = don't check size
+static const StTensor* st_read_f32(const Safetensors* st, const char* name, float* dst, size_t numel) {
+    const StTensor* t = st_get(st, name, numel);
+    for (size_t i = 0; i < t->numel; i++) dst[i] = (float)st_element(st, t, i);
+    return t;
+}
+
+static const StTensor* st_read_i32(const Safetensors* st, const char* name, int* dst, size_t numel) {
+    const StTensor* t = st_get(st, name, numel);
+    for (size_t i = 0; i < t->numel; i++) dst[i] = (int)st_element(st, t, i);
+    return t;
+}

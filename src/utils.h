@@ -1,0 +1,210 @@
+// utils.h: checked libc calls, fatal errors, arenas, the seeded RNG, timing,
+// and atomic (temp + rename) output files. Everything else builds on these.
+#pragma once
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// ----------------------------------------------------------------------------
+// fatal errors: one clear message on stderr, non-zero exit
+
+static void die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(EXIT_FAILURE);
+}
+
+// every libc call that can fail goes through one of these: file:line, what, a hint
+static FILE* fopen_check(const char* path, const char* mode, const char* file, int line) {
+    FILE* f = fopen(path, mode);
+    if (f == NULL) {
+        die("%s:%d: cannot open '%s' (mode %s): %s\n  hint: check the path exists and is %s",
+            file, line, path, mode, strerror(errno), mode[0] == 'r' ? "readable" : "writable");
+    }
+    return f;
+}
+#define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
+
+static void fread_check(void* ptr, size_t size, size_t nmemb, FILE* f, const char* what,
+                        const char* file, int line) {
+    size_t got = fread(ptr, size, nmemb, f);
+    if (got != nmemb) {
+        die("%s:%d: short read of %s: expected %zu elements of %zu bytes, got %zu (%s)\n"
+            "  hint: the file is truncated or not the format expected",
+            file, line, what, nmemb, size, got, feof(f) ? "end of file" : strerror(errno));
+    }
+}
+#define freadCheck(ptr, size, nmemb, f, what) fread_check(ptr, size, nmemb, f, what, __FILE__, __LINE__)
+
+static void fwrite_check(const void* ptr, size_t size, size_t nmemb, FILE* f, const char* file, int line) {
+    if (fwrite(ptr, size, nmemb, f) != nmemb) {
+        die("%s:%d: write failed: %s\n  hint: is the disk full?", file, line, strerror(errno));
+    }
+}
+#define fwriteCheck(ptr, size, nmemb, f) fwrite_check(ptr, size, nmemb, f, __FILE__, __LINE__)
+
+static void fseek_check(FILE* f, long off, int whence, const char* file, int line) {
+    if (fseek(f, off, whence) != 0) die("%s:%d: fseek failed: %s", file, line, strerror(errno));
+}
+#define fseekCheck(f, off, whence) fseek_check(f, off, whence, __FILE__, __LINE__)
+
+static void fclose_check(FILE* f, const char* file, int line) {
+    if (fclose(f) != 0) die("%s:%d: fclose failed: %s\n  hint: is the disk full?", file, line, strerror(errno));
+}
+#define fcloseCheck(f) fclose_check(f, __FILE__, __LINE__)
+
+static void* malloc_check(size_t size, const char* file, int line) {
+    void* p = malloc(size ? size : 1);
+    if (p == NULL) {
+        die("%s:%d: malloc of %zu bytes (%.2f GiB) failed\n  hint: lower the batch size or model size",
+            file, line, size, size / (1024.0 * 1024.0 * 1024.0));
+    }
+    return p;
+}
+#define mallocCheck(size) malloc_check(size, __FILE__, __LINE__)
+
+static void* calloc_check(size_t n, size_t size, const char* file, int line) {
+    void* p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL) die("%s:%d: calloc of %zu x %zu bytes failed", file, line, n, size);
+    return p;
+}
+#define callocCheck(n, size) calloc_check(n, size, __FILE__, __LINE__)
+
+// the whole file in memory, NUL-terminated; *len gets its size in bytes
+static char* read_file(const char* path, size_t* len) {
+    FILE* f = fopenCheck(path, "rb");
+    fseekCheck(f, 0, SEEK_END);
+    long n = ftell(f);
+    if (n < 0) die("cannot tell the size of '%s': %s", path, strerror(errno));
+    fseekCheck(f, 0, SEEK_SET);
+    char* buf = (char*)mallocCheck((size_t)n + 1);
+    if (n > 0) freadCheck(buf, 1, (size_t)n, f, path);
+    buf[n] = 0;
+    fcloseCheck(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+// ----------------------------------------------------------------------------
+// atomic outputs: write to "<path>.tmp", rename over <path> when complete, so a
+// crash or a refused input never leaves a half-written file under the real name
+
+typedef struct {
+    FILE* f;
+    char path[1024];
+    char tmp[1040];
+} OutFile;
+
+static void outfile_open(OutFile* o, const char* path) {
+    if (strlen(path) >= sizeof(o->path)) die("output path too long: '%s'", path);
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    snprintf(o->tmp, sizeof(o->tmp), "%s.tmp", path);
+    o->f = fopenCheck(o->tmp, "wb");
+}
+
+static void outfile_commit(OutFile* o) {
+    fcloseCheck(o->f);
+    if (rename(o->tmp, o->path) != 0) {
+        die("cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
+    }
+}
+
+// ----------------------------------------------------------------------------
+// arenas: one malloc per kind (parameters, gradients, moments, activations),
+// carved into named tensors by a table of sizes
+
+// total floats of a size table
+static size_t sizes_total(const size_t* sizes, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+    return total;
+}
+
+// points ptrs[i] into memory at consecutive offsets given by sizes[i]
+static void arena_point(float* memory, float** ptrs[], const size_t* sizes, int n) {
+    float* p = memory;
+    for (int i = 0; i < n; i++) {
+        *(ptrs[i]) = p;
+        p += sizes[i];
+    }
+}
+
+// allocates one zeroed block for the whole table and points every tensor into it
+static float* arena_alloc(float** ptrs[], const size_t* sizes, int n) {
+    float* memory = (float*)callocCheck(sizes_total(sizes, n), sizeof(float));
+    arena_point(memory, ptrs, sizes, n);
+    return memory;
+}
+
+// ----------------------------------------------------------------------------
+// random numbers: xorshift64* seeded through splitmix64, fully deterministic;
+// the state is one uint64 so checkpoints can store and restore it exactly
+
+typedef struct {
+    uint64_t state;
+} Rng;
+
+static void rng_seed(Rng* r, uint64_t seed) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;  // splitmix64 so nearby seeds diverge
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z = z ^ (z >> 31);
+    r->state = z ? z : 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t rng_u32(Rng* r) {
+    r->state ^= r->state >> 12;
+    r->state ^= r->state << 25;
+    r->state ^= r->state >> 27;
+    return (uint32_t)((r->state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+// uniform in [0, 1)
+static float rng_f32(Rng* r) { return (rng_u32(r) >> 8) / 16777216.0f; }
+
+// uniform integer in [0, n)
+static int rng_int(Rng* r, int n) { return (int)(((uint64_t)rng_u32(r) * (uint64_t)n) >> 32); }
+
+// standard normal via Box-Muller
+static float rng_normal(Rng* r) {
+    float u1 = rng_f32(r), u2 = rng_f32(r);
+    if (u1 < 1e-12f) u1 = 1e-12f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+}
+
+static void rng_fill_normal(Rng* r, float* x, size_t n, float std) {
+    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(r);
+}
+
+// Fisher-Yates shuffle of an int array
+static void rng_shuffle(Rng* r, int* a, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = rng_int(r, i + 1);
+        int t = a[i]; a[i] = a[j]; a[j] = t;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// timing and small helpers
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int max_int(int a, int b) { return a > b ? a : b; }
+static int min_int(int a, int b) { return a < b ? a : b; }

@@ -1,0 +1,22 @@
+// test.c: the CPU test runner. A unity build: slmrec.c compiled with -DTESTING
+// (no main), then each test file, then main runs them all and prints
+// "N passed, M failed"; the exit code is non-zero on any failure.
+#include "../slmrec.c"
+#include "test.h"
+#include "test_layers.c"
+
+int main(void) {
+    struct { const char* name; void (*run)(void); } suites[] = {
+        {"layers, models, optimizer, oracle", run_layer_tests},
+    };
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        int before = tests_failed;
+        double t0 = now_seconds();
+        printf("[%s]\n", suites[i].name);
+        suites[i].run();
+        printf("  %s (%.1fs)\n", tests_failed == before ? "ok" : "FAILED", now_seconds() - t0);
+    }
+    if (tests_skipped) printf("%d checks skipped (see SKIP lines above)\n", tests_skipped);
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,69 @@
+// test.h: the smallest test framework that can fail. Every check counts a
+// pass or a failure; the runner prints "N passed, M failed" and exits non-zero
+// on any failure. A test that cannot run (../shared missing) says SKIP loudly.
+#pragma once
+#include <fcntl.h>
+#include <sys/wait.h>
+
+static int tests_passed = 0, tests_failed = 0, tests_skipped = 0;
+
+#define CHECK(cond, ...) do {                                                  \
+    if (cond) { tests_passed++; }                                              \
+    else { tests_failed++; printf("  FAIL %s:%d: ", __FILE__, __LINE__);       \
+           printf(__VA_ARGS__); printf("\n"); }                                \
+} while (0)
+
+static void skip(const char* what, const char* why) {
+    tests_skipped++;
+    printf("  SKIP %s: %s\n", what, why);
+}
+
+// max over elements of |got - ref| / (atol + rtol |ref|); <= 1 passes
+static float tol_ratio(const float* got, const float* ref, size_t n, float atol, float rtol, size_t* worst) {
+    float r = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(got[i] - ref[i]);
+        float e = d == 0.0f ? 0.0f : d / (atol + rtol * fabsf(ref[i]));  // exact matches pass at zero tolerance
+        if (!(e <= r)) { r = e; if (worst) *worst = i; }  // NaN counts as worst
+    }
+    return r;
+}
+
+static void check_close(const char* name, const float* got, const float* ref, size_t n, float atol, float rtol) {
+    size_t worst = 0;
+    float r = tol_ratio(got, ref, n, atol, rtol, &worst);
+    CHECK(r <= 1.0f, "%s: element %zu got %.7g ref %.7g (%.2fx tolerance)", name, worst, got[worst], ref[worst], r);
+}
+
+// runs fn(arg) in a child process with stderr captured; passes when the child
+// exits non-zero and its stderr contains `expect`. For "bad input is refused".
+static void check_dies(const char* name, void (*fn)(void*), void* arg, const char* expect) {
+    char path[] = "/tmp/slmrec_test_stderr_XXXXXX";
+    int fd = mkstemp(path);
+    fflush(stdout); fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        fd = open("/dev/null", 1); dup2(fd, 1);
+        fn(arg);
+        exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    size_t len = 0;
+    char* msg = read_file(path, &len);
+    unlink(path);
+    close(fd);
+    int refused = WIFEXITED(status) && WEXITSTATUS(status) != 0;
+    CHECK(refused && strstr(msg, expect) != NULL, "%s: expected a refusal mentioning '%s', got exit %d and: %s",
+          name, expect, WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
+    free(msg);
+}
+
+// writes bytes to a fresh temp file and returns its path (static buffer per call site is the caller's)
+static void write_temp(char* path_template, const void* bytes, size_t n) {
+    int fd = mkstemp(path_template);
+    if (fd < 0) die("mkstemp failed: %s", strerror(errno));
+    if (n && write(fd, bytes, n) != (ssize_t)n) die("write to temp file failed");
+    close(fd);
+}

@@ -1,0 +1,436 @@
+// test_layers.c: every layer's backward against central finite differences at
+// small odd shapes, the whole E4SRec and SLMRec losses likewise, AdamW against a
+// hand-computed step, the oracle fixture, and refusal of malformed safetensors.
+//
+// Each layer is checked through the scalar loss L = sum(out * R) with a fixed
+// random R, so dout = R. Finite differences use eps 1e-2 on float32 with the
+// loss summed in double; a wrong gradient is off by O(1), so the tolerance
+// 2e-3 + 2e-2 |ref| separates bugs from float32 rounding with room to spare.
+
+#define FD_EPS 1e-2f
+#define FD_ATOL 2e-3f
+#define FD_RTOL 2e-2f
+
+// a layer under test: forward writes out from the current parameters
+typedef struct {
+    void (*forward)(void* ctx, float* out);
+    void* ctx;
+    size_t nout;
+    const float* R;  // (nout) the loss weights = dout
+} FdLayer;
+
+static double fd_loss(FdLayer* f, float* out) {
+    f->forward(f->ctx, out);
+    double s = 0.0;
+    for (size_t i = 0; i < f->nout; i++) s += (double)out[i] * f->R[i];
+    return s;
+}
+
+// compares analytic[i] with the central difference of the loss in x[i]
+static void fd_check(const char* name, FdLayer* f, float* x, size_t n, const float* analytic) {
+    float* out = (float*)mallocCheck(f->nout * sizeof(float));
+    float* numeric = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        x[i] = saved + FD_EPS;
+        double lp = fd_loss(f, out);
+        x[i] = saved - FD_EPS;
+        double lm = fd_loss(f, out);
+        x[i] = saved;
+        numeric[i] = (float)((lp - lm) / (2.0 * FD_EPS));
+    }
+    check_close(name, analytic, numeric, n, FD_ATOL, FD_RTOL);
+    free(out);
+    free(numeric);
+}
+
+static float* test_randn(Rng* rng, size_t n, float std) {
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    rng_fill_normal(rng, x, n, std);
+    return x;
+}
+
+static float* test_zeros(size_t n) { return (float*)callocCheck(n, sizeof(float)); }
+
+// ----------------------------------------------------------------------------
+// per-layer contexts: the inputs and weights a forward reads
+
+typedef struct { float *inp, *w, *b; int N, C, OC; } MatmulCtx;
+static void matmul_fd(void* p, float* out) { MatmulCtx* c = p; matmul_forward(out, c->inp, c->w, c->b, c->N, c->C, c->OC); }
+
+static void test_matmul(Rng* rng, int with_bias) {
+    MatmulCtx c = {test_randn(rng, 7 * 12, 1), test_randn(rng, 5 * 12, 0.5f), with_bias ? test_randn(rng, 5, 1) : NULL, 7, 12, 5};
+    float* R = test_randn(rng, 7 * 5, 1);
+    float *dinp = test_zeros(7 * 12), *dw = test_zeros(5 * 12), *db = test_zeros(5);
+    matmul_backward(dinp, dw, with_bias ? db : NULL, R, c.inp, c.w, c.N, c.C, c.OC);
+    FdLayer f = {matmul_fd, &c, 7 * 5, R};
+    fd_check("matmul dinp", &f, c.inp, 7 * 12, dinp);
+    fd_check("matmul dweight", &f, c.w, 5 * 12, dw);
+    if (with_bias) fd_check("matmul dbias", &f, c.b, 5, db);
+    free(c.inp); free(c.w); free(c.b); free(R); free(dinp); free(dw); free(db);
+}
+
+typedef struct { float *table; int* ids; int N, C; } EmbCtx;
+static void embedding_fd(void* p, float* out) { EmbCtx* c = p; embedding_forward(out, c->ids, c->table, c->N, c->C); }
+
+static void test_embedding(Rng* rng) {
+    int ids[7] = {3, 0, 3, 5, 1, 2, 3};  // repeats must accumulate
+    EmbCtx c = {test_randn(rng, 6 * 12, 1), ids, 7, 12};
+    float* R = test_randn(rng, 7 * 12, 1);
+    float* dt = test_zeros(6 * 12);
+    embedding_backward(dt, R, ids, 7, 12);
+    FdLayer f = {embedding_fd, &c, 7 * 12, R};
+    fd_check("embedding dtable", &f, c.table, 6 * 12, dt);
+    free(c.table); free(R); free(dt);
+}
+
+typedef struct { float *inp, *w, *b, *mean, *rstd; int N, C; } NormCtx;
+static void rmsnorm_fd(void* p, float* out) { NormCtx* c = p; rmsnorm_forward(out, c->rstd, c->inp, c->w, c->N, c->C, 1e-5f); }
+static void layernorm_fd(void* p, float* out) { NormCtx* c = p; layernorm_forward(out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C, 1e-5f); }
+
+static void test_norms(Rng* rng) {
+    int N = 7, C = 12;
+    NormCtx c = {test_randn(rng, N * C, 1), test_randn(rng, C, 1), test_randn(rng, C, 1), test_zeros(N), test_zeros(N), N, C};
+    float* R = test_randn(rng, N * C, 1);
+    float* out = test_zeros(N * C);
+    float *dinp = test_zeros(N * C), *dw = test_zeros(C), *db = test_zeros(C);
+    rmsnorm_forward(out, c.rstd, c.inp, c.w, N, C, 1e-5f);
+    rmsnorm_backward(dinp, dw, R, c.inp, c.w, c.rstd, N, C);
+    FdLayer f = {rmsnorm_fd, &c, (size_t)N * C, R};
+    fd_check("rmsnorm dinp", &f, c.inp, N * C, dinp);
+    fd_check("rmsnorm dweight", &f, c.w, C, dw);
+    memset(dinp, 0, N * C * sizeof(float)); memset(dw, 0, C * sizeof(float));
+    layernorm_forward(out, c.mean, c.rstd, c.inp, c.w, c.b, N, C, 1e-5f);
+    layernorm_backward(dinp, dw, db, R, c.inp, c.w, c.mean, c.rstd, N, C);
+    FdLayer g = {layernorm_fd, &c, (size_t)N * C, R};
+    fd_check("layernorm dinp", &g, c.inp, N * C, dinp);
+    fd_check("layernorm dweight", &g, c.w, C, dw);
+    fd_check("layernorm dbias", &g, c.b, C, db);
+    free(c.inp); free(c.w); free(c.b); free(c.mean); free(c.rstd); free(R); free(out); free(dinp); free(dw); free(db);
+}
+
+typedef struct { float* x; int N, T, stride, heads, HS; } RopeCtx;
+static void rope_fd(void* p, float* out) {
+    RopeCtx* c = p;
+    memcpy(out, c->x, (size_t)c->N * c->stride * sizeof(float));
+    rope_forward(out, c->N, c->T, c->stride, c->heads, c->HS, 10000.0f);
+}
+
+static void test_rope(Rng* rng) {
+    // 2 sequences of T=7, rows of 5 heads of 4 plus 3 untouched trailing entries
+    RopeCtx c = {test_randn(rng, 14 * 23, 1), 14, 7, 23, 5, 4};
+    size_t n = (size_t)c.N * c.stride;
+    float* R = test_randn(rng, n, 1);
+    float* dx = (float*)mallocCheck(n * sizeof(float));
+    memcpy(dx, R, n * sizeof(float));
+    rope_backward(dx, c.N, c.T, c.stride, c.heads, c.HS, 10000.0f);
+    FdLayer f = {rope_fd, &c, n, R};
+    fd_check("rope dinp", &f, c.x, n, dx);
+    // position 0 is the identity: HF's cos(0)=1, sin(0)=0
+    float* out = test_zeros(n);
+    rope_fd(&c, out);
+    check_close("rope at position 0 is the identity", out, c.x, c.stride, 0.0f, 0.0f);
+    free(c.x); free(R); free(dx); free(out);
+}
+
+typedef struct { float *qkv, *att; int* mask; int B, T, NH, KVH, HS; } AttCtx;
+static void attention_fd(void* p, float* out) {
+    AttCtx* c = p;
+    attention_forward(out, c->att, c->qkv, c->mask, c->B, c->T, c->NH, c->KVH, c->HS);
+}
+
+static void test_attention(Rng* rng, int NH, int KVH) {
+    int B = 2, T = 7, HS = 4, QKV = (NH + 2 * KVH) * HS;
+    int mask[14] = {1, 1, 0, 1, 1, 0, 1,   1, 1, 1, 1, 1, 1, 0};  // pads inside and at the end
+    AttCtx c = {test_randn(rng, (size_t)B * T * QKV, 1), test_zeros((size_t)B * NH * T * T), mask, B, T, NH, KVH, HS};
+    size_t nout = (size_t)B * T * NH * HS;
+    float* R = test_randn(rng, nout, 1);
+    float* out = test_zeros(nout);
+    float* dqkv = test_zeros((size_t)B * T * QKV);
+    attention_forward(out, c.att, c.qkv, mask, B, T, NH, KVH, HS);
+    attention_backward(dqkv, R, c.qkv, c.att, B, T, NH, KVH, HS);
+    FdLayer f = {attention_fd, &c, nout, R};
+    char name[64];
+    snprintf(name, sizeof(name), "attention dqkv (%d heads over %d kv heads)", NH, KVH);
+    fd_check(name, &f, c.qkv, (size_t)B * T * QKV, dqkv);
+    // the mask: probabilities are zero on future and padded keys, rows sum to 1
+    int bad = 0;
+    for (int b = 0; b < B; b++) for (int h = 0; h < NH; h++) for (int t = 0; t < T; t++) {
+        const float* p = c.att + (((size_t)b * NH + h) * T + t) * T;
+        float sum = 0.0f;
+        for (int t2 = 0; t2 < T; t2++) {
+            sum += p[t2];
+            if ((t2 > t || !mask[b * T + t2]) && p[t2] != 0.0f) bad++;
+        }
+        if (fabsf(sum - 1.0f) > 1e-5f) bad++;
+    }
+    CHECK(bad == 0, "attention mask: %d probabilities on masked keys or rows not summing to 1", bad);
+    free(c.qkv); free(c.att); free(R); free(out); free(dqkv);
+}
+
+typedef struct { float* x; int N, F; } PointCtx;
+static void swiglu_fd(void* p, float* out) { PointCtx* c = p; swiglu_forward(out, c->x, c->N, c->F); }
+static void relu_fd(void* p, float* out) { PointCtx* c = p; relu_forward(out, c->x, (size_t)c->N * c->F); }
+
+static void test_pointwise(Rng* rng) {
+    PointCtx c = {test_randn(rng, 7 * 2 * 5, 1), 7, 5};
+    float* R = test_randn(rng, 7 * 2 * 5, 1);
+    float* dx = test_zeros(7 * 2 * 5);
+    swiglu_backward(dx, R, c.x, 7, 5);
+    FdLayer f = {swiglu_fd, &c, 7 * 5, R};
+    fd_check("swiglu dgateup", &f, c.x, 7 * 2 * 5, dx);
+    // relu: keep inputs away from the kink so differences are exact
+    for (int i = 0; i < 70; i++) if (fabsf(c.x[i]) < 0.05f) c.x[i] = 0.5f;
+    float* out = test_zeros(70);
+    relu_forward(out, c.x, 70);
+    memset(dx, 0, 70 * sizeof(float));
+    relu_backward(dx, R, out, 70);
+    c.N = 7; c.F = 10;
+    FdLayer g = {relu_fd, &c, 70, R};
+    fd_check("relu dinp", &g, c.x, 70, dx);
+    // residual: both inputs get dout
+    float *da = test_zeros(70), *db = test_zeros(70);
+    residual_backward(da, db, R, 70);
+    check_close("residual da", da, R, 70, 0, 0);
+    check_close("residual db", db, R, 70, 0, 0);
+    free(c.x); free(R); free(dx); free(out); free(da); free(db);
+}
+
+typedef struct { float *logits, *probs, *losses; int* targets; int N, I; } CeCtx;
+static void ce_fd(void* p, float* out) {
+    CeCtx* c = p;
+    crossentropy_forward(out, c->probs, c->logits, c->targets, c->N, c->I);
+}
+
+static void test_crossentropy(Rng* rng) {
+    int targets[5] = {3, 0, 10, 1, 7};  // 0 = pad row: no loss, no gradient
+    CeCtx c = {test_randn(rng, 5 * 11, 2), test_zeros(5 * 11), test_zeros(5), targets, 5, 11};
+    float* R = test_randn(rng, 5, 1);
+    float* dl = test_zeros(5 * 11);
+    crossentropy_forward(c.losses, c.probs, c.logits, targets, 5, 11);
+    crossentropy_backward(dl, R, c.probs, targets, 5, 11);
+    FdLayer f = {ce_fd, &c, 5, R};
+    fd_check("crossentropy dlogits", &f, c.logits, 5 * 11, dl);
+    CHECK(c.losses[1] == 0.0f, "crossentropy: a pad-target row has loss %g, expected 0", c.losses[1]);
+    // one row by hand: logits (0, ln 2, ln 3) target 2 -> loss = -ln(3/6)
+    float z[3] = {0.0f, logf(2.0f), logf(3.0f)}, p[3], loss;
+    int t = 2;
+    crossentropy_forward(&loss, p, z, &t, 1, 3);
+    CHECK(fabsf(loss - logf(2.0f)) < 1e-6f, "crossentropy by hand: %g, expected ln 2", loss);
+    free(c.logits); free(c.probs); free(c.losses); free(R); free(dl);
+}
+
+typedef struct { float *a, *b; int B, C; int which; } KdCtx;
+static void kd_fd(void* p, float* out) {
+    KdCtx* c = p;
+    out[0] = c->which == 0 ? kd_cosine_forward(c->a, c->b, c->B, c->C) : kd_l2_forward(c->a, c->b, c->B, c->C);
+}
+
+static void test_kd(Rng* rng) {
+    KdCtx c = {test_randn(rng, 3 * 12, 1), test_randn(rng, 3 * 12, 1), 3, 12, 0};
+    float R = 1.7f;
+    float* da = test_zeros(36);
+    kd_cosine_backward(da, R, c.a, c.b, 3, 12);
+    FdLayer f = {kd_fd, &c, 1, &R};
+    fd_check("kd cosine da", &f, c.a, 36, da);
+    memset(da, 0, 36 * sizeof(float));
+    c.which = 1;
+    kd_l2_backward(da, R, c.a, c.b, 3, 12);
+    fd_check("kd l2 da", &f, c.a, 36, da);
+    // by hand: a = (3, 0), b = (0, 4): cos = 0 -> 1; ||a - b|| = 5
+    float a[2] = {3, 0}, b[2] = {0, 4};
+    CHECK(kd_cosine_forward(a, b, 1, 2) == 1.0f && kd_l2_forward(a, b, 1, 2) == 5.0f, "kd by hand: cosine and l2 terms");
+    free(c.a); free(c.b); free(da);
+}
+
+// ----------------------------------------------------------------------------
+// whole models: E4SRec CE and the SLMRec loss, finite differences on every parameter tensor
+
+static E4SRecConfig test_tiny_config(int L) {
+    // odd shapes: T = 3 + 5 + 2 = 10, C = 12, 3 heads over 1 kv head of 4, F = 10
+    E4SRecConfig c = {.V = 17, .C = 12, .F = 10, .L = L, .NH = 3, .KVH = 1, .HS = 4, .D = 6, .I = 9,
+                      .P1 = 3, .P2 = 2, .S = 5, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+    return c;
+}
+
+typedef struct { SLMRec* slm; E4SRec* model; const int* items; const int* targets; int B; } ModelCtx;
+static void e4srec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = e4srec_forward(c->model, c->items, c->targets, c->B); }
+static void slmrec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = slmrec_forward(c->slm, c->items, c->targets, c->B).total; }
+
+// finite differences on a strided sample of each parameter tensor (every element for small ones)
+static void fd_check_params(const char* who, FdLayer* f, E4SRec* m) {
+    char name[96];
+    float* p = m->params_memory;
+    float* g = m->grads_memory;
+    float* out = test_zeros(f->nout);
+    for (int t = 0; t < E4SREC_NUM_PARAMS; t++) {
+        size_t n = m->param_sizes[t], stride = n > 60 ? n / 60 : 1, k = 0;
+        float* analytic = test_zeros(n / stride + 1);
+        float* numeric = test_zeros(n / stride + 1);
+        for (size_t i = 0; i < n; i += stride, k++) {
+            float saved = p[i];
+            p[i] = saved + FD_EPS; double lp = fd_loss(f, out);
+            p[i] = saved - FD_EPS; double lm = fd_loss(f, out);
+            p[i] = saved;
+            numeric[k] = (float)((lp - lm) / (2.0 * FD_EPS));
+            analytic[k] = g[i];
+        }
+        snprintf(name, sizeof(name), "%s param tensor %d", who, t);
+        check_close(name, analytic, numeric, k, FD_ATOL, FD_RTOL);
+        free(analytic); free(numeric);
+        p += n;
+        g += n;
+    }
+    free(out);
+}
+
+static void test_models(Rng* rng) {
+    E4SRecConfig tc = test_tiny_config(4), sc = test_tiny_config(2);
+    float* table = test_randn(rng, (size_t)tc.I * tc.D, 1.0f);
+    int instr[3] = {1, 5, 16}, resp[2] = {7, 5};
+    int items[3 * 5] = {0, 0, 3, 8, 2,   1, 2, 3, 4, 5,   0, 0, 0, 0, 6};  // left padding as training uses
+    int targets[3] = {4, 8, 1};
+    E4SRec teacher, student;
+    e4srec_build(&teacher, &tc, table, instr, resp);
+    e4srec_build(&student, &sc, table, instr, resp);
+    e4srec_init_random(&teacher, rng);
+    e4srec_init_random(&student, rng);
+    // larger weights than the 0.02 init so every path carries signal
+    for (size_t i = 0; i < teacher.num_params; i++) teacher.params_memory[i] += 0.3f * rng_normal(rng);
+    for (size_t i = 0; i < student.num_params; i++) student.params_memory[i] += 0.3f * rng_normal(rng);
+    float one = 1.0f;
+
+    e4srec_forward(&teacher, items, targets, 3);
+    e4srec_zero_grad(&teacher);
+    e4srec_ce_backward(&teacher, 1.0f);
+    e4srec_backward(&teacher);
+    ModelCtx tctx = {NULL, &teacher, items, targets, 3};
+    FdLayer ft = {e4srec_fd, &tctx, 1, &one};
+    fd_check_params("e4srec CE", &ft, &teacher);
+
+    SLMRec slm;
+    slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
+    for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);
+    slmrec_forward(&slm, items, targets, 3);
+    slmrec_backward(&slm);
+    ModelCtx sctx = {&slm, &student, items, targets, 3};
+    FdLayer fs = {slmrec_fd, &sctx, 1, &one};
+    fd_check_params("slmrec loss", &fs, &student);
+    float* dad = test_zeros(slm.num_adapter_params);
+    memcpy(dad, slm.dadapters, slm.num_adapter_params * sizeof(float));
+    fd_check("slmrec loss adapters", &fs, slm.adapters, slm.num_adapter_params, dad);
+    SLMRecLosses l = slm.losses;
+    CHECK(fabsf(l.total - (l.ce + l.dcos + 0.1f * l.dnorm + l.lms)) < 1e-5f, "slmrec total = ce + l1 dcos + l2 dnorm + l3 lms");
+    free(dad);
+    slmrec_free(&slm);
+    e4srec_free(&student);
+    e4srec_free(&teacher);
+    free(table);
+}
+
+// ----------------------------------------------------------------------------
+// AdamW against a step computed by hand, and the schedule
+
+static void test_adamw(void) {
+    // two parameters, lr 0.1, betas (0.9, 0.999), eps 1e-8, weight decay 0.5, step t=1:
+    //   m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2, update = g/(|g| + 1e-8) ~ sign(g)
+    //   p = 2.0, g = 4.0: 2.0 - 0.1 * (1 + 0.5 * 2.0) = 1.8
+    //   p = -1.0, g = -0.5: -1.0 - 0.1 * (-1 + 0.5 * -1.0) = -0.85
+    AdamWConfig c = adamw_defaults();
+    c.lr = 0.1f; c.weight_decay = 0.5f;
+    float p[2] = {2.0f, -1.0f}, g[2] = {4.0f, -0.5f}, m[2] = {0}, v[2] = {0};
+    adamw_update(p, g, m, v, 2, &c, c.lr, 1, 1.0f);
+    float expect[2] = {1.8f, -0.85f};
+    check_close("adamw step 1 by hand", p, expect, 2, 1e-6f, 1e-6f);
+    // step 2 with g = (1, 1) on p = 1.8: m = 0.09*4... computed: m = 0.9*0.4 + 0.1*1 = 0.46, v = 0.999*0.016 + 0.001 = 0.016984
+    //   mhat = 0.46/0.19 = 2.421053, vhat = 0.016984/0.001999 = 8.496248, update = 2.421053/2.914832 = 0.830600
+    //   p = 1.8 - 0.1 * (0.830600 + 0.9) = 1.626940
+    float g2[2] = {1.0f, 1.0f};
+    adamw_update(p, g2, m, v, 2, &c, c.lr, 2, 1.0f);
+    CHECK(fabsf(p[0] - 1.626940f) < 1e-5f, "adamw step 2 by hand: %.6f, expected 1.626940", p[0]);
+    // clipping: norm 5 clipped to 1 -> scale 1/(5+1e-6)
+    float gg[2] = {3.0f, 4.0f};
+    CHECK(fabsf(clip_scale(grad_sumsq(gg, 2), 1.0f) - 0.2f) < 1e-6f, "clip scale for norm 5 at clip 1");
+    CHECK(clip_scale(grad_sumsq(gg, 2), 10.0f) == 1.0f, "no clipping below the limit");
+    // schedule: warmup 10 steps to 1e-3, cosine to 1e-4 at step 110
+    AdamWConfig s = adamw_defaults();
+    s.lr = 1e-3f; s.min_lr = 1e-4f; s.warmup = 10; s.total_steps = 110;
+    CHECK(fabsf(lr_at(&s, 0) - 1e-4f) < 1e-9f && fabsf(lr_at(&s, 9) - 1e-3f) < 1e-9f, "warmup is linear to the peak");
+    CHECK(fabsf(lr_at(&s, 60) - 5.5e-4f) < 1e-8f && fabsf(lr_at(&s, 110) - 1e-4f) < 1e-9f, "cosine midpoint and floor");
+}
+
+// ----------------------------------------------------------------------------
+// the HF oracle, and malformed safetensors files
+
+static void test_oracle(void) {
+    const char* path = "../shared/fixtures/slmrec_oracle.safetensors";
+    if (access(path, R_OK) != 0) { skip("oracle fixture", "../shared/fixtures/slmrec_oracle.safetensors not found"); return; }
+    OracleReport r = oracle_run(path, 0);
+    CHECK(r.n_failed == 0 && r.n_tensors >= 80, "oracle: %d of %d tensors outside 1e-5 + 1e-4 |ref|", r.n_failed, r.n_tensors);
+}
+
+static void open_safetensors(void* path) { Safetensors st; st_open(&st, (const char*)path); }
+
+static void test_bad_safetensors(void) {
+    struct { const char* what; const char* header; size_t data_bytes; const char* expect; } cases[] = {
+        {"offsets past the data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside"},
+        {"shape and bytes disagree", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "need"},
+        {"unknown dtype", "{\"a\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2, "not supported"},
+        {"broken JSON", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8}}", 8, "malformed"},
+        {"missing field", "{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "lacks"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t hl = strlen(cases[i].header);
+        char* bytes = (char*)callocCheck(8 + hl + cases[i].data_bytes, 1);
+        uint64_t h64 = hl;
+        memcpy(bytes, &h64, 8);
+        memcpy(bytes + 8, cases[i].header, hl);
+        char path[] = "/tmp/slmrec_bad_XXXXXX";
+        write_temp(path, bytes, 8 + hl + cases[i].data_bytes);
+        check_dies(cases[i].what, open_safetensors, path, cases[i].expect);
+        unlink(path);
+        free(bytes);
+    }
+    char tiny[] = "/tmp/slmrec_bad_XXXXXX";
+    write_temp(tiny, "abc", 3);
+    check_dies("a 3-byte file", open_safetensors, tiny, "too short");
+    unlink(tiny);
+    char huge[] = "/tmp/slmrec_bad_XXXXXX";
+    uint64_t big = 1u << 30;
+    char hb[16] = {0};
+    memcpy(hb, &big, 8);
+    write_temp(huge, hb, 16);
+    check_dies("header length beyond the file", open_safetensors, huge, "does not fit");
+    unlink(huge);
+    // a truncated copy of the real fixture
+    const char* fixture = "../shared/fixtures/slmrec_oracle.safetensors";
+    if (access(fixture, R_OK) == 0) {
+        size_t len = 0;
+        char* all = read_file(fixture, &len);
+        char cut[] = "/tmp/slmrec_bad_XXXXXX";
+        write_temp(cut, all, len / 2);
+        check_dies("the fixture cut in half", open_safetensors, cut, "outside");
+        unlink(cut);
+        free(all);
+    }
+}
+
+static void run_layer_tests(void) {
+    Rng rng;
+    rng_seed(&rng, 1234);
+    test_matmul(&rng, 1);
+    test_matmul(&rng, 0);
+    test_embedding(&rng);
+    test_norms(&rng);
+    test_rope(&rng);
+    test_attention(&rng, 3, 1);
+    test_attention(&rng, 4, 2);
+    test_attention(&rng, 2, 2);
+    test_pointwise(&rng);
+    test_crossentropy(&rng);
+    test_kd(&rng);
+    test_models(&rng);
+    test_adamw();
+    test_oracle();
+    test_bad_safetensors();
+}
