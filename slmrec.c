@@ -9,6 +9,9 @@
 #include "src/e4srec.h"      // the E4SRec model: LLaMA decoder over [prompt | items | prompt]
 #include "src/distill.h"     // the SLMRec loss: CE + Dcos + Dnorm + multi-supervision
 #include "src/optim.h"       // AdamW, cosine schedule, clipping
+#include "src/data.h"        // sequence files, split, batches, synthetic data, prep
+#include "src/eval.h"        // full and sampled ranking metrics
+#include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
 
 // ----------------------------------------------------------------------------
 // command-line flags: one table per command, which also prints its --help

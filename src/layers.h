@@ -58,6 +58,7 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
             for (int o = 0; o < OC; o++) {
                 float d = dout[(size_t)n * OC + o];
                 const float* w = weight + (size_t)o * C;
+                #pragma omp simd
                 for (int i = 0; i < C; i++) di[i] += d * w[i];
             }
         }
@@ -72,6 +73,7 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
                 db += d;
                 if (dw) {
                     const float* x = inp + (size_t)n * C;
+                    #pragma omp simd
                     for (int i = 0; i < C; i++) dw[i] += d * x[i];
                 }
             }
@@ -339,6 +341,22 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
 
 static void residual_backward(float* da, float* db, const float* dout, size_t n) {
     for (size_t i = 0; i < n; i++) { da[i] += dout[i]; db[i] += dout[i]; }
+}
+
+// ----------------------------------------------------------------------------
+// dropout (SASRec): mask holds 0 or 1/(1-p) per element, drawn from rng in
+// forward (training) and reused by backward; p = 0 or rng NULL is the identity
+
+static void dropout_forward(float* out, float* mask, const float* inp, size_t n, float p, Rng* rng) {
+    float keep = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = (rng == NULL || p <= 0.0f) ? 1.0f : (rng_f32(rng) >= p ? keep : 0.0f);
+        out[i] = inp[i] * mask[i];
+    }
+}
+
+static void dropout_backward(float* dinp, const float* dout, const float* mask, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
 // ----------------------------------------------------------------------------

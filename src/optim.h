@@ -54,3 +54,61 @@ static void adamw_update(float* params, const float* grads, float* m, float* v, 
         params[i] -= lr * (mhat / (sqrtf(vhat) + c->eps) + c->weight_decay * params[i]);
     }
 }
+
+// ----------------------------------------------------------------------------
+// an optimizer over several parameter blocks (a model, its adapters, a second
+// model in online distillation): one global clipping norm, one step count
+
+#define OPT_MAX_BLOCKS 4
+typedef struct {
+    float* params;
+    float* grads;
+    size_t n;
+} ParamBlock;
+
+typedef struct {
+    AdamWConfig cfg;
+    ParamBlock blocks[OPT_MAX_BLOCKS];
+    int n_blocks;
+    size_t n_total;
+    float* m;   // (n_total) first moments, blocks back to back
+    float* v;   // (n_total) second moments
+    int step;   // steps taken
+    float last_lr, last_grad_norm;
+} Optimizer;
+
+static void optimizer_add(Optimizer* o, float* params, float* grads, size_t n) {
+    if (o->n_blocks == OPT_MAX_BLOCKS) die("optimizer: more than %d parameter blocks", OPT_MAX_BLOCKS);
+    ParamBlock b = {params, grads, n};
+    o->blocks[o->n_blocks++] = b;
+    o->n_total += n;
+}
+
+// allocates the moments once every block is added
+static void optimizer_ready(Optimizer* o) {
+    o->m = (float*)callocCheck(o->n_total, sizeof(float));
+    o->v = (float*)callocCheck(o->n_total, sizeof(float));
+}
+
+static void optimizer_free(Optimizer* o) {
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof(*o));
+}
+
+// clip by the global norm, then AdamW on every block at the scheduled rate
+static void optimizer_step(Optimizer* o) {
+    double sumsq = 0.0;
+    for (int i = 0; i < o->n_blocks; i++) sumsq += grad_sumsq(o->blocks[i].grads, o->blocks[i].n);
+    float scale = clip_scale(sumsq, o->cfg.clip);
+    float lr = lr_at(&o->cfg, o->step);
+    o->step++;
+    size_t off = 0;
+    for (int i = 0; i < o->n_blocks; i++) {
+        ParamBlock* b = &o->blocks[i];
+        adamw_update(b->params, b->grads, o->m + off, o->v + off, b->n, &o->cfg, lr, o->step, scale);
+        off += b->n;
+    }
+    o->last_lr = lr;
+    o->last_grad_norm = (float)sqrt(sumsq);
+}

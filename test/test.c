@@ -4,10 +4,14 @@
 #include "../slmrec.c"
 #include "test.h"
 #include "test_layers.c"
+#include "test_data.c"
+#include "test_tokenizer.c"
 
 int main(void) {
     struct { const char* name; void (*run)(void); } suites[] = {
         {"layers, models, optimizer, oracle", run_layer_tests},
+        {"data, split, batches, synth, prep, evaluation", run_data_tests},
+        {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
         int before = tests_failed;

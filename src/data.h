@@ -1,0 +1,475 @@
+// data.h: the data of SPEC section 1. Defines SeqData (sequence files, loaded
+// with strict validation, written atomically), the leave-one-out split and
+// left-padded histories, the training batches of both model families (E4SRec
+// next-item samples, SASRec shifted sequences), the synthetic generator
+// (`synth`) and raw-ratings preprocessing (`prep`). data/README.md documents
+// every format and choice made here.
+#pragma once
+#include "utils.h"
+#include <ctype.h>
+#include <limits.h>
+
+// ----------------------------------------------------------------------------
+// sequence data: one user per line, "user_id item item ...", items 1..n_items
+// in time order; 0 is the pad id, so embedding tables have I = n_items + 1 rows
+
+// leave-one-out needs at least one training item, the valid target and the test target
+#define SEQ_MIN_LEN 3
+
+typedef struct {
+    int n_users;
+    int n_items;    // item ids are 1..n_items
+    int n_events;
+    int* offsets;   // (n_users + 1) user u's items are items[offsets[u] .. offsets[u + 1])
+    int* items;     // (n_events) 1-based item ids, each user's in time order
+    int* user_ids;  // (n_users) the user id written in the file (a label only)
+} SeqData;
+
+static int seq_len(const SeqData* d, int u) { return d->offsets[u + 1] - d->offsets[u]; }
+static const int* seq_items(const SeqData* d, int u) { return d->items + d->offsets[u]; }
+
+static int is_space_char(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+// parses the token starting at p (it ends at whitespace, a newline or `end`) as an
+// id >= 1; *token_end gets where it stopped. line/col only serve the messages.
+static int parse_id(const char* p, const char* end, const char** token_end, const char* path, int line, int col,
+                    const char* what) {
+    const char* q = p;
+    while (q < end && *q != '\n' && !is_space_char(*q)) q++;
+    *token_end = q;
+    int len = (int)(q - p);
+    const char* digits = p + (*p == '-');
+    int ok = digits < q;
+    long long value = 0;
+    for (const char* c = digits; c < q && ok; c++) {
+        ok = isdigit((unsigned char)*c);
+        if (value <= INT_MAX) value = value * 10 + (*c - '0');  // stops growing once it overflows
+    }
+    if (!ok) die("%s:%d:%d: expected an integer %s, got '%.*s'", path, line, col, what, len, p);
+    if (value > INT_MAX) die("%s:%d:%d: id overflow: %s '%.*s' does not fit in a 32-bit int", path, line, col, what, len, p);
+    if (*p == '-' || value == 0) {
+        die("%s:%d:%d: %s must be >= 1, got '%.*s' (ids start at 1; item 0 is the pad id)", path, line, col, what, len, p);
+    }
+    return (int)value;
+}
+
+// expect_n_items = 0 takes the largest item id; otherwise the file must fit it
+// (a model or checkpoint built for that many items)
+static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
+    size_t len = 0;
+    char* text = read_file(path, &len);
+    const char* end = text + len;
+    size_t max_lines = 1;
+    for (size_t i = 0; i < len; i++) max_lines += text[i] == '\n';
+    d->offsets = (int*)mallocCheck((max_lines + 1) * sizeof(int));
+    d->user_ids = (int*)mallocCheck(max_lines * sizeof(int));
+    d->items = (int*)mallocCheck((len / 2 + 1) * sizeof(int));  // a token takes a character and a separator
+    d->n_users = d->n_events = d->n_items = 0;
+    d->offsets[0] = 0;
+    const char* p = text;
+    for (int line = 1; p < end; line++) {
+        const char* line_start = p;
+        int user = 0, user_col = 0;
+        for (;;) {
+            while (p < end && is_space_char(*p)) p++;
+            if (p == end || *p == '\n') break;
+            int col = (int)(p - line_start) + 1;
+            if (user_col == 0) {
+                user = parse_id(p, end, &p, path, line, col, "user id");
+                user_col = col;
+                continue;
+            }
+            int item = parse_id(p, end, &p, path, line, col, "item id");
+            if (expect_n_items > 0 && item > expect_n_items) {
+                die("%s:%d:%d: n_items mismatch: item %d is above the expected n_items = %d\n"
+                    "  hint: the model or checkpoint was built for another data file", path, line, col, item, expect_n_items);
+            }
+            d->items[d->n_events++] = item;
+            d->n_items = max_int(d->n_items, item);
+        }
+        if (user_col > 0) {
+            int n = d->n_events - d->offsets[d->n_users];
+            if (n == 0) die("%s:%d:%d: user %d has no items (expected 'user_id item item ...')", path, line, user_col, user);
+            if (n < SEQ_MIN_LEN) {
+                die("%s:%d:%d: user %d has %d item(s); leave-one-out needs at least %d "
+                    "(train >= 1, valid target, test target)", path, line, user_col, user, n, SEQ_MIN_LEN);
+            }
+            d->user_ids[d->n_users++] = user;
+            d->offsets[d->n_users] = d->n_events;
+        }
+        p += p < end;  // past the newline
+    }
+    free(text);
+    if (d->n_users == 0) die("%s:1:1: empty file: expected lines 'user_id item item ...'", path);
+    if (expect_n_items > 0) d->n_items = expect_n_items;
+}
+
+static void seqdata_free(SeqData* d) {
+    free(d->offsets);
+    free(d->items);
+    free(d->user_ids);
+    memset(d, 0, sizeof(*d));
+}
+
+// the sequence-file format, atomically (temp file + rename)
+static void seqdata_write(const SeqData* d, const char* path) {
+    OutFile out;
+    outfile_open(&out, path);
+    for (int u = 0; u < d->n_users; u++) {
+        fprintf(out.f, "%d", d->user_ids[u]);
+        for (int i = 0; i < seq_len(d, u); i++) fprintf(out.f, " %d", seq_items(d, u)[i]);
+        fputc('\n', out.f);
+    }
+    outfile_commit(&out);
+}
+
+// ----------------------------------------------------------------------------
+// leave-one-out split: test target = last item, valid target = second last,
+// training uses the rest (the "train prefix" is the valid history)
+
+typedef enum { SPLIT_VALID, SPLIT_TEST } Split;
+
+static const char* split_name(Split split) { return split == SPLIT_VALID ? "valid" : "test"; }
+
+// number of items before the split's target; the target is the item right after them
+static int history_len(const SeqData* d, int u, Split split) { return seq_len(d, u) - (split == SPLIT_VALID ? 2 : 1); }
+static int split_target(const SeqData* d, int u, Split split) { return seq_items(d, u)[history_len(d, u, split)]; }
+static int train_len(const SeqData* d, int u) { return history_len(d, u, SPLIT_VALID); }
+
+// the last max_len items of seq[0..len), left-padded with 0 (common.py pad_left)
+static void history_left_padded(int* out /*(max_len)*/, const int* seq, int len, int max_len) {
+    int n = min_int(max_int(len, 0), max_len);
+    int pad = max_len - n;
+    memset(out, 0, pad * sizeof(int));
+    memcpy(out + pad, seq + len - n, n * sizeof(int));
+}
+
+// histories and targets of users u0 .. u0+n-1 for the valid or test split
+static void eval_batch(const SeqData* d, Split split, int u0, int n, int max_len,
+                       int* histories /*(n, max_len)*/, int* targets /*(n)*/) {
+    for (int i = 0; i < n; i++) {
+        int u = u0 + i;
+        history_left_padded(histories + (size_t)i * max_len, seq_items(d, u), history_len(d, u, split), max_len);
+        targets[i] = split_target(d, u, split);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// training batches, both left-padded like the evaluation histories
+
+// users whose train prefix has >= 2 items (an input and a target), as the peers
+// train; returns how many were written to users
+static int trainable_users(const SeqData* d, int* users /*(n_users)*/) {
+    int n = 0;
+    for (int u = 0; u < d->n_users; u++) {
+        if (train_len(d, u) >= 2) users[n++] = u;
+    }
+    return n;
+}
+
+// E4SRec (peer_e4srec.py sample): for each user a cut t uniform in
+// [1, train_len - 1]; history = the last max_len items before t, target = item t
+static void e4srec_sample(const SeqData* d, const int* users, int n, int max_len, Rng* rng,
+                          int* histories /*(n, max_len)*/, int* targets /*(n)*/) {
+    for (int i = 0; i < n; i++) {
+        const int* s = seq_items(d, users[i]);
+        int len = train_len(d, users[i]);
+        if (len < 2) die("e4srec_sample: user %d has a train prefix of %d items, needs >= 2", users[i], len);
+        int t = 1 + rng_int(rng, len - 1);
+        history_left_padded(histories + (size_t)i * max_len, s, t, max_len);
+        targets[i] = s[t];
+    }
+}
+
+// SASRec (peer_sasrec.py batches): the last max_len + 1 items of the train
+// prefix as inputs x = s[:-1] and next-item targets y = s[1:], both left-padded
+static void sasrec_batch(const SeqData* d, const int* users, int n, int max_len,
+                         int* x /*(n, max_len)*/, int* y /*(n, max_len)*/) {
+    for (int i = 0; i < n; i++) {
+        const int* s = seq_items(d, users[i]);
+        int len = train_len(d, users[i]);
+        history_left_padded(x + (size_t)i * max_len, s, len - 1, max_len);
+        history_left_padded(y + (size_t)i * max_len, s + 1, len - 1, max_len);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// synth: the built-in synthetic data set. Items have Zipf popularity, fall into
+// taste clusters, and each has a few likely successors; each user has one taste
+// cluster. Each next item follows the previous item's successors, else the
+// user's taste, else global popularity, so that sequence models beat popularity.
+
+#define SYNTH_USERS 2000
+#define SYNTH_ITEMS 400
+#define SYNTH_MEAN_LEN 12
+#define SYNTH_SEED 1337
+#define SYNTH_MIN_LEN 5
+#define SYNTH_CLUSTERS 8          // at most; fewer when there are under 10 items a cluster
+#define SYNTH_SUCCESSORS 3        // likely next items of every item, picked uniformly
+#define SYNTH_ZIPF 0.8            // popularity of the item ranked r is 1 / (r + 1)^SYNTH_ZIPF
+#define SYNTH_P_SUCCESSOR 0.6f    // next item = a successor of the previous one
+#define SYNTH_P_TASTE 0.3f        // else from the user's cluster; the remaining 0.1 from all items
+#define SYNTH_P_OWN_CLUSTER 0.8f  // a successor is drawn from its item's own cluster, else from all items
+
+// draws items in proportion to popularity: cdf holds running sums of the weights
+typedef struct {
+    const int* items;   // (n)
+    const double* cdf;  // (n)
+    int n;
+} SynthSampler;
+
+static int synth_draw(const SynthSampler* s, Rng* rng) {
+    double x = rng_f32(rng) * s->cdf[s->n - 1];
+    int lo = 0, hi = s->n - 1;  // first index with cdf > x
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (s->cdf[mid] > x) hi = mid; else lo = mid + 1;
+    }
+    return s->items[lo];
+}
+
+// a sampler over items[0..n) with cdf filled from the items' weights
+static SynthSampler synth_sampler(const int* items, double* cdf, int n, const double* weight /*(n_items + 1)*/) {
+    double total = 0.0;
+    for (int i = 0; i < n; i++) cdf[i] = total += weight[items[i]];
+    return (SynthSampler){items, cdf, n};
+}
+
+static void synth_generate(SeqData* d, int n_users, int n_items, int mean_len, uint64_t seed) {
+    if (n_users < 1 || n_items < 2 || mean_len < SYNTH_MIN_LEN) {
+        die("synth: need n_users >= 1, n_items >= 2 and mean_len >= %d (got %d, %d, %d)",
+            SYNTH_MIN_LEN, n_users, n_items, mean_len);
+    }
+    Rng rng;
+    rng_seed(&rng, seed);
+    int n_clusters = max_int(1, min_int(SYNTH_CLUSTERS, n_items / 10));
+    // popularity rank r -> item by_rank[r]; cluster c holds ranks c, c + K, c + 2K, ...
+    // so every cluster mixes popular and rare items
+    int* by_rank = (int*)mallocCheck(n_items * sizeof(int));        // (n_items)
+    int* by_cluster = (int*)mallocCheck(n_items * sizeof(int));     // (n_items) grouped by cluster
+    double* weight = (double*)mallocCheck((n_items + 1) * sizeof(double));
+    double* cdf_global = (double*)mallocCheck(n_items * sizeof(double));
+    double* cdf_cluster = (double*)mallocCheck(n_items * sizeof(double));
+    SynthSampler* clusters = (SynthSampler*)mallocCheck(n_clusters * sizeof(SynthSampler));
+    int* successors = (int*)mallocCheck((size_t)(n_items + 1) * SYNTH_SUCCESSORS * sizeof(int));  // (n_items + 1, S)
+    int* cluster_of = (int*)mallocCheck((n_items + 1) * sizeof(int));
+    for (int r = 0; r < n_items; r++) by_rank[r] = r + 1;
+    rng_shuffle(&rng, by_rank, n_items);
+    for (int r = 0; r < n_items; r++) {
+        weight[by_rank[r]] = pow(r + 1.0, -SYNTH_ZIPF);
+        cluster_of[by_rank[r]] = r % n_clusters;
+    }
+    SynthSampler global = synth_sampler(by_rank, cdf_global, n_items, weight);
+    int filled = 0;
+    for (int c = 0; c < n_clusters; c++) {
+        int start = filled;
+        for (int r = c; r < n_items; r += n_clusters) by_cluster[filled++] = by_rank[r];
+        clusters[c] = synth_sampler(by_cluster + start, cdf_cluster + start, filled - start, weight);
+    }
+    for (int i = 1; i <= n_items; i++) {
+        for (int j = 0; j < SYNTH_SUCCESSORS; j++) {
+            const SynthSampler* from = rng_f32(&rng) < SYNTH_P_OWN_CLUSTER ? &clusters[cluster_of[i]] : &global;
+            int next = synth_draw(from, &rng);
+            successors[i * SYNTH_SUCCESSORS + j] = next != i ? next : i % n_items + 1;  // never itself
+        }
+    }
+    // lengths: SYNTH_MIN_LEN + a rounded exponential, mean about mean_len
+    d->n_users = n_users;
+    d->n_items = n_items;
+    d->offsets = (int*)mallocCheck((n_users + 1) * sizeof(int));
+    d->user_ids = (int*)mallocCheck(n_users * sizeof(int));
+    d->offsets[0] = 0;
+    for (int u = 0; u < n_users; u++) {
+        int extra = (int)(-log(1.0 - rng_f32(&rng)) * (mean_len - SYNTH_MIN_LEN) + 0.5);
+        d->offsets[u + 1] = d->offsets[u] + SYNTH_MIN_LEN + extra;
+        d->user_ids[u] = u + 1;
+    }
+    d->n_events = d->offsets[n_users];
+    d->items = (int*)mallocCheck((size_t)d->n_events * sizeof(int));
+    for (int u = 0; u < n_users; u++) {
+        int taste = rng_int(&rng, n_clusters);
+        int prev = 0;  // the first item comes from the user's taste or global popularity
+        for (int t = d->offsets[u]; t < d->offsets[u + 1]; t++) {
+            float x = rng_f32(&rng);
+            int next;
+            if (prev > 0 && x < SYNTH_P_SUCCESSOR) next = successors[prev * SYNTH_SUCCESSORS + rng_int(&rng, SYNTH_SUCCESSORS)];
+            else if (x < SYNTH_P_SUCCESSOR + SYNTH_P_TASTE) next = synth_draw(&clusters[taste], &rng);
+            else next = synth_draw(&global, &rng);
+            if (next == prev) next = successors[next * SYNTH_SUCCESSORS];  // no immediate repeats
+            d->items[t] = prev = next;
+        }
+    }
+    free(by_rank); free(by_cluster); free(weight); free(cdf_global); free(cdf_cluster);
+    free(clusters); free(successors); free(cluster_of);
+}
+
+// ----------------------------------------------------------------------------
+// prep: raw ratings "user,item,rating,timestamp" (or MovieLens "::") -> a
+// sequence file. Keep rating > 3, 5-core, chronological, dense ids; see
+// data/README.md for the numbering order.
+
+#define PREP_MIN_RATING 3.0  // kept ratings are strictly above this
+#define PREP_CORE 5          // users and items need at least this many kept events
+
+typedef struct {
+    int user;            // index in order of first appearance in the file
+    int item;            // index in order of first kept appearance
+    long long timestamp;
+    int order;           // position in the file: breaks timestamp ties
+} PrepRating;
+
+// string -> dense index in order of first appearance; keys point into the file buffer
+typedef struct {
+    int* slots;          // (cap) index + 1, 0 = empty
+    const char** keys;   // (max_keys)
+    int n, cap;
+} PrepIndex;
+
+static void prep_index_init(PrepIndex* m, int max_keys) {
+    m->cap = 16;
+    while (m->cap < 2 * max_keys) m->cap *= 2;  // load factor <= 1/2
+    m->slots = (int*)callocCheck(m->cap, sizeof(int));
+    m->keys = (const char**)mallocCheck(max_keys * sizeof(const char*));
+    m->n = 0;
+}
+
+static void prep_index_free(PrepIndex* m) { free(m->slots); free(m->keys); }
+
+static int prep_index_get(PrepIndex* m, const char* key) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a, 64-bit
+    for (const char* c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (m->slots[i] == 0) {
+            m->keys[m->n] = key;
+            m->slots[i] = ++m->n;
+            return m->n - 1;
+        }
+        if (strcmp(m->keys[m->slots[i] - 1], key) == 0) return m->slots[i] - 1;
+    }
+}
+
+// splits line in place at sep into at most max_fields fields; returns how many there were
+static int prep_split(char* line, const char* sep, char** fields, int max_fields) {
+    size_t sep_len = strlen(sep);
+    int n = 0;
+    for (char* p = line;; p += sep_len) {
+        if (n < max_fields) fields[n] = p;
+        n++;
+        p = strstr(p, sep);
+        if (p == NULL) return n;
+        *p = 0;
+    }
+}
+
+// whole-field parses: no trailing characters, no overflow
+static int prep_parse_number(const char* s, double* value) {
+    char* end;
+    errno = 0;
+    *value = strtod(s, &end);
+    return end != s && *end == 0 && errno == 0 && isfinite(*value);
+}
+
+static int prep_parse_integer(const char* s, long long* value) {
+    char* end;
+    errno = 0;
+    *value = strtoll(s, &end, 10);
+    return end != s && *end == 0 && errno == 0;
+}
+
+static int prep_compare(const void* pa, const void* pb) {
+    const PrepRating* a = (const PrepRating*)pa;
+    const PrepRating* b = (const PrepRating*)pb;
+    if (a->user != b->user) return a->user < b->user ? -1 : 1;
+    if (a->timestamp != b->timestamp) return a->timestamp < b->timestamp ? -1 : 1;
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+// drops events of users or items with < PREP_CORE events until none is dropped; returns the new count
+static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
+    int* user_count = (int*)mallocCheck(n_users * sizeof(int));
+    int* item_count = (int*)mallocCheck(n_items * sizeof(int));
+    for (int before = -1; n != before;) {
+        before = n;
+        memset(user_count, 0, n_users * sizeof(int));
+        memset(item_count, 0, n_items * sizeof(int));
+        for (int i = 0; i < n; i++) { user_count[events[i].user]++; item_count[events[i].item]++; }
+        n = 0;
+        for (int i = 0; i < before; i++) {
+            if (user_count[events[i].user] >= PREP_CORE && item_count[events[i].item] >= PREP_CORE) events[n++] = events[i];
+        }
+    }
+    free(user_count);
+    free(item_count);
+    return n;
+}
+
+static void prep_ratings(const char* csv_path, const char* out_path) {
+    size_t len = 0;
+    char* text = read_file(csv_path, &len);
+    int max_lines = 1;
+    for (size_t i = 0; i < len; i++) max_lines += text[i] == '\n';
+    const char* sep = NULL;  // decided by the first non-blank line
+    PrepIndex users, items;
+    prep_index_init(&users, max_lines);
+    prep_index_init(&items, max_lines);
+    PrepRating* events = (PrepRating*)mallocCheck(max_lines * sizeof(PrepRating));
+    int n = 0, n_data_lines = 0;
+    char* p = text;
+    for (int line = 1; p < text + len; line++) {
+        char* eol = memchr(p, '\n', text + len - p);
+        char* row_end = eol ? eol : text + len;
+        *row_end = 0;  // read_file NUL-terminates, so this is in bounds without a newline too
+        if (row_end > p && row_end[-1] == '\r') row_end[-1] = 0;
+        char* row = p;
+        p = row_end + 1;
+        if (strspn(row, " \t\r") == strlen(row)) continue;  // blank line
+        int first = sep == NULL;
+        if (first) sep = strstr(row, "::") ? "::" : ",";
+        char* f[4];  // user, item, rating, timestamp
+        int n_fields = prep_split(row, sep, f, 4);
+        if (n_fields != 4) {
+            die("%s:%d: expected 4 fields 'user%sitem%srating%stimestamp', got %d", csv_path, line, sep, sep, sep, n_fields);
+        }
+        double rating;
+        long long timestamp;
+        if (!prep_parse_number(f[2], &rating)) {
+            if (first) continue;  // a header line such as "user,item,rating,timestamp"
+            die("%s:%d: rating '%s' is not a number", csv_path, line, f[2]);
+        }
+        if (!prep_parse_integer(f[3], &timestamp)) {
+            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, f[3]);
+        }
+        if (f[0][0] == 0 || f[1][0] == 0) die("%s:%d: empty %s id", csv_path, line, f[0][0] == 0 ? "user" : "item");
+        n_data_lines++;
+        int user = prep_index_get(&users, f[0]);  // every line counts for the user numbering order
+        if (rating <= PREP_MIN_RATING) continue;
+        events[n] = (PrepRating){user, prep_index_get(&items, f[1]), timestamp, n};
+        n++;
+    }
+    int n_kept = n;
+    n = prep_core(events, n, users.n, items.n);
+    if (n == 0) {
+        die("%s: no events left: %d of %d ratings are > %g, and none survive the %d-core filter",
+            csv_path, n_kept, n_data_lines, PREP_MIN_RATING, PREP_CORE);
+    }
+    qsort(events, n, sizeof(PrepRating), prep_compare);
+    // dense ids: users by first appearance in the file, items by first appearance in the output
+    int* item_id = (int*)callocCheck(items.n, sizeof(int));
+    int n_users_out = 0, n_items_out = 0;
+    OutFile out;
+    outfile_open(&out, out_path);
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || events[i].user != events[i - 1].user) fprintf(out.f, "%s%d", i ? "\n" : "", ++n_users_out);
+        if (item_id[events[i].item] == 0) item_id[events[i].item] = ++n_items_out;
+        fprintf(out.f, " %d", item_id[events[i].item]);
+    }
+    fputc('\n', out.f);
+    outfile_commit(&out);
+    printf("prep: %s: %d ratings, %d > %g, %d-core: %d users, %d items, %d events -> %s\n",
+           csv_path, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
+    free(item_id);
+    free(events);
+    prep_index_free(&users);
+    prep_index_free(&items);
+    free(text);
+}

@@ -1,0 +1,424 @@
+// test_data.c: tests of data.h and eval.h (loading and its refusals, split,
+// batches, synth, prep against a hand-worked file, both evaluation protocols).
+// Included into the unity test runner after slmrec's headers and test.h;
+// the entry point is run_data_tests().
+
+// writes content to a fresh temp file; path gets its name
+static void test_data_temp(char path[64], const char* content) {
+    snprintf(path, 64, "/tmp/slmrec_data_XXXXXX");
+    write_temp(path, content, strlen(content));
+}
+
+// ----------------------------------------------------------------------------
+// loading
+
+static void test_data_load_good(void) {
+    char path[64];
+    test_data_temp(path, "1 1 2 3\n\n7  4\t5 6 2 \r\n   \n3 3 1 2");  // blank lines, tabs, CRLF, no final newline
+    SeqData d;
+    seqdata_load(&d, path, 0);
+    CHECK(d.n_users == 3 && d.n_items == 6 && d.n_events == 10, "load: %d users %d items %d events, want 3 6 10",
+          d.n_users, d.n_items, d.n_events);
+    const int want_offsets[] = {0, 3, 7, 10}, want_items[] = {1, 2, 3, 4, 5, 6, 2, 3, 1, 2}, want_users[] = {1, 7, 3};
+    CHECK(memcmp(d.offsets, want_offsets, sizeof(want_offsets)) == 0, "load: offsets");
+    CHECK(memcmp(d.items, want_items, sizeof(want_items)) == 0, "load: items");
+    CHECK(memcmp(d.user_ids, want_users, sizeof(want_users)) == 0, "load: user ids");
+    seqdata_free(&d);
+    seqdata_load(&d, path, 9);
+    CHECK(d.n_items == 9, "load: expect_n_items 9 gives n_items %d", d.n_items);
+    seqdata_free(&d);
+    unlink(path);
+}
+
+typedef struct {
+    const char* content;
+    int expect_n_items;
+    const char* message;  // a substring of the refusal
+} TestDataBadFile;
+
+static void test_data_load_child(void* arg) {
+    const TestDataBadFile* bad = (const TestDataBadFile*)arg;
+    char path[64];
+    test_data_temp(path, bad->content);
+    SeqData d;
+    seqdata_load(&d, path, bad->expect_n_items);
+}
+
+static void test_data_load_missing(void* arg) {
+    (void)arg;
+    SeqData d;
+    seqdata_load(&d, "/tmp/slmrec_no_such_dir/data.txt", 0);
+}
+
+static void test_data_load_refusals(void) {
+    TestDataBadFile bad[] = {
+        {"1 1 2 3\n2 4 x 6\n", 0, ":2:5: expected an integer item id, got 'x'"},
+        {"1 1 2.5 3\n", 0, ":1:5: expected an integer item id, got '2.5'"},
+        {"u1 1 2 3\n", 0, ":1:1: expected an integer user id, got 'u1'"},
+        {"1 1 0 3\n", 0, ":1:5: item id must be >= 1, got '0'"},
+        {"1 1 -4 3\n", 0, "item id must be >= 1, got '-4'"},
+        {"0 1 2 3\n", 0, "user id must be >= 1, got '0'"},
+        {"1 1 2 99999999999\n", 0, ":1:7: id overflow: item id '99999999999'"},
+        {"", 0, ":1:1: empty file"},
+        {"\n  \n", 0, "empty file"},
+        {"1 1 2 3\n5\n", 0, ":2:1: user 5 has no items"},
+        {"1 1 2 3\n 6 1 2\n", 0, ":2:2: user 6 has 2 item(s); leave-one-out needs at least 3"},
+        {"1 1 2 3\n2 4 6 5\n", 5, ":2:5: n_items mismatch: item 6 is above the expected n_items = 5"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        check_dies("seqdata_load refuses a bad file", test_data_load_child, &bad[i], bad[i].message);
+    }
+    check_dies("seqdata_load refuses a missing file", test_data_load_missing, NULL, "cannot open");
+}
+
+// ----------------------------------------------------------------------------
+// split, histories, batches
+
+static void test_data_split_and_history(void) {
+    char path[64];
+    test_data_temp(path, "1 1 2 3 4 5\n2 6 7 8\n");
+    SeqData d;
+    seqdata_load(&d, path, 0);
+    unlink(path);
+    CHECK(history_len(&d, 0, SPLIT_VALID) == 3 && split_target(&d, 0, SPLIT_VALID) == 4, "valid split of 1..5");
+    CHECK(history_len(&d, 0, SPLIT_TEST) == 4 && split_target(&d, 0, SPLIT_TEST) == 5, "test split of 1..5");
+    CHECK(train_len(&d, 1) == 1, "train prefix of a 3-item user is 1 item");
+    CHECK(strcmp(split_name(SPLIT_VALID), "valid") == 0 && strcmp(split_name(SPLIT_TEST), "test") == 0, "split names");
+
+    const int seq[] = {1, 2, 3, 4};
+    int out[6];
+    history_left_padded(out, seq, 4, 3);
+    CHECK(out[0] == 2 && out[1] == 3 && out[2] == 4, "history keeps the last max_len items");
+    history_left_padded(out, seq, 4, 6);
+    CHECK(memcmp(out, (int[]){0, 0, 1, 2, 3, 4}, sizeof(out)) == 0, "history left-pads with 0");
+    history_left_padded(out, seq, 0, 2);
+    CHECK(out[0] == 0 && out[1] == 0, "empty history is all pad");
+
+    int hist[2 * 4], targets[2];
+    eval_batch(&d, SPLIT_VALID, 0, 2, 4, hist, targets);
+    CHECK(memcmp(hist, (int[]){0, 1, 2, 3, 0, 0, 0, 6}, sizeof(hist)) == 0 && targets[0] == 4 && targets[1] == 7,
+          "valid eval batch");
+    eval_batch(&d, SPLIT_TEST, 1, 1, 4, hist, targets);
+    CHECK(memcmp(hist, (int[]){0, 0, 6, 7}, 4 * sizeof(int)) == 0 && targets[0] == 8, "test eval batch of user 1");
+
+    int users[2];
+    CHECK(trainable_users(&d, users) == 1 && users[0] == 0, "a 1-item train prefix is not trainable");
+    seqdata_free(&d);
+}
+
+static void test_data_training_batches(void) {
+    char path[64];
+    test_data_temp(path, "1 10 11 12 13 14 15\n2 20 21 22\n");  // train prefixes: 10 11 12 13 and 20
+    SeqData d;
+    seqdata_load(&d, path, 0);
+    unlink(path);
+    int users[2];
+    int n = trainable_users(&d, users);
+    CHECK(n == 1 && users[0] == 0, "trainable users");
+
+    // E4SRec, L = 2: cut t in {1,2,3} gives ([0,10],11), ([10,11],12), ([11,12],13)
+    Rng rng, again;
+    rng_seed(&rng, 5);
+    rng_seed(&again, 5);
+    int seen[3] = {0, 0, 0}, all_valid = 1, reproducible = 1;
+    for (int rep = 0; rep < 200; rep++) {
+        int hist[2], target, hist2[2], target2;
+        e4srec_sample(&d, users, 1, 2, &rng, hist, &target);
+        e4srec_sample(&d, users, 1, 2, &again, hist2, &target2);
+        reproducible &= target == target2 && hist[0] == hist2[0] && hist[1] == hist2[1];
+        int t = target - 11;  // the cut
+        int want0 = t == 0 ? 0 : 9 + t, want1 = 10 + t;
+        if (t < 0 || t > 2 || hist[0] != want0 || hist[1] != want1) all_valid = 0;
+        else seen[t]++;
+    }
+    CHECK(all_valid, "e4srec sample: history = the L items before the cut, target = the item at the cut");
+    CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0, "e4srec sample: every cut occurs (%d %d %d)", seen[0], seen[1], seen[2]);
+    CHECK(reproducible, "e4srec sample: same seed, same samples");
+
+    // SASRec: x = s[:-1], y = s[1:] of the last L+1 train items, left-padded
+    int x[5], y[5];
+    sasrec_batch(&d, users, 1, 3, x, y);
+    CHECK(memcmp(x, (int[]){10, 11, 12}, 3 * sizeof(int)) == 0 && memcmp(y, (int[]){11, 12, 13}, 3 * sizeof(int)) == 0,
+          "sasrec batch, L = 3");
+    sasrec_batch(&d, users, 1, 5, x, y);
+    CHECK(memcmp(x, (int[]){0, 0, 10, 11, 12}, sizeof(x)) == 0 && memcmp(y, (int[]){0, 0, 11, 12, 13}, sizeof(y)) == 0,
+          "sasrec batch, L = 5 (padded)");
+    sasrec_batch(&d, users, 1, 2, x, y);
+    CHECK(memcmp(x, (int[]){11, 12}, 2 * sizeof(int)) == 0 && memcmp(y, (int[]){12, 13}, 2 * sizeof(int)) == 0,
+          "sasrec batch, L = 2 (truncated)");
+    seqdata_free(&d);
+}
+
+// ----------------------------------------------------------------------------
+// synth
+
+static int test_data_same(const SeqData* a, const SeqData* b) {
+    return a->n_users == b->n_users && a->n_items == b->n_items && a->n_events == b->n_events &&
+           memcmp(a->offsets, b->offsets, (a->n_users + 1) * sizeof(int)) == 0 &&
+           memcmp(a->items, b->items, a->n_events * sizeof(int)) == 0 &&
+           memcmp(a->user_ids, b->user_ids, a->n_users * sizeof(int)) == 0;
+}
+
+// full NDCG@10 on the test split (through the batch path) of scores = count(prev -> item) * bigram_weight + popularity
+// (counts from test histories): a sequence-aware scorer against pure popularity
+static double test_data_ndcg(const SeqData* d, double bigram_weight) {
+    int I = d->n_items + 1;
+    int* pop = (int*)callocCheck(I, sizeof(int));                      // (I)
+    int* bigram = (int*)callocCheck((size_t)I * I, sizeof(int));        // (I, I) previous item -> next item
+    float* scores = (float*)mallocCheck(I * sizeof(float));            // (I)
+    for (int u = 0; u < d->n_users; u++) {
+        const int* s = seq_items(d, u);
+        for (int t = 0; t < history_len(d, u, SPLIT_TEST); t++) {
+            pop[s[t]]++;
+            if (t > 0) bigram[(size_t)s[t - 1] * I + s[t]]++;
+        }
+    }
+    Negatives neg;
+    negatives_build(&neg, d, SPLIT_TEST);
+    Metrics m;
+    metrics_init(&m);
+    for (int u = 0; u < d->n_users; u++) {
+        int last = seq_items(d, u)[history_len(d, u, SPLIT_TEST) - 1];
+        int target = split_target(d, u, SPLIT_TEST);
+        for (int i = 0; i < I; i++) scores[i] = (float)(bigram_weight * bigram[(size_t)last * I + i] + pop[i]);
+        metrics_add_batch(&m, scores, d->n_items, 1, &target, &neg, u);
+    }
+    metrics_finalize(&m);
+    negatives_free(&neg);
+    free(pop); free(bigram); free(scores);
+    return metrics_selection(&m);
+}
+
+static void test_data_synth(void) {
+    SeqData a, b, c, loaded;
+    synth_generate(&a, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
+    synth_generate(&b, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
+    synth_generate(&c, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED + 1);
+    CHECK(test_data_same(&a, &b), "synth: same seed, same data");
+    CHECK(!test_data_same(&a, &c), "synth: another seed, other data");
+    int min_len = INT_MAX, in_range = 1;
+    for (int u = 0; u < a.n_users; u++) min_len = min_int(min_len, seq_len(&a, u));
+    for (int i = 0; i < a.n_events; i++) in_range &= a.items[i] >= 1 && a.items[i] <= a.n_items;
+    double mean_len = (double)a.n_events / a.n_users;
+    CHECK(min_len >= SYNTH_MIN_LEN && in_range, "synth: lengths >= %d (min %d), items in 1..n_items", SYNTH_MIN_LEN, min_len);
+    CHECK(fabs(mean_len - SYNTH_MEAN_LEN) < 1.0, "synth: mean length %.2f, asked %d", mean_len, SYNTH_MEAN_LEN);
+
+    char path[64];
+    test_data_temp(path, "");
+    seqdata_write(&a, path);
+    seqdata_load(&loaded, path, SYNTH_ITEMS);
+    unlink(path);
+    CHECK(test_data_same(&a, &loaded), "synth: written file loads back identically");
+
+    double popularity = test_data_ndcg(&a, 0.0), sequential = test_data_ndcg(&a, 1000.0);
+    CHECK(sequential > 2.0 * popularity, "synth: a bigram scorer (NDCG@10 %.4f) should clearly beat popularity (%.4f)",
+          sequential, popularity);
+    seqdata_free(&a); seqdata_free(&b); seqdata_free(&c); seqdata_free(&loaded);
+}
+
+// ----------------------------------------------------------------------------
+// prep
+
+static void test_data_prep_child(void* arg) {
+    const char* content = (const char*)arg;
+    char in[64], out[64];
+    test_data_temp(in, content);
+    test_data_temp(out, "");
+    prep_ratings(in, out);
+}
+
+static int test_data_prep_matches(const char* csv_path, const char* expected_path) {
+    char out[64];
+    test_data_temp(out, "");
+    prep_ratings(csv_path, out);
+    size_t n_got = 0, n_want = 0;
+    char* got = read_file(out, &n_got);
+    char* want = read_file(expected_path, &n_want);
+    int same = n_got == n_want && memcmp(got, want, n_got) == 0;
+    if (!same) printf("  prep of %s wrote:\n%s  expected:\n%s", csv_path, got, want);
+    unlink(out);
+    free(got);
+    free(want);
+    return same;
+}
+
+static void test_data_prep(void) {
+    const char* csv = "data/tiny_ratings.csv";
+    const char* expected = "data/tiny_ratings.expected.txt";
+    if (access(csv, R_OK) != 0) { skip("prep on data/tiny_ratings.csv", "file missing: run the tests from the repo root"); return; }
+    CHECK(test_data_prep_matches(csv, expected), "prep: %s matches %s byte for byte", csv, expected);
+
+    // the same ratings MovieLens-style: "::" separated, no header
+    size_t len = 0;
+    char* text = read_file(csv, &len);
+    char* body = strchr(text, '\n') + 1;
+    char* ml = (char*)mallocCheck(2 * len + 1);  // every ',' becomes "::"
+    char* w = ml;
+    for (const char* r = body; *r; r++) {
+        if (*r == ',') { *w++ = ':'; *w++ = ':'; }
+        else *w++ = *r;
+    }
+    *w = 0;
+    char ml_path[64];
+    test_data_temp(ml_path, ml);
+    CHECK(test_data_prep_matches(ml_path, expected), "prep: the '::' version gives the same output");
+    unlink(ml_path);
+    free(ml);
+    free(text);
+
+    check_dies("prep refuses a bad rating", test_data_prep_child, "a,b,5,1\nu,i,five,2\n", ":2: rating 'five' is not a number");
+    check_dies("prep refuses a bad timestamp", test_data_prep_child, "u,i,5,1.5\n", ":1: timestamp '1.5' is not an integer");
+    check_dies("prep refuses a short line", test_data_prep_child, "u,i,5,1\nu,i,5\n", ":2: expected 4 fields");
+    check_dies("prep refuses an empty id", test_data_prep_child, "u,,5,1\n", ":1: empty item id");
+    check_dies("prep refuses when nothing survives", test_data_prep_child, "u,i,5,1\nu,j,5,2\n", "no events left");
+}
+
+// ----------------------------------------------------------------------------
+// evaluation
+
+static int test_data_near(double a, double b) { return fabs(a - b) < 1e-9; }
+
+static void test_data_metrics_hand(void) {
+    // items 1..5; the pad column scores highest and must not count
+    const float scores[] = {100.0f, 0.5f, 0.9f, 0.5f, 0.1f, 0.7f};
+    Metrics m;
+    metrics_init(&m);
+    // target 1: items 2 (0.9) and 5 (0.7) are higher, item 3 ties (not higher) -> full rank 2;
+    // sampled against {3, 4}: tie and lower -> rank 0
+    metrics_add_row(&m, scores, 5, 1, (int[]){3, 4}, 2);
+    metrics_finalize(&m);
+    const double want_one[N_METRICS] = {0, 1, 1, 1, 0.5, 0.5, 0.5, 1.0 / 3, 1, 1, 1, 1, 1, 1};
+    int ok = 1;
+    for (int i = 0; i < N_METRICS; i++) ok &= test_data_near(m.mean[i], want_one[i]);
+    CHECK(ok, "metrics: rank 2 with a tie (full HR@1 %g HR@5 %g NDCG@5 %g MRR %g)", m.mean[0], m.mean[1], m.mean[4], m.mean[7]);
+    // target 2 is the top item: rank 0 in both protocols; means average the two rows
+    metrics_add_row(&m, scores, 5, 2, (int[]){1, 5}, 2);
+    metrics_finalize(&m);
+    CHECK(m.count == 2 && test_data_near(m.mean[0], 0.5) && test_data_near(m.mean[5], 0.75) &&
+          test_data_near(m.mean[7], 2.0 / 3) && test_data_near(m.mean[13], 1.0),
+          "metrics: means over two rows (HR@1 %g NDCG@10 %g MRR %g)", m.mean[0], m.mean[5], m.mean[7]);
+
+    // the HR@10 boundary: item i scores 100 - i, so target 10 has rank 9 and target 11 rank 10
+    float line[31];
+    for (int i = 0; i <= 30; i++) line[i] = 100.0f - i;
+    Metrics r9, r10;
+    metrics_init(&r9);
+    metrics_init(&r10);
+    metrics_add_row(&r9, line, 30, 10, NULL, 0);
+    metrics_add_row(&r10, line, 30, 11, NULL, 0);
+    metrics_finalize(&r9);
+    metrics_finalize(&r10);
+    CHECK(r9.mean[2] == 1.0 && test_data_near(r9.mean[5], 1.0 / log2(11.0)) && r9.mean[4] == 0.0,
+          "metrics: rank 9 is a hit at 10 (NDCG@10 %g), a miss at 5", r9.mean[5]);
+    CHECK(r10.mean[2] == 0.0 && r10.mean[5] == 0.0 && r10.mean[3] == 1.0 && test_data_near(r10.mean[6], 1.0 / log2(12.0)) &&
+          test_data_near(r10.mean[7], 1.0 / 11),
+          "metrics: rank 10 misses at 10, hits at 20 (NDCG@20 %g)", r10.mean[6]);
+    CHECK(METRIC_SPECS[METRIC_SELECTION].protocol == PROTOCOL_FULL && METRIC_SPECS[METRIC_SELECTION].kind == METRIC_NDCG &&
+          METRIC_SPECS[METRIC_SELECTION].k == 10 && metrics_selection(&r9) == r9.mean[5],
+          "metrics: model selection is full NDCG@10");
+
+    // a NaN target ranks last, never first
+    float nan_scores[] = {0.0f, NAN, 0.2f, 0.1f};
+    Metrics bad;
+    metrics_init(&bad);
+    metrics_add_row(&bad, nan_scores, 3, 1, (int[]){2, 3}, 2);
+    metrics_finalize(&bad);
+    CHECK(bad.mean[2] == 1.0 && test_data_near(bad.mean[7], 1.0 / 3) && test_data_near(bad.mean[13], 1.0 / 3),
+          "metrics: NaN target gets the last rank (full MRR %g, sampled MRR %g)", bad.mean[7], bad.mean[13]);
+}
+
+static void test_data_metrics_output(void) {
+    float scores[] = {0.0f, 1.0f, 0.0f};
+    Metrics m;
+    metrics_init(&m);
+    int negs[EVAL_N_NEG] = {0};
+    for (int j = 0; j < EVAL_N_NEG; j++) negs[j] = 2;
+    metrics_add_row(&m, scores, 2, 1, negs, EVAL_N_NEG);
+    metrics_finalize(&m);
+    FILE* f = tmpfile();
+    if (f == NULL) die("tmpfile failed: %s", strerror(errno));
+    metrics_write_json(f, &m);
+    metrics_print_header(f, m.n_neg);
+    metrics_print_row(f, "model", &m);
+    long n = ftell(f);
+    rewind(f);
+    char text[4096] = {0};
+    freadCheck(text, 1, (size_t)min_int((int)n, (int)sizeof(text) - 1), f, "metrics output");
+    fclose(f);
+    const char* keys[] = {"\"full_HR@1\": 1.000000", "\"full_HR@20\"", "\"full_NDCG@10\": 1.000000", "\"full_MRR\"",
+                          "\"s1000_HR@1\": 1.000000", "\"s1000_NDCG@5\"", "\"s1000_MRR\": 1.000000", "NDCG@20     MRR |   HR@1",
+                          "model             1.0000"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        CHECK(strstr(text, keys[i]) != NULL, "metrics output contains %s:\n%s", keys[i], text);
+    }
+}
+
+static void test_data_negatives(void) {
+    SeqData d;
+    synth_generate(&d, 300, 60, 8, 3);
+    Negatives valid, valid2, test;
+    negatives_build(&valid, &d, SPLIT_VALID);
+    negatives_build(&valid2, &d, SPLIT_VALID);
+    negatives_build(&test, &d, SPLIT_TEST);
+    int* mark = (int*)callocCheck(d.n_items + 1, sizeof(int));
+    int max_seen = 0, clean = 1;
+    for (int u = 0; u < d.n_users; u++) max_seen = max_int(max_seen, mark_user_items(&d, u, mark, u + 1));
+    for (int u = 0; u < d.n_users; u++) {
+        int stamp = -1 - u;  // not the stamps above
+        mark_user_items(&d, u, mark, stamp);
+        for (int j = 0; j < valid.n_neg; j++) {
+            int item = valid.items[(size_t)u * valid.n_neg + j];
+            clean &= item >= 1 && item <= d.n_items && mark[item] != stamp;  // unseen and not drawn twice
+            mark[item] = stamp;
+        }
+    }
+    CHECK(valid.n_neg == d.n_items - max_seen && valid.n_neg < EVAL_N_NEG && valid.n_neg > 0,
+          "negatives: n_neg %d = n_items %d - most distinct items seen %d", valid.n_neg, d.n_items, max_seen);
+    CHECK(clean, "negatives: distinct items the user never interacted with");
+    size_t bytes = (size_t)d.n_users * valid.n_neg * sizeof(int);
+    CHECK(memcmp(valid.items, valid2.items, bytes) == 0, "negatives: identical on every build (and so for every model)");
+    CHECK(memcmp(valid.items, test.items, bytes) != 0, "negatives: valid and test use different seeds");
+    free(mark);
+    negatives_free(&valid); negatives_free(&valid2); negatives_free(&test);
+    seqdata_free(&d);
+}
+
+// ----------------------------------------------------------------------------
+// the shared Amazon sets, when present
+
+static void test_data_shared_sets(void) {
+    const struct { const char* path; int users, items, events; } sets[] = {
+        {"../shared/data/beauty.txt", 22363, 12101, 198502},
+        {"../shared/data/toys.txt", 19412, 11924, 167597},
+    };
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        if (access(sets[i].path, R_OK) != 0) {
+            skip(sets[i].path, "not found (../shared is absent); the load/negatives check of the real data did not run");
+            continue;
+        }
+        SeqData d;
+        seqdata_load(&d, sets[i].path, 0);
+        CHECK(d.n_users == sets[i].users && d.n_items == sets[i].items && d.n_events == sets[i].events,
+              "%s: %d users %d items %d events, want %d %d %d", sets[i].path, d.n_users, d.n_items, d.n_events,
+              sets[i].users, sets[i].items, sets[i].events);
+        Negatives neg;
+        negatives_build(&neg, &d, SPLIT_TEST);
+        CHECK(neg.n_neg == EVAL_N_NEG, "%s: %d sampled negatives, want %d", sets[i].path, neg.n_neg, EVAL_N_NEG);
+        negatives_free(&neg);
+        seqdata_free(&d);
+    }
+}
+
+static void run_data_tests(void) {
+    printf("data and evaluation\n");
+    test_data_load_good();
+    test_data_load_refusals();
+    test_data_split_and_history();
+    test_data_training_batches();
+    test_data_synth();
+    test_data_prep();
+    test_data_metrics_hand();
+    test_data_metrics_output();
+    test_data_negatives();
+    test_data_shared_sets();
+}
