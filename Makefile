@@ -15,6 +15,14 @@ else
   FOUND_OPENMP = OpenMP: not found, building single-threaded
 endif
 
+# the host's vector width (AVX-512 / AVX2 / NEON) for the matmul kernel; everything
+# is built from source on the machine that runs it
+NATIVE := $(shell printf 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(NATIVE),yes)
+  CFLAGS += -march=native
+  FOUND_NATIVE = , -march=native
+endif
+
 HEADERS = $(wildcard src/*.h)
 TEST_SOURCES = $(wildcard test/*.c test/*.h)
 
@@ -23,7 +31,7 @@ TEST_SOURCES = $(wildcard test/*.c test/*.h)
 all: report slmrec
 
 report:
-	@echo "slmrec build: $(CC) $(firstword $(CFLAGS)), $(FOUND_OPENMP)"
+	@echo "slmrec build: $(CC) $(firstword $(CFLAGS))$(FOUND_NATIVE), $(FOUND_OPENMP)"
 
 slmrec: slmrec.c $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ slmrec.c $(LDLIBS)

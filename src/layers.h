@@ -31,53 +31,104 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 }
 
 // ----------------------------------------------------------------------------
-// Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear
+// Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear.
+// All three products (forward, dinp, dweight) run through one register-blocked
+// kernel, out[n][m] += sum_k a[n][k] * b[k][m], whose inner loop broadcasts one
+// a[n][k] against 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows at once.
+// Each output sums over k in order, whatever the thread count: deterministic.
+
+#define MM_ROWS 4
+#if defined(__AVX512F__)
+#define MM_LANES 16  // one zmm register
+#elif defined(__AVX__)
+#define MM_LANES 8   // one ymm register
+#else
+#define MM_LANES 4   // SSE / NEON
+#endif
+typedef float mm_lanes __attribute__((vector_size(MM_LANES * sizeof(float))));
+
+static mm_lanes mm_load(const float* p) { mm_lanes v; memcpy(&v, p, sizeof(v)); return v; }
+
+static void mm_accumulate(float* out, const float* a, const float* b, int N, int K, int M) {
+    // out (N, M) +=  a (N, K) @ b (K, M)
+    int M_full = M - M % (2 * MM_LANES);
+    int row_blocks = (N + MM_ROWS - 1) / MM_ROWS, col_blocks = M_full / (2 * MM_LANES);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int cb = 0; cb <= col_blocks; cb++) {
+        for (int rb = 0; rb < row_blocks; rb++) {
+            int n0 = rb * MM_ROWS, rows = min_int(MM_ROWS, N - n0);
+            if (cb == col_blocks) {  // the last M % (2 * MM_LANES) columns, scalar
+                for (int r = 0; r < rows; r++) {
+                    for (int m = M_full; m < M; m++) {
+                        float acc = out[(size_t)(n0 + r) * M + m];
+                        for (int k = 0; k < K; k++) acc += a[(size_t)(n0 + r) * K + k] * b[(size_t)k * M + m];
+                        out[(size_t)(n0 + r) * M + m] = acc;
+                    }
+                }
+                continue;
+            }
+            int m0 = cb * 2 * MM_LANES;
+            mm_lanes acc[MM_ROWS][2];
+            for (int r = 0; r < MM_ROWS; r++) {
+                int rr = min_int(r, rows - 1);  // rows past N repeat the last real row and are not stored
+                acc[r][0] = mm_load(out + (size_t)(n0 + rr) * M + m0);
+                acc[r][1] = mm_load(out + (size_t)(n0 + rr) * M + m0 + MM_LANES);
+            }
+            for (int k = 0; k < K; k++) {
+                mm_lanes b0 = mm_load(b + (size_t)k * M + m0), b1 = mm_load(b + (size_t)k * M + m0 + MM_LANES);
+                for (int r = 0; r < MM_ROWS; r++) {
+                    float x = a[(size_t)(n0 + min_int(r, rows - 1)) * K + k];
+                    acc[r][0] += x * b0;
+                    acc[r][1] += x * b1;
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                memcpy(out + (size_t)(n0 + r) * M + m0, &acc[r][0], sizeof(mm_lanes));
+                memcpy(out + (size_t)(n0 + r) * M + m0 + MM_LANES, &acc[r][1], sizeof(mm_lanes));
+            }
+        }
+    }
+}
+
+// dst (cols, rows) = src (rows, cols)^T into a grow-only scratch buffer: a fresh
+// malloc per call would page-fault its way through megabytes every step
+static float* transpose_scratch(const float* src, int rows, int cols) {
+    static float* scratch = NULL;
+    static size_t capacity = 0;
+    size_t n = (size_t)rows * cols;
+    if (n > capacity) {
+        free(scratch);
+        scratch = (float*)mallocCheck(n * sizeof(float));
+        capacity = n;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < cols; c++) {
+        for (int r = 0; r < rows; r++) scratch[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+    }
+    return scratch;
+}
 
 static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
     // out (N, OC), inp (N, C), weight (OC, C), bias (OC) or NULL
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        for (int o = 0; o < OC; o++) {
-            const float* x = inp + (size_t)n * C;
-            const float* w = weight + (size_t)o * C;
-            float sum = bias ? bias[o] : 0.0f;
-            #pragma omp simd reduction(+ : sum)
-            for (int i = 0; i < C; i++) sum += x[i] * w[i];
-            out[(size_t)n * OC + o] = sum;
-        }
+        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
     }
+    mm_accumulate(out, inp, transpose_scratch(weight, OC, C), N, C, OC);  // weight^T (C, OC)
 }
 
 static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                             const float* weight, int N, int C, int OC) {
     // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout
-    if (dinp) {
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) {
-            float* di = dinp + (size_t)n * C;
-            for (int o = 0; o < OC; o++) {
-                float d = dout[(size_t)n * OC + o];
-                const float* w = weight + (size_t)o * C;
-                #pragma omp simd
-                for (int i = 0; i < C; i++) di[i] += d * w[i];
-            }
-        }
+    if (dinp) mm_accumulate(dinp, dout, weight, N, OC, C);
+    if (dweight) {
+        mm_accumulate(dweight, transpose_scratch(dout, N, OC), inp, OC, N, C);  // dout^T (OC, N)
     }
-    if (dweight || dbias) {
-        #pragma omp parallel for schedule(static)
+    if (dbias) {
         for (int o = 0; o < OC; o++) {
-            float* dw = dweight ? dweight + (size_t)o * C : NULL;
             float db = 0.0f;
-            for (int n = 0; n < N; n++) {
-                float d = dout[(size_t)n * OC + o];
-                db += d;
-                if (dw) {
-                    const float* x = inp + (size_t)n * C;
-                    #pragma omp simd
-                    for (int i = 0; i < C; i++) dw[i] += d * x[i];
-                }
-            }
-            if (dbias) dbias[o] += db;
+            for (int n = 0; n < N; n++) db += dout[(size_t)n * OC + o];
+            dbias[o] += db;
         }
     }
 }
