@@ -2,6 +2,7 @@
 // DLLM2Rec in C. The CPU reference and the command-line driver.
 //
 // Read in data-flow order; each header is one section:
+#include <sys/stat.h>
 #include "src/utils.h"       // checked libc calls, arenas, RNG, timing, atomic outputs
 #include "src/binfile.h"     // the project's binary container (header, checksum)
 #include "src/safetensors.h" // HF safetensors reader (oracle fixture, HF checkpoints)
@@ -12,6 +13,10 @@
 #include "src/data.h"        // sequence files, split, batches, synthetic data, prep
 #include "src/eval.h"        // full and sampled ranking metrics
 #include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
+#include "src/sasrec.h"      // SASRec: stage 1, its item table feeds E4SRec
+#include "src/checkpoint.h"  // model files: weights, prompt, tokenizer, training state
+#include "src/train.h"       // the training loop, evaluation, progress lines
+#include "src/jobs.h"        // each model as the trainer sees it
 
 // ----------------------------------------------------------------------------
 // command-line flags: one table per command, which also prints its --help
@@ -273,6 +278,764 @@ static int cmd_oracle(int argc, char** argv) {
     return 1;
 }
 
+
+// ----------------------------------------------------------------------------
+// configuration of the training commands: one struct, flag tables per group
+
+typedef struct {
+    // data and run
+    const char* data;          // sequence file; NULL = the built-in synthetic data
+    const char* out;           // output directory
+    int seed, max_len, eval_batch, resume, stop_after;
+    // SASRec (stage 1)
+    int sas_dim, sas_blocks, sas_heads, sas_epochs, sas_batch, sas_patience;
+    float sas_dropout, sas_lr;
+    // E4SRec teacher, plain E4SRec_l, SLMRec student (stages 2 and 3)
+    int hidden, ffn, heads, kv_heads, teacher_layers, student_layers;
+    int epochs, batch, patience, warmup, vocab;
+    float lr, min_lr, weight_decay, clip, time_budget;
+    const char* instruction;
+    const char* response;
+    int blocks, online, init_random;
+    float l1, l2, l3;
+} Config;
+
+// the authors' prompt format (E4SRec / SLMRec), kept short: every token is computed at every layer
+#define DEFAULT_INSTRUCTION "### Instruction:\nGiven the user's item history, predict the next item.\n### Input:\n"
+#define DEFAULT_RESPONSE "\n### Response:\n"
+
+static Config config_defaults(void) {
+    Config c = {
+        .data = NULL, .out = "runs/synth", .seed = 42, .max_len = 50, .eval_batch = 256, .resume = 0, .stop_after = 0,
+        .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 200, .sas_batch = 128, .sas_patience = 20,
+        .sas_dropout = 0.5f, .sas_lr = 1e-3f,
+        .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
+        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320,
+        .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
+        .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
+        .blocks = 4, .online = 0, .init_random = 0, .l1 = 1.0f, .l2 = 0.1f, .l3 = 1.0f,
+    };
+    return c;
+}
+
+static int flags_run(ArgSpec* s, Config* c) {
+    ArgSpec f[] = {
+        {"--data", ARG_STR, &c->data, "sequence file (user item item ...); none = built-in synthetic data"},
+        {"--out", ARG_STR, &c->out, "output directory: checkpoints, log.txt, results.json"},
+        {"--seed", ARG_INT, &c->seed, "seed of every random choice"},
+        {"--max-len", ARG_INT, &c->max_len, "history length fed to the models"},
+        {"--eval-batch", ARG_INT, &c->eval_batch, "users per scoring batch"},
+        {"--resume", ARG_BOOL, &c->resume, "continue from <out>/<model>.last.bin where present"},
+        {"--stop-after", ARG_INT, &c->stop_after, "train this many epochs per model now, then stop (resume later)"},
+    };
+    memcpy(s, f, sizeof(f));
+    return (int)(sizeof(f) / sizeof(f[0]));
+}
+
+static int flags_sasrec(ArgSpec* s, Config* c) {
+    ArgSpec f[] = {
+        {"--sasrec-dim", ARG_INT, &c->sas_dim, "SASRec embedding width D (the item table E4SRec reads)"},
+        {"--sasrec-blocks", ARG_INT, &c->sas_blocks, "SASRec transformer blocks"},
+        {"--sasrec-heads", ARG_INT, &c->sas_heads, "SASRec attention heads"},
+        {"--sasrec-dropout", ARG_FLOAT, &c->sas_dropout, "SASRec dropout"},
+        {"--sasrec-lr", ARG_FLOAT, &c->sas_lr, "SASRec Adam learning rate"},
+        {"--sasrec-epochs", ARG_INT, &c->sas_epochs, "SASRec epochs at most"},
+        {"--sasrec-batch", ARG_INT, &c->sas_batch, "SASRec users per step"},
+        {"--sasrec-patience", ARG_INT, &c->sas_patience, "SASRec early stop: epochs without a better valid NDCG@10"},
+    };
+    memcpy(s, f, sizeof(f));
+    return (int)(sizeof(f) / sizeof(f[0]));
+}
+
+static int flags_e4srec(ArgSpec* s, Config* c) {
+    ArgSpec f[] = {
+        {"--hidden", ARG_INT, &c->hidden, "decoder width C (d1)"},
+        {"--ffn", ARG_INT, &c->ffn, "SwiGLU MLP width F"},
+        {"--heads", ARG_INT, &c->heads, "query heads"},
+        {"--kv-heads", ARG_INT, &c->kv_heads, "key/value heads (grouped-query attention when < heads)"},
+        {"--epochs", ARG_INT, &c->epochs, "epochs at most"},
+        {"--batch", ARG_INT, &c->batch, "samples per step"},
+        {"--lr", ARG_FLOAT, &c->lr, "AdamW peak learning rate"},
+        {"--min-lr", ARG_FLOAT, &c->min_lr, "end of the cosine schedule"},
+        {"--warmup", ARG_INT, &c->warmup, "linear warmup steps"},
+        {"--weight-decay", ARG_FLOAT, &c->weight_decay, "AdamW decoupled weight decay"},
+        {"--clip", ARG_FLOAT, &c->clip, "global gradient-norm clip (0 = off)"},
+        {"--patience", ARG_INT, &c->patience, "early stop: epochs without a better valid NDCG@10 (0 = never)"},
+        {"--time-budget", ARG_FLOAT, &c->time_budget, "stop a model's training after this many seconds (0 = none)"},
+        {"--instruction", ARG_STR, &c->instruction, "prompt text before the item history"},
+        {"--response", ARG_STR, &c->response, "prompt text after the item history"},
+        {"--vocab", ARG_INT, &c->vocab, "BPE vocabulary size learned on the prompt"},
+    };
+    memcpy(s, f, sizeof(f));
+    return (int)(sizeof(f) / sizeof(f[0]));
+}
+
+static int flags_distill(ArgSpec* s, Config* c) {
+    ArgSpec f[] = {
+        {"--blocks", ARG_INT, &c->blocks, "distillation blocks B (must divide both layer counts)"},
+        {"--l1", ARG_FLOAT, &c->l1, "weight of Dcos"},
+        {"--l2", ARG_FLOAT, &c->l2, "weight of Dnorm"},
+        {"--l3", ARG_FLOAT, &c->l3, "weight of the multi-supervision CE"},
+        {"--online", ARG_BOOL, &c->online, "train the teacher together with the student (online KD)"},
+        {"--init-random", ARG_BOOL, &c->init_random, "start the student from random weights, not the teacher's first layers"},
+    };
+    memcpy(s, f, sizeof(f));
+    return (int)(sizeof(f) / sizeof(f[0]));
+}
+
+static void config_check(const Config* c) {
+    if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
+    if (c->batch < 1 || c->sas_batch < 1) die("--batch and --sasrec-batch must be positive");
+    if (c->heads < 1 || c->kv_heads < 1 || c->heads % c->kv_heads || c->hidden % c->heads || (c->hidden / c->heads) % 2) {
+        die("--hidden %d, --heads %d, --kv-heads %d: heads must divide hidden into an even head size, kv-heads must divide heads",
+            c->hidden, c->heads, c->kv_heads);
+    }
+    if (c->sas_heads < 1 || c->sas_dim % c->sas_heads) die("--sasrec-heads %d must divide --sasrec-dim %d", c->sas_heads, c->sas_dim);
+    if (!(c->sas_dropout >= 0.0f && c->sas_dropout < 1.0f)) die("--sasrec-dropout must be in [0, 1)");
+    if (c->vocab < TOK_BASE_VOCAB) die("--vocab %d is below the %d byte-level base tokens", c->vocab, TOK_BASE_VOCAB);
+}
+
+static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
+    AdamWConfig a = adamw_defaults();
+    a.lr = c->lr;
+    a.min_lr = c->min_lr;
+    a.weight_decay = c->weight_decay;
+    a.clip = c->clip;
+    a.warmup = c->warmup;
+    a.total_steps = c->epochs * steps_per_epoch;
+    return a;
+}
+
+static TrainConfig config_train(const Config* c, int sasrec) {
+    TrainConfig t = {sasrec ? c->sas_epochs : c->epochs, sasrec ? c->sas_batch : c->batch,
+                     sasrec ? c->sas_patience : c->patience, sasrec ? 0.0f : c->time_budget, c->stop_after,
+                     c->eval_batch, (uint64_t)c->seed};
+    return t;
+}
+
+static void make_dir(const char* dir) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char* p = path + 1; *p; p++) {  // mkdir -p
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
+}
+
+static void load_data(SeqData* d, const Config* c) {
+    if (c->data) {
+        seqdata_load(d, c->data, 0);
+    } else {
+        synth_generate(d, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
+    }
+    logf_("data: %s: %d users, %d items, %d events\n", c->data ? c->data : "built-in synthetic", d->n_users, d->n_items, d->n_events);
+}
+
+static int steps_per_epoch(const SeqData* d, int batch) {
+    int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
+    int n = trainable_users(d, users);
+    free(users);
+    return (n + batch - 1) / batch;
+}
+
+// ----------------------------------------------------------------------------
+// results: one row per model, printed as a table and written as JSON
+
+typedef struct {
+    char name[32];
+    int layers;
+    size_t params;
+    double train_seconds, infer_seconds;
+    int epochs, best_epoch;
+    float best_valid;
+    Metrics test;
+} ResultRow;
+
+// the test-set evaluation of a trained model, timed
+static void result_fill(ResultRow* r, const Trainable* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
+                        const char* name, int layers, size_t params, const TrainResult* tr) {
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->layers = layers;
+    r->params = params;
+    r->train_seconds = tr->train_seconds;
+    r->epochs = tr->epochs_run;
+    r->best_epoch = tr->best_epoch;
+    r->best_valid = tr->best_valid;
+    double t0 = now_seconds();
+    r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch);
+    r->infer_seconds = now_seconds() - t0;
+    logf_("  [%s] test: full HR@10 %.4f NDCG@10 %.4f (%.1fs to score %d users)\n", name, r->test.mean[2], r->test.mean[5],
+          r->infer_seconds, d->n_users);
+}
+
+static void results_print(const ResultRow* rows, int n) {
+    char hr1[24], hr5[24], nd5[24], mrr[24];
+    metric_name(hr1, sizeof(hr1), &rows[0].test, 8);
+    metric_name(hr5, sizeof(hr5), &rows[0].test, 9);
+    metric_name(nd5, sizeof(nd5), &rows[0].test, 11);
+    metric_name(mrr, sizeof(mrr), &rows[0].test, 13);
+    logf_("\n%-14s %6s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "train s", "infer s",
+          "HR@10", "NDCG@10", hr1, hr5, nd5, mrr);
+    for (int i = 0; i < n; i++) {
+        const ResultRow* r = &rows[i];
+        logf_("%-14s %6d %10zu %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
+              r->train_seconds, r->infer_seconds, r->test.mean[2], r->test.mean[5], r->test.mean[8], r->test.mean[9],
+              r->test.mean[11], r->test.mean[13]);
+    }
+    logf_("(test split; HR@10 and NDCG@10 rank all items, the s* columns the target among sampled negatives)\n\n");
+    logf_("all metrics, test split:\n");
+    metrics_print_header(stdout, rows[0].test.n_neg);
+    if (log_file) metrics_print_header(log_file, rows[0].test.n_neg);
+    for (int i = 0; i < n; i++) {
+        metrics_print_row(stdout, rows[i].name, &rows[i].test);
+        if (log_file) metrics_print_row(log_file, rows[i].name, &rows[i].test);
+    }
+}
+
+static void results_write_json(const char* path, const ResultRow* rows, int n, const Config* c, const SeqData* d) {
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\n \"data\": \"%s\", \"users\": %d, \"items\": %d, \"events\": %d,\n", c->data ? c->data : "synthetic",
+            d->n_users, d->n_items, d->n_events);
+    fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
+            "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"l1\": %g, \"l2\": %g, \"l3\": %g, "
+            "\"sasrec_dim\": %d, \"seed\": %d},\n \"models\": {\n", c->max_len, c->hidden, c->ffn, c->heads, c->kv_heads,
+            c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim, c->seed);
+    for (int i = 0; i < n; i++) {
+        const ResultRow* r = &rows[i];
+        fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "
+                "\"best_epoch\": %d, \"valid_full_NDCG@10\": %.6f, ", r->name, r->layers, r->params, r->train_seconds,
+                r->infer_seconds, r->epochs, r->best_epoch, r->best_valid);
+        metrics_write_json(o.f, &r->test);
+        fprintf(o.f, "}%s\n", i + 1 < n ? "," : "");
+    }
+    fprintf(o.f, " }\n}\n");
+    outfile_commit(&o);
+}
+
+// ----------------------------------------------------------------------------
+// stages: each trains one model, reloads its best-on-valid weights, tests it
+
+typedef struct {
+    Tokenizer tok;
+    int* instr;  // (P1) with BOS
+    int* resp;   // (P2)
+    int P1, P2;
+} Prompt;
+
+// learns the BPE vocabulary on the prompt text itself and encodes both parts
+static void prompt_build(Prompt* p, const Config* c) {
+    size_t n1 = strlen(c->instruction), n2 = strlen(c->response);
+    char* corpus = (char*)mallocCheck(n1 + n2 + 2);
+    snprintf(corpus, n1 + n2 + 2, "%s %s", c->instruction, c->response);
+    tokenizer_train_bpe(&p->tok, corpus, strlen(corpus), c->vocab);
+    int cap = (int)(n1 + n2) + 8;
+    p->instr = (int*)mallocCheck(cap * sizeof(int));
+    p->resp = (int*)mallocCheck(cap * sizeof(int));
+    p->P1 = tokenizer_encode(&p->tok, c->instruction, 1, 0, p->instr, cap);
+    p->P2 = tokenizer_encode(&p->tok, c->response, 0, 0, p->resp, cap);
+    free(corpus);
+    logf_("prompt: %d + %d tokens (BPE vocabulary of %d learned on the prompt)\n", p->P1, p->P2, p->tok.vocab_size);
+}
+
+static void prompt_free(Prompt* p) {
+    tokenizer_free(&p->tok);
+    free(p->instr);
+    free(p->resp);
+}
+
+static E4SRecConfig e4srec_config_for(const Config* c, int V, int P1, int P2, int L, int D, int I) {
+    E4SRecConfig e = {.V = V, .C = c->hidden, .F = c->ffn, .L = L, .NH = c->heads, .KVH = c->kv_heads,
+                      .HS = c->hidden / c->heads, .D = D, .I = I, .P1 = P1, .P2 = P2, .S = c->max_len,
+                      .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+    return e;
+}
+
+// trains m (built and initialised) with CE, or as the SLMRec student of teacher;
+// leaves m at its best-on-valid weights and fills row with the test metrics
+static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, E4SRec* m,
+                         const Tokenizer* tok, E4SRec* teacher, const char* name, const char* file_stem, ResultRow* row) {
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/%s", c->out, file_stem);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 1000 * m->cfg.L + (teacher != NULL));
+    SLMRec slm;
+    if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->l1, c->l2, c->l3, &rng);
+    E4SRecJob job;
+    e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
+    Optimizer opt;
+    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch)));
+    Trainable t = e4srec_trainable(&job, name);
+    logf_("%s: %d layers, %zu parameters%s\n", name, m->cfg.L, m->num_params,
+          teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "");
+    TrainConfig tc = config_train(c, 0);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    E4SRecFile f;
+    e4srec_load(&f, best);
+    memcpy(m->params_memory, f.model.params_memory, m->num_params * sizeof(float));
+    e4srec_file_free(&f);
+    result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, m->num_params, &tr);
+    optimizer_free(&opt);
+    e4srec_job_free(&job);
+    if (teacher) slmrec_free(&slm);
+}
+
+// stage 1: SASRec; returns its best item table (I, D), which E4SRec reads frozen
+static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, ResultRow* row) {
+    SASRecConfig sc = {.I = d->n_items + 1, .D = c->sas_dim, .L = c->sas_blocks, .NH = c->sas_heads, .T = c->max_len,
+                       .dropout = c->sas_dropout};
+    SASRec m;
+    sasrec_build(&m, &sc);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed);
+    sasrec_init_random(&m, &rng);
+    SASRecJob job;
+    sasrec_job_init(&job, &m, d, max_int(c->sas_batch, c->eval_batch));
+    Optimizer opt = {0};
+    opt.cfg = adamw_defaults();
+    opt.cfg.lr = opt.cfg.min_lr = c->sas_lr;  // constant-rate Adam, as the peer
+    opt.cfg.beta2 = 0.98f;
+    opt.cfg.clip = 0.0f;
+    optimizer_add(&opt, m.params_memory, m.grads_memory, m.num_params);
+    optimizer_ready(&opt);
+    Trainable t = sasrec_trainable(&job, "SASRec");
+    logf_("SASRec: %d blocks, D=%d, %zu parameters\n", sc.L, sc.D, m.num_params);
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    TrainConfig tc = config_train(c, 1);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    SASRecFile f;
+    sasrec_load(&f, best);
+    memcpy(m.params_memory, f.model.params_memory, m.num_params * sizeof(float));
+    sasrec_file_free(&f);
+    result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
+    float* table = (float*)mallocCheck((size_t)sc.I * sc.D * sizeof(float));
+    memcpy(table, m.params.item_emb, (size_t)sc.I * sc.D * sizeof(float));
+    optimizer_free(&opt);
+    sasrec_job_free(&job);
+    sasrec_free(&m);
+    return table;
+}
+
+// ----------------------------------------------------------------------------
+// commands
+
+static void open_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tneg) {
+    make_dir(c->out);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/log.txt", c->out);
+    log_file = fopenCheck(path, c->resume ? "a" : "w");
+    load_data(d, c);
+    negatives_build(vneg, d, SPLIT_VALID);
+    negatives_build(tneg, d, SPLIT_TEST);
+}
+
+static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
+    negatives_free(vneg);
+    negatives_free(tneg);
+    seqdata_free(d);
+    fcloseCheck(log_file);
+    log_file = NULL;
+}
+
+// the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M
+static int pipeline(Config* c) {
+    config_check(c);
+    double t0 = now_seconds();
+    SeqData d;
+    Negatives vneg, tneg;
+    open_run(c, &d, &vneg, &tneg);
+    ResultRow rows[4];
+    float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
+    Prompt p;
+    prompt_build(&p, c);
+    int M = c->teacher_layers, N = c->student_layers;
+    E4SRec teacher, plain, student;
+    char name[32], stem[64];
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 7);
+    E4SRecConfig tc = e4srec_config_for(c, p.tok.vocab_size, p.P1, p.P2, M, c->sas_dim, d.n_items + 1);
+    E4SRecConfig sc = tc;
+    sc.L = N;
+    e4srec_build(&teacher, &tc, table, p.instr, p.resp);
+    e4srec_init_random(&teacher, &rng);
+    snprintf(name, sizeof(name), "E4SRec_%d", M);
+    snprintf(stem, sizeof(stem), "e4srec_%d", M);
+    stage_e4srec(c, &d, &vneg, &tneg, &teacher, &p.tok, NULL, name, stem, &rows[1]);
+    e4srec_build(&plain, &sc, table, p.instr, p.resp);
+    e4srec_init_random(&plain, &rng);
+    snprintf(name, sizeof(name), "E4SRec_%d", N);
+    snprintf(stem, sizeof(stem), "e4srec_%d", N);
+    stage_e4srec(c, &d, &vneg, &tneg, &plain, &p.tok, NULL, name, stem, &rows[2]);
+    e4srec_build(&student, &sc, table, p.instr, p.resp);
+    if (c->init_random) e4srec_init_random(&student, &rng);
+    else e4srec_copy_first_layers(&student, &teacher);
+    snprintf(name, sizeof(name), "SLMRec_%d<-%d", N, M);
+    snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", N, M);
+    stage_e4srec(c, &d, &vneg, &tneg, &student, &p.tok, &teacher, name, stem, &rows[3]);
+    results_print(rows, 4);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/results.json", c->out);
+    results_write_json(path, rows, 4, c, &d);
+    logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
+    e4srec_free(&student);
+    e4srec_free(&plain);
+    e4srec_free(&teacher);
+    prompt_free(&p);
+    free(table);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
+static int cmd_run(int argc, char** argv) {
+    Config c = config_defaults();
+    c.out = "runs/run";
+    ArgSpec specs[64];
+    int n = flags_run(specs, &c);
+    n += flags_sasrec(specs + n, &c);
+    n += flags_e4srec(specs + n, &c);
+    n += flags_distill(specs + n, &c);
+    ArgSpec layers[] = {
+        {"--teacher-layers", ARG_INT, &c.teacher_layers, "teacher depth M"},
+        {"--student-layers", ARG_INT, &c.student_layers, "student depth N (also the plain E4SRec_N baseline)"},
+    };
+    memcpy(specs + n, layers, sizeof(layers));
+    n += 2;
+    parse_args("run", "The whole pipeline on a data file: SASRec (stage 1), the E4SRec_M teacher on SASRec's frozen\n"
+               "item table (stage 2), a plain E4SRec_N and the SLMRec_N<-M student (stage 3); every model is\n"
+               "selected on valid full NDCG@10 and reported on test. Writes <out>/results.json, log.txt and\n"
+               "the checkpoints.", argc, argv, specs, n);
+    if (c.data == NULL) die("run: --data FILE is required (./slmrec with no arguments runs the synthetic pipeline)");
+    return pipeline(&c);
+}
+
+// ./slmrec alone: the pipeline on the built-in synthetic data, sized for a laptop-class CPU
+static int cmd_default(void) {
+    Config c = config_defaults();
+    c.max_len = 20;
+    c.sas_epochs = 40;
+    c.sas_patience = 10;
+    c.epochs = 4;
+    c.patience = 3;
+    c.hidden = 48;
+    c.ffn = 128;
+    c.warmup = 30;
+    printf("slmrec: SLMRec on the built-in synthetic data (./slmrec --help lists the commands)\n");
+    return pipeline(&c);
+}
+
+static int cmd_train_sasrec(int argc, char** argv) {
+    Config c = config_defaults();
+    c.out = "runs/sasrec";
+    ArgSpec specs[32];
+    int n = flags_run(specs, &c);
+    n += flags_sasrec(specs + n, &c);
+    parse_args("train-sasrec", "Stage 1: SASRec with full-softmax CE on every position; writes <out>/sasrec.bin\n"
+               "(best valid NDCG@10), whose item table the E4SRec models read.", argc, argv, specs, n);
+    config_check(&c);
+    SeqData d;
+    Negatives vneg, tneg;
+    open_run(&c, &d, &vneg, &tneg);
+    ResultRow row;
+    free(stage_sasrec(&c, &d, &vneg, &tneg, &row));
+    results_print(&row, 1);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
+static int cmd_train_teacher(int argc, char** argv) {
+    Config c = config_defaults();
+    c.out = "runs/teacher";
+    const char* sasrec_path = NULL;
+    int layers = c.teacher_layers;
+    ArgSpec specs[48];
+    int n = flags_run(specs, &c);
+    n += flags_e4srec(specs + n, &c);
+    ArgSpec own[] = {
+        {"--sasrec", ARG_STR, &sasrec_path, "SASRec checkpoint whose item table is fed in, frozen (required)"},
+        {"--layers", ARG_INT, &layers, "decoder layers (8 for the teacher, fewer for a plain E4SRec_l)"},
+    };
+    memcpy(specs + n, own, sizeof(own));
+    n += 2;
+    parse_args("train-teacher", "Stage 2: an E4SRec model from scratch on SASRec's frozen item table, CE on the next item;\n"
+               "writes <out>/e4srec_<layers>.bin. With fewer --layers it is the plain E4SRec_l baseline.",
+               argc, argv, specs, n);
+    if (sasrec_path == NULL) die("train-teacher: --sasrec FILE is required (train one with ./slmrec train-sasrec)");
+    if (layers < 1) die("train-teacher: --layers must be at least 1");
+    config_check(&c);
+    SeqData d;
+    Negatives vneg, tneg;
+    open_run(&c, &d, &vneg, &tneg);
+    SASRecFile sf;
+    sasrec_load(&sf, sasrec_path);
+    if (sf.model.cfg.I != d.n_items + 1) {
+        die("'%s' was trained on %d items, '%s' has %d", sasrec_path, sf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
+    }
+    Prompt p;
+    prompt_build(&p, &c);
+    E4SRecConfig ec = e4srec_config_for(&c, p.tok.vocab_size, p.P1, p.P2, layers, sf.model.cfg.D, sf.model.cfg.I);
+    E4SRec m;
+    e4srec_build(&m, &ec, sf.model.params.item_emb, p.instr, p.resp);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c.seed + 7);
+    e4srec_init_random(&m, &rng);
+    char name[32], stem[32];
+    snprintf(name, sizeof(name), "E4SRec_%d", layers);
+    snprintf(stem, sizeof(stem), "e4srec_%d", layers);
+    ResultRow row;
+    stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, name, stem, &row);
+    results_print(&row, 1);
+    e4srec_free(&m);
+    prompt_free(&p);
+    sasrec_file_free(&sf);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
+static int cmd_distill(int argc, char** argv) {
+    Config c = config_defaults();
+    c.out = "runs/distill";
+    const char* teacher_path = NULL;
+    int layers = c.student_layers;
+    ArgSpec specs[48];
+    int n = flags_run(specs, &c);
+    n += flags_e4srec(specs + n, &c);
+    n += flags_distill(specs + n, &c);
+    ArgSpec own[] = {
+        {"--teacher", ARG_STR, &teacher_path, "E4SRec teacher checkpoint (required)"},
+        {"--layers", ARG_INT, &layers, "student decoder layers N"},
+    };
+    memcpy(specs + n, own, sizeof(own));
+    n += 2;
+    parse_args("distill", "Stage 3: the SLMRec_N<-M student: CE + l1 Dcos + l2 Dnorm + l3 multi-supervision CE against\n"
+               "the teacher's hidden states at B evenly spaced depths; offline (frozen teacher) by default,\n"
+               "--online trains both. The student shares the teacher's prompt, tokenizer and item table, and\n"
+               "its model flags (--hidden etc.) are taken from the teacher file. Writes <out>/slmrec_N_from_M.bin.",
+               argc, argv, specs, n);
+    if (teacher_path == NULL) die("distill: --teacher FILE is required (train one with ./slmrec train-teacher)");
+    config_check(&c);
+    SeqData d;
+    Negatives vneg, tneg;
+    open_run(&c, &d, &vneg, &tneg);
+    E4SRecFile tf;
+    e4srec_load(&tf, teacher_path);
+    E4SRec* teacher = &tf.model;
+    if (teacher->cfg.I != d.n_items + 1) die("'%s' was trained on %d items, the data has %d", teacher_path, teacher->cfg.I - 1, d.n_items);
+    c.max_len = teacher->cfg.S;
+    E4SRecConfig sc = teacher->cfg;
+    sc.L = layers;
+    E4SRec student;
+    e4srec_build(&student, &sc, tf.item_table, teacher->instr, teacher->resp);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c.seed + 7);
+    if (c.init_random) e4srec_init_random(&student, &rng);
+    else e4srec_copy_first_layers(&student, teacher);
+    char name[32], stem[48];
+    snprintf(name, sizeof(name), "SLMRec_%d<-%d", layers, teacher->cfg.L);
+    snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", layers, teacher->cfg.L);
+    ResultRow row;
+    stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, name, stem, &row);
+    results_print(&row, 1);
+    e4srec_free(&student);
+    e4srec_file_free(&tf);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
+// any model file, loaded for scoring
+typedef struct {
+    int kind;
+    E4SRecFile e4srec;
+    SASRecFile sasrec;
+    E4SRecJob e4srec_job;
+    SASRecJob sasrec_job;
+    Trainable t;
+} LoadedModel;
+
+static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int max_batch) {
+    memset(lm, 0, sizeof(*lm));
+    lm->kind = binfile_kind(path);
+    if (lm->kind == KIND_E4SREC) {
+        e4srec_load(&lm->e4srec, path);
+        e4srec_job_init(&lm->e4srec_job, &lm->e4srec.model, NULL, 0, d, &lm->e4srec.tok, max_batch);
+        lm->t = e4srec_trainable(&lm->e4srec_job, "model");
+    } else if (lm->kind == KIND_SASREC) {
+        sasrec_load(&lm->sasrec, path);
+        sasrec_job_init(&lm->sasrec_job, &lm->sasrec.model, d, max_batch);
+        lm->t = sasrec_trainable(&lm->sasrec_job, "model");
+    } else {
+        die("'%s' holds a %s, not a recommender (sasrec or e4srec)", path, bin_kind_name(lm->kind));
+    }
+    if (d && lm->t.I != d->n_items + 1) die("'%s' scores %d items, the data has %d", path, lm->t.I - 1, d->n_items);
+}
+
+static void model_free(LoadedModel* lm) {
+    if (lm->kind == KIND_E4SREC) { e4srec_job_free(&lm->e4srec_job); e4srec_file_free(&lm->e4srec); }
+    else { sasrec_job_free(&lm->sasrec_job); sasrec_file_free(&lm->sasrec); }
+}
+
+static int cmd_eval(int argc, char** argv) {
+    const char* data = NULL;
+    const char* model = NULL;
+    const char* split = "test";
+    int eval_batch = 256;
+    ArgSpec specs[] = {
+        {"--data", ARG_STR, &data, "sequence file the model was trained on (required)"},
+        {"--model", ARG_STR, &model, "checkpoint: sasrec.bin, e4srec_*.bin or slmrec_*.bin (required)"},
+        {"--split", ARG_STR, &split, "valid or test"},
+        {"--eval-batch", ARG_INT, &eval_batch, "users per scoring batch"},
+    };
+    parse_args("eval", "Scores every user's valid or test target with both protocols (full ranking and sampled\n"
+               "negatives) and prints every metric.", argc, argv, specs, 4);
+    if (data == NULL || model == NULL) die("eval: --data FILE and --model FILE are required");
+    if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0) die("eval: --split must be valid or test, got '%s'", split);
+    if (eval_batch < 1) die("eval: --eval-batch must be positive");
+    Split sp = strcmp(split, "test") == 0 ? SPLIT_TEST : SPLIT_VALID;
+    SeqData d;
+    seqdata_load(&d, data, 0);
+    Negatives neg;
+    negatives_build(&neg, &d, sp);
+    LoadedModel lm;
+    model_load(&lm, model, &d, eval_batch);
+    double t0 = now_seconds();
+    Metrics m = evaluate(&lm.t, &d, sp, &neg, eval_batch);
+    printf("%s split of %s, %d users, %.2fs\n", split, data, d.n_users, now_seconds() - t0);
+    metrics_print_header(stdout, m.n_neg);
+    metrics_print_row(stdout, model, &m);
+    model_free(&lm);
+    negatives_free(&neg);
+    seqdata_free(&d);
+    return 0;
+}
+
+// parses "3 17 42" (spaces or commas) into ids; dies naming the bad token
+static int parse_history(const char* text, int* out, int cap, int n_items) {
+    int n = 0;
+    const char* p = text;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        char* end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > n_items) die("recommend: --history item '%.*s' is not an item id in 1..%d", (int)strcspn(p, " ,"), p, n_items);
+        if (n == cap) die("recommend: --history has more than %d items", cap);
+        out[n++] = (int)v;
+        p = end;
+        if (*p && *p != ' ' && *p != ',') die("recommend: --history has a stray character '%c'", *p);
+    }
+    if (n == 0) die("recommend: --history is empty");
+    return n;
+}
+
+// the k best items of one score row (1..n_items), optionally without the history's items
+static void top_k(const float* scores, int n_items, int k, const int* history, int n_hist, int* best, float* best_scores) {
+    for (int j = 0; j < k; j++) { best[j] = 0; best_scores[j] = -INFINITY; }
+    for (int i = 1; i <= n_items; i++) {
+        int seen = 0;
+        for (int h = 0; h < n_hist && !seen; h++) seen = history[h] == i;
+        if (seen || !(scores[i] > best_scores[k - 1])) continue;
+        int j = k - 1;
+        while (j > 0 && scores[i] > best_scores[j - 1]) { best[j] = best[j - 1]; best_scores[j] = best_scores[j - 1]; j--; }
+        best[j] = i;
+        best_scores[j] = scores[i];
+    }
+}
+
+static int cmd_recommend(int argc, char** argv) {
+    const char* model = NULL;
+    const char* history = NULL;
+    const char* data = NULL;
+    const char* out = NULL;
+    int k = 10, exclude_seen = 0;
+    ArgSpec specs[] = {
+        {"--model", ARG_STR, &model, "checkpoint (required)"},
+        {"--history", ARG_STR, &history, "item ids, oldest first: \"3 17 42\""},
+        {"--data", ARG_STR, &data, "sequence file: recommend for every user after their whole sequence"},
+        {"--out", ARG_STR, &out, "with --data: write 'user item:score ...' lines here instead of stdout"},
+        {"--k", ARG_INT, &k, "items to recommend"},
+        {"--exclude-seen", ARG_BOOL, &exclude_seen, "leave out items already in the history"},
+    };
+    parse_args("recommend", "Top-k next items with their scores, for one history or for every user of a file.",
+               argc, argv, specs, 6);
+    if (model == NULL || (history == NULL) == (data == NULL)) die("recommend: --model and exactly one of --history, --data are required");
+    if (k < 1) die("recommend: --k must be at least 1");
+    SeqData d = {0};
+    if (data) seqdata_load(&d, data, 0);
+    LoadedModel lm;
+    model_load(&lm, model, NULL, 1);
+    int I = lm.t.I, S = lm.t.max_len;
+    if (data && d.n_items > I - 1) die("'%s' has item ids up to %d, the model knows %d items", data, d.n_items, I - 1);
+    k = min_int(k, I - 1);
+    int *hist = (int*)mallocCheck((size_t)S * sizeof(int)), *best = (int*)mallocCheck(k * sizeof(int));
+    float *scores = (float*)mallocCheck((size_t)I * sizeof(float)), *best_scores = (float*)mallocCheck(k * sizeof(float));
+    if (history) {
+        int* ids = (int*)mallocCheck(4096 * sizeof(int));
+        int n = parse_history(history, ids, 4096, I - 1);
+        history_left_padded(hist, ids, n, S);
+        lm.t.score(lm.t.model, hist, 1, scores);
+        top_k(scores, I - 1, k, ids, exclude_seen ? n : 0, best, best_scores);
+        printf("rank  item       score\n");
+        for (int j = 0; j < k; j++) printf("%4d  %6d  %10.4f\n", j + 1, best[j], best_scores[j]);
+        free(ids);
+    } else {
+        OutFile o = {0};
+        if (out) outfile_open(&o, out);
+        FILE* f = out ? o.f : stdout;
+        for (int u = 0; u < d.n_users; u++) {
+            history_left_padded(hist, seq_items(&d, u), seq_len(&d, u), S);
+            lm.t.score(lm.t.model, hist, 1, scores);
+            top_k(scores, I - 1, k, seq_items(&d, u), exclude_seen ? seq_len(&d, u) : 0, best, best_scores);
+            fprintf(f, "%d", d.user_ids[u]);
+            for (int j = 0; j < k; j++) fprintf(f, " %d:%.4f", best[j], best_scores[j]);
+            fputc('\n', f);
+        }
+        if (out) outfile_commit(&o);
+        seqdata_free(&d);
+    }
+    free(hist); free(best); free(scores); free(best_scores);
+    model_free(&lm);
+    return 0;
+}
+
+static int cmd_synth(int argc, char** argv) {
+    const char* out = NULL;
+    int users = SYNTH_USERS, items = SYNTH_ITEMS, mean_len = SYNTH_MEAN_LEN, seed = SYNTH_SEED;
+    ArgSpec specs[] = {
+        {"--out", ARG_STR, &out, "sequence file to write (required)"},
+        {"--users", ARG_INT, &users, "users"},
+        {"--items", ARG_INT, &items, "items"},
+        {"--mean-len", ARG_INT, &mean_len, "mean sequence length"},
+        {"--seed", ARG_INT, &seed, "generator seed"},
+    };
+    parse_args("synth", "Writes the built-in synthetic data set (data/README.md describes the generator).", argc, argv, specs, 5);
+    if (out == NULL) die("synth: --out FILE is required");
+    if (users < 1 || items < 10 || mean_len < SYNTH_MIN_LEN) die("synth: needs --users >= 1, --items >= 10, --mean-len >= %d", SYNTH_MIN_LEN);
+    SeqData d;
+    synth_generate(&d, users, items, mean_len, (uint64_t)seed);
+    seqdata_write(&d, out);
+    printf("synth: %d users, %d items, %d events -> %s\n", d.n_users, d.n_items, d.n_events, out);
+    seqdata_free(&d);
+    return 0;
+}
+
+static int cmd_prep(int argc, char** argv) {
+    const char* in = NULL;
+    const char* out = NULL;
+    ArgSpec specs[] = {
+        {"--in", ARG_STR, &in, "ratings CSV user,item,rating,timestamp (or MovieLens user::item::rating::timestamp)"},
+        {"--out", ARG_STR, &out, "sequence file to write"},
+    };
+    parse_args("prep", "Raw ratings -> sequence file: rating > 3, iterative 5-core, chronological, dense ids from 1.",
+               argc, argv, specs, 2);
+    if (in == NULL || out == NULL) die("prep: --in CSV and --out FILE are required");
+    prep_ratings(in, out);
+    return 0;
+}
 // ----------------------------------------------------------------------------
 // main
 
@@ -283,6 +1046,14 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"run", cmd_run, "the whole pipeline on a data file: SASRec, teacher, E4SRec_N, SLMRec_N<-M, results"},
+    {"synth", cmd_synth, "write the built-in synthetic data set"},
+    {"prep", cmd_prep, "raw ratings CSV -> sequence file (rating > 3, 5-core, chronological)"},
+    {"train-sasrec", cmd_train_sasrec, "stage 1: SASRec, whose item table the E4SRec models read"},
+    {"train-teacher", cmd_train_teacher, "stage 2: an E4SRec model (the teacher, or a plain E4SRec_l)"},
+    {"distill", cmd_distill, "stage 3: the SLMRec student of a teacher (offline, or --online)"},
+    {"eval", cmd_eval, "every metric of a checkpoint on the valid or test split"},
+    {"recommend", cmd_recommend, "top-k items for a history or for every user of a file"},
     {"oracle", cmd_oracle, "compare the teacher and the SLMRec loss with the HF transformers fixture"},
 };
 #define NUM_COMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
@@ -294,8 +1065,10 @@ static void print_commands(void) {
 
 #ifndef TESTING
 int main(int argc, char** argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2) return cmd_default();
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         print_commands();
+        printf("\nwith no command: the whole pipeline on the built-in synthetic data\n");
         return 0;
     }
     for (int i = 0; i < NUM_COMMANDS; i++) {

@@ -90,6 +90,16 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
     return out;
 }
 
+// the kind of a slmrec file (after checking its magic), to dispatch on before loading
+static int binfile_kind(const char* path) {
+    FILE* f = fopenCheck(path, "rb");
+    int32_t head[3] = {0};
+    size_t got = fread(head, sizeof(int32_t), 3, f);
+    fcloseCheck(f);
+    if (got != 3 || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
+    return head[2];
+}
+
 // sequential cursor over a payload, for reading tensors in their fixed order
 typedef struct {
     const char* data;

@@ -153,6 +153,23 @@ static void e4srec_build(E4SRec* m, const E4SRecConfig* cfg, const float* item_t
     memcpy(m->resp, resp, cfg->P2 * sizeof(int));
 }
 
+// initialises dst from src's first dst->cfg.L layers (and every non-layer tensor):
+// layer-stacked tensors are layer-major, so the first L layers are each tensor's first elements
+static void e4srec_copy_first_layers(E4SRec* dst, const E4SRec* src) {
+    E4SRecConfig a = dst->cfg, b = src->cfg;
+    a.L = b.L = 0;
+    if (memcmp(&a, &b, sizeof(a)) != 0 || dst->cfg.L > src->cfg.L) {
+        die("e4srec: cannot initialise a %d-layer model from a %d-layer one of other dimensions", dst->cfg.L, src->cfg.L);
+    }
+    float* d = dst->params_memory;
+    const float* s = src->params_memory;
+    for (int t = 0; t < E4SREC_NUM_PARAMS; t++) {
+        memcpy(d, s, dst->param_sizes[t] * sizeof(float));
+        d += dst->param_sizes[t];
+        s += src->param_sizes[t];
+    }
+}
+
 // LLaMA-style init: N(0, 0.02) matrices, unit norms, zero bias
 static void e4srec_init_random(E4SRec* m, Rng* rng) {
     const E4SRecConfig* c = &m->cfg;

@@ -189,6 +189,10 @@ static void rng_fill_normal(Rng* r, float* x, size_t n, float std) {
     for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(r);
 }
 
+static void rng_fill_uniform(Rng* r, float* x, size_t n, float bound) {
+    for (size_t i = 0; i < n; i++) x[i] = (2.0f * rng_f32(r) - 1.0f) * bound;
+}
+
 // Fisher-Yates shuffle of an int array
 static void rng_shuffle(Rng* r, int* a, int n) {
     for (int i = n - 1; i > 0; i--) {

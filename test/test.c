@@ -6,12 +6,16 @@
 #include "test_layers.c"
 #include "test_data.c"
 #include "test_tokenizer.c"
+#include "test_sasrec.c"
+#include "test_pipeline.c"
 
 int main(void) {
     struct { const char* name; void (*run)(void); } suites[] = {
         {"layers, models, optimizer, oracle", run_layer_tests},
         {"data, split, batches, synth, prep, evaluation", run_data_tests},
         {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
+        {"SASRec: gradients, dropout, chunked loss, training", run_sasrec_tests},
+        {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
         int before = tests_failed;

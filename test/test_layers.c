@@ -258,21 +258,20 @@ static void e4srec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = e4srec_fo
 static void slmrec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = slmrec_forward(c->slm, c->items, c->targets, c->B).total; }
 
 // finite differences on a strided sample of each parameter tensor (every element for small ones)
-static void fd_check_params(const char* who, FdLayer* f, E4SRec* m) {
+static void fd_check_params(const char* who, FdLayer* f, float* p, const float* g, const size_t* sizes, int n_tensors,
+                            float eps) {
     char name[96];
-    float* p = m->params_memory;
-    float* g = m->grads_memory;
     float* out = test_zeros(f->nout);
-    for (int t = 0; t < E4SREC_NUM_PARAMS; t++) {
-        size_t n = m->param_sizes[t], stride = n > 60 ? n / 60 : 1, k = 0;
+    for (int t = 0; t < n_tensors; t++) {
+        size_t n = sizes[t], stride = n > 60 ? n / 60 : 1, k = 0;
         float* analytic = test_zeros(n / stride + 1);
         float* numeric = test_zeros(n / stride + 1);
         for (size_t i = 0; i < n; i += stride, k++) {
             float saved = p[i];
-            p[i] = saved + FD_EPS; double lp = fd_loss(f, out);
-            p[i] = saved - FD_EPS; double lm = fd_loss(f, out);
+            p[i] = saved + eps; double lp = fd_loss(f, out);
+            p[i] = saved - eps; double lm = fd_loss(f, out);
             p[i] = saved;
-            numeric[k] = (float)((lp - lm) / (2.0 * FD_EPS));
+            numeric[k] = (float)((lp - lm) / (2.0 * eps));
             analytic[k] = g[i];
         }
         snprintf(name, sizeof(name), "%s param tensor %d", who, t);
@@ -306,7 +305,7 @@ static void test_models(Rng* rng) {
     e4srec_backward(&teacher);
     ModelCtx tctx = {NULL, &teacher, items, targets, 3};
     FdLayer ft = {e4srec_fd, &tctx, 1, &one};
-    fd_check_params("e4srec CE", &ft, &teacher);
+    fd_check_params("e4srec CE", &ft, teacher.params_memory, teacher.grads_memory, teacher.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
 
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
@@ -315,7 +314,7 @@ static void test_models(Rng* rng) {
     slmrec_backward(&slm);
     ModelCtx sctx = {&slm, &student, items, targets, 3};
     FdLayer fs = {slmrec_fd, &sctx, 1, &one};
-    fd_check_params("slmrec loss", &fs, &student);
+    fd_check_params("slmrec loss", &fs, student.params_memory, student.grads_memory, student.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
     float* dad = test_zeros(slm.num_adapter_params);
     memcpy(dad, slm.dadapters, slm.num_adapter_params * sizeof(float));
     fd_check("slmrec loss adapters", &fs, slm.adapters, slm.num_adapter_params, dad);

@@ -1,0 +1,191 @@
+// checkpoint.h: model files in the binfile container (SPEC 4). An E4SRec
+// checkpoint is self-contained: dimensions, prompt token ids, the tokenizer
+// they came from, the frozen item table, the parameters, the SLMRec adapters
+// (a distilled student), and optionally the training state (progress, RNG,
+// AdamW moments) so that --resume continues bit-identically.
+//
+// E4SRec header dims: V C F L NH KVH HS D I P1 P2 S eps-bits theta-bits n_adapters has_state
+// payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) |
+//          params (f32, e4srec_param_sizes order) | adapters (n_adapters*D*C f32) | [train state]
+// train state: epoch step bad_epochs (i32) | best (f32) | rng (u64) | n_moments (u64) | m | v (f32)
+#pragma once
+#include "binfile.h"
+#include "e4srec.h"
+#include "optim.h"
+#include "sasrec.h"
+#include "tokenizer.h"
+
+// where a training run stands; everything a resumed run needs besides the moments
+typedef struct {
+    int epoch;       // epochs completed
+    int step;        // optimizer steps taken
+    int bad_epochs;  // epochs since the best valid metric improved
+    float best;      // best valid full NDCG@10 so far (-1 before the first evaluation)
+    uint64_t rng;    // training RNG state
+} TrainProgress;
+
+static void ckpt_put_f32(Buffer* b, const float* x, size_t n) { buffer_put(b, x, n * sizeof(float)); }
+static void ckpt_put_i32(Buffer* b, const int* x, size_t n) { buffer_put(b, x, n * sizeof(int)); }
+
+static void ckpt_put_state(Buffer* b, const TrainProgress* p, const Optimizer* o) {
+    int32_t ints[3] = {p->epoch, p->step, p->bad_epochs};
+    uint64_t n = o->n_total;
+    buffer_put(b, ints, sizeof(ints));
+    buffer_put(b, &p->best, sizeof(float));
+    buffer_put(b, &p->rng, sizeof(uint64_t));
+    buffer_put(b, &n, sizeof(uint64_t));
+    ckpt_put_f32(b, o->m, o->n_total);
+    ckpt_put_f32(b, o->v, o->n_total);
+}
+
+// reads the train state into p and the moments into o (built, sized as when saved)
+static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
+    int32_t ints[3];
+    uint64_t n = 0;
+    cursor_take(c, ints, sizeof(ints), "the training progress");
+    cursor_take(c, &p->best, sizeof(float), "the best metric");
+    cursor_take(c, &p->rng, sizeof(uint64_t), "the RNG state");
+    cursor_take(c, &n, sizeof(uint64_t), "the moment count");
+    if (n != o->n_total) {
+        die("'%s' holds AdamW moments for %llu parameters, this run trains %zu: resume with the flags the run started with",
+            c->path, (unsigned long long)n, o->n_total);
+    }
+    cursor_take(c, o->m, o->n_total * sizeof(float), "the first moments");
+    cursor_take(c, o->v, o->n_total * sizeof(float), "the second moments");
+    p->epoch = ints[0];
+    p->step = ints[1];
+    p->bad_epochs = ints[2];
+    o->step = p->step;
+}
+
+// ----------------------------------------------------------------------------
+// E4SRec (teacher, plain E4SRec_l, SLMRec student with adapters)
+
+#define E4SREC_DIMS 16
+
+static void float_bits(int* dst, float x) { memcpy(dst, &x, sizeof(float)); }
+static float bits_float(int x) { float f; memcpy(&f, &x, sizeof(float)); return f; }
+
+// writes m (+ adapters, + train state when o != NULL) to path, atomically
+static void e4srec_save(const char* path, const E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
+                        const TrainProgress* p, const Optimizer* o) {
+    const E4SRecConfig* c = &m->cfg;
+    int dims[E4SREC_DIMS] = {c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->D, c->I, c->P1, c->P2, c->S,
+                             0, 0, n_adapters, o != NULL};
+    float_bits(&dims[12], c->rms_eps);
+    float_bits(&dims[13], c->rope_theta);
+    Buffer b = {0};
+    ckpt_put_i32(&b, m->instr, c->P1);
+    ckpt_put_i32(&b, m->resp, c->P2);
+    tokenizer_write_to(&b, tok);
+    ckpt_put_f32(&b, m->item_table, (size_t)c->I * c->D);
+    ckpt_put_f32(&b, m->params_memory, m->num_params);
+    ckpt_put_f32(&b, adapters, (size_t)n_adapters * c->D * c->C);
+    if (o) ckpt_put_state(&b, p, o);
+    binfile_write(path, KIND_E4SREC, dims, E4SREC_DIMS, b.data, b.size);
+    free(b.data);
+}
+
+// a loaded E4SRec checkpoint; the model points at item_table, owned here
+typedef struct {
+    E4SRec model;
+    Tokenizer tok;
+    float* item_table;  // (I, D)
+    float* adapters;    // (n_adapters, D, C) or NULL
+    int n_adapters;
+    int has_state;
+    char* payload;      // kept for the train state, read after the optimizer exists
+    Cursor state;       // positioned at the train state when has_state
+} E4SRecFile;
+
+static void e4srec_load(E4SRecFile* f, const char* path) {
+    memset(f, 0, sizeof(*f));
+    int dims[HEADER_DIMS];
+    size_t nbytes = 0;
+    f->payload = (char*)binfile_read(path, KIND_E4SREC, dims, &nbytes);
+    E4SRecConfig c = {.V = dims[0], .C = dims[1], .F = dims[2], .L = dims[3], .NH = dims[4], .KVH = dims[5],
+                      .HS = dims[6], .D = dims[7], .I = dims[8], .P1 = dims[9], .P2 = dims[10], .S = dims[11],
+                      .rms_eps = bits_float(dims[12]), .rope_theta = bits_float(dims[13])};
+    f->n_adapters = dims[14];
+    f->has_state = dims[15];
+    if (c.P1 < 0 || c.P2 < 0 || c.P1 > 4096 || c.P2 > 4096 || f->n_adapters < 0 || f->n_adapters > 64) {
+        die("'%s': implausible dimensions (prompt %d + %d tokens, %d adapters): the file is damaged", path, c.P1, c.P2, f->n_adapters);
+    }
+    Cursor cur = {f->payload, nbytes, 0, path};
+    int* instr = (int*)mallocCheck((c.P1 + 1) * sizeof(int));
+    int* resp = (int*)mallocCheck((c.P2 + 1) * sizeof(int));
+    cursor_take(&cur, instr, c.P1 * sizeof(int), "the instruction ids");
+    cursor_take(&cur, resp, c.P2 * sizeof(int), "the response ids");
+    tokenizer_read_from(&cur, &f->tok);
+    for (int i = 0; i < c.P1 + c.P2; i++) {
+        int id = i < c.P1 ? instr[i] : resp[i - c.P1];
+        if (id < 0 || id >= c.V) die("'%s': prompt token %d is outside the vocabulary of %d", path, id, c.V);
+    }
+    f->item_table = (float*)mallocCheck((size_t)c.I * c.D * sizeof(float));
+    cursor_take(&cur, f->item_table, (size_t)c.I * c.D * sizeof(float), "the item table");
+    e4srec_build(&f->model, &c, f->item_table, instr, resp);
+    cursor_take(&cur, f->model.params_memory, f->model.num_params * sizeof(float), "the parameters");
+    size_t na = (size_t)f->n_adapters * c.D * c.C;
+    f->adapters = na ? (float*)mallocCheck(na * sizeof(float)) : NULL;
+    cursor_take(&cur, f->adapters, na * sizeof(float), "the adapters");
+    f->state = cur;
+    if (!f->has_state) cursor_done(&cur);
+    free(instr);
+    free(resp);
+}
+
+static void e4srec_file_free(E4SRecFile* f) {
+    e4srec_free(&f->model);
+    tokenizer_free(&f->tok);
+    free(f->item_table);
+    free(f->adapters);
+    free(f->payload);
+    memset(f, 0, sizeof(*f));
+}
+
+// ----------------------------------------------------------------------------
+// SASRec. header dims: I D L NH T dropout-bits has_state
+// payload: params (f32, sasrec_param_sizes order) | [train state]
+
+#define SASREC_DIMS 7
+
+static void sasrec_save(const char* path, const SASRec* m, const TrainProgress* p, const Optimizer* o) {
+    const SASRecConfig* c = &m->cfg;
+    int dims[SASREC_DIMS] = {c->I, c->D, c->L, c->NH, c->T, 0, o != NULL};
+    float_bits(&dims[5], c->dropout);
+    Buffer b = {0};
+    ckpt_put_f32(&b, m->params_memory, m->num_params);
+    if (o) ckpt_put_state(&b, p, o);
+    binfile_write(path, KIND_SASREC, dims, SASREC_DIMS, b.data, b.size);
+    free(b.data);
+}
+
+typedef struct {
+    SASRec model;
+    int has_state;
+    char* payload;
+    Cursor state;  // positioned at the train state when has_state
+} SASRecFile;
+
+static void sasrec_load(SASRecFile* f, const char* path) {
+    memset(f, 0, sizeof(*f));
+    int dims[HEADER_DIMS];
+    size_t nbytes = 0;
+    f->payload = (char*)binfile_read(path, KIND_SASREC, dims, &nbytes);
+    SASRecConfig c = {.I = dims[0], .D = dims[1], .L = dims[2], .NH = dims[3], .T = dims[4], .dropout = bits_float(dims[5])};
+    if (c.I < 2 || c.D < 1 || c.L < 1 || c.NH < 1 || c.T < 1 || c.D % c.NH) {
+        die("'%s': implausible SASRec dimensions (I=%d D=%d L=%d heads=%d T=%d): the file is damaged", path, c.I, c.D, c.L, c.NH, c.T);
+    }
+    f->has_state = dims[6];
+    sasrec_build(&f->model, &c);
+    Cursor cur = {f->payload, nbytes, 0, path};
+    cursor_take(&cur, f->model.params_memory, f->model.num_params * sizeof(float), "the parameters");
+    f->state = cur;
+    if (!f->has_state) cursor_done(&cur);
+}
+
+static void sasrec_file_free(SASRecFile* f) {
+    sasrec_free(&f->model);
+    free(f->payload);
+    memset(f, 0, sizeof(*f));
+}

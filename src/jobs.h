@@ -1,0 +1,159 @@
+// jobs.h: each recommender as the trainer sees it (a Trainable): how it
+// samples and steps on a batch of users, scores histories, saves and resumes.
+// E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
+// student (the distillation loss against a frozen or co-trained teacher).
+#pragma once
+#include "train.h"
+
+typedef struct {
+    E4SRec* model;        // the model being trained (the student when distilling)
+    SLMRec* slm;          // NULL: plain CE; else the student's distillation
+    int online;           // with slm: the teacher is trained by its own CE at the same time
+    const SeqData* data;
+    const Tokenizer* tok; // saved inside every checkpoint
+    int* histories;       // (max_batch, S)
+    int* targets;         // (max_batch)
+} E4SRecJob;
+
+static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online, const SeqData* data,
+                            const Tokenizer* tok, int max_batch) {
+    j->model = model;
+    j->slm = slm;
+    j->online = online;
+    j->data = data;
+    j->tok = tok;
+    j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
+    j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
+}
+
+static void e4srec_job_free(E4SRecJob* j) {
+    free(j->histories);
+    free(j->targets);
+}
+
+static float e4srec_job_train_batch(void* ctx, const int* users, int n, Rng* rng) {
+    E4SRecJob* j = (E4SRecJob*)ctx;
+    e4srec_sample(j->data, users, n, j->model->cfg.S, rng, j->histories, j->targets);
+    if (j->slm == NULL) {
+        float loss = e4srec_forward(j->model, j->histories, j->targets, n);
+        e4srec_zero_grad(j->model);
+        e4srec_ce_backward(j->model, 1.0f);
+        e4srec_backward(j->model);
+        return loss;
+    }
+    SLMRecLosses l = slmrec_forward(j->slm, j->histories, j->targets, n);
+    if (j->online) {
+        E4SRec* teacher = j->slm->teacher;
+        e4srec_zero_grad(teacher);
+        e4srec_ce_backward(teacher, 1.0f);
+        e4srec_backward(teacher);
+    }
+    slmrec_backward(j->slm);
+    return l.total;
+}
+
+static void e4srec_job_score(void* ctx, const int* histories, int n, float* scores) {
+    E4SRecJob* j = (E4SRecJob*)ctx;
+    e4srec_forward(j->model, histories, NULL, n);
+    memcpy(scores, j->model->acts.logits, (size_t)n * j->model->cfg.I * sizeof(float));
+}
+
+static void e4srec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {
+    E4SRecJob* j = (E4SRecJob*)ctx;
+    int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
+    e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, p, o);
+}
+
+static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+    E4SRecJob* j = (E4SRecJob*)ctx;
+    if (j->online) die("'%s': online distillation cannot resume (the teacher's weights are not in the student's file); start it again", path);
+    E4SRecFile f;
+    e4srec_load(&f, path);
+    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    if (f.model.num_params != j->model->num_params || memcmp(&f.model.cfg, &j->model->cfg, sizeof(E4SRecConfig)) != 0) {
+        die("'%s' was trained with other model dimensions: resume with the flags the run started with", path);
+    }
+    int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
+    if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: resume with the same --blocks", path, f.n_adapters, n_adapters);
+    memcpy(j->model->params_memory, f.model.params_memory, j->model->num_params * sizeof(float));
+    if (n_adapters) memcpy(j->slm->adapters, f.adapters, j->slm->num_adapter_params * sizeof(float));
+    ckpt_take_state(&f.state, p, o);
+    cursor_done(&f.state);
+    e4srec_file_free(&f);
+}
+
+static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
+    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
+                   e4srec_job_save, e4srec_job_resume};
+    return t;
+}
+
+// the optimizer over what a job trains: the model, its adapters, the online teacher
+static void e4srec_job_optimizer(Optimizer* o, const E4SRecJob* j, AdamWConfig cfg) {
+    memset(o, 0, sizeof(*o));
+    o->cfg = cfg;
+    optimizer_add(o, j->model->params_memory, j->model->grads_memory, j->model->num_params);
+    if (j->slm && j->slm->num_adapter_params) optimizer_add(o, j->slm->adapters, j->slm->dadapters, j->slm->num_adapter_params);
+    if (j->online) optimizer_add(o, j->slm->teacher->params_memory, j->slm->teacher->grads_memory, j->slm->teacher->num_params);
+    optimizer_ready(o);
+}
+
+// ----------------------------------------------------------------------------
+// SASRec: every position of the last max_len + 1 train items, full-softmax CE
+
+typedef struct {
+    SASRec* model;
+    const SeqData* data;
+    int* x;  // (max_batch, T) inputs
+    int* y;  // (max_batch, T) next-item targets, 0 = none
+} SASRecJob;
+
+static void sasrec_job_init(SASRecJob* j, SASRec* model, const SeqData* data, int max_batch) {
+    j->model = model;
+    j->data = data;
+    j->x = (int*)mallocCheck((size_t)max_batch * model->cfg.T * sizeof(int));
+    j->y = (int*)mallocCheck((size_t)max_batch * model->cfg.T * sizeof(int));
+}
+
+static void sasrec_job_free(SASRecJob* j) {
+    free(j->x);
+    free(j->y);
+}
+
+static float sasrec_job_train_batch(void* ctx, const int* users, int n, Rng* rng) {
+    SASRecJob* j = (SASRecJob*)ctx;
+    sasrec_batch(j->data, users, n, j->model->cfg.T, j->x, j->y);
+    float loss = sasrec_forward(j->model, j->x, j->y, n, rng);
+    sasrec_zero_grad(j->model);
+    sasrec_backward(j->model);
+    return loss;
+}
+
+static void sasrec_job_score(void* ctx, const int* histories, int n, float* scores) {
+    SASRecJob* j = (SASRecJob*)ctx;
+    sasrec_score_last(j->model, histories, n, scores);
+}
+
+static void sasrec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {
+    sasrec_save(path, ((SASRecJob*)ctx)->model, p, o);
+}
+
+static void sasrec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+    SASRecJob* j = (SASRecJob*)ctx;
+    SASRecFile f;
+    sasrec_load(&f, path);
+    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(SASRecConfig)) != 0) {
+        die("'%s' was trained with other SASRec dimensions: resume with the flags the run started with", path);
+    }
+    memcpy(j->model->params_memory, f.model.params_memory, j->model->num_params * sizeof(float));
+    ckpt_take_state(&f.state, p, o);
+    cursor_done(&f.state);
+    sasrec_file_free(&f);
+}
+
+static Trainable sasrec_trainable(SASRecJob* j, const char* name) {
+    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, sasrec_job_train_batch, sasrec_job_score,
+                   sasrec_job_save, sasrec_job_resume};
+    return t;
+}

@@ -1,0 +1,349 @@
+// sasrec.h: SASRec (SPEC 3.1), stage 1 of the pipeline. Its trained item
+// table is the frozen item table of E4SRec.
+//
+//   h = dropout(item_emb[x] * sqrt(D) + pos_emb), pad positions zeroed
+//   L pre-LN blocks: h += dropout(attn(LN1(h)));  h += dropout(W2 dropout(relu(W1 LN2(h))))
+//   out = LN_final(h); logits = out @ item_emb^T; full-softmax CE on every non-pad position
+//
+// As torch.nn.TransformerEncoderLayer(D, NH, dim_feedforward=D, norm_first=True)
+// in ../shared/peers/peer_sasrec.py, with two documented differences: no dropout
+// on the attention probabilities, and the logits are formed only at the
+// positions that have a target (pads have none), which changes nothing in the
+// loss and saves most of the (B*T, I) product on short histories.
+// Attention is causal only (no key-padding mask), as the peer's: pad
+// positions are zero vectors that real positions may attend to.
+#pragma once
+#include "layers.h"
+
+typedef struct {
+    int I;          // item table rows = n_items + 1 (row 0 = pad)
+    int D;          // embedding width, also the feed-forward width
+    int L;          // transformer blocks
+    int NH;         // attention heads
+    int T;          // history length (max_len)
+    float dropout;  // every dropout site
+} SASRecConfig;
+
+#define SASREC_NUM_PARAMS 16
+typedef struct {
+    float* item_emb;  // (I, D) row 0 = pad: zero input (masked), still a class of the logits as in torch
+    float* pos_emb;   // (T, D)
+    float* ln1_w;     // (L, D)
+    float* ln1_b;     // (L, D)
+    float* wqkv;      // (L, 3D, D) in_proj: q, k, v stacked by rows
+    float* bqkv;      // (L, 3D)
+    float* wo;        // (L, D, D)  out_proj
+    float* bo;        // (L, D)
+    float* ln2_w;     // (L, D)
+    float* ln2_b;     // (L, D)
+    float* w1;        // (L, D, D)  linear1
+    float* b1;        // (L, D)
+    float* w2;        // (L, D, D)  linear2
+    float* b2;        // (L, D)
+    float* lnf_w;     // (D)
+    float* lnf_b;     // (D)
+} SASRecParams;
+
+#define SASREC_NUM_ACTS 23
+typedef struct {
+    float* emb;       // (B, T, D)    item_emb[x] * sqrt(D) + pos_emb, before dropout
+    float* emb_mask;  // (B, T, D)    dropout mask times (x > 0)
+    float* residual;  // (L+1, B, T, D) residual[k] = hidden state entering block k
+    float* ln1;       // (L, B, T, D)
+    float* ln1_mean;  // (L, B, T)
+    float* ln1_rstd;  // (L, B, T)
+    float* qkv;       // (L, B, T, 3D)
+    float* att;       // (L, B, NH, T, T) attention probabilities
+    float* atty;      // (L, B, T, D)
+    float* drop1;     // (L, B, T, D)  dropout mask on the attention branch
+    float* mid;       // (L, B, T, D)  residual after the attention branch
+    float* ln2;       // (L, B, T, D)
+    float* ln2_mean;  // (L, B, T)
+    float* ln2_rstd;  // (L, B, T)
+    float* relu;      // (L, B, T, D)  relu(linear1(ln2))
+    float* dropf;     // (L, B, T, D)  dropout mask inside the feed-forward
+    float* relu_drop; // (L, B, T, D)
+    float* drop2;     // (L, B, T, D)  dropout mask on the feed-forward branch
+    float* lnf;       // (B, T, D)     final LayerNorm output
+    float* lnf_mean;  // (B, T)
+    float* lnf_rstd;  // (B, T)
+    float* branch;    // (B, T, D)     scratch: a branch before its dropout
+    float* dlnf;      // (B, T, D)     d(mean CE)/d(lnf), formed with the loss
+} SASRecActs;
+
+#define SASREC_NUM_DACTS 6
+typedef struct {
+    float* dresidual; // (B, T, D)
+    float* dln;       // (B, T, D)
+    float* dqkv;      // (B, T, 3D)
+    float* datty;     // (B, T, D)
+    float* dbranch;   // (B, T, D)
+    float* dhidden;   // (B, T, D)  inside the feed-forward
+} SASRecDActs;
+
+// rows of the (positions, I) logits formed at once: bounds the logits buffer
+#define SASREC_CE_CHUNK 256
+
+typedef struct {
+    SASRecConfig cfg;
+    SASRecParams params;
+    SASRecParams grads;
+    size_t param_sizes[SASREC_NUM_PARAMS];
+    size_t num_params;
+    float* params_memory;
+    float* grads_memory;
+    // activations, allocated lazily for up to max_B sequences
+    int max_B;
+    SASRecActs acts;
+    SASRecDActs dacts;
+    float* acts_memory;
+    float* dacts_memory;
+    int* x;               // (B, T) the batch's inputs
+    int B;                // sequences in the current batch
+    int has_loss;         // the last forward had targets: dlnf and ditem_out are ready
+    float* ditem_out;     // (I, D) d(mean CE)/d(item_emb) through the output logits
+    float* ce_hidden;     // (CHUNK, D) gathered lnf rows that have a target
+    float* ce_logits;     // (CHUNK, I)
+    float* ce_probs;      // (CHUNK, I)
+    float* ce_dhidden;    // (CHUNK, D)
+} SASRec;
+
+static void sasrec_param_sizes(size_t* s, const SASRecConfig* c) {
+    size_t L = c->L, D = c->D;
+    size_t sizes[SASREC_NUM_PARAMS] = {(size_t)c->I * D, (size_t)c->T * D, L * D, L * D, L * 3 * D * D, L * 3 * D,
+                                       L * D * D, L * D, L * D, L * D, L * D * D, L * D, L * D * D, L * D, D, D};
+    memcpy(s, sizes, sizeof(sizes));
+}
+
+static void sasrec_point_params(SASRecParams* p, float* memory, const size_t* sizes) {
+    float** ptrs[SASREC_NUM_PARAMS] = {&p->item_emb, &p->pos_emb, &p->ln1_w, &p->ln1_b, &p->wqkv, &p->bqkv,
+                                       &p->wo, &p->bo, &p->ln2_w, &p->ln2_b, &p->w1, &p->b1, &p->w2, &p->b2,
+                                       &p->lnf_w, &p->lnf_b};
+    arena_point(memory, ptrs, sizes, SASREC_NUM_PARAMS);
+}
+
+// allocates parameters and gradients (zeroed); the caller fills the parameters
+static void sasrec_build(SASRec* m, const SASRecConfig* cfg) {
+    memset(m, 0, sizeof(*m));
+    if (cfg->I < 2 || cfg->D < 1 || cfg->L < 1 || cfg->T < 1 || cfg->NH < 1 || cfg->D % cfg->NH) {
+        die("sasrec: bad dimensions (I=%d D=%d L=%d heads=%d T=%d): heads must divide D", cfg->I, cfg->D, cfg->L,
+            cfg->NH, cfg->T);
+    }
+    m->cfg = *cfg;
+    sasrec_param_sizes(m->param_sizes, cfg);
+    m->num_params = sizes_total(m->param_sizes, SASREC_NUM_PARAMS);
+    m->params_memory = (float*)callocCheck(m->num_params, sizeof(float));
+    m->grads_memory = (float*)callocCheck(m->num_params, sizeof(float));
+    sasrec_point_params(&m->params, m->params_memory, m->param_sizes);
+    sasrec_point_params(&m->grads, m->grads_memory, m->param_sizes);
+    size_t R = SASREC_CE_CHUNK, I = cfg->I, D = cfg->D;
+    m->ditem_out = (float*)callocCheck(I * D, sizeof(float));
+    m->ce_hidden = (float*)mallocCheck(R * D * sizeof(float));
+    m->ce_logits = (float*)mallocCheck(R * I * sizeof(float));
+    m->ce_probs = (float*)mallocCheck(R * I * sizeof(float));
+    m->ce_dhidden = (float*)mallocCheck(R * D * sizeof(float));
+}
+
+// torch's defaults: embeddings N(0, 1) (pad row zero), in_proj xavier-uniform with
+// zero bias, out_proj U(+-1/sqrt(D)) with zero bias, linear1/2 weights and biases
+// U(+-1/sqrt(D)), LayerNorms 1 and 0
+static void sasrec_init_random(SASRec* m, Rng* rng) {
+    const SASRecConfig* c = &m->cfg;
+    SASRecParams* p = &m->params;
+    size_t L = c->L, D = c->D;
+    float lin = 1.0f / sqrtf((float)D), xavier = sqrtf(6.0f / (float)(D + 3 * D));
+    rng_fill_normal(rng, p->item_emb, (size_t)c->I * D, 1.0f);
+    memset(p->item_emb, 0, D * sizeof(float));
+    rng_fill_normal(rng, p->pos_emb, (size_t)c->T * D, 1.0f);
+    rng_fill_uniform(rng, p->wqkv, L * 3 * D * D, xavier);
+    rng_fill_uniform(rng, p->wo, L * D * D, lin);
+    rng_fill_uniform(rng, p->w1, L * D * D, lin);
+    rng_fill_uniform(rng, p->b1, L * D, lin);
+    rng_fill_uniform(rng, p->w2, L * D * D, lin);
+    rng_fill_uniform(rng, p->b2, L * D, lin);
+    memset(p->bqkv, 0, L * 3 * D * sizeof(float));
+    memset(p->bo, 0, L * D * sizeof(float));
+    for (size_t i = 0; i < L * D; i++) { p->ln1_w[i] = 1.0f; p->ln1_b[i] = 0.0f; p->ln2_w[i] = 1.0f; p->ln2_b[i] = 0.0f; }
+    for (size_t i = 0; i < D; i++) { p->lnf_w[i] = 1.0f; p->lnf_b[i] = 0.0f; }
+}
+
+static void sasrec_alloc_acts(SASRec* m, int B) {
+    if (B <= m->max_B) return;
+    free(m->acts_memory); free(m->dacts_memory); free(m->x);
+    const SASRecConfig* c = &m->cfg;
+    size_t L = c->L, N = (size_t)B * c->T, D = c->D;
+    size_t s[SASREC_NUM_ACTS] = {N * D, N * D, (L + 1) * N * D, L * N * D, L * N, L * N, L * N * 3 * D,
+                                 L * B * c->NH * c->T * c->T, L * N * D, L * N * D, L * N * D, L * N * D, L * N,
+                                 L * N, L * N * D, L * N * D, L * N * D, L * N * D, N * D, N, N, N * D, N * D};
+    SASRecActs* a = &m->acts;
+    float** ap[SASREC_NUM_ACTS] = {&a->emb, &a->emb_mask, &a->residual, &a->ln1, &a->ln1_mean, &a->ln1_rstd,
+                                   &a->qkv, &a->att, &a->atty, &a->drop1, &a->mid, &a->ln2, &a->ln2_mean,
+                                   &a->ln2_rstd, &a->relu, &a->dropf, &a->relu_drop, &a->drop2, &a->lnf,
+                                   &a->lnf_mean, &a->lnf_rstd, &a->branch, &a->dlnf};
+    m->acts_memory = arena_alloc(ap, s, SASREC_NUM_ACTS);
+    size_t ds[SASREC_NUM_DACTS] = {N * D, N * D, N * 3 * D, N * D, N * D, N * D};
+    SASRecDActs* d = &m->dacts;
+    float** dp[SASREC_NUM_DACTS] = {&d->dresidual, &d->dln, &d->dqkv, &d->datty, &d->dbranch, &d->dhidden};
+    m->dacts_memory = arena_alloc(dp, ds, SASREC_NUM_DACTS);
+    m->x = (int*)mallocCheck(N * sizeof(int));
+    m->max_B = B;
+}
+
+static void sasrec_free(SASRec* m) {
+    free(m->params_memory); free(m->grads_memory); free(m->acts_memory); free(m->dacts_memory); free(m->x);
+    free(m->ditem_out); free(m->ce_hidden); free(m->ce_logits); free(m->ce_probs); free(m->ce_dhidden);
+    memset(m, 0, sizeof(*m));
+}
+
+// the mean CE over every position with a target (Y > 0), chunked over those
+// positions. Its backward is cheap here, so it is formed now: acts.dlnf and
+// ditem_out hold d(loss)/d(lnf) and d(loss)/d(item_emb) for sasrec_backward.
+static float sasrec_loss(SASRec* m, const int* Y) {
+    const SASRecConfig* c = &m->cfg;
+    int D = c->D, I = c->I, N = m->B * c->T;
+    int count = 0;
+    for (int n = 0; n < N; n++) count += Y[n] > 0;
+    memset(m->acts.dlnf, 0, (size_t)N * D * sizeof(float));
+    memset(m->ditem_out, 0, (size_t)I * D * sizeof(float));
+    m->has_loss = 1;
+    if (count == 0) return 0.0f;
+    int rows[SASREC_CE_CHUNK], targets[SASREC_CE_CHUNK];
+    float losses[SASREC_CE_CHUNK], dlosses[SASREC_CE_CHUNK];
+    double total = 0.0;
+    for (int n = 0; n < N;) {
+        int R = 0;
+        for (; n < N && R < SASREC_CE_CHUNK; n++) {
+            if (Y[n] <= 0) continue;
+            rows[R] = n;
+            targets[R] = Y[n];
+            memcpy(m->ce_hidden + (size_t)R * D, m->acts.lnf + (size_t)n * D, D * sizeof(float));
+            R++;
+        }
+        if (R == 0) break;
+        matmul_forward(m->ce_logits, m->ce_hidden, m->params.item_emb, NULL, R, D, I);
+        crossentropy_forward(losses, m->ce_probs, m->ce_logits, targets, R, I);
+        for (int r = 0; r < R; r++) { total += losses[r]; dlosses[r] = 1.0f / count; }
+        memset(m->ce_logits, 0, (size_t)R * I * sizeof(float));  // reused as dlogits
+        crossentropy_backward(m->ce_logits, dlosses, m->ce_probs, targets, R, I);
+        memset(m->ce_dhidden, 0, (size_t)R * D * sizeof(float));
+        matmul_backward(m->ce_dhidden, m->ditem_out, NULL, m->ce_logits, m->ce_hidden, m->params.item_emb, R, D, I);
+        for (int r = 0; r < R; r++) memcpy(m->acts.dlnf + (size_t)rows[r] * D, m->ce_dhidden + (size_t)r * D, D * sizeof(float));
+    }
+    return (float)(total / count);
+}
+
+// forward for B sequences: X (B, T) inputs (0 = pad, left-padded), Y (B, T)
+// next-item targets (0 = none) or NULL. rng draws the dropout masks (training);
+// NULL means evaluation (no dropout). Returns the mean CE (0 without Y).
+static float sasrec_forward(SASRec* m, const int* X, const int* Y, int B, Rng* rng) {
+    const SASRecConfig* c = &m->cfg;
+    sasrec_alloc_acts(m, B);
+    m->B = B;
+    m->has_loss = 0;
+    int T = c->T, D = c->D, HS = D / c->NH;
+    size_t N = (size_t)B * T, ND = N * D;
+    float p = rng ? c->dropout : 0.0f, scale = sqrtf((float)D);
+    SASRecParams* w = &m->params;
+    SASRecActs* a = &m->acts;
+    for (size_t n = 0; n < N; n++) {
+        if (X[n] < 0 || X[n] >= c->I) die("sasrec: item id %d at batch position %zu is outside the item table (0..%d)", X[n], n, c->I - 1);
+        if (Y && (Y[n] < 0 || Y[n] >= c->I)) die("sasrec: target id %d at batch position %zu is outside the item table (0..%d)", Y[n], n, c->I - 1);
+    }
+    memcpy(m->x, X, N * sizeof(int));
+    // embeddings
+    embedding_forward(a->emb, X, w->item_emb, (int)N, D);
+    for (size_t n = 0; n < N; n++) {
+        const float* pos = w->pos_emb + (size_t)(n % T) * D;
+        for (int i = 0; i < D; i++) a->emb[n * D + i] = a->emb[n * D + i] * scale + pos[i];
+    }
+    dropout_forward(a->residual, a->emb_mask, a->emb, ND, p, rng);
+    for (size_t n = 0; n < N; n++) {
+        if (X[n] != 0) continue;
+        for (int i = 0; i < D; i++) { a->emb_mask[n * D + i] = 0.0f; a->residual[n * D + i] = 0.0f; }
+    }
+    for (int l = 0; l < c->L; l++) {
+        size_t o = l * ND, oD = (size_t)l * D, oDD = (size_t)l * D * D;
+        float* res_in = a->residual + o;
+        layernorm_forward(a->ln1 + o, a->ln1_mean + l * N, a->ln1_rstd + l * N, res_in, w->ln1_w + oD, w->ln1_b + oD, (int)N, D, 1e-5f);
+        matmul_forward(a->qkv + 3 * o, a->ln1 + o, w->wqkv + 3 * oDD, w->bqkv + 3 * oD, (int)N, D, 3 * D);
+        attention_forward(a->atty + o, a->att + (size_t)l * B * c->NH * T * T, a->qkv + 3 * o, NULL, B, T, c->NH, c->NH, HS);
+        matmul_forward(a->branch, a->atty + o, w->wo + oDD, w->bo + oD, (int)N, D, D);
+        dropout_forward(a->branch, a->drop1 + o, a->branch, ND, p, rng);
+        residual_forward(a->mid + o, res_in, a->branch, ND);
+        layernorm_forward(a->ln2 + o, a->ln2_mean + l * N, a->ln2_rstd + l * N, a->mid + o, w->ln2_w + oD, w->ln2_b + oD, (int)N, D, 1e-5f);
+        matmul_forward(a->branch, a->ln2 + o, w->w1 + oDD, w->b1 + oD, (int)N, D, D);
+        relu_forward(a->relu + o, a->branch, ND);
+        dropout_forward(a->relu_drop + o, a->dropf + o, a->relu + o, ND, p, rng);
+        matmul_forward(a->branch, a->relu_drop + o, w->w2 + oDD, w->b2 + oD, (int)N, D, D);
+        dropout_forward(a->branch, a->drop2 + o, a->branch, ND, p, rng);
+        residual_forward(a->residual + o + ND, a->mid + o, a->branch, ND);
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual + c->L * ND, w->lnf_w, w->lnf_b, (int)N, D, 1e-5f);
+    return Y ? sasrec_loss(m, Y) : 0.0f;
+}
+
+static void sasrec_zero_grad(SASRec* m) {
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+}
+
+// backpropagates the loss of the last forward (which must have had targets) into grads
+static void sasrec_backward(SASRec* m) {
+    if (!m->has_loss) die("sasrec_backward: the last forward had no targets");
+    const SASRecConfig* c = &m->cfg;
+    int B = m->B, T = c->T, D = c->D, HS = D / c->NH;
+    size_t N = (size_t)B * T, ND = N * D;
+    SASRecParams* w = &m->params;
+    SASRecParams* g = &m->grads;
+    SASRecActs* a = &m->acts;
+    SASRecDActs* d = &m->dacts;
+    for (size_t i = 0; i < (size_t)c->I * D; i++) g->item_emb[i] += m->ditem_out[i];
+    memset(d->dresidual, 0, ND * sizeof(float));
+    layernorm_backward(d->dresidual, g->lnf_w, g->lnf_b, a->dlnf, a->residual + c->L * ND, w->lnf_w, a->lnf_mean,
+                       a->lnf_rstd, (int)N, D);
+    for (int l = c->L - 1; l >= 0; l--) {
+        size_t o = l * ND, oD = (size_t)l * D, oDD = (size_t)l * D * D;
+        // dresidual = d(residual[l+1]) = d(mid) via the skip, and d(feed-forward branch)
+        memset(d->dbranch, 0, ND * sizeof(float));
+        memset(d->dhidden, 0, ND * sizeof(float));
+        memset(d->dln, 0, ND * sizeof(float));
+        dropout_backward(d->dbranch, d->dresidual, a->drop2 + o, ND);
+        matmul_backward(d->dhidden, g->w2 + oDD, g->b2 + oD, d->dbranch, a->relu_drop + o, w->w2 + oDD, (int)N, D, D);
+        memset(d->dbranch, 0, ND * sizeof(float));
+        dropout_backward(d->dbranch, d->dhidden, a->dropf + o, ND);  // d(relu)
+        memset(d->dhidden, 0, ND * sizeof(float));
+        relu_backward(d->dhidden, d->dbranch, a->relu + o, ND);      // d(linear1 out)
+        matmul_backward(d->dln, g->w1 + oDD, g->b1 + oD, d->dhidden, a->ln2 + o, w->w1 + oDD, (int)N, D, D);
+        layernorm_backward(d->dresidual, g->ln2_w + oD, g->ln2_b + oD, d->dln, a->mid + o, w->ln2_w + oD,
+                           a->ln2_mean + l * N, a->ln2_rstd + l * N, (int)N, D);
+        // dresidual = d(mid) = d(residual[l]) via the skip, and d(attention branch)
+        memset(d->dbranch, 0, ND * sizeof(float));
+        memset(d->datty, 0, ND * sizeof(float));
+        memset(d->dqkv, 0, 3 * ND * sizeof(float));
+        memset(d->dln, 0, ND * sizeof(float));
+        dropout_backward(d->dbranch, d->dresidual, a->drop1 + o, ND);
+        matmul_backward(d->datty, g->wo + oDD, g->bo + oD, d->dbranch, a->atty + o, w->wo + oDD, (int)N, D, D);
+        attention_backward(d->dqkv, d->datty, a->qkv + 3 * o, a->att + (size_t)l * B * c->NH * T * T, B, T, c->NH, c->NH, HS);
+        matmul_backward(d->dln, g->wqkv + 3 * oDD, g->bqkv + 3 * oD, d->dqkv, a->ln1 + o, w->wqkv + 3 * oDD, (int)N, D, 3 * D);
+        layernorm_backward(d->dresidual, g->ln1_w + oD, g->ln1_b + oD, d->dln, a->residual + o, w->ln1_w + oD,
+                           a->ln1_mean + l * N, a->ln1_rstd + l * N, (int)N, D);
+    }
+    // embeddings: through the dropout/pad mask, then sqrt(D) into item_emb and 1 into pos_emb
+    float scale = sqrtf((float)D);
+    memset(d->dbranch, 0, ND * sizeof(float));
+    dropout_backward(d->dbranch, d->dresidual, a->emb_mask, ND);
+    for (size_t n = 0; n < N; n++) {
+        float* dpos = g->pos_emb + (size_t)(n % T) * D;
+        for (int i = 0; i < D; i++) { dpos[i] += d->dbranch[n * D + i]; d->dbranch[n * D + i] *= scale; }
+    }
+    embedding_backward(g->item_emb, d->dbranch, m->x, (int)N, D);  // pad positions carry zero: row 0 learns only as a logit
+}
+
+// scores (B, I) of every item for the next step after each history X (B, T)
+static void sasrec_score_last(SASRec* m, const int* X, int B, float* scores) {
+    const SASRecConfig* c = &m->cfg;
+    sasrec_forward(m, X, NULL, B, NULL);
+    for (int b = 0; b < B; b++) {
+        memcpy(m->acts.branch + (size_t)b * c->D, m->acts.lnf + ((size_t)b * c->T + c->T - 1) * c->D, c->D * sizeof(float));
+    }
+    matmul_forward(scores, m->acts.branch, m->params.item_emb, NULL, B, c->D, c->I);
+}

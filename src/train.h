@@ -1,0 +1,158 @@
+// train.h: the one training loop every model uses (SASRec, E4SRec teacher,
+// plain E4SRec_l, SLMRec student, online distillation), and evaluation.
+// Per epoch: shuffle the trainable users, one optimizer step per batch with
+// progress lines (loss, samples/s, ETA), then valid full NDCG@10; the best
+// epoch's weights go to "<out>.bin", the full training state to
+// "<out>.last.bin" so --resume continues exactly where the run stopped.
+#pragma once
+#include "checkpoint.h"
+#include "data.h"
+#include "eval.h"
+
+// everything printed also goes to the run's log file when one is open
+static FILE* log_file = NULL;
+
+static void logf_(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (log_file) {
+        va_start(ap, fmt);
+        vfprintf(log_file, fmt, ap);
+        va_end(ap);
+        fflush(log_file);
+    }
+}
+
+// a model as the trainer sees it
+typedef struct {
+    const char* name;
+    void* model;
+    int I;                 // item table rows: scores are (n, I)
+    int max_len;           // history length the model reads
+    // forward + backward on a batch of users (the model samples their examples); returns the loss
+    float (*train_batch)(void* model, const int* users, int n, Rng* rng);
+    // scores (n, I) for left-padded histories (n, max_len), no dropout
+    void (*score)(void* model, const int* histories, int n, float* scores);
+    // writes the model, with the training state when o != NULL
+    void (*save)(void* model, const char* path, const TrainProgress* p, const Optimizer* o);
+    // reads the weights, progress and AdamW moments written by save with a state
+    void (*resume)(void* model, const char* path, TrainProgress* p, Optimizer* o);
+} Trainable;
+
+typedef struct {
+    int epochs;           // at most this many epochs
+    int batch;            // samples per optimizer step
+    int patience;         // stop after this many epochs without a better valid NDCG@10 (0 = never)
+    float time_budget;    // stop after this many seconds of training (0 = none)
+    int stop_after;       // stop after this many epochs in this process, schedule unchanged (0 = none)
+    int eval_batch;       // users per scoring batch
+    uint64_t seed;
+} TrainConfig;
+
+// ----------------------------------------------------------------------------
+// evaluation: rank every user's split target with both protocols
+
+static Metrics evaluate(const Trainable* t, const SeqData* d, Split split, const Negatives* neg, int batch) {
+    Metrics m;
+    metrics_init(&m);
+    int* hist = (int*)mallocCheck((size_t)batch * t->max_len * sizeof(int));
+    int* targets = (int*)mallocCheck((size_t)batch * sizeof(int));
+    float* scores = (float*)mallocCheck((size_t)batch * t->I * sizeof(float));
+    for (int u0 = 0; u0 < d->n_users; u0 += batch) {
+        int n = min_int(batch, d->n_users - u0);
+        eval_batch(d, split, u0, n, t->max_len, hist, targets);
+        t->score(t->model, hist, n, scores);
+        metrics_add_batch(&m, scores, d->n_items, n, targets, neg, u0);
+    }
+    metrics_finalize(&m);
+    free(hist); free(targets); free(scores);
+    return m;
+}
+
+static void format_duration(char* buf, size_t cap, double s) {
+    if (s < 60) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+// ----------------------------------------------------------------------------
+// the loop
+
+typedef struct {
+    double train_seconds;  // wall time in optimizer steps (this process)
+    int epochs_run, best_epoch;
+    float best_valid;
+} TrainResult;
+
+// trains t on d; out is the checkpoint path stem ("DIR/e4srec_8"); resume continues
+// from "<out>.last.bin" (whose moments must match opt). opt must be ready.
+static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const Negatives* valid_neg,
+                         const TrainConfig* cfg, const char* out, int resume) {
+    char best_path[1100], last_path[1100];
+    snprintf(best_path, sizeof(best_path), "%s.bin", out);
+    snprintf(last_path, sizeof(last_path), "%s.last.bin", out);
+    int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
+    int n_train = trainable_users(d, users);
+    if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
+    int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
+    TrainProgress p = {0, 0, 0, -1.0f, 0};
+    Rng rng;
+    rng_seed(&rng, cfg->seed);
+    if (resume && access(last_path, R_OK) == 0) {
+        t->resume(t->model, last_path, &p, opt);
+        rng.state = p.rng;
+        logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
+    }
+    TrainResult r = {0.0, 0, p.epoch, p.best};
+    double t_start = now_seconds(), last_print = t_start;
+    long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;
+    for (int epoch = p.epoch; epoch < cfg->epochs; epoch++) {
+        if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
+        if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
+        if (cfg->stop_after > 0 && r.epochs_run >= cfg->stop_after) break;
+        trainable_users(d, users);  // from the same order every epoch, so the shuffle depends on the RNG state alone
+        rng_shuffle(&rng, users, n_train);
+        double loss_sum = 0.0, te = now_seconds();
+        for (int s = 0; s < steps_per_epoch; s++) {
+            int n = min_int(cfg->batch, n_train - s * cfg->batch);
+            float loss = t->train_batch(t->model, users + s * cfg->batch, n, &rng);
+            if (!isfinite(loss)) die("%s: the loss became %g at epoch %d step %d: lower --lr", t->name, loss, epoch + 1, s + 1);
+            optimizer_step(opt);
+            loss_sum += loss;
+            samples_done += n;
+            double now = now_seconds();
+            if (now - last_print > 10.0 || (s == steps_per_epoch - 1 && now - t_start > 10.0)) {
+                double rate = samples_done / (now - t_start);
+                char eta[32];
+                format_duration(eta, sizeof(eta), (samples_total - samples_done) / rate);
+                logf_("  [%s] epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1,
+                      cfg->epochs, s + 1, steps_per_epoch, loss_sum / (s + 1), opt->last_lr, rate, eta);
+                last_print = now;
+            }
+        }
+        r.train_seconds += now_seconds() - te;
+        Metrics m = evaluate(t, d, SPLIT_VALID, valid_neg, cfg->eval_batch);
+        float ndcg = (float)metrics_selection(&m);
+        p.epoch = epoch + 1;
+        p.step = opt->step;
+        if (ndcg > p.best) {
+            p.best = ndcg;
+            p.bad_epochs = 0;
+            r.best_epoch = p.epoch;
+            t->save(t->model, best_path, NULL, NULL);
+        } else {
+            p.bad_epochs++;
+        }
+        p.rng = rng.state;
+        t->save(t->model, last_path, &p, opt);
+        r.epochs_run++;
+        logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,
+              loss_sum / steps_per_epoch, ndcg, p.best, r.best_epoch, now_seconds() - te);
+    }
+    r.best_valid = p.best;
+    free(users);
+    return r;
+}
