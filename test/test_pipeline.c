@@ -1,5 +1,5 @@
 // test_pipeline.c: the training driver. A resumed run ends bit-identical to an
-// uninterrupted one; checkpoints round-trip and bad ones are refused; the
+// uninterrupted one; online distillation trains the teacher, offline does not; checkpoints round-trip and bad ones are refused; the
 // prompt and tokenizer travel inside checkpoints; top-k and history parsing;
 // a tiny whole pipeline learns better than chance.
 
@@ -42,58 +42,98 @@ static void test_pipe_train_e4srec(const Config* c, const SeqData* d, const Nega
     e4srec_free(&m);
 }
 
-static void test_pipe_resume(void) {
+// tiny data, its negatives, a prompt, a random item table and a random 4-layer teacher
+typedef struct {
     SeqData d;
-    test_pipe_data(&d);
     Negatives vn, tn;
-    negatives_build(&vn, &d, SPLIT_VALID);
-    negatives_build(&tn, &d, SPLIT_TEST);
-    Config c = test_pipe_config("/tmp/slmrec_test_resume_a");
+    Config c;
     Prompt p;
-    prompt_build(&p, &c);
+    float* table;  // (I, sas_dim)
+    E4SRec teacher;
+} PipeFixture;
+
+static void pipe_fixture_init(PipeFixture* f) {
+    test_pipe_data(&f->d);
+    negatives_build(&f->vn, &f->d, SPLIT_VALID);
+    negatives_build(&f->tn, &f->d, SPLIT_TEST);
+    f->c = test_pipe_config("/tmp/slmrec_test_resume_a");
+    prompt_build(&f->p, &f->c);
     Rng rng;
     rng_seed(&rng, 9);
-    float* table = test_randn(&rng, (size_t)(d.n_items + 1) * c.sas_dim, 0.5f);
-    E4SRecConfig tc = e4srec_config_for(&c, p.tok.vocab_size, p.P1, p.P2, c.teacher_layers, c.sas_dim, d.n_items + 1);
-    E4SRec teacher;
-    e4srec_build(&teacher, &tc, table, p.instr, p.resp);
-    e4srec_init_random(&teacher, &rng);
+    f->table = test_randn(&rng, (size_t)(f->d.n_items + 1) * f->c.sas_dim, 0.5f);
+    E4SRecConfig tc = e4srec_config_for(&f->c, f->p.tok.vocab_size, f->p.P1, f->p.P2, f->c.teacher_layers, f->c.sas_dim,
+                                        f->d.n_items + 1);
+    e4srec_build(&f->teacher, &tc, f->table, f->p.instr, f->p.resp);
+    e4srec_init_random(&f->teacher, &rng);
+}
+
+static void pipe_fixture_free(PipeFixture* f) {
+    e4srec_free(&f->teacher);
+    free(f->table);
+    prompt_free(&f->p);
+    negatives_free(&f->vn);
+    negatives_free(&f->tn);
+    seqdata_free(&f->d);
+}
+
+static void test_pipe_resume(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
     for (int distill = 0; distill <= 1; distill++) {
-        E4SRec* t = distill ? &teacher : NULL;
-        int L = distill ? c.student_layers : c.teacher_layers;
+        E4SRec* t = distill ? &f.teacher : NULL;
+        int L = distill ? f.c.student_layers : f.c.teacher_layers;
         // a: 3 epochs at once; b: 1 epoch, then a resumed process for the rest
-        Config a = c, b = c;
+        Config a = f.c, b = f.c;
         a.out = "/tmp/slmrec_test_resume_a";
         b.out = "/tmp/slmrec_test_resume_b";
         make_dir(a.out);
         make_dir(b.out);
         unlink("/tmp/slmrec_test_resume_b/tiny.last.bin");
-        test_pipe_train_e4srec(&a, &d, &vn, &tn, table, &p, t, L);
+        test_pipe_train_e4srec(&a, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
         b.stop_after = 1;
-        test_pipe_train_e4srec(&b, &d, &vn, &tn, table, &p, t, L);
+        test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
         b.stop_after = 0;
         b.resume = 1;
-        test_pipe_train_e4srec(&b, &d, &vn, &tn, table, &p, t, L);
+        test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
         CHECK(files_equal("/tmp/slmrec_test_resume_a/tiny.last.bin", "/tmp/slmrec_test_resume_b/tiny.last.bin"),
               "%s: a run resumed after 1 of 3 epochs ends with a different training state", distill ? "SLMRec" : "E4SRec");
         CHECK(files_equal("/tmp/slmrec_test_resume_a/tiny.bin", "/tmp/slmrec_test_resume_b/tiny.bin"),
               "%s: a resumed run selects a different best model", distill ? "SLMRec" : "E4SRec");
     }
     // the checkpoint carries the prompt and its tokenizer
-    E4SRecFile f;
-    e4srec_load(&f, "/tmp/slmrec_test_resume_a/tiny.bin");
+    E4SRecFile ck;
+    e4srec_load(&ck, "/tmp/slmrec_test_resume_a/tiny.bin");
     int ids[64];
-    int n = tokenizer_encode(&f.tok, c.instruction, 1, 0, ids, 64);
-    CHECK(n == p.P1 && memcmp(ids, p.instr, n * sizeof(int)) == 0 && memcmp(f.model.instr, p.instr, n * sizeof(int)) == 0,
+    int n = tokenizer_encode(&ck.tok, f.c.instruction, 1, 0, ids, 64);
+    CHECK(n == f.p.P1 && memcmp(ids, f.p.instr, n * sizeof(int)) == 0 && memcmp(ck.model.instr, f.p.instr, n * sizeof(int)) == 0,
           "the checkpoint's tokenizer re-encodes the instruction to the stored prompt ids");
-    CHECK(f.n_adapters == c.blocks - 1 && !f.has_state, "a best-model file holds the adapters and no training state");
-    e4srec_file_free(&f);
-    e4srec_free(&teacher);
-    free(table);
-    prompt_free(&p);
-    negatives_free(&vn);
-    negatives_free(&tn);
-    seqdata_free(&d);
+    CHECK(ck.n_adapters == f.c.blocks - 1 && !ck.has_state, "a best-model file holds the adapters and no training state");
+    e4srec_file_free(&ck);
+    pipe_fixture_free(&f);
+}
+
+// offline distillation leaves the teacher as it was; online trains it with the student
+static void test_pipe_online(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    size_t bytes = f.teacher.num_params * sizeof(float);
+    float* initial = (float*)mallocCheck(bytes);
+    memcpy(initial, f.teacher.params_memory, bytes);
+    for (int online = 0; online <= 1; online++) {
+        Config c = f.c;
+        c.out = "/tmp/slmrec_test_online";
+        c.online = online;
+        c.epochs = 1;
+        make_dir(c.out);
+        memcpy(f.teacher.params_memory, initial, bytes);
+        test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, &f.teacher, c.student_layers);
+        int unchanged = memcmp(f.teacher.params_memory, initial, bytes) == 0;
+        CHECK(online ? !unchanged : unchanged, "%s distillation %s the teacher", online ? "online" : "offline",
+              unchanged ? "left" : "changed");
+        CHECK(access("/tmp/slmrec_test_online/tiny.bin", R_OK) == 0, "the student checkpoint is written");
+    }
+    free(initial);
+    pipe_fixture_free(&f);
 }
 
 static void test_pipe_load_e4srec(void* path) { E4SRecFile f; e4srec_load(&f, (const char*)path); }
@@ -174,6 +214,7 @@ static void test_pipe_whole(void) {
 
 static void run_pipeline_tests(void) {
     test_pipe_resume();
+    test_pipe_online();
     test_pipe_bad_checkpoints();
     test_pipe_topk();
     test_pipe_bad_history();
