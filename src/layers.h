@@ -277,21 +277,23 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
                 const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
                 int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
                 float* p = att + (((size_t)b * NH + h) * T + t) * T;
+                // keys after t are masked: their probabilities are 0 and never computed
                 float maxv = -INFINITY;
-                for (int t2 = 0; t2 < T; t2++) {
-                    int allowed = t2 <= t && (keymask == NULL || keymask[b * T + t2]);
-                    if (!allowed) { p[t2] = -INFINITY; continue; }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    if (keymask && !keymask[b * T + t2]) { p[t2] = -INFINITY; continue; }
                     const float* k = qkv + ((size_t)b * T + t2) * QKV + koff;
                     float s = 0.0f;
+                    #pragma omp simd reduction(+ : s)
                     for (int i = 0; i < HS; i++) s += q[i] * k[i];
                     p[t2] = s * scale;
                     if (p[t2] > maxv) maxv = p[t2];
                 }
                 float sum = 0.0f;
-                for (int t2 = 0; t2 < T; t2++) {
+                for (int t2 = 0; t2 <= t; t2++) {
                     p[t2] = maxv == -INFINITY ? 0.0f : expf(p[t2] - maxv);  // a row with no key attends to nothing
                     sum += p[t2];
                 }
+                for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
                 float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
                 float* o = out + ((size_t)b * T + t) * NH * HS + h * HS;
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
@@ -328,6 +330,7 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
                         const float* v = qkv + ((size_t)b * T + t2) * QKV + voff;
                         float* dv = dqkv + ((size_t)b * T + t2) * QKV + voff;
                         float s = 0.0f;
+                        #pragma omp simd reduction(+ : s)
                         for (int i = 0; i < HS; i++) { s += dy[i] * v[i]; dv[i] += p[t2] * dy[i]; }
                         dp[t2] = s;
                         pdp += p[t2] * s;
