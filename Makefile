@@ -1,6 +1,8 @@
-# slmrec: `make` builds ./slmrec, `make test` runs the CPU tests, `make clean`.
-# Works with or without OpenMP and says what it found.
+# slmrec: `make` builds ./slmrec, `make test` runs the CPU tests, `make test-gpu` the GPU
+# tests, `make clean`. Works with or without OpenMP and nvcc and says what it found:
+# with nvcc, ./slmrec has the CUDA path too (cuda.mk); `make NVCC=false` builds CPU only.
 
+.DEFAULT_GOAL := all
 CC ?= gcc
 CFLAGS ?= -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-function -fopenmp-simd
@@ -26,21 +28,43 @@ endif
 HEADERS = $(wildcard src/*.h)
 TEST_SOURCES = $(wildcard test/*.c test/*.h)
 
-.PHONY: all test clean report
+# CUDA: when nvcc runs, cuda.mk sets GPU_OBJS, GPU_CFLAGS, GPU_LDLIBS and the GPU rules
+NVCC ?= nvcc
+HAVE_NVCC := $(shell $(NVCC) --version >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_NVCC),yes)
+  include cuda.mk
+else
+  FOUND_CUDA = CUDA: nvcc not found, CPU only
+endif
+
+.PHONY: all test test-gpu clean report
 
 all: report slmrec
 
 report:
-	@echo "slmrec build: $(CC) $(firstword $(CFLAGS))$(FOUND_NATIVE), $(FOUND_OPENMP)"
+	@echo "slmrec build: $(CC) $(firstword $(CFLAGS))$(FOUND_NATIVE), $(FOUND_OPENMP), $(FOUND_CUDA)"
 
-slmrec: slmrec.c $(HEADERS)
-	$(CC) $(CFLAGS) -o $@ slmrec.c $(LDLIBS)
+# build.flavor holds the CUDA line of the last build, so switching NVCC relinks ./slmrec
+build.flavor: FORCE
+	@echo "$(FOUND_CUDA)" | cmp -s - $@ || echo "$(FOUND_CUDA)" > $@
 
+slmrec: slmrec.c $(HEADERS) $(GPU_OBJS) build.flavor
+	$(CC) $(CFLAGS) $(GPU_CFLAGS) -o $@ slmrec.c $(GPU_OBJS) $(LDLIBS) $(GPU_LDLIBS)
+
+# the CPU tests, CPU only whatever nvcc says: the GPU path has its own (make test-gpu)
 test/test_runner: slmrec.c $(HEADERS) $(TEST_SOURCES)
 	$(CC) $(CFLAGS) -DTESTING -o $@ test/test.c $(LDLIBS)
 
 test: report test/test_runner
 	./test/test_runner
 
+ifneq ($(HAVE_NVCC),yes)
+test-gpu: report
+	@echo "SKIP: nvcc not found, so the CUDA path was not built: the GPU tests did not run"
+	@echo "0 passed, 0 failed"
+endif
+
 clean:
-	rm -f slmrec test/test_runner
+	rm -f slmrec test/test_runner test/test_gpu kernels.o build.flavor
+
+FORCE:

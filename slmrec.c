@@ -10,6 +10,10 @@
 #include "src/e4srec.h"      // the E4SRec model: LLaMA decoder over [prompt | items | prompt]
 #include "src/distill.h"     // the SLMRec loss: CE + Dcos + Dnorm + multi-supervision
 #include "src/optim.h"       // AdamW, cosine schedule, clipping
+#include "src/oracle.h"      // the HF oracle fixture: its model, inputs, and the per-tensor comparison
+#ifdef SLMREC_CUDA
+#include "src/gpu.h"         // the CUDA path (kernels.cu): E4SRec/SLMRec on the GPU behind opaque handles
+#endif
 #include "src/data.h"        // sequence files, split, batches, synthetic data, prep
 #include "src/eval.h"        // full and sampled ranking metrics
 #include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
@@ -79,66 +83,6 @@ static void parse_args(const char* cmd, const char* summary, int argc, char** ar
 // ----------------------------------------------------------------------------
 // oracle: the fixture's HF transformers numbers against this implementation
 
-// a number from a flat JSON text: the value after "key": (the fixture's sidecar)
-static double json_number(const char* text, const char* key, const char* path) {
-    char pattern[128];
-    snprintf(pattern, sizeof(pattern), "\"%s\"", key);
-    const char* p = strstr(text, pattern);
-    if (p == NULL) die("'%s' has no \"%s\"", path, key);
-    p = strchr(p + strlen(pattern), ':');
-    while (p && (*p == ':' || *p == ' ' || *p == '\n' || *p == '[')) p++;
-    char* end = NULL;
-    double v = p ? strtod(p, &end) : 0.0;
-    if (p == NULL || end == p) die("'%s': \"%s\" is not followed by a number", path, key);
-    return v;
-}
-
-typedef struct {
-    int n_tensors, n_failed;
-    float max_rel;
-    int print;
-} OracleReport;
-
-// one row: max abs error, max relative error (|d| / (|ref| + 1e-5)), pass if every
-// element is within 1e-5 + 1e-4 |ref|
-static void oracle_row(OracleReport* r, const char* name, const float* got, const float* ref, size_t n) {
-    float max_abs = 0.0f, max_rel = 0.0f;
-    int ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        float d = fabsf(got[i] - ref[i]);
-        if (!(d <= 1e-5f + 1e-4f * fabsf(ref[i]))) ok = 0;
-        if (!(d <= max_abs)) max_abs = d;
-        float rel = d / (fabsf(ref[i]) + 1e-5f);
-        if (!(rel <= max_rel)) max_rel = rel;
-    }
-    r->n_tensors++;
-    r->n_failed += !ok;
-    if (!(max_rel <= r->max_rel)) r->max_rel = max_rel;
-    if (r->print || !ok) printf("%-60s %11.3e %11.3e  %s\n", name, max_abs, max_rel, ok ? "ok" : "FAIL");
-}
-
-// compares a tensor of ours with the fixture's tensor `name`
-static void oracle_check(OracleReport* r, const Safetensors* st, const char* name, const float* got, size_t n) {
-    float* ref = (float*)mallocCheck(n * sizeof(float));
-    st_read_f32(st, name, ref, n);
-    oracle_row(r, name, got, ref, n);
-    free(ref);
-}
-
-// loads an E4SRec of L layers under HF prefix `who` ("teacher" / "student")
-static void oracle_load_model(E4SRec* m, const Safetensors* st, const char* who, const E4SRecConfig* cfg,
-                              const float* item_table, const int* instr, const int* resp) {
-    e4srec_build(m, cfg, item_table, instr, resp);
-    char wrap[64], llama[64], name[256];
-    snprintf(wrap, sizeof(wrap), "%s.", who);
-    snprintf(llama, sizeof(llama), "%s.llama.", who);
-    float* ptr;
-    size_t numel;
-    for (int i = 0; e4srec_hf_tensor(m, &m->params, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
-        st_read_f32(st, name, ptr, numel);
-    }
-}
-
 // compares hidden states, logits and every parameter gradient of m
 static void oracle_check_model(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
     const E4SRecConfig* c = &m->cfg;
@@ -162,101 +106,41 @@ static void oracle_check_model(OracleReport* r, const Safetensors* st, const E4S
 
 static OracleReport oracle_run(const char* path, int print) {
     OracleReport r = {0, 0, 0.0f, print};
-    Safetensors st;
-    st_open(&st, path);
-    char json_path[1024];
-    snprintf(json_path, sizeof(json_path), "%s", path);
-    char* dot = strrchr(json_path, '.');
-    if (dot == NULL || strcmp(dot, ".safetensors") != 0) die("oracle: '%s' should end in .safetensors (its .json sidecar sits beside it)", path);
-    snprintf(dot, sizeof(json_path) - (dot - json_path), ".json");
-    char* meta = read_file(json_path, NULL);
-
-    const StTensor* tok = st_get(&st, "teacher.llama.embed_tokens.weight", 0);
-    const StTensor* items_t = st_get(&st, "inputs.items", 0);
-    const StTensor* table_t = st_get(&st, "teacher.item_emb", 0);
-    E4SRecConfig cfg = {0};
-    cfg.V = (int)tok->shape[0];
-    cfg.C = (int)tok->shape[1];
-    cfg.F = (int)st_get(&st, "teacher.llama.layers.0.mlp.gate_proj.weight", 0)->shape[0];
-    cfg.NH = (int)json_number(meta, "num_attention_heads", json_path);
-    cfg.KVH = (int)json_number(meta, "num_key_value_heads", json_path);
-    cfg.HS = (int)json_number(meta, "head_dim", json_path);
-    cfg.rms_eps = (float)json_number(meta, "rms_norm_eps", json_path);
-    cfg.rope_theta = (float)json_number(meta, "rope_theta", json_path);
-    cfg.D = (int)table_t->shape[1];
-    cfg.I = (int)table_t->shape[0];
-    cfg.P1 = (int)st_get(&st, "inputs.instr", 0)->shape[1];
-    cfg.P2 = (int)st_get(&st, "inputs.resp", 0)->shape[1];
-    cfg.S = (int)items_t->shape[1];
-    int B = (int)items_t->shape[0];
-    int teacher_L = 0;
-    char name[256];
-    for (;; teacher_L++) {
-        snprintf(name, sizeof(name), "teacher.llama.layers.%d.input_layernorm.weight", teacher_L);
-        if (st_find(&st, name) == NULL) break;
-    }
-    int student_L = (int)json_number(meta, "student_layers", json_path);
-    int blocks = (int)json_number(meta, "distill_blocks", json_path);
-    float l1 = (float)json_number(meta, "lambdas", json_path);  // the first of the three
-    const char* lam = strstr(meta, "\"lambdas\"");
-    float l2 = 0.0f, l3 = 0.0f;
-    if (lam == NULL || sscanf(strchr(lam, '[') + 1, "%*f , %f , %f", &l2, &l3) != 2) die("'%s': cannot read \"lambdas\"", json_path);
-
-    float* table = (float*)mallocCheck((size_t)cfg.I * cfg.D * sizeof(float));
-    int* instr = (int*)mallocCheck(cfg.P1 * sizeof(int));
-    int* resp = (int*)mallocCheck(cfg.P2 * sizeof(int));
-    int* items = (int*)mallocCheck((size_t)B * cfg.S * sizeof(int));
-    int* mask = (int*)mallocCheck((size_t)B * cfg.S * sizeof(int));
-    int* targets = (int*)mallocCheck(B * sizeof(int));
-    st_read_f32(&st, "teacher.item_emb", table, (size_t)cfg.I * cfg.D);
-    st_read_i32(&st, "inputs.instr", instr, cfg.P1);
-    st_read_i32(&st, "inputs.resp", resp, cfg.P2);
-    st_read_i32(&st, "inputs.items", items, (size_t)B * cfg.S);
-    st_read_i32(&st, "inputs.mask", mask, (size_t)B * cfg.S);
-    st_read_i32(&st, "inputs.target", targets, B);
-    for (int i = 0; i < B * cfg.S; i++) {
-        if (mask[i] != (items[i] > 0)) die("'%s': inputs.mask must be 1 exactly where inputs.items is not the pad id 0", path);
-    }
-
+    OracleFixture f;
+    oracle_fixture_open(&f, path);
     // teacher: CE forward and backward
     E4SRec teacher, student;
-    E4SRecConfig tcfg = cfg, scfg = cfg;
-    tcfg.L = teacher_L;
-    scfg.L = student_L;
-    oracle_load_model(&teacher, &st, "teacher", &tcfg, table, instr, resp);
-    float teacher_loss = e4srec_forward(&teacher, items, targets, B);
+    oracle_load_model(&teacher, &f.st, "teacher", &f.teacher_cfg, f.table, f.instr, f.resp);
+    float teacher_loss = e4srec_forward(&teacher, f.items, f.targets, f.B);
     e4srec_zero_grad(&teacher);
     e4srec_ce_backward(&teacher, 1.0f);
     e4srec_backward(&teacher);
     if (print) printf("%-60s %11s %11s\n", "tensor", "max abs", "max rel");
-    oracle_check(&r, &st, "out.teacher.loss", &teacher_loss, 1);
-    oracle_check_model(&r, &st, &teacher, "teacher");
+    oracle_check(&r, &f.st, "out.teacher.loss", &teacher_loss, 1);
+    oracle_check_model(&r, &f.st, &teacher, "teacher");
 
     // student: the SLMRec loss against the frozen teacher
-    oracle_load_model(&student, &st, "student", &scfg, table, instr, resp);
+    oracle_load_model(&student, &f.st, "student", &f.student_cfg, f.table, f.instr, f.resp);
     SLMRec slm;
-    slmrec_build(&slm, &student, &teacher, blocks, l1, l2, l3, NULL);
-    for (int i = 0; i < blocks - 1; i++) {
-        snprintf(name, sizeof(name), "adapter.%d.weight", i);
-        st_read_f32(&st, name, slm.adapters + (size_t)i * cfg.D * cfg.C, (size_t)cfg.D * cfg.C);
-    }
-    SLMRecLosses loss = slmrec_forward(&slm, items, targets, B);
+    slmrec_build(&slm, &student, &teacher, f.blocks, f.l1, f.l2, f.l3, NULL);
+    oracle_load_adapters(&slm, &f);
+    SLMRecLosses loss = slmrec_forward(&slm, f.items, f.targets, f.B);
     slmrec_backward(&slm);
     const char* loss_names[] = {"out.student.loss.ce", "out.student.loss.dcos", "out.student.loss.dnorm",
                                 "out.student.loss.lms", "out.student.loss.total"};
     float loss_values[] = {loss.ce, loss.dcos, loss.dnorm, loss.lms, loss.total};
-    for (int i = 0; i < 5; i++) oracle_check(&r, &st, loss_names[i], &loss_values[i], 1);
-    oracle_check_model(&r, &st, &student, "student");
-    for (int i = 0; i < blocks - 1; i++) {
+    for (int i = 0; i < 5; i++) oracle_check(&r, &f.st, loss_names[i], &loss_values[i], 1);
+    oracle_check_model(&r, &f.st, &student, "student");
+    char name[64];
+    for (int i = 0; i < f.blocks - 1; i++) {
         snprintf(name, sizeof(name), "grad.adapter.%d.weight", i);
-        oracle_check(&r, &st, name, slm.dadapters + (size_t)i * cfg.D * cfg.C, (size_t)cfg.D * cfg.C);
+        oracle_check(&r, &f.st, name, slm.dadapters + (size_t)i * f.cfg.D * f.cfg.C, (size_t)f.cfg.D * f.cfg.C);
     }
 
     slmrec_free(&slm);
     e4srec_free(&student);
     e4srec_free(&teacher);
-    free(table); free(instr); free(resp); free(items); free(mask); free(targets); free(meta);
-    st_close(&st);
+    oracle_fixture_free(&f);
     return r;
 }
 
@@ -298,6 +182,9 @@ typedef struct {
     const char* response;
     int blocks, online, init_random;
     float l1, l2, l3;
+    // where the E4SRec models run: "auto" until config_check makes it "cpu" or "cuda"
+    const char* device;
+    const char* precision;     // on the GPU: "fp32" or "bf16" activations and matmuls
 } Config;
 
 // the authors' prompt format (E4SRec / SLMRec), kept short: every token is computed at every layer
@@ -314,6 +201,7 @@ static Config config_defaults(void) {
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .blocks = 4, .online = 0, .init_random = 0, .l1 = 1.0f, .l2 = 0.1f, .l3 = 1.0f,
+        .device = "auto", .precision = "fp32",
     };
     return c;
 }
@@ -365,6 +253,8 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
         {"--instruction", ARG_STR, &c->instruction, "prompt text before the item history"},
         {"--response", ARG_STR, &c->response, "prompt text after the item history"},
         {"--vocab", ARG_INT, &c->vocab, "BPE vocabulary size learned on the prompt"},
+        {"--device", ARG_STR, &c->device, "cpu or cuda for the E4SRec models; auto = cuda when a GPU is visible, unless --online (SASRec: cpu)"},
+        {"--precision", ARG_STR, &c->precision, "on the GPU: fp32, or bf16 activations and matmuls (fp32 master weights)"},
     };
     memcpy(s, f, sizeof(f));
     return (int)(sizeof(f) / sizeof(f[0]));
@@ -383,7 +273,31 @@ static int flags_distill(ArgSpec* s, Config* c) {
     return (int)(sizeof(f) / sizeof(f[0]));
 }
 
-static void config_check(const Config* c) {
+// "auto" -> "cpu" or "cuda"; dies on a device this binary or machine cannot give
+static void config_device(const char** device, const char* precision, int online) {
+    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("--precision must be fp32 or bf16, got '%s'", precision);
+    if (strcmp(*device, "auto") == 0) {
+        int gpu = 0;
+#ifdef SLMREC_CUDA
+        gpu = gpu_available();
+#endif
+        *device = gpu && !online ? "cuda" : "cpu";  // online distillation runs on the CPU only
+    }
+    if (strcmp(*device, "cpu") != 0 && strcmp(*device, "cuda") != 0) die("--device must be cpu, cuda or auto, got '%s'", *device);
+    if (strcmp(*device, "cpu") == 0 && strcmp(precision, "bf16") == 0) die("--precision bf16 needs --device cuda: the CPU path is fp32");
+    if (strcmp(*device, "cuda") == 0) {
+#ifdef SLMREC_CUDA
+        gpu_require("--device cuda");
+#else
+        die("--device cuda: this ./slmrec was built without CUDA (no nvcc at build time)\n"
+            "  hint: run with --device cpu, or rebuild where nvcc is on PATH");
+#endif
+    }
+}
+
+static int config_on_gpu(const Config* c) { return strcmp(c->device, "cuda") == 0; }
+
+static void config_check(Config* c) {
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
     if (c->batch < 1 || c->sas_batch < 1) die("--batch and --sasrec-batch must be positive");
     if (c->heads < 1 || c->kv_heads < 1 || c->heads % c->kv_heads || c->hidden % c->heads || (c->hidden / c->heads) % 2) {
@@ -393,6 +307,7 @@ static void config_check(const Config* c) {
     if (c->sas_heads < 1 || c->sas_dim % c->sas_heads) die("--sasrec-heads %d must divide --sasrec-dim %d", c->sas_heads, c->sas_dim);
     if (!(c->sas_dropout >= 0.0f && c->sas_dropout < 1.0f)) die("--sasrec-dropout must be in [0, 1)");
     if (c->vocab < TOK_BASE_VOCAB) die("--vocab %d is below the %d byte-level base tokens", c->vocab, TOK_BASE_VOCAB);
+    config_device(&c->device, c->precision, c->online);
 }
 
 static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
@@ -569,15 +484,22 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
     Optimizer opt;
     e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch)));
+#ifdef SLMREC_CUDA
+    if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, strcmp(c->precision, "bf16") == 0);
+#endif
     Trainable t = e4srec_trainable(&job, name);
-    logf_("%s: %d layers, %zu parameters%s\n", name, m->cfg.L, m->num_params,
-          teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "");
+    logf_("%s: %d layers, %zu parameters%s, on the %s\n", name, m->cfg.L, m->num_params,
+          teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
+          config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
     TrainConfig tc = config_train(c, 0);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     E4SRecFile f;
     e4srec_load(&f, best);
     memcpy(m->params_memory, f.model.params_memory, m->num_params * sizeof(float));
     e4srec_file_free(&f);
+#ifdef SLMREC_CUDA
+    if (job.gpu) gpu_e4srec_set_params(job.gpu, m, NULL);  // the test scores come from the best weights too
+#endif
     result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, m->num_params, &tr);
     optimizer_free(&opt);
     e4srec_job_free(&job);
@@ -883,18 +805,23 @@ static int cmd_eval(int argc, char** argv) {
     const char* data = NULL;
     const char* model = NULL;
     const char* split = "test";
+    const char* device = "auto";
+    const char* precision = "fp32";
     int eval_batch = 256;
     ArgSpec specs[] = {
         {"--data", ARG_STR, &data, "sequence file the model was trained on (required)"},
         {"--model", ARG_STR, &model, "checkpoint: sasrec.bin, e4srec_*.bin or slmrec_*.bin (required)"},
         {"--split", ARG_STR, &split, "valid or test"},
         {"--eval-batch", ARG_INT, &eval_batch, "users per scoring batch"},
+        {"--device", ARG_STR, &device, "cpu or cuda for an E4SRec model; auto = cuda when a GPU is visible (SASRec: cpu)"},
+        {"--precision", ARG_STR, &precision, "on the GPU: fp32, or bf16 activations and matmuls"},
     };
     parse_args("eval", "Scores every user's valid or test target with both protocols (full ranking and sampled\n"
-               "negatives) and prints every metric.", argc, argv, specs, 4);
+               "negatives) and prints every metric.", argc, argv, specs, 6);
     if (data == NULL || model == NULL) die("eval: --data FILE and --model FILE are required");
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0) die("eval: --split must be valid or test, got '%s'", split);
     if (eval_batch < 1) die("eval: --eval-batch must be positive");
+    config_device(&device, precision, 0);
     Split sp = strcmp(split, "test") == 0 ? SPLIT_TEST : SPLIT_VALID;
     SeqData d;
     seqdata_load(&d, data, 0);
@@ -902,6 +829,9 @@ static int cmd_eval(int argc, char** argv) {
     negatives_build(&neg, &d, sp);
     LoadedModel lm;
     model_load(&lm, model, &d, eval_batch);
+#ifdef SLMREC_CUDA
+    if (lm.kind == KIND_E4SREC && strcmp(device, "cuda") == 0) e4srec_job_to_gpu(&lm.e4srec_job, NULL, strcmp(precision, "bf16") == 0);
+#endif
     double t0 = now_seconds();
     Metrics m = evaluate(&lm.t, &d, sp, &neg, eval_batch);
     printf("%s split of %s, %d users, %.2fs\n", split, data, d.n_users, now_seconds() - t0);
@@ -1037,6 +967,216 @@ static int cmd_prep(int argc, char** argv) {
     return 0;
 }
 // ----------------------------------------------------------------------------
+// bench: the GPU path's throughput at the shapes of the PyTorch peer
+// (../shared/peers/peer_e4srec.py speed): batch 256 to train and 512 to infer,
+// 20 + 50 + 4 tokens (instruction, item history, response), 12,101 items of
+// width 64, a 32,000-token vocabulary; random weights and items.
+
+typedef struct {
+    const char* name;
+    int L, C, F, NH;
+    int peer_lora;  // the peer trains LoRA r=8 on the MLP of a frozen model; slmrec has no LoRA yet: full training
+} BenchShape;
+
+static const BenchShape bench_shapes[] = {
+    {"base_T8", 8, 1024, 2816, 16, 0},
+    {"base_S4", 4, 1024, 2816, 16, 0},
+    {"paper_T8", 8, 4096, 11008, 32, 1},
+    {"paper_S4", 4, 4096, 11008, 32, 1},
+};
+#define BENCH_NUM_SHAPES ((int)(sizeof(bench_shapes) / sizeof(bench_shapes[0])))
+#define BENCH_ITEMS 12101
+#define BENCH_TRAIN_B 256
+#define BENCH_INFER_B 512
+#define BENCH_TOPK 20
+// dense peak of an H100 SXM in TFLOP/s, the denominator of MFU: bf16 tensor cores, plain fp32 FMA (no TF32)
+#define H100_PEAK_BF16 989.0
+#define H100_PEAK_FP32 67.0
+#define BENCH_FLOPS_FORMULA "forward = 2 B T L (C QKV + C Q + 3 C F) + 4 B L T^2 Q + 2 B S D C + 2 B C D + 2 B D I " \
+                            "(2 per multiply-add; attention over the full T x T); train step = 3 x forward"
+
+static E4SRecConfig bench_config(const BenchShape* b) {
+    E4SRecConfig c = {.V = 32000, .C = b->C, .F = b->F, .L = b->L, .NH = b->NH, .KVH = b->NH, .HS = b->C / b->NH,
+                      .D = 64, .I = BENCH_ITEMS + 1, .P1 = 20, .P2 = 4, .S = 50, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+    return c;
+}
+
+// FLOPs of one forward pass over B samples: see BENCH_FLOPS_FORMULA (Q = NH HS, QKV = (NH + 2 KVH) HS)
+static double bench_forward_flops(const E4SRecConfig* c, int B) {
+    double T = e4srec_T(c), C = c->C, Q = (double)c->NH * c->HS;
+    double decoder = 2.0 * B * T * c->L * (C * e4srec_QKV(c) + C * Q + 3.0 * C * c->F);
+    double attention = 4.0 * B * c->L * T * T * Q;
+    return decoder + attention + 2.0 * B * c->S * c->D * C + 2.0 * B * C * c->D + 2.0 * B * c->D * (double)c->I;
+}
+
+typedef struct {
+    const BenchShape* shape;
+    E4SRecConfig cfg;
+    size_t params;
+    double train_step_s, infer_batch_s;
+    double train_tflops, infer_tflops;  // achieved
+    double mem_gib;                     // device memory in use, the larger of the two runs
+    float loss;                         // the last training step's (a sanity check: finite)
+} BenchRow;
+
+#ifdef SLMREC_CUDA
+static double bench_mem_gib(void) {
+    size_t used = 0, total = 0;
+    gpu_memory(&used, &total);
+    return used / (1024.0 * 1024.0 * 1024.0);
+}
+
+// one shape: `warmup` untimed then `steps` timed training steps, the same for inference
+// (forward, scores of every item, top-20); each timed span ends with a wait for the GPU
+static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int warmup, Rng* rng) {
+    BenchRow r = {.shape = b, .cfg = bench_config(b)};
+    const E4SRecConfig* c = &r.cfg;
+    float* table = (float*)mallocCheck((size_t)c->I * c->D * sizeof(float));  // (I, D)
+    rng_fill_normal(rng, table, (size_t)c->I * c->D, 0.1f);
+    int instr[20], resp[4];
+    for (int i = 0; i < c->P1; i++) instr[i] = 1 + rng_int(rng, c->V - 1);
+    for (int i = 0; i < c->P2; i++) resp[i] = 1 + rng_int(rng, c->V - 1);
+    E4SRec m;
+    e4srec_build(&m, c, table, instr, resp);
+    e4srec_init_random(&m, rng);
+    r.params = m.num_params;
+    int* items = (int*)mallocCheck((size_t)BENCH_INFER_B * c->S * sizeof(int));  // (512, S), no pads
+    int* targets = (int*)mallocCheck(BENCH_TRAIN_B * sizeof(int));              // (256)
+    int* top = (int*)mallocCheck((size_t)BENCH_INFER_B * BENCH_TOPK * sizeof(int));
+    for (int i = 0; i < BENCH_INFER_B * c->S; i++) items[i] = 1 + rng_int(rng, BENCH_ITEMS);
+    for (int i = 0; i < BENCH_TRAIN_B; i++) targets[i] = 1 + rng_int(rng, BENCH_ITEMS);
+    AdamWConfig opt = adamw_defaults();
+    opt.lr = opt.min_lr = 1e-4f;  // the peer's
+    SLMRecLosses l;
+
+    GpuE4SRec* g = gpu_e4srec_create(&m, BENCH_TRAIN_B, use_bf16, &opt);
+    for (int i = 0; i < warmup; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
+    gpu_e4srec_losses(g, &l, NULL);  // waits
+    double t0 = now_seconds();
+    for (int i = 0; i < steps; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
+    gpu_e4srec_losses(g, &l, NULL);
+    r.train_step_s = (now_seconds() - t0) / steps;
+    r.loss = l.total;
+    r.mem_gib = bench_mem_gib();
+    gpu_e4srec_free(g);
+
+    g = gpu_e4srec_create(&m, BENCH_INFER_B, use_bf16, NULL);
+    for (int i = 0; i < warmup; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);
+    t0 = now_seconds();
+    for (int i = 0; i < steps; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);  // each waits
+    r.infer_batch_s = (now_seconds() - t0) / steps;
+    double mem = bench_mem_gib();
+    if (mem > r.mem_gib) r.mem_gib = mem;
+    gpu_e4srec_free(g);
+
+    r.train_tflops = 3.0 * bench_forward_flops(c, BENCH_TRAIN_B) / r.train_step_s / 1e12;
+    r.infer_tflops = bench_forward_flops(c, BENCH_INFER_B) / r.infer_batch_s / 1e12;
+    free(table); free(items); free(targets); free(top);
+    e4srec_free(&m);
+    return r;
+}
+#endif
+
+static void bench_write_json(const char* path, const BenchRow* rows, int n, const char* device, const char* precision,
+                             double peak, int steps, int warmup) {
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\n \"device\": \"%s\", \"precision\": \"%s\", \"timed_steps\": %d, \"warmup_steps\": %d,\n", device,
+            precision, steps, warmup);
+    fprintf(o.f, " \"train_batch\": %d, \"infer_batch\": %d, \"items\": %d, \"topk\": %d,\n", BENCH_TRAIN_B, BENCH_INFER_B,
+            BENCH_ITEMS, BENCH_TOPK);
+    fprintf(o.f, " \"flops\": \"%s\",\n \"mfu_peak_tflops\": %.1f, \"mfu_peak\": \"H100 SXM dense %s\",\n", BENCH_FLOPS_FORMULA,
+            peak, precision);
+    fprintf(o.f, " \"memory\": \"device memory in use (cudaMemGetInfo total - free) at the end of each run, the larger "
+            "of train and inference; allocations are made up front and scratch only grows, so this is the high-water "
+            "mark, CUDA context and cuBLAS workspace included\",\n");
+    for (int i = 0; i < n; i++) {
+        const BenchRow* r = &rows[i];
+        const E4SRecConfig* c = &r->cfg;
+        fprintf(o.f, " \"%s\": {\"layers\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"params\": %zu, "
+                "\"trainable\": %zu, \"lora\": false, \"peer_lora\": %s, \"tokens\": %d, "
+                "\"train_step_s\": %.6f, \"train_samples_per_s\": %.1f, \"train_tflops\": %.2f, \"train_mfu\": %.4f, "
+                "\"infer_batch_s\": %.6f, \"infer_samples_per_s\": %.1f, \"infer_tflops\": %.2f, \"infer_mfu\": %.4f, "
+                "\"peak_mem_GiB\": %.2f, \"last_loss\": %.4f}%s\n",
+                r->shape->name, c->L, c->C, c->F, c->NH, r->params, r->params, r->shape->peer_lora ? "true" : "false",
+                e4srec_T(c), r->train_step_s, BENCH_TRAIN_B / r->train_step_s, r->train_tflops, r->train_tflops / peak,
+                r->infer_batch_s, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops, r->infer_tflops / peak, r->mem_gib,
+                r->loss, i + 1 < n ? "," : "");
+    }
+    fprintf(o.f, "}\n");
+    outfile_commit(&o);
+}
+
+static int cmd_bench(int argc, char** argv) {
+    const char* config = "all";
+    const char* precision = "bf16";
+    const char* out = "runs/bench";
+    int steps = 8, warmup = 3, seed = 42;
+    ArgSpec specs[] = {
+        {"--config", ARG_STR, &config, "base_T8, base_S4, paper_T8, paper_S4, or all"},
+        {"--precision", ARG_STR, &precision, "bf16 (as the peer's autocast) or fp32"},
+        {"--steps", ARG_INT, &steps, "timed steps (training) and batches (inference) per config"},
+        {"--warmup", ARG_INT, &warmup, "untimed steps before each timing"},
+        {"--out", ARG_STR, &out, "directory for bench.json"},
+        {"--seed", ARG_INT, &seed, "seed of the random weights and items"},
+    };
+    parse_args("bench", "GPU throughput of E4SRec at the PyTorch peer's shapes (../shared/peers/peer_e4srec.py speed):\n"
+               "train samples/s (batch 256: forward, CE over 12,101 items, backward, AdamW) and inference samples/s\n"
+               "(batch 512: forward, scores of every item, top-20), 20 + 50 + 4 tokens, random weights. Also the\n"
+               "achieved TFLOP/s, MFU against an H100 SXM's dense peak (bf16 989, fp32 67 TFLOP/s) and the device\n"
+               "memory in use. base_*: C=1024, F=2816, 16 heads; paper_*: C=4096, F=11008, 32 heads; _T8 / _S4:\n"
+               "8 / 4 layers. The peer trains paper_* with LoRA r=8; slmrec has no LoRA yet, so it trains every\n"
+               "weight there. Prints a table and writes <out>/bench.json.", argc, argv, specs, 6);
+    const BenchShape* chosen[BENCH_NUM_SHAPES];
+    int n = 0;
+    for (int i = 0; i < BENCH_NUM_SHAPES; i++) {
+        if (strcmp(config, "all") == 0 || strcmp(config, bench_shapes[i].name) == 0) chosen[n++] = &bench_shapes[i];
+    }
+    if (n == 0) die("bench: --config must be base_T8, base_S4, paper_T8, paper_S4 or all, got '%s'", config);
+    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("bench: --precision must be bf16 or fp32, got '%s'", precision);
+    if (steps < 1 || warmup < 0) die("bench: --steps must be positive and --warmup not negative");
+#ifndef SLMREC_CUDA
+    (void)chosen; (void)out; (void)seed;
+    die("bench: this ./slmrec was built without CUDA (no nvcc at build time), and bench measures the GPU path\n"
+        "  hint: rebuild where nvcc is on PATH (make prints 'CUDA: nvcc ...')");
+    return 1;
+#else
+    gpu_require("bench");
+    char device[256];
+    gpu_device_info(device, sizeof(device));
+    int use_bf16 = strcmp(precision, "bf16") == 0;
+    double peak = use_bf16 ? H100_PEAK_BF16 : H100_PEAK_FP32;
+    printf("bench: %s, %s, %d timed steps after %d warm-up, train batch %d, inference batch %d (+ top-%d of %d items)\n",
+           device, precision, steps, warmup, BENCH_TRAIN_B, BENCH_INFER_B, BENCH_TOPK, BENCH_ITEMS);
+    printf("FLOPs: %s\nMFU: achieved / %.0f TFLOP/s (H100 SXM dense %s)\n", BENCH_FLOPS_FORMULA, peak, precision);
+    printf("memory: device memory in use (cudaMemGetInfo total - free), the larger of the train and inference runs\n\n");
+    printf("%-9s %6s %6s %14s | %12s %8s %6s | %12s %8s %6s | %8s  %s\n", "config", "layers", "hidden", "params",
+           "train smp/s", "TFLOP/s", "MFU", "infer smp/s", "TFLOP/s", "MFU", "mem GiB", "training");
+    make_dir(out);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/bench.json", out);
+    BenchRow rows[BENCH_NUM_SHAPES];
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed);
+    for (int i = 0; i < n; i++) {
+        BenchRow* r = &rows[i];
+        *r = bench_shape(chosen[i], use_bf16, steps, warmup, &rng);
+        if (!isfinite(r->loss)) die("bench: %s: the training loss became %g", chosen[i]->name, r->loss);
+        printf("%-9s %6d %6d %14zu | %12.1f %8.1f %5.1f%% | %12.1f %8.1f %5.1f%% | %8.1f  %s\n", chosen[i]->name,
+               r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, r->train_tflops,
+               100.0 * r->train_tflops / peak, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops,
+               100.0 * r->infer_tflops / peak, r->mem_gib,
+               chosen[i]->peer_lora ? "full (the peer: LoRA r=8, no LoRA here yet)" : "full");
+        fflush(stdout);
+        // rewritten after every config: one that runs out of memory keeps the ones before it
+        bench_write_json(path, rows, i + 1, device, precision, peak, steps, warmup);
+    }
+    printf("\nwrote %s\n", path);
+    return 0;
+#endif
+}
+
+// ----------------------------------------------------------------------------
 // main
 
 typedef struct {
@@ -1055,6 +1195,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "every metric of a checkpoint on the valid or test split"},
     {"recommend", cmd_recommend, "top-k items for a history or for every user of a file"},
     {"oracle", cmd_oracle, "compare the teacher and the SLMRec loss with the HF transformers fixture"},
+    {"bench", cmd_bench, "GPU train and inference throughput, TFLOP/s, MFU, memory at the peer's shapes"},
 };
 #define NUM_COMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
 

@@ -76,7 +76,7 @@ static SLMRecLosses slmrec_forward(SLMRec* s, const int* items, const int* targe
     int C = st->cfg.C, D = st->cfg.D, I = st->cfg.I;
     slmrec_alloc_acts(s, B);
     e4srec_forward(te, items, targets, B);  // the teacher's CE serves online distillation
-    SLMRecLosses r = {0};
+    SLMRecLosses r = {0, 0, 0, 0, 0};
     r.ce = e4srec_forward(st, items, targets, B);
     for (int i = 1; i <= s->blocks; i++) {
         const float* hs = st->acts.last + (size_t)slmrec_student_depth(s, i) * B * C;

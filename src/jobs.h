@@ -2,6 +2,10 @@
 // samples and steps on a batch of users, scores histories, saves and resumes.
 // E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
 // student (the distillation loss against a frozen or co-trained teacher).
+// An E4SRec job runs on the CPU, or on the GPU once e4srec_job_to_gpu gave it a
+// handle (a CUDA build): the same batches, the GPU's step instead of the CPU's,
+// and the CPU model and Optimizer refreshed from the GPU before every save, so
+// checkpoints and --resume are the same on both devices.
 #pragma once
 #include "train.h"
 
@@ -13,6 +17,9 @@ typedef struct {
     const Tokenizer* tok; // saved inside every checkpoint
     int* histories;       // (max_batch, S)
     int* targets;         // (max_batch)
+    int max_batch;
+    struct GpuE4SRec* gpu;          // non-NULL: the model lives on the GPU (src/gpu.h)
+    struct GpuE4SRec* gpu_teacher;  // with slm on the GPU: the frozen teacher, forward only
 } E4SRecJob;
 
 static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online, const SeqData* data,
@@ -22,44 +29,97 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->online = online;
     j->data = data;
     j->tok = tok;
+    j->max_batch = max_batch;
+    j->gpu = j->gpu_teacher = NULL;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
 }
 
+// ----------------------------------------------------------------------------
+// the GPU side of a job (CUDA builds)
+
+#ifdef SLMREC_CUDA
+// moves the job's model (and, distilling, a forward-only copy of its frozen teacher)
+// to the GPU, which gpu_require has found usable. o: the job's Optimizer (its AdamW
+// settings; fresh moments), or NULL to only score. Online distillation trains two
+// models under one clipping norm and stays on the CPU.
+static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int use_bf16) {
+    if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
+    const AdamWConfig* opt = o ? &o->cfg : NULL;
+    if (j->slm) {
+        j->gpu_teacher = gpu_e4srec_create(j->slm->teacher, j->max_batch, use_bf16, NULL);
+        j->gpu = gpu_slmrec_create(j->slm, j->gpu_teacher, j->max_batch, use_bf16, opt);
+    } else {
+        j->gpu = gpu_e4srec_create(j->model, j->max_batch, use_bf16, opt);
+    }
+}
+
+// forward, backward and AdamW in one GPU call; the CPU Optimizer keeps count
+// (step, rate, gradient norm) for the progress lines and the checkpoint
+static float e4srec_job_train_batch_gpu(E4SRecJob* j, Optimizer* o, int n) {
+    gpu_e4srec_train_step(j->gpu, j->histories, j->targets, n);
+    SLMRecLosses l;
+    gpu_e4srec_losses(j->gpu, &l, &o->last_grad_norm);  // waits: the loop checks every loss
+    o->last_lr = lr_at(&o->cfg, o->step);
+    o->step++;
+    return l.total;
+}
+#endif
+
 static void e4srec_job_free(E4SRecJob* j) {
+#ifdef SLMREC_CUDA
+    gpu_e4srec_free(j->gpu);
+    gpu_e4srec_free(j->gpu_teacher);
+#endif
     free(j->histories);
     free(j->targets);
 }
 
-static float e4srec_job_train_batch(void* ctx, const int* users, int n, Rng* rng) {
+static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng) {
     E4SRecJob* j = (E4SRecJob*)ctx;
     e4srec_sample(j->data, users, n, j->model->cfg.S, rng, j->histories, j->targets);
+#ifdef SLMREC_CUDA
+    if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n);
+#endif
+    float loss;
     if (j->slm == NULL) {
-        float loss = e4srec_forward(j->model, j->histories, j->targets, n);
+        loss = e4srec_forward(j->model, j->histories, j->targets, n);
         e4srec_zero_grad(j->model);
         e4srec_ce_backward(j->model, 1.0f);
         e4srec_backward(j->model);
-        return loss;
+    } else {
+        loss = slmrec_forward(j->slm, j->histories, j->targets, n).total;
+        if (j->online) {
+            E4SRec* teacher = j->slm->teacher;
+            e4srec_zero_grad(teacher);
+            e4srec_ce_backward(teacher, 1.0f);
+            e4srec_backward(teacher);
+        }
+        slmrec_backward(j->slm);
     }
-    SLMRecLosses l = slmrec_forward(j->slm, j->histories, j->targets, n);
-    if (j->online) {
-        E4SRec* teacher = j->slm->teacher;
-        e4srec_zero_grad(teacher);
-        e4srec_ce_backward(teacher, 1.0f);
-        e4srec_backward(teacher);
-    }
-    slmrec_backward(j->slm);
-    return l.total;
+    optimizer_step(o);
+    return loss;
 }
 
 static void e4srec_job_score(void* ctx, const int* histories, int n, float* scores) {
     E4SRecJob* j = (E4SRecJob*)ctx;
+#ifdef SLMREC_CUDA
+    if (j->gpu) { gpu_e4srec_score(j->gpu, histories, n, scores, 0, NULL); return; }
+#endif
     e4srec_forward(j->model, histories, NULL, n);
     memcpy(scores, j->model->acts.logits, (size_t)n * j->model->cfg.I * sizeof(float));
 }
 
 static void e4srec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {
     E4SRecJob* j = (E4SRecJob*)ctx;
+#ifdef SLMREC_CUDA
+    if (j->gpu) {  // the GPU's parameters, adapters and moments into the CPU model and Optimizer
+        gpu_e4srec_get_params(j->gpu, j->model, j->slm);
+        int gpu_step = 0;
+        if (o) gpu_e4srec_get_moments(j->gpu, o->m, o->v, &gpu_step);
+        if (o && gpu_step != o->step) die("%s: the GPU took %d optimizer steps, the run counted %d", path, gpu_step, o->step);
+    }
+#endif
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
     e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, p, o);
 }
@@ -80,6 +140,12 @@ static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
     ckpt_take_state(&f.state, p, o);
     cursor_done(&f.state);
     e4srec_file_free(&f);
+#ifdef SLMREC_CUDA
+    if (j->gpu) {
+        gpu_e4srec_set_params(j->gpu, j->model, j->slm);
+        gpu_e4srec_set_moments(j->gpu, o->m, o->v, o->step);
+    }
+#endif
 }
 
 static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
@@ -120,12 +186,13 @@ static void sasrec_job_free(SASRecJob* j) {
     free(j->y);
 }
 
-static float sasrec_job_train_batch(void* ctx, const int* users, int n, Rng* rng) {
+static float sasrec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng) {
     SASRecJob* j = (SASRecJob*)ctx;
     sasrec_batch(j->data, users, n, j->model->cfg.T, j->x, j->y);
     float loss = sasrec_forward(j->model, j->x, j->y, n, rng);
     sasrec_zero_grad(j->model);
     sasrec_backward(j->model);
+    optimizer_step(o);
     return loss;
 }
 

@@ -32,8 +32,9 @@ typedef struct {
     void* model;
     int I;                 // item table rows: scores are (n, I)
     int max_len;           // history length the model reads
-    // forward + backward on a batch of users (the model samples their examples); returns the loss
-    float (*train_batch)(void* model, const int* users, int n, Rng* rng);
+    // one optimizer step on a batch of users (the model samples their examples): forward,
+    // backward, then o's AdamW step wherever the model lives; returns the loss
+    float (*train_batch)(void* model, Optimizer* o, const int* users, int n, Rng* rng);
     // scores (n, I) for left-padded histories (n, max_len), no dropout
     void (*score)(void* model, const int* histories, int n, float* scores);
     // writes the model, with the training state when o != NULL
@@ -118,9 +119,8 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         double loss_sum = 0.0, te = now_seconds();
         for (int s = 0; s < steps_per_epoch; s++) {
             int n = min_int(cfg->batch, n_train - s * cfg->batch);
-            float loss = t->train_batch(t->model, users + s * cfg->batch, n, &rng);
+            float loss = t->train_batch(t->model, opt, users + s * cfg->batch, n, &rng);
             if (!isfinite(loss)) die("%s: the loss became %g at epoch %d step %d: lower --lr", t->name, loss, epoch + 1, s + 1);
-            optimizer_step(opt);
             loss_sum += loss;
             samples_done += n;
             double now = now_seconds();

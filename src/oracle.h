@@ -1,0 +1,157 @@
+// oracle.h: the HF transformers oracle fixture (SPEC 6): a 4-layer teacher, a
+// 2-layer student, the distillation adapters, one batch of right-padded
+// histories, and every number HF computed from them. Opens it, builds the models
+// from it, and compares a tensor of ours with the fixture's (per element
+// 1e-5 + 1e-4 |ref|). The CPU oracle (slmrec.c) and the GPU test (test/test_gpu.cu)
+// both use it, so it compiles as C and as C++.
+#pragma once
+#include "distill.h"
+#include "safetensors.h"
+
+// a number from a flat JSON text: the value after "key": (the fixture's sidecar)
+static double json_number(const char* text, const char* key, const char* path) {
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "\"%s\"", key);
+    const char* p = strstr(text, pattern);
+    if (p == NULL) die("'%s' has no \"%s\"", path, key);
+    p = strchr(p + strlen(pattern), ':');
+    while (p && (*p == ':' || *p == ' ' || *p == '\n' || *p == '[')) p++;
+    char* end = NULL;
+    double v = p ? strtod(p, &end) : 0.0;
+    if (p == NULL || end == p) die("'%s': \"%s\" is not followed by a number", path, key);
+    return v;
+}
+
+typedef struct {
+    int n_tensors, n_failed;
+    float max_rel;
+    int print;
+} OracleReport;
+
+// one row: max abs error, max relative error (|d| / (|ref| + 1e-5)), pass if every
+// element is within 1e-5 + 1e-4 |ref|
+static void oracle_row(OracleReport* r, const char* name, const float* got, const float* ref, size_t n) {
+    float max_abs = 0.0f, max_rel = 0.0f;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(got[i] - ref[i]);
+        if (!(d <= 1e-5f + 1e-4f * fabsf(ref[i]))) ok = 0;
+        if (!(d <= max_abs)) max_abs = d;
+        float rel = d / (fabsf(ref[i]) + 1e-5f);
+        if (!(rel <= max_rel)) max_rel = rel;
+    }
+    r->n_tensors++;
+    r->n_failed += !ok;
+    if (!(max_rel <= r->max_rel)) r->max_rel = max_rel;
+    if (r->print || !ok) printf("%-60s %11.3e %11.3e  %s\n", name, max_abs, max_rel, ok ? "ok" : "FAIL");
+}
+
+// compares a tensor of ours with the fixture's tensor `name`
+static void oracle_check(OracleReport* r, const Safetensors* st, const char* name, const float* got, size_t n) {
+    float* ref = (float*)mallocCheck(n * sizeof(float));
+    st_read_f32(st, name, ref, n);
+    oracle_row(r, name, got, ref, n);
+    free(ref);
+}
+
+// loads an E4SRec of L layers under HF prefix `who` ("teacher" / "student")
+static void oracle_load_model(E4SRec* m, const Safetensors* st, const char* who, const E4SRecConfig* cfg,
+                              const float* item_table, const int* instr, const int* resp) {
+    e4srec_build(m, cfg, item_table, instr, resp);
+    char wrap[64], llama[64], name[256];
+    snprintf(wrap, sizeof(wrap), "%s.", who);
+    snprintf(llama, sizeof(llama), "%s.llama.", who);
+    float* ptr;
+    size_t numel;
+    for (int i = 0; e4srec_hf_tensor(m, &m->params, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
+        st_read_f32(st, name, ptr, numel);
+    }
+}
+
+typedef struct {
+    Safetensors st;
+    char* meta;                      // the .json sidecar's text
+    E4SRecConfig cfg;                // shared dimensions (L = 0)
+    E4SRecConfig teacher_cfg, student_cfg;
+    int B, blocks;
+    float l1, l2, l3;
+    float* table;                    // (I, D)
+    int *instr, *resp;               // (P1), (P2)
+    int *items, *targets;            // (B, S), (B)
+} OracleFixture;
+
+static void oracle_fixture_open(OracleFixture* f, const char* path) {
+    memset(f, 0, sizeof(*f));
+    Safetensors* st = &f->st;
+    st_open(st, path);
+    char json_path[1024];
+    snprintf(json_path, sizeof(json_path), "%s", path);
+    char* dot = strrchr(json_path, '.');
+    if (dot == NULL || strcmp(dot, ".safetensors") != 0) die("oracle: '%s' should end in .safetensors (its .json sidecar sits beside it)", path);
+    snprintf(dot, sizeof(json_path) - (dot - json_path), ".json");
+    const char* meta = f->meta = read_file(json_path, NULL);
+
+    const StTensor* tok = st_get(st, "teacher.llama.embed_tokens.weight", 0);
+    const StTensor* items_t = st_get(st, "inputs.items", 0);
+    const StTensor* table_t = st_get(st, "teacher.item_emb", 0);
+    E4SRecConfig* cfg = &f->cfg;
+    cfg->V = (int)tok->shape[0];
+    cfg->C = (int)tok->shape[1];
+    cfg->F = (int)st_get(st, "teacher.llama.layers.0.mlp.gate_proj.weight", 0)->shape[0];
+    cfg->NH = (int)json_number(meta, "num_attention_heads", json_path);
+    cfg->KVH = (int)json_number(meta, "num_key_value_heads", json_path);
+    cfg->HS = (int)json_number(meta, "head_dim", json_path);
+    cfg->rms_eps = (float)json_number(meta, "rms_norm_eps", json_path);
+    cfg->rope_theta = (float)json_number(meta, "rope_theta", json_path);
+    cfg->D = (int)table_t->shape[1];
+    cfg->I = (int)table_t->shape[0];
+    cfg->P1 = (int)st_get(st, "inputs.instr", 0)->shape[1];
+    cfg->P2 = (int)st_get(st, "inputs.resp", 0)->shape[1];
+    cfg->S = (int)items_t->shape[1];
+    f->B = (int)items_t->shape[0];
+    int teacher_L = 0;
+    char name[256];
+    for (;; teacher_L++) {
+        snprintf(name, sizeof(name), "teacher.llama.layers.%d.input_layernorm.weight", teacher_L);
+        if (st_find(st, name) == NULL) break;
+    }
+    f->teacher_cfg = f->student_cfg = *cfg;
+    f->teacher_cfg.L = teacher_L;
+    f->student_cfg.L = (int)json_number(meta, "student_layers", json_path);
+    f->blocks = (int)json_number(meta, "distill_blocks", json_path);
+    f->l1 = (float)json_number(meta, "lambdas", json_path);  // the first of the three
+    const char* lam = strstr(meta, "\"lambdas\"");
+    if (lam == NULL || sscanf(strchr(lam, '[') + 1, "%*f , %f , %f", &f->l2, &f->l3) != 2) die("'%s': cannot read \"lambdas\"", json_path);
+
+    int B = f->B, S = cfg->S;
+    f->table = (float*)mallocCheck((size_t)cfg->I * cfg->D * sizeof(float));
+    f->instr = (int*)mallocCheck(cfg->P1 * sizeof(int));
+    f->resp = (int*)mallocCheck(cfg->P2 * sizeof(int));
+    f->items = (int*)mallocCheck((size_t)B * S * sizeof(int));
+    f->targets = (int*)mallocCheck(B * sizeof(int));
+    int* mask = (int*)mallocCheck((size_t)B * S * sizeof(int));
+    st_read_f32(st, "teacher.item_emb", f->table, (size_t)cfg->I * cfg->D);
+    st_read_i32(st, "inputs.instr", f->instr, cfg->P1);
+    st_read_i32(st, "inputs.resp", f->resp, cfg->P2);
+    st_read_i32(st, "inputs.items", f->items, (size_t)B * S);
+    st_read_i32(st, "inputs.mask", mask, (size_t)B * S);
+    st_read_i32(st, "inputs.target", f->targets, B);
+    for (int i = 0; i < B * S; i++) {
+        if (mask[i] != (f->items[i] > 0)) die("'%s': inputs.mask must be 1 exactly where inputs.items is not the pad id 0", path);
+    }
+    free(mask);
+}
+
+static void oracle_fixture_free(OracleFixture* f) {
+    free(f->table); free(f->instr); free(f->resp); free(f->items); free(f->targets); free(f->meta);
+    st_close(&f->st);
+}
+
+// the fixture's adapters into s (built with f->blocks blocks)
+static void oracle_load_adapters(SLMRec* s, const OracleFixture* f) {
+    char name[64];
+    for (int i = 0; i < f->blocks - 1; i++) {
+        snprintf(name, sizeof(name), "adapter.%d.weight", i);
+        st_read_f32(&f->st, name, s->adapters + (size_t)i * f->cfg.D * f->cfg.C, (size_t)f->cfg.D * f->cfg.C);
+    }
+}

@@ -1,0 +1,686 @@
+// test_gpu.cu: the CUDA path against the CPU reference (make test-gpu). A unity
+// build around kernels.cu, whose launchers are static:
+//   1. every *_cuda launcher against its CPU twin (src/layers.h, src/optim.h) at
+//      three shapes: odd (T=7, C=12, 3 heads over 1 kv head), middle, and large
+//      (C=1024, F=2816, T=74, items in 3 chunks), in fp32 and in bf16 (the E4SRec
+//      layers; the item head, distillation, AdamW and the SASRec layers are fp32);
+//   2. whole training steps through the C API of src/gpu.h: 10 AdamW steps of an
+//      E4SRec teacher (CE) and of an SLMRec student, same init and batches as the
+//      CPU path, fp32; bf16 tracking fp32; scoring and top-k; resuming moments;
+//   3. the HF oracle fixture (../shared) through the GPU model.
+// Tolerances, per element, |gpu - cpu| <= atol + rtol |cpu|:
+//   fp32: 1e-5 + 1e-4 |cpu|, as the CPU against HF.
+//   bf16: 1e-2 + 1.6e-2 |cpu|: the CPU twin reads the same bf16-rounded inputs, so
+//     what differs is the rounding of the bf16 output (2^-9 relative) and of a bf16
+//     gradient accumulated into (one more): 4 bf16 ulps covers both with margin.
+// Ends "N passed, M failed" and exits non-zero on a failure; with no GPU it says SKIP.
+#include "../kernels.cu"
+#include "../src/oracle.h"  // the fixture loader the CPU oracle command uses
+#include "test.h"            // CHECK, check_close
+#include <algorithm>
+#include <vector>
+
+typedef std::vector<float> Host;
+
+struct Tol { float atol, rtol; };
+template <typename X> static Tol tol();
+template <> Tol tol<float>() { return {1e-5f, 1e-4f}; }
+template <> Tol tol<bf16>() { return {1e-2f, 1.6e-2f}; }
+template <typename X> static const char* prec() { return sizeof(X) == 4 ? "fp32" : "bf16"; }
+
+static Host randn(Rng* rng, size_t n, float std) {
+    Host h(n);
+    rng_fill_normal(rng, h.data(), n, std);
+    return h;
+}
+
+static float to_host_float(float x) { return x; }
+static float to_host_float(bf16 x) { return __bfloat162float(x); }
+static void from_host_float(float* p, float v) { *p = v; }
+static void from_host_float(bf16* p, float v) { *p = __float2bfloat16(v); }
+
+// h as the GPU's X sees it: bf16 inputs are rounded, so the CPU twin reads the same numbers
+template <typename X> static Host rounded(const Host& h) {
+    Host r(h.size());
+    for (size_t i = 0; i < h.size(); i++) { X x; from_host_float(&x, h[i]); r[i] = to_host_float(x); }
+    return r;
+}
+
+// the device buffers of one test, freed together
+struct Device {
+    std::vector<void*> ptrs;
+    template <typename X> X* put(const Host& h) {
+        std::vector<X> x(h.size());
+        for (size_t i = 0; i < h.size(); i++) from_host_float(&x[i], h[i]);
+        X* d = alloc<X>(h.size());
+        cudaCheck(cudaMemcpy(d, x.data(), h.size() * sizeof(X), cudaMemcpyHostToDevice));
+        return d;
+    }
+    int* put_ints(const std::vector<int>& h) {
+        int* d = alloc<int>(h.size());
+        cudaCheck(cudaMemcpy(d, h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice));
+        return d;
+    }
+    template <typename X> X* alloc(size_t n) {
+        void* d = NULL;
+        cudaCheck(cudaMalloc(&d, (n ? n : 1) * sizeof(X)));
+        cudaCheck(cudaMemset(d, 0, (n ? n : 1) * sizeof(X)));
+        ptrs.push_back(d);
+        return (X*)d;
+    }
+    ~Device() { for (void* p : ptrs) cudaCheck(cudaFree(p)); }
+};
+
+template <typename X> static Host get(const X* d, size_t n) {
+    std::vector<X> x(n);
+    cudaCheck(cudaMemcpy(x.data(), d, n * sizeof(X), cudaMemcpyDeviceToHost));
+    Host h(n);
+    for (size_t i = 0; i < n; i++) h[i] = to_host_float(x[i]);
+    return h;
+}
+
+static void close_to(const char* what, const char* shape, const char* p, const Host& got, const Host& ref, Tol t) {
+    char name[256];
+    snprintf(name, sizeof(name), "%s [%s, %s]", what, shape, p);
+    check_close(name, got.data(), ref.data(), ref.size(), t.atol, t.rtol);
+}
+
+// ----------------------------------------------------------------------------
+// 1. layers
+
+// upstream gradients in the backward tests: small, as real ones are. A sum over K terms of
+// size s carries a rounding error near sqrt(K) s 2^-24 on each device, and the fixed 1e-5
+// is meant for gradients: with s = 1 and K = 2816 (the large dinp) that error alone would
+// exceed 1e-5 wherever the sum happens to land near 0.
+#define GRAD_STD 0.1f
+
+struct Shape {
+    const char* name;
+    int B, T, C, NH, KVH, F, D, I;
+};
+
+static const Shape shapes[] = {
+    {"odd: B=2 T=7 C=12 NH=3 KVH=1", 2, 7, 12, 3, 1, 20, 6, 23},
+    {"middle: B=3 T=33 C=64 NH=4 KVH=2", 3, 33, 64, 4, 2, 172, 16, 301},
+    {"large: B=8 T=74 C=1024 NH=16 F=2816 I=40001", 8, 74, 1024, 16, 16, 2816, 64, 40001},
+};
+
+// keys: sample b has its first b positions padded (sample 1: a query with no key at all)
+static std::vector<int> make_keymask(int B, int T) {
+    std::vector<int> m((size_t)B * T, 1);
+    for (int b = 0; b < B; b++) for (int t = 0; t < b && t < T; t++) m[(size_t)b * T + t] = 0;
+    return m;
+}
+
+template <typename X>
+static void test_embedding(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, rows = 50;
+    Device dev;
+    std::vector<int> ids(N);
+    for (int n = 0; n < N; n++) ids[n] = rng_int(rng, rows / 5);  // repeats
+    Host table = randn(rng, (size_t)rows * s.C, 1.0f), out(N * (size_t)s.C);
+    int* d_ids = dev.put_ints(ids);
+    X* d_out = dev.alloc<X>(out.size());
+    embedding_forward_cuda(d_out, d_ids, dev.put<float>(table), N, s.C);
+    embedding_forward(out.data(), ids.data(), table.data(), N, s.C);
+    close_to("embedding_forward", s.name, prec<X>(), get(d_out, out.size()), rounded<X>(out), tol<X>());
+    if (sizeof(X) != 4) return;  // the backward is fp32 only (prompt rows, summed over the batch first)
+    Host dtable = randn(rng, table.size(), 1.0f), dout = randn(rng, out.size(), 1.0f);
+    float* d_dtable = dev.put<float>(dtable);
+    embedding_backward_cuda(d_dtable, dev.put<float>(dout), d_ids, N, s.C);
+    embedding_backward(dtable.data(), dout.data(), ids.data(), N, s.C);
+    close_to("embedding_backward", s.name, "fp32", get(d_dtable, dtable.size()), dtable, tol<float>());
+}
+
+template <typename X>
+static void test_matmul(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, C = s.C, OC = s.F;  // the gate/up shape; the odd case has OC % 32 != 0
+    Device dev;
+    Host inp = rounded<X>(randn(rng, (size_t)N * C, 1.0f)), w = rounded<X>(randn(rng, (size_t)OC * C, 1.0f / sqrtf(C)));
+    Host bias = randn(rng, OC, 0.1f), out((size_t)N * OC);
+    X *d_inp = dev.put<X>(inp), *d_w = dev.put<X>(w), *d_out = dev.alloc<X>(out.size());
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        matmul_forward_cuda(d_out, d_inp, d_w, with_bias ? dev.put<float>(bias) : (const float*)NULL, N, C, OC);
+        matmul_forward(out.data(), inp.data(), w.data(), with_bias ? bias.data() : NULL, N, C, OC);
+        close_to(with_bias ? "matmul_forward, bias" : "matmul_forward", s.name, prec<X>(), get(d_out, out.size()), rounded<X>(out), tol<X>());
+    }
+    Host dout = rounded<X>(randn(rng, out.size(), GRAD_STD)), dinp = rounded<X>(randn(rng, inp.size(), 1.0f));
+    Host dw = randn(rng, w.size(), 1.0f), db = randn(rng, OC, 1.0f);
+    X *d_dout = dev.put<X>(dout), *d_dinp = dev.put<X>(dinp);
+    float *d_dw = dev.put<float>(dw), *d_db = dev.put<float>(db);
+    matmul_backward_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, N, C, OC);
+    matmul_backward(dinp.data(), dw.data(), db.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+    close_to("matmul_backward dinp +=", s.name, prec<X>(), get(d_dinp, dinp.size()), rounded<X>(dinp), tol<X>());
+    close_to("matmul_backward dweight +=", s.name, prec<X>(), get(d_dw, dw.size()), dw, tol<float>());
+    close_to("matmul_backward dbias +=", s.name, prec<X>(), get(d_db, db.size()), db, tol<float>());
+    // accumulate = false overwrites dinp
+    Host fresh(inp.size(), 0.0f);
+    matmul_backward_cuda(d_dinp, (float*)NULL, (float*)NULL, d_dout, d_inp, d_w, N, C, OC, false);
+    matmul_backward(fresh.data(), NULL, NULL, dout.data(), inp.data(), w.data(), N, C, OC);
+    close_to("matmul_backward dinp =", s.name, prec<X>(), get(d_dinp, fresh.size()), rounded<X>(fresh), tol<X>());
+}
+
+template <typename X>
+static void test_rmsnorm(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, C = s.C;
+    Device dev;
+    Host inp = rounded<X>(randn(rng, (size_t)N * C, 1.0f)), w = randn(rng, C, 1.0f), out(inp.size()), rstd(N);
+    X *d_inp = dev.put<X>(inp), *d_out = dev.alloc<X>(out.size());
+    float *d_w = dev.put<float>(w), *d_rstd = dev.alloc<float>(N);
+    rmsnorm_forward_cuda(d_out, d_rstd, d_inp, d_w, N, C, 1e-5f);
+    rmsnorm_forward(out.data(), rstd.data(), inp.data(), w.data(), N, C, 1e-5f);
+    close_to("rmsnorm_forward", s.name, prec<X>(), get(d_out, out.size()), rounded<X>(out), tol<X>());
+    close_to("rmsnorm_forward rstd", s.name, prec<X>(), get(d_rstd, N), rstd, tol<float>());
+    Host dout = rounded<X>(randn(rng, inp.size(), GRAD_STD)), dinp = rounded<X>(randn(rng, inp.size(), 1.0f)), dw = randn(rng, C, 1.0f);
+    X* d_dinp = dev.put<X>(dinp);
+    float* d_dw = dev.put<float>(dw);
+    rmsnorm_backward_cuda(d_dinp, d_dw, dev.put<X>(dout), d_inp, d_w, dev.put<float>(rstd), N, C);
+    rmsnorm_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), rstd.data(), N, C);
+    close_to("rmsnorm_backward dinp +=", s.name, prec<X>(), get(d_dinp, dinp.size()), rounded<X>(dinp), tol<X>());
+    close_to("rmsnorm_backward dweight +=", s.name, prec<X>(), get(d_dw, C), dw, tol<float>());
+}
+
+template <typename X>
+static void test_rope(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, HS = s.C / s.NH, QKV = (s.NH + 2 * s.KVH) * HS;
+    Device dev;
+    Host x = rounded<X>(randn(rng, (size_t)N * QKV, 1.0f));
+    X* d_x = dev.put<X>(x);
+    rope_forward_cuda(d_x, N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
+    rope_forward(x.data(), N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
+    close_to("rope_forward", s.name, prec<X>(), get(d_x, x.size()), rounded<X>(x), tol<X>());
+    x = get(d_x, x.size());
+    rope_backward_cuda(d_x, N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
+    rope_backward(x.data(), N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
+    close_to("rope_backward", s.name, prec<X>(), get(d_x, x.size()), rounded<X>(x), tol<X>());
+}
+
+template <typename X>
+static void test_attention(const Shape& s, Rng* rng) {
+    int B = s.B, T = s.T, NH = s.NH, KVH = s.KVH, HS = s.C / s.NH, QKV = (NH + 2 * KVH) * HS;
+    Device dev;
+    std::vector<int> keymask = make_keymask(B, T);
+    Host qkv = rounded<X>(randn(rng, (size_t)B * T * QKV, 1.0f)), out((size_t)B * T * NH * HS), att((size_t)B * NH * T * T);
+    X *d_qkv = dev.put<X>(qkv), *d_out = dev.alloc<X>(out.size());
+    float* d_lse = dev.alloc<float>((size_t)B * NH * T);
+    int* d_mask = dev.put_ints(keymask);
+    attention_forward_cuda(d_out, d_lse, d_qkv, d_mask, B, T, NH, KVH, HS);
+    attention_forward(out.data(), att.data(), qkv.data(), keymask.data(), B, T, NH, KVH, HS);
+    close_to("attention_forward", s.name, prec<X>(), get(d_out, out.size()), rounded<X>(out), tol<X>());
+    Host dout = rounded<X>(randn(rng, out.size(), GRAD_STD)), dqkv = rounded<X>(randn(rng, qkv.size(), 1.0f));
+    X *d_dout = dev.put<X>(dout), *d_dqkv = dev.put<X>(dqkv);
+    attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_lse, d_mask, B, T, NH, KVH, HS);
+    attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, NH, KVH, HS);
+    close_to("attention_backward dqkv +=", s.name, prec<X>(), get(d_dqkv, dqkv.size()), rounded<X>(dqkv), tol<X>());
+    Host fresh(qkv.size(), 0.0f);
+    attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_lse, d_mask, B, T, NH, KVH, HS, false);
+    attention_backward(fresh.data(), dout.data(), qkv.data(), att.data(), B, T, NH, KVH, HS);
+    close_to("attention_backward dqkv =", s.name, prec<X>(), get(d_dqkv, fresh.size()), rounded<X>(fresh), tol<X>());
+}
+
+template <typename X>
+static void test_swiglu_residual(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, F = s.F;
+    Device dev;
+    Host gateup = rounded<X>(randn(rng, (size_t)N * 2 * F, 2.0f)), out((size_t)N * F);
+    X *d_gateup = dev.put<X>(gateup), *d_out = dev.alloc<X>(out.size());
+    swiglu_forward_cuda(d_out, d_gateup, N, F);
+    swiglu_forward(out.data(), gateup.data(), N, F);
+    close_to("swiglu_forward", s.name, prec<X>(), get(d_out, out.size()), rounded<X>(out), tol<X>());
+    Host dout = rounded<X>(randn(rng, out.size(), 1.0f)), dgateup = rounded<X>(randn(rng, gateup.size(), 1.0f));
+    X *d_dout = dev.put<X>(dout), *d_dgateup = dev.put<X>(dgateup);
+    swiglu_backward_cuda(d_dgateup, d_dout, d_gateup, N, F);
+    swiglu_backward(dgateup.data(), dout.data(), gateup.data(), N, F);
+    close_to("swiglu_backward +=", s.name, prec<X>(), get(d_dgateup, dgateup.size()), rounded<X>(dgateup), tol<X>());
+    Host fresh(gateup.size(), 0.0f);
+    swiglu_backward_cuda(d_dgateup, d_dout, d_gateup, N, F, false);
+    swiglu_backward(fresh.data(), dout.data(), gateup.data(), N, F);
+    close_to("swiglu_backward =", s.name, prec<X>(), get(d_dgateup, fresh.size()), rounded<X>(fresh), tol<X>());
+    size_t n = (size_t)N * s.C;
+    Host a = rounded<X>(randn(rng, n, 1.0f)), b = rounded<X>(randn(rng, n, 1.0f)), sum(n);
+    X* d_sum = dev.alloc<X>(n);
+    residual_forward_cuda(d_sum, dev.put<X>(a), dev.put<X>(b), n);
+    residual_forward(sum.data(), a.data(), b.data(), n);
+    close_to("residual_forward", s.name, prec<X>(), get(d_sum, n), rounded<X>(sum), tol<X>());
+}
+
+// the item head is fp32 on both paths: cross-entropy over I items (chunked on the GPU)
+static void test_crossentropy_items(const Shape& s, Rng* rng) {
+    int B = s.B, D = s.D, I = s.I;
+    Device dev;
+    Host user = randn(rng, (size_t)B * D, 1.0f), table = randn(rng, (size_t)I * D, 0.5f);
+    std::vector<int> targets(B);
+    for (int b = 0; b < B; b++) targets[b] = b == 0 ? 0 : 1 + rng_int(rng, I - 1);  // row 0: no target
+    targets[B - 1] = I - 1;  // the last chunk's last item
+    Host logits((size_t)B * I), probs(logits.size()), losses(B);
+    matmul_forward(logits.data(), user.data(), table.data(), NULL, B, D, I);
+    crossentropy_forward(losses.data(), probs.data(), logits.data(), targets.data(), B, I);
+    float *d_user = dev.put<float>(user), *d_table = dev.put<float>(table), *d_losses = dev.alloc<float>(B);
+    float* d_stats = dev.alloc<float>((size_t)B * 3);
+    int* d_targets = dev.put_ints(targets);
+    crossentropy_items_forward_cuda(d_losses, d_stats, d_user, d_table, d_targets, B, D, I);
+    close_to("crossentropy_items_forward", s.name, "fp32", get(d_losses, B), losses, tol<float>());
+    float dloss = 0.7f / B;
+    Host dlosses(B, dloss), dlogits(logits.size(), 0.0f), duser = randn(rng, user.size(), 1.0f);
+    float* d_duser = dev.put<float>(duser);
+    crossentropy_backward(dlogits.data(), dlosses.data(), probs.data(), targets.data(), B, I);
+    matmul_backward(duser.data(), NULL, NULL, dlogits.data(), user.data(), table.data(), B, D, I);
+    crossentropy_items_backward_cuda(d_duser, dloss, d_stats, d_user, d_table, d_targets, B, D, I);
+    close_to("crossentropy_items_backward duser +=", s.name, "fp32", get(d_duser, duser.size()), duser, tol<float>());
+}
+
+static void test_kd(const Shape& s, Rng* rng) {
+    int B = s.B, C = s.C;
+    Device dev;
+    Host a = randn(rng, (size_t)B * C, 1.0f), b = randn(rng, (size_t)B * C, 1.0f);
+    for (int i = 0; i < C; i++) b[i] = a[i];  // row 0: equal states, the L2 subgradient 0
+    float *d_a = dev.put<float>(a), *d_b = dev.put<float>(b), *d_out = dev.alloc<float>(2), *d_rows = dev.alloc<float>(B);
+    kd_cosine_forward_cuda(d_out, d_rows, d_a, d_b, B, C);
+    kd_l2_forward_cuda(d_out + 1, d_rows, d_a, d_b, B, C);
+    Host ref = {kd_cosine_forward(a.data(), b.data(), B, C), kd_l2_forward(a.data(), b.data(), B, C)};
+    close_to("kd_cosine_forward, kd_l2_forward", s.name, "fp32", get(d_out, 2), ref, tol<float>());
+    Host da = randn(rng, a.size(), 1.0f);
+    float* d_da = dev.put<float>(da);
+    kd_cosine_backward_cuda(d_da, 1.3f, d_a, d_b, B, C);
+    kd_l2_backward_cuda(d_da, 0.4f, d_a, d_b, B, C);
+    kd_cosine_backward(da.data(), 1.3f, a.data(), b.data(), B, C);
+    kd_l2_backward(da.data(), 0.4f, a.data(), b.data(), B, C);
+    close_to("kd_cosine_backward + kd_l2_backward +=", s.name, "fp32", get(d_da, da.size()), da, tol<float>());
+}
+
+// the SASRec-only layers, fp32: LayerNorm, ReLU, dropout with the CPU's mask
+static void test_sasrec_layers(const Shape& s, Rng* rng) {
+    int N = s.B * s.T, C = s.C;
+    size_t n = (size_t)N * C;
+    Device dev;
+    Host inp = randn(rng, n, 1.0f), w = randn(rng, C, 1.0f), b = randn(rng, C, 0.1f), out(n), mean(N), rstd(N);
+    for (size_t i = 0; i < n; i++) inp[i] += 0.5f;  // rows with a mean away from 0
+    float *d_inp = dev.put<float>(inp), *d_w = dev.put<float>(w), *d_out = dev.alloc<float>(n);
+    float *d_mean = dev.alloc<float>(N), *d_rstd = dev.alloc<float>(N);
+    layernorm_forward_cuda(d_out, d_mean, d_rstd, d_inp, d_w, dev.put<float>(b), N, C, 1e-5f);
+    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C, 1e-5f);
+    close_to("layernorm_forward", s.name, "fp32", get(d_out, n), out, tol<float>());
+    close_to("layernorm_forward mean", s.name, "fp32", get(d_mean, N), mean, tol<float>());
+    close_to("layernorm_forward rstd", s.name, "fp32", get(d_rstd, N), rstd, tol<float>());
+    Host dout = randn(rng, n, GRAD_STD), dinp = randn(rng, n, 1.0f), dw = randn(rng, C, 1.0f), db = randn(rng, C, 1.0f);
+    float *d_dout = dev.put<float>(dout), *d_dinp = dev.put<float>(dinp), *d_dw = dev.put<float>(dw), *d_db = dev.put<float>(db);
+    layernorm_backward_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, dev.put<float>(mean), dev.put<float>(rstd), N, C);
+    layernorm_backward(dinp.data(), dw.data(), db.data(), dout.data(), inp.data(), w.data(), mean.data(), rstd.data(), N, C);
+    close_to("layernorm_backward dinp +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
+    close_to("layernorm_backward dweight +=", s.name, "fp32", get(d_dw, C), dw, tol<float>());
+    close_to("layernorm_backward dbias +=", s.name, "fp32", get(d_db, C), db, tol<float>());
+    relu_forward_cuda(d_out, d_inp, n);
+    relu_forward(out.data(), inp.data(), n);
+    close_to("relu_forward", s.name, "fp32", get(d_out, n), out, tol<float>());
+    d_dinp = dev.put<float>(dinp);
+    relu_backward_cuda(d_dinp, d_dout, d_out, n);
+    relu_backward(dinp.data(), dout.data(), out.data(), n);
+    close_to("relu_backward +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
+    Host mask(n);
+    dropout_forward(out.data(), mask.data(), inp.data(), n, 0.3f, rng);  // the CPU draws the mask
+    float* d_mask = dev.put<float>(mask);
+    dropout_forward_cuda(d_inp, d_mask, d_inp, n);  // in place, as SASRec calls it
+    close_to("dropout_forward (the CPU's mask)", s.name, "fp32", get(d_inp, n), out, tol<float>());
+    d_dinp = dev.put<float>(dinp);
+    dropout_backward_cuda(d_dinp, d_dout, d_mask, n);
+    dropout_backward(dinp.data(), dout.data(), mask.data(), n);
+    close_to("dropout_backward +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
+}
+
+static void test_adamw(size_t n, float grad_std, Rng* rng) {
+    char name[64];
+    snprintf(name, sizeof(name), "n=%zu, grad std %g", n, grad_std);
+    Device dev;
+    Host p = randn(rng, n, 1.0f), g = randn(rng, n, grad_std), m = randn(rng, n, 0.01f), v = randn(rng, n, 0.01f);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    AdamWConfig c = adamw_defaults();
+    c.weight_decay = 0.01f;
+    c.clip = 1.0f;
+    float *d_p = dev.put<float>(p), *d_g = dev.put<float>(g), *d_m = dev.put<float>(m), *d_v = dev.put<float>(v);
+    float* d_norm = dev.alloc<float>(2);
+    bf16* d_shadow = dev.alloc<bf16>(n);
+    grad_clip_cuda(d_norm, d_g, n, c.clip);
+    adamw_update_cuda(d_p, d_g, d_m, d_v, n, &c, 3e-4f, 5, d_norm + 1, d_shadow);
+    double sumsq = grad_sumsq(g.data(), n);
+    adamw_update(p.data(), g.data(), m.data(), v.data(), n, &c, 3e-4f, 5, clip_scale(sumsq, c.clip));
+    Host norm = {(float)sqrt(sumsq)};
+    close_to("grad_clip norm", name, "fp32", get(d_norm, 1), norm, tol<float>());
+    close_to("adamw_update params", name, "fp32", get(d_p, n), p, tol<float>());
+    close_to("adamw_update m", name, "fp32", get(d_m, n), m, tol<float>());
+    close_to("adamw_update v", name, "fp32", get(d_v, n), v, tol<float>());
+    close_to("adamw_update bf16 shadow", name, "bf16", get(d_shadow, n), rounded<bf16>(get(d_p, n)), {0.0f, 0.0f});
+}
+
+template <typename X>
+static void test_layers_at(const Shape& s, Rng* rng) {
+    test_embedding<X>(s, rng);
+    test_matmul<X>(s, rng);
+    test_rmsnorm<X>(s, rng);
+    test_rope<X>(s, rng);
+    test_attention<X>(s, rng);
+    test_swiglu_residual<X>(s, rng);
+}
+
+// ----------------------------------------------------------------------------
+// 2. whole steps through the C API
+
+static E4SRecConfig small_config(int L) {
+    E4SRecConfig c;
+    memset(&c, 0, sizeof(c));
+    c.V = 40; c.C = 32; c.F = 56; c.L = L; c.NH = 4; c.KVH = 2; c.HS = 8; c.D = 12; c.I = 97;
+    c.P1 = 5; c.P2 = 3; c.S = 10; c.rms_eps = 1e-5f; c.rope_theta = 10000.0f;
+    return c;
+}
+
+struct Batch {
+    std::vector<int> items, targets;  // (B, S) left-padded histories, (B)
+};
+
+static Batch make_batch(Rng* rng, int B, int S, int I) {
+    Batch b;
+    b.items.assign((size_t)B * S, 0);
+    b.targets.resize(B);
+    for (int r = 0; r < B; r++) {
+        int len = 1 + rng_int(rng, S);
+        for (int i = S - len; i < S; i++) b.items[(size_t)r * S + i] = 1 + rng_int(rng, I - 1);
+        b.targets[r] = 1 + rng_int(rng, I - 1);
+    }
+    return b;
+}
+
+struct TestModel {  // a CPU E4SRec with its item table and prompt
+    Host table;
+    std::vector<int> instr, resp;
+    E4SRec m;
+};
+
+static void test_model_build(TestModel* t, const E4SRecConfig& c, Rng* rng, const Host* table) {
+    t->table = table ? *table : randn(rng, (size_t)c.I * c.D, 0.5f);
+    t->instr.resize(c.P1);
+    t->resp.resize(c.P2);
+    for (int& x : t->instr) x = rng_int(rng, c.V);
+    for (int& x : t->resp) x = rng_int(rng, c.V);
+    e4srec_build(&t->m, &c, t->table.data(), t->instr.data(), t->resp.data());
+    e4srec_init_random(&t->m, rng);
+}
+
+static AdamWConfig test_adamw_config(void) {
+    AdamWConfig a = adamw_defaults();
+    a.lr = 2e-3f; a.min_lr = 2e-4f; a.warmup = 3; a.total_steps = 10; a.weight_decay = 0.01f; a.clip = 1.0f;
+    return a;
+}
+
+// after 10 AdamW steps the parameters agree more loosely than one step's results:
+// AdamW divides by sqrt(v), so a gradient's rounding difference becomes a relative
+// difference of its update, and ten updates add up (1e-4 + 1e-3 |ref|)
+static const Tol after_steps = {1e-4f, 1e-3f};
+
+static void test_teacher_steps(Rng* rng, int use_bf16) {
+    const char* p = use_bf16 ? "bf16 vs CPU fp32" : "fp32";
+    TestModel t;
+    test_model_build(&t, small_config(4), rng, NULL);
+    const E4SRecConfig& c = t.m.cfg;
+    int B = 6;
+    AdamWConfig ac = test_adamw_config();
+    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, use_bf16, &ac);
+    Optimizer o;
+    memset(&o, 0, sizeof(o));
+    o.cfg = ac;
+    optimizer_add(&o, t.m.params_memory, t.m.grads_memory, t.m.num_params);
+    optimizer_ready(&o);
+    // bf16 tracks fp32 loosely: activations and weights rounded to 8 bits of mantissa at every layer
+    Tol lt = use_bf16 ? Tol{2e-2f, 2e-2f} : tol<float>();
+    for (int step = 0; step < 10; step++) {
+        Batch b = make_batch(rng, B, c.S, c.I);
+        float ref = e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
+        e4srec_zero_grad(&t.m);
+        e4srec_ce_backward(&t.m, 1.0f);
+        e4srec_backward(&t.m);
+        optimizer_step(&o);
+        gpu_e4srec_train_step(g, b.items.data(), b.targets.data(), B);
+        SLMRecLosses l;
+        float norm = 0.0f;
+        gpu_e4srec_losses(g, &l, &norm);
+        char name[96];
+        snprintf(name, sizeof(name), "teacher step %d loss%s", step + 1, use_bf16 ? "" : ", grad norm");
+        Host got = {l.ce, l.total, norm}, want = {ref, ref, o.last_grad_norm};
+        if (use_bf16) { got.pop_back(); want.pop_back(); }  // bf16 gradients: their norm is not compared
+        close_to(name, "E4SRec_4 C=32", p, got, want, lt);
+    }
+    if (!use_bf16) {
+        Host cpu(t.m.params_memory, t.m.params_memory + t.m.num_params);
+        gpu_e4srec_get_params(g, &t.m, NULL);
+        Host gpu(t.m.params_memory, t.m.params_memory + t.m.num_params);
+        close_to("teacher parameters after 10 AdamW steps", "E4SRec_4 C=32", p, gpu, cpu, after_steps);
+    }
+    gpu_e4srec_free(g);
+    optimizer_free(&o);
+    e4srec_free(&t.m);
+}
+
+static void test_student_steps(Rng* rng) {
+    TestModel te, st;
+    test_model_build(&te, small_config(4), rng, NULL);
+    test_model_build(&st, small_config(2), rng, &te.table);
+    e4srec_copy_first_layers(&st.m, &te.m);
+    memcpy(st.m.instr, te.m.instr, te.m.cfg.P1 * sizeof(int));
+    memcpy(st.m.resp, te.m.resp, te.m.cfg.P2 * sizeof(int));
+    SLMRec slm;
+    slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
+    int B = 5;
+    AdamWConfig ac = test_adamw_config();
+    GpuE4SRec* gt = gpu_e4srec_create(&te.m, B, 0, NULL);
+    GpuE4SRec* gs = gpu_slmrec_create(&slm, gt, B, 0, &ac);
+    Optimizer o;
+    memset(&o, 0, sizeof(o));
+    o.cfg = ac;
+    optimizer_add(&o, st.m.params_memory, st.m.grads_memory, st.m.num_params);
+    optimizer_add(&o, slm.adapters, slm.dadapters, slm.num_adapter_params);
+    optimizer_ready(&o);
+    const E4SRecConfig& c = st.m.cfg;
+    for (int step = 0; step < 10; step++) {
+        Batch b = make_batch(rng, B, c.S, c.I);
+        SLMRecLosses ref = slmrec_forward(&slm, b.items.data(), b.targets.data(), B);
+        slmrec_backward(&slm);
+        optimizer_step(&o);
+        gpu_e4srec_train_step(gs, b.items.data(), b.targets.data(), B);
+        SLMRecLosses l;
+        float norm = 0.0f;
+        gpu_e4srec_losses(gs, &l, &norm);
+        char name[96];
+        snprintf(name, sizeof(name), "student step %d: ce dcos dnorm lms total, grad norm", step + 1);
+        close_to(name, "SLMRec_2<-4 C=32", "fp32", Host{l.ce, l.dcos, l.dnorm, l.lms, l.total, norm},
+                 Host{ref.ce, ref.dcos, ref.dnorm, ref.lms, ref.total, o.last_grad_norm}, tol<float>());
+    }
+    Host cpu(st.m.params_memory, st.m.params_memory + st.m.num_params);
+    Host cpu_ad(slm.adapters, slm.adapters + slm.num_adapter_params);
+    gpu_e4srec_get_params(gs, &st.m, &slm);
+    close_to("student parameters after 10 AdamW steps", "SLMRec_2<-4 C=32", "fp32",
+             Host(st.m.params_memory, st.m.params_memory + st.m.num_params), cpu, after_steps);
+    close_to("student adapters after 10 AdamW steps", "SLMRec_2<-4 C=32", "fp32",
+             Host(slm.adapters, slm.adapters + slm.num_adapter_params), cpu_ad, after_steps);
+    gpu_e4srec_free(gs);
+    gpu_e4srec_free(gt);
+    optimizer_free(&o);
+    slmrec_free(&slm);
+    e4srec_free(&st.m);
+    e4srec_free(&te.m);
+}
+
+// scores of every item and the top-k against e4srec_forward's logits
+static void test_score(Rng* rng) {
+    TestModel t;
+    test_model_build(&t, small_config(3), rng, NULL);
+    const E4SRecConfig& c = t.m.cfg;
+    int B = 7, k = 20;
+    Batch b = make_batch(rng, B, c.S, c.I);
+    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 0, NULL);
+    Host scores((size_t)B * c.I);
+    std::vector<int> top((size_t)B * k);
+    gpu_e4srec_score(g, b.items.data(), B, scores.data(), k, top.data());
+    e4srec_forward(&t.m, b.items.data(), NULL, B);
+    close_to("gpu_e4srec_score scores", "E4SRec_3 C=32", "fp32", scores, Host(t.m.acts.logits, t.m.acts.logits + scores.size()), tol<float>());
+    int ok = 1;
+    for (int r = 0; r < B; r++) {  // the top-k of the GPU's own scores, by (score desc, id asc), pad 0 excluded
+        std::vector<int> ids;
+        for (int i = 1; i < c.I; i++) ids.push_back(i);
+        const float* z = scores.data() + (size_t)r * c.I;
+        std::stable_sort(ids.begin(), ids.end(), [z](int a, int bb) { return z[a] > z[bb]; });
+        for (int j = 0; j < k; j++) ok &= top[(size_t)r * k + j] == ids[j];
+    }
+    CHECK(ok, "gpu_e4srec_score top-%d ids match a sort of its scores (higher first, ties to the lower id)", k);
+    gpu_e4srec_free(g);
+    e4srec_free(&t.m);
+}
+
+// 3 steps, moments and parameters out, a fresh handle from them, 3 more steps on
+// each: bit-identical parameters (what --resume on the GPU relies on)
+static void test_resume_moments(Rng* rng) {
+    TestModel t;
+    test_model_build(&t, small_config(2), rng, NULL);
+    const E4SRecConfig& c = t.m.cfg;
+    int B = 4;
+    AdamWConfig ac = test_adamw_config();
+    std::vector<Batch> batches;
+    for (int i = 0; i < 6; i++) batches.push_back(make_batch(rng, B, c.S, c.I));
+    GpuE4SRec* a = gpu_e4srec_create(&t.m, B, 0, &ac);
+    for (int i = 0; i < 3; i++) gpu_e4srec_train_step(a, batches[i].items.data(), batches[i].targets.data(), B);
+    Host m(t.m.num_params), v(t.m.num_params);
+    int step = 0;
+    gpu_e4srec_get_moments(a, m.data(), v.data(), &step);
+    gpu_e4srec_get_params(a, &t.m, NULL);
+    GpuE4SRec* b = gpu_e4srec_create(&t.m, B, 0, &ac);
+    gpu_e4srec_set_moments(b, m.data(), v.data(), step);
+    for (int i = 3; i < 6; i++) {
+        gpu_e4srec_train_step(a, batches[i].items.data(), batches[i].targets.data(), B);
+        gpu_e4srec_train_step(b, batches[i].items.data(), batches[i].targets.data(), B);
+    }
+    gpu_e4srec_get_params(a, &t.m, NULL);
+    Host pa(t.m.params_memory, t.m.params_memory + t.m.num_params);
+    gpu_e4srec_get_params(b, &t.m, NULL);
+    CHECK(step == 3 && memcmp(pa.data(), t.m.params_memory, pa.size() * sizeof(float)) == 0,
+          "a handle rebuilt from parameters + moments + step continues bit-identically (step %d)", step);
+    gpu_e4srec_free(a);
+    gpu_e4srec_free(b);
+    e4srec_free(&t.m);
+}
+
+// ----------------------------------------------------------------------------
+// 3. the oracle fixture through the GPU model (fp32): losses, hidden states, gradients
+
+static void oracle_check_gpu_model(OracleReport* r, const Safetensors* st, GpuE4SRec* g, E4SRec* host, const char* who) {
+    const E4SRecConfig* c = &g->cfg;
+    size_t BTC = (size_t)g->B * e4srec_T(c) * c->C;
+    char name[256], wrap[64], llama[64], gname[300];
+    for (int k = 0; k <= c->L; k++) {
+        snprintf(name, sizeof(name), "out.%s.hidden.%d", who, k);
+        Host h = get(k < c->L ? g->acts_f.residual + k * BTC : g->acts_f.lnf, BTC);
+        oracle_check(r, st, name, h.data(), BTC);
+    }
+    float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)g->B * c->I * sizeof(float));  // (B, I)
+    gemm(logits, g->acts_f.user, g->item_table, g->B, c->I, c->D, false, true, false);
+    snprintf(name, sizeof(name), "out.%s.logits", who);
+    oracle_check(r, st, name, get(logits, (size_t)g->B * c->I).data(), (size_t)g->B * c->I);
+    Host grads = get(g->grads_memory, g->num_params);
+    memcpy(host->grads_memory, grads.data(), g->num_params * sizeof(float));
+    snprintf(wrap, sizeof(wrap), "%s.", who);
+    snprintf(llama, sizeof(llama), "%s.llama.", who);
+    float* ptr;
+    size_t numel;
+    for (int i = 0; e4srec_hf_tensor(host, &host->grads, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
+        snprintf(gname, sizeof(gname), "grad.%s", name);
+        oracle_check(r, st, gname, ptr, numel);
+    }
+}
+
+static void test_oracle_gpu(void) {
+    const char* path = "../shared/fixtures/slmrec_oracle.safetensors";
+    if (access(path, R_OK) != 0) { skip("oracle fixture on the GPU", "../shared/fixtures/slmrec_oracle.safetensors not found"); return; }
+    OracleFixture f;
+    oracle_fixture_open(&f, path);
+    OracleReport r = {0, 0, 0.0f, 0};
+    E4SRec teacher, student;
+    oracle_load_model(&teacher, &f.st, "teacher", &f.teacher_cfg, f.table, f.instr, f.resp);
+    oracle_load_model(&student, &f.st, "student", &f.student_cfg, f.table, f.instr, f.resp);
+    SLMRec slm;
+    slmrec_build(&slm, &student, &teacher, f.blocks, f.l1, f.l2, f.l3, NULL);
+    oracle_load_adapters(&slm, &f);
+    AdamWConfig ac = adamw_defaults();
+    // the teacher with CE: forward and backward only (no optimizer step), as the fixture
+    GpuE4SRec* gt = gpu_e4srec_create(&teacher, f.B, 0, &ac);
+    upload_batch(gt, f.items, f.targets, f.B);
+    step_forward<float>(gt, f.B);
+    step_backward<float>(gt);
+    Host s = get(gt->scalars, NUM_SCALARS);
+    oracle_check(&r, &f.st, "out.teacher.loss", &s[SCALAR_CE], 1);
+    oracle_check_gpu_model(&r, &f.st, gt, &teacher, "teacher");
+    // the student against a forward-only teacher handle
+    GpuE4SRec* gf = gpu_e4srec_create(&teacher, f.B, 0, NULL);
+    GpuE4SRec* gs = gpu_slmrec_create(&slm, gf, f.B, 0, &ac);
+    upload_batch(gs, f.items, f.targets, f.B);
+    gf->B = f.B;
+    cudaCheck(cudaMemcpy(gf->items, gs->items, (size_t)f.B * gs->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice));
+    step_forward<float>(gs, f.B);
+    step_backward<float>(gs);
+    s = get(gs->scalars, NUM_SCALARS);
+    const char* loss_names[] = {"out.student.loss.ce", "out.student.loss.dcos", "out.student.loss.dnorm",
+                                "out.student.loss.lms", "out.student.loss.total"};
+    int slots[] = {SCALAR_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL};
+    for (int i = 0; i < 5; i++) oracle_check(&r, &f.st, loss_names[i], &s[slots[i]], 1);
+    oracle_check_gpu_model(&r, &f.st, gs, &student, "student");
+    Host dad = get(gs->dadapters, slm.num_adapter_params);
+    for (int i = 0; i < f.blocks - 1; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "grad.adapter.%d.weight", i);
+        oracle_check(&r, &f.st, name, dad.data() + (size_t)i * f.cfg.D * f.cfg.C, (size_t)f.cfg.D * f.cfg.C);
+    }
+    CHECK(r.n_failed == 0 && r.n_tensors >= 80, "oracle on the GPU: %d of %d tensors outside 1e-5 + 1e-4 |ref| (max rel %.3e)",
+          r.n_failed, r.n_tensors, r.max_rel);
+    gpu_e4srec_free(gs);
+    gpu_e4srec_free(gf);
+    gpu_e4srec_free(gt);
+    slmrec_free(&slm);
+    e4srec_free(&student);
+    e4srec_free(&teacher);
+    oracle_fixture_free(&f);
+}
+
+// ----------------------------------------------------------------------------
+
+int main(void) {
+    char info[256];
+    if (!gpu_device_info(info, sizeof(info))) {
+        printf("SKIP: no CUDA GPU visible (%s): the GPU tests did not run\n", info);
+        printf("0 passed, 0 failed\n");
+        return 0;
+    }
+    printf("GPU: %s\n", info);
+    gpu_init();
+    Rng rng;
+    rng_seed(&rng, 1234);
+    for (const Shape& s : shapes) {
+        double t0 = now_seconds();
+        int before = tests_failed;
+        test_layers_at<float>(s, &rng);
+        test_layers_at<bf16>(s, &rng);
+        test_crossentropy_items(s, &rng);
+        test_kd(s, &rng);
+        test_sasrec_layers(s, &rng);
+        printf("[layers, %s] %s (%.1fs)\n", s.name, tests_failed == before ? "ok" : "FAILED", now_seconds() - t0);
+    }
+    test_adamw(1001, 0.01f, &rng);        // under the clip
+    test_adamw(3000017, 1.0f, &rng);      // clipped, many blocks
+    int before = tests_failed;
+    test_teacher_steps(&rng, 0);
+    test_teacher_steps(&rng, 1);
+    test_student_steps(&rng);
+    test_score(&rng);
+    test_resume_moments(&rng);
+    printf("[training steps, scoring, resume] %s\n", tests_failed == before ? "ok" : "FAILED");
+    before = tests_failed;
+    test_oracle_gpu();
+    printf("[oracle fixture on the GPU] %s\n", tests_failed == before ? "ok" : "FAILED");
+    if (tests_skipped) printf("%d checks skipped (see SKIP lines above)\n", tests_skipped);
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed == 0 ? 0 : 1;
+}
