@@ -307,6 +307,13 @@ static void config_check(Config* c) {
     if (c->sas_heads < 1 || c->sas_dim % c->sas_heads) die("--sasrec-heads %d must divide --sasrec-dim %d", c->sas_heads, c->sas_dim);
     if (!(c->sas_dropout >= 0.0f && c->sas_dropout < 1.0f)) die("--sasrec-dropout must be in [0, 1)");
     if (c->vocab < TOK_BASE_VOCAB) die("--vocab %d is below the %d byte-level base tokens", c->vocab, TOK_BASE_VOCAB);
+    if (c->epochs < 1 || c->sas_epochs < 1) die("--epochs and --sasrec-epochs must be at least 1");
+    if (c->hidden < 1 || c->ffn < 1 || c->sas_dim < 1 || c->sas_blocks < 1) {
+        die("--hidden, --ffn, --sasrec-dim and --sasrec-blocks must be positive");
+    }
+    if (!(c->lr > 0.0f) || !(c->sas_lr > 0.0f) || c->min_lr < 0.0f || c->warmup < 0) {
+        die("--lr and --sasrec-lr must be positive, --min-lr and --warmup not negative");
+    }
     config_device(&c->device, c->precision, c->online);
 }
 
@@ -366,6 +373,7 @@ typedef struct {
     double train_seconds, infer_seconds;
     int epochs, best_epoch;
     float best_valid;
+    int stopped;  // training was cut short by --stop-after
     Metrics test;
 } ResultRow;
 
@@ -379,6 +387,7 @@ static void result_fill(ResultRow* r, const Trainable* t, const SeqData* d, cons
     r->epochs = tr->epochs_run;
     r->best_epoch = tr->best_epoch;
     r->best_valid = tr->best_valid;
+    r->stopped = tr->stopped;
     double t0 = now_seconds();
     r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch);
     r->infer_seconds = now_seconds() - t0;
@@ -413,8 +422,9 @@ static void results_print(const ResultRow* rows, int n) {
 static void results_write_json(const char* path, const ResultRow* rows, int n, const Config* c, const SeqData* d) {
     OutFile o;
     outfile_open(&o, path);
-    fprintf(o.f, "{\n \"data\": \"%s\", \"users\": %d, \"items\": %d, \"events\": %d,\n", c->data ? c->data : "synthetic",
-            d->n_users, d->n_items, d->n_events);
+    fprintf(o.f, "{\n \"data\": ");
+    json_write_string(o.f, c->data ? c->data : "synthetic");
+    fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
             "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"l1\": %g, \"l2\": %g, \"l3\": %g, "
             "\"sasrec_dim\": %d, \"seed\": %d},\n \"models\": {\n", c->max_len, c->hidden, c->ffn, c->heads, c->kv_heads,
@@ -495,6 +505,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     E4SRecFile f;
     e4srec_load(&f, best);
+    if (memcmp(&f.model.cfg, &m->cfg, sizeof(E4SRecConfig)) != 0) die("'%s' holds a model of other dimensions than this run's", best);
     memcpy(m->params_memory, f.model.params_memory, m->num_params * sizeof(float));
     e4srec_file_free(&f);
 #ifdef SLMREC_CUDA
@@ -533,6 +544,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     SASRecFile f;
     sasrec_load(&f, best);
+    if (memcmp(&f.model.cfg, &m.cfg, sizeof(SASRecConfig)) != 0) die("'%s' holds a model of other dimensions than this run's", best);
     memcpy(m.params_memory, f.model.params_memory, m.num_params * sizeof(float));
     sasrec_file_free(&f);
     result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
@@ -568,6 +580,13 @@ static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
 // the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M
 static int pipeline(Config* c) {
     config_check(c);
+    // checked now, not hours later when stage 3 begins
+    int M = c->teacher_layers, N = c->student_layers;
+    if (M < 1 || N < 1) die("--teacher-layers and --student-layers must be at least 1");
+    if (c->blocks < 1 || M % c->blocks || N % c->blocks) {
+        die("--blocks %d must divide both --teacher-layers %d and --student-layers %d", c->blocks, M, N);
+    }
+    if (N > M && !c->init_random) die("--student-layers %d exceeds --teacher-layers %d: add --init-random", N, M);
     double t0 = now_seconds();
     SeqData d;
     Negatives vneg, tneg;
@@ -576,35 +595,49 @@ static int pipeline(Config* c) {
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
     Prompt p;
     prompt_build(&p, c);
-    int M = c->teacher_layers, N = c->student_layers;
     E4SRec teacher, plain, student;
-    char name[32], stem[64];
     Rng rng;
     rng_seed(&rng, (uint64_t)c->seed + 7);
     E4SRecConfig tc = e4srec_config_for(c, p.tok.vocab_size, p.P1, p.P2, M, c->sas_dim, d.n_items + 1);
     E4SRecConfig sc = tc;
     sc.L = N;
     e4srec_build(&teacher, &tc, table, p.instr, p.resp);
-    e4srec_init_random(&teacher, &rng);
-    snprintf(name, sizeof(name), "E4SRec_%d", M);
-    snprintf(stem, sizeof(stem), "e4srec_%d", M);
-    stage_e4srec(c, &d, &vneg, &tneg, &teacher, &p.tok, NULL, name, stem, &rows[1]);
     e4srec_build(&plain, &sc, table, p.instr, p.resp);
-    e4srec_init_random(&plain, &rng);
-    snprintf(name, sizeof(name), "E4SRec_%d", N);
-    snprintf(stem, sizeof(stem), "e4srec_%d", N);
-    stage_e4srec(c, &d, &vneg, &tneg, &plain, &p.tok, NULL, name, stem, &rows[2]);
     e4srec_build(&student, &sc, table, p.instr, p.resp);
+    e4srec_init_random(&teacher, &rng);
+    e4srec_init_random(&plain, &rng);
     if (c->init_random) e4srec_init_random(&student, &rng);
-    else e4srec_copy_first_layers(&student, &teacher);
-    snprintf(name, sizeof(name), "SLMRec_%d<-%d", N, M);
-    snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", N, M);
-    stage_e4srec(c, &d, &vneg, &tneg, &student, &p.tok, &teacher, name, stem, &rows[3]);
-    results_print(rows, 4);
-    char path[1100];
-    snprintf(path, sizeof(path), "%s/results.json", c->out);
-    results_write_json(path, rows, 4, c, &d);
-    logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
+    // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
+    char name[32], stem[64];
+    int go = !rows[0].stopped;
+    if (go) {
+        snprintf(name, sizeof(name), "E4SRec_%d", M);
+        snprintf(stem, sizeof(stem), "e4srec_%d", M);
+        stage_e4srec(c, &d, &vneg, &tneg, &teacher, &p.tok, NULL, name, stem, &rows[1]);
+        go = !rows[1].stopped;
+    }
+    if (go) {
+        snprintf(name, sizeof(name), "E4SRec_%d", N);
+        snprintf(stem, sizeof(stem), "e4srec_%d", N);
+        stage_e4srec(c, &d, &vneg, &tneg, &plain, &p.tok, NULL, name, stem, &rows[2]);
+        go = !rows[2].stopped;
+    }
+    if (go) {
+        if (!c->init_random) e4srec_copy_first_layers(&student, &teacher);
+        snprintf(name, sizeof(name), "SLMRec_%d<-%d", N, M);
+        snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", N, M);
+        stage_e4srec(c, &d, &vneg, &tneg, &student, &p.tok, &teacher, name, stem, &rows[3]);
+        go = !rows[3].stopped;
+    }
+    if (go) {
+        results_print(rows, 4);
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/results.json", c->out);
+        results_write_json(path, rows, 4, c, &d);
+        logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
+    } else {
+        logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+    }
     e4srec_free(&student);
     e4srec_free(&plain);
     e4srec_free(&teacher);

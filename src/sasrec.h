@@ -6,10 +6,12 @@
 //   out = LN_final(h); logits = out @ item_emb^T; full-softmax CE on every non-pad position
 //
 // As torch.nn.TransformerEncoderLayer(D, NH, dim_feedforward=D, norm_first=True)
-// in ../shared/peers/peer_sasrec.py, with two documented differences: no dropout
-// on the attention probabilities, and the logits are formed only at the
-// positions that have a target (pads have none), which changes nothing in the
-// loss and saves most of the (B*T, I) product on short histories.
+// in ../shared/peers/peer_sasrec.py, with three differences: no dropout on the
+// attention probabilities; each block drawn at random (torch's
+// TransformerEncoder deep-copies one, so its blocks start equal); and the
+// logits are formed only at the positions that have a target (pads have none),
+// which changes nothing in the loss and saves most of the (B*T, I) product on
+// short histories.
 // Attention is causal only (no key-padding mask), as the peer's: pad
 // positions are zero vectors that real positions may attend to.
 #pragma once

@@ -86,6 +86,7 @@ typedef struct {
     double train_seconds;  // wall time in optimizer steps (this process)
     int epochs_run, best_epoch;
     float best_valid;
+    int stopped;           // --stop-after ended it before its last epoch: resume to finish
 } TrainResult;
 
 // trains t on d; out is the checkpoint path stem ("DIR/e4srec_8"); resume continues
@@ -107,13 +108,13 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }
-    TrainResult r = {0.0, 0, p.epoch, p.best};
+    TrainResult r = {0.0, 0, p.epoch, p.best, 0};
     double t_start = now_seconds(), last_print = t_start;
     long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;
     for (int epoch = p.epoch; epoch < cfg->epochs; epoch++) {
         if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
         if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
-        if (cfg->stop_after > 0 && r.epochs_run >= cfg->stop_after) break;
+        if (cfg->stop_after > 0 && r.epochs_run >= cfg->stop_after) { r.stopped = 1; break; }
         trainable_users(d, users);  // from the same order every epoch, so the shuffle depends on the RNG state alone
         rng_shuffle(&rng, users, n_train);
         double loss_sum = 0.0, te = now_seconds();

@@ -149,6 +149,18 @@ static float* arena_alloc(float** ptrs[], const size_t* sizes, int n) {
     return memory;
 }
 
+// writes s as a quoted JSON string: quotes, backslashes and control characters escaped
+static void json_write_string(FILE* f, const char* s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
 // ----------------------------------------------------------------------------
 // random numbers: xorshift64* seeded through splitmix64, fully deterministic;
 // the state is one uint64 so checkpoints can store and restore it exactly

@@ -181,7 +181,8 @@ static void test_pipe_bad_history(void) {
     check_dies("empty history", test_pipe_history_bad, " ", "empty");
 }
 
-// the whole pipeline on tiny data: every model is trained, tested and reported
+// the whole pipeline on tiny data: every model is trained, tested and reported;
+// stopped with --stop-after and resumed, it ends bit-identical
 static void test_pipe_whole(void) {
     Config c = test_pipe_config("/tmp/slmrec_test_pipeline");
     c.sas_epochs = 8;
@@ -208,6 +209,27 @@ static void test_pipe_whole(void) {
     negatives_free(&tn);
     model_free(&lm);
     free(json);
+    // the same pipeline stopped every 3 epochs and resumed until done ends in the same states
+    const char* resumed = "/tmp/slmrec_test_pipeline_resumed";
+    CHECK(system("rm -rf /tmp/slmrec_test_pipeline_resumed") == 0, "clear %s", resumed);
+    Config r = c;
+    r.out = resumed;
+    r.stop_after = 3;
+    int runs = 0;
+    char done[256];
+    snprintf(done, sizeof(done), "%s/results.json", resumed);
+    for (; runs < 20 && access(done, R_OK) != 0; runs++) {
+        CHECK(pipeline(&r) == 0, "a stopped pipeline run exits 0");
+        r.resume = 1;
+    }
+    CHECK(runs > 4 && access(done, R_OK) == 0, "the pipeline finished after %d stop-and-resume runs", runs);
+    const char* stems[] = {"sasrec", "e4srec_4", "e4srec_2", "slmrec_2_from_4"};
+    for (int i = 0; i < 4; i++) {
+        char a[256], b[256];
+        snprintf(a, sizeof(a), "/tmp/slmrec_test_pipeline/%s.last.bin", stems[i]);
+        snprintf(b, sizeof(b), "%s/%s.last.bin", resumed, stems[i]);
+        CHECK(files_equal(a, b), "%s: the stopped-and-resumed pipeline ends in the uninterrupted run's state", stems[i]);
+    }
     unlink(path);
     seqdata_free(&d);
 }
