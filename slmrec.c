@@ -347,12 +347,15 @@ static void make_dir(const char* dir) {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
 }
 
-static void load_data(SeqData* d, const Config* c) {
+static void read_data(SeqData* d, const Config* c) {
     if (c->data) {
         seqdata_load(d, c->data, 0);
     } else {
         synth_generate(d, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
     }
+}
+
+static void log_data(const SeqData* d, const Config* c) {
     logf_("data: %s: %d users, %d items, %d events\n", c->data ? c->data : "built-in synthetic", d->n_users, d->n_items, d->n_events);
 }
 
@@ -559,12 +562,14 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
 // ----------------------------------------------------------------------------
 // commands
 
+// reads the data before creating anything, so a bad file leaves no output behind
 static void open_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tneg) {
+    read_data(d, c);
     make_dir(c->out);
     char path[1100];
     snprintf(path, sizeof(path), "%s/log.txt", c->out);
     log_file = fopenCheck(path, c->resume ? "a" : "w");
-    load_data(d, c);
+    log_data(d, c);
     negatives_build(vneg, d, SPLIT_VALID);
     negatives_build(tneg, d, SPLIT_TEST);
 }
