@@ -387,7 +387,7 @@ static void result_fill(ResultRow* r, const Trainable* t, const SeqData* d, cons
     r->layers = layers;
     r->params = params;
     r->train_seconds = tr->train_seconds;
-    r->epochs = tr->epochs_run;
+    r->epochs = tr->epochs;
     r->best_epoch = tr->best_epoch;
     r->best_valid = tr->best_valid;
     r->stopped = tr->stopped;

@@ -7,7 +7,7 @@
 // E4SRec header dims: V C F L NH KVH HS D I P1 P2 S eps-bits theta-bits n_adapters has_state
 // payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) |
 //          params (f32, e4srec_param_sizes order) | adapters (n_adapters*D*C f32) | [train state]
-// train state: epoch step bad_epochs (i32) | best (f32) | rng (u64) | n_moments (u64) | m | v (f32)
+// train state: epoch step bad_epochs best_epoch (i32) | best (f32) | rng (u64) | n_moments (u64) | m | v (f32)
 #pragma once
 #include "binfile.h"
 #include "e4srec.h"
@@ -20,6 +20,7 @@ typedef struct {
     int epoch;       // epochs completed
     int step;        // optimizer steps taken
     int bad_epochs;  // epochs since the best valid metric improved
+    int best_epoch;  // the epoch of the best valid metric (0 before the first evaluation)
     float best;      // best valid full NDCG@10 so far (-1 before the first evaluation)
     uint64_t rng;    // training RNG state
 } TrainProgress;
@@ -28,7 +29,7 @@ static void ckpt_put_f32(Buffer* b, const float* x, size_t n) { buffer_put(b, x,
 static void ckpt_put_i32(Buffer* b, const int* x, size_t n) { buffer_put(b, x, n * sizeof(int)); }
 
 static void ckpt_put_state(Buffer* b, const TrainProgress* p, const Optimizer* o) {
-    int32_t ints[3] = {p->epoch, p->step, p->bad_epochs};
+    int32_t ints[4] = {p->epoch, p->step, p->bad_epochs, p->best_epoch};
     uint64_t n = o->n_total;
     buffer_put(b, ints, sizeof(ints));
     buffer_put(b, &p->best, sizeof(float));
@@ -40,7 +41,7 @@ static void ckpt_put_state(Buffer* b, const TrainProgress* p, const Optimizer* o
 
 // reads the train state into p and the moments into o (built, sized as when saved)
 static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
-    int32_t ints[3];
+    int32_t ints[4];
     uint64_t n = 0;
     cursor_take(c, ints, sizeof(ints), "the training progress");
     cursor_take(c, &p->best, sizeof(float), "the best metric");
@@ -55,6 +56,7 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
     p->epoch = ints[0];
     p->step = ints[1];
     p->bad_epochs = ints[2];
+    p->best_epoch = ints[3];
     o->step = p->step;
 }
 

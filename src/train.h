@@ -84,7 +84,7 @@ static void format_duration(char* buf, size_t cap, double s) {
 
 typedef struct {
     double train_seconds;  // wall time in optimizer steps (this process)
-    int epochs_run, best_epoch;
+    int epochs, best_epoch;  // epochs trained in all (resumed runs included), the selected one
     float best_valid;
     int stopped;           // --stop-after ended it before its last epoch: resume to finish
 } TrainResult;
@@ -100,7 +100,7 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     int n_train = trainable_users(d, users);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
-    TrainProgress p = {0, 0, 0, -1.0f, 0};
+    TrainProgress p = {0, 0, 0, 0, -1.0f, 0};
     Rng rng;
     rng_seed(&rng, cfg->seed);
     if (resume && access(last_path, R_OK) == 0) {
@@ -108,13 +108,14 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }
-    TrainResult r = {0.0, 0, p.epoch, p.best, 0};
+    TrainResult r = {0.0, p.epoch, p.best_epoch, p.best, 0};
+    int epochs_now = 0;  // in this process, for --stop-after
     double t_start = now_seconds(), last_print = t_start;
     long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;
     for (int epoch = p.epoch; epoch < cfg->epochs; epoch++) {
         if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
         if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
-        if (cfg->stop_after > 0 && r.epochs_run >= cfg->stop_after) { r.stopped = 1; break; }
+        if (cfg->stop_after > 0 && epochs_now >= cfg->stop_after) { r.stopped = 1; break; }
         trainable_users(d, users);  // from the same order every epoch, so the shuffle depends on the RNG state alone
         rng_shuffle(&rng, users, n_train);
         double loss_sum = 0.0, te = now_seconds();
@@ -142,17 +143,19 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         if (ndcg > p.best) {
             p.best = ndcg;
             p.bad_epochs = 0;
-            r.best_epoch = p.epoch;
+            p.best_epoch = p.epoch;
             t->save(t->model, best_path, NULL, NULL);
         } else {
             p.bad_epochs++;
         }
         p.rng = rng.state;
         t->save(t->model, last_path, &p, opt);
-        r.epochs_run++;
+        epochs_now++;
         logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,
-              loss_sum / steps_per_epoch, ndcg, p.best, r.best_epoch, now_seconds() - te);
+              loss_sum / steps_per_epoch, ndcg, p.best, p.best_epoch, now_seconds() - te);
     }
+    r.epochs = p.epoch;
+    r.best_epoch = p.best_epoch;
     r.best_valid = p.best;
     free(users);
     return r;
