@@ -87,21 +87,14 @@ static void parse_args(const char* cmd, const char* summary, int argc, char** ar
 static void oracle_check_model(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
     const E4SRecConfig* c = &m->cfg;
     size_t BTC = (size_t)m->B * e4srec_T(c) * c->C;
-    char name[256], wrap[64], llama[64], gname[300];
+    char name[256];
     for (int k = 0; k <= c->L; k++) {
         snprintf(name, sizeof(name), "out.%s.hidden.%d", who, k);
         oracle_check(r, st, name, k < c->L ? m->acts.residual + k * BTC : m->acts.lnf, BTC);
     }
     snprintf(name, sizeof(name), "out.%s.logits", who);
     oracle_check(r, st, name, m->acts.logits, (size_t)m->B * c->I);
-    snprintf(wrap, sizeof(wrap), "%s.", who);
-    snprintf(llama, sizeof(llama), "%s.llama.", who);
-    float* ptr;
-    size_t numel;
-    for (int i = 0; e4srec_hf_tensor(m, &m->grads, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
-        snprintf(gname, sizeof(gname), "grad.%s", name);
-        oracle_check(r, st, gname, ptr, numel);
-    }
+    oracle_check_grads(r, st, m, who);
 }
 
 static OracleReport oracle_run(const char* path, int print) {

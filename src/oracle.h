@@ -54,6 +54,19 @@ static void oracle_check(OracleReport* r, const Safetensors* st, const char* nam
     free(ref);
 }
 
+// compares every parameter gradient in m->grads with the fixture's grad.<who>.* tensors
+static void oracle_check_grads(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
+    char name[256], wrap[64], llama[64], gname[300];
+    snprintf(wrap, sizeof(wrap), "%s.", who);
+    snprintf(llama, sizeof(llama), "%s.llama.", who);
+    float* ptr;
+    size_t numel;
+    for (int i = 0; e4srec_hf_tensor(m, &m->grads, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
+        snprintf(gname, sizeof(gname), "grad.%s", name);
+        oracle_check(r, st, gname, ptr, numel);
+    }
+}
+
 // loads an E4SRec of L layers under HF prefix `who` ("teacher" / "student")
 static void oracle_load_model(E4SRec* m, const Safetensors* st, const char* who, const E4SRecConfig* cfg,
                               const float* item_table, const int* instr, const int* resp) {

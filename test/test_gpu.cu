@@ -571,7 +571,7 @@ static void test_resume_moments(Rng* rng) {
 static void oracle_check_gpu_model(OracleReport* r, const Safetensors* st, GpuE4SRec* g, E4SRec* host, const char* who) {
     const E4SRecConfig* c = &g->cfg;
     size_t BTC = (size_t)g->B * e4srec_T(c) * c->C;
-    char name[256], wrap[64], llama[64], gname[300];
+    char name[256];
     for (int k = 0; k <= c->L; k++) {
         snprintf(name, sizeof(name), "out.%s.hidden.%d", who, k);
         Host h = get(k < c->L ? g->acts_f.residual + k * BTC : g->acts_f.lnf, BTC);
@@ -583,14 +583,7 @@ static void oracle_check_gpu_model(OracleReport* r, const Safetensors* st, GpuE4
     oracle_check(r, st, name, get(logits, (size_t)g->B * c->I).data(), (size_t)g->B * c->I);
     Host grads = get(g->grads_memory, g->num_params);
     memcpy(host->grads_memory, grads.data(), g->num_params * sizeof(float));
-    snprintf(wrap, sizeof(wrap), "%s.", who);
-    snprintf(llama, sizeof(llama), "%s.llama.", who);
-    float* ptr;
-    size_t numel;
-    for (int i = 0; e4srec_hf_tensor(host, &host->grads, i, wrap, llama, name, sizeof(name), &ptr, &numel); i++) {
-        snprintf(gname, sizeof(gname), "grad.%s", name);
-        oracle_check(r, st, gname, ptr, numel);
-    }
+    oracle_check_grads(r, st, host, who);
 }
 
 static void test_oracle_gpu(void) {
