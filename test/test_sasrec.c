@@ -1,7 +1,7 @@
 // test_sasrec.c: SASRec's backward against finite differences on every
 // parameter tensor, without and with dropout (the masks redrawn from the same
 // seed at every evaluation), the chunked loss against the same batch split in
-// two, scoring against the loss, and a short training run.
+// two, scoring against the loss, pads left out of the model, and a short training run.
 
 static SASRecConfig test_sasrec_config(float dropout) {
     // odd shapes: T = 7, D = 6 over 3 heads of 2, 10 items
@@ -33,13 +33,6 @@ static void test_sasrec_gradients(Rng* rng, float dropout, uint64_t seed) {
     SASRec m;
     sasrec_build(&m, &c);
     sasrec_init_random(&m, rng);
-    // smaller embeddings than torch's N(0, 1) * sqrt(D), and every other weight and
-    // bias perturbed: pad rows (zero input) then have a spread that keeps the
-    // LayerNorms smooth at the finite-difference step
-    size_t n_emb = m.param_sizes[0] + m.param_sizes[1];
-    for (size_t i = 0; i < m.num_params; i++) {
-        m.params_memory[i] = i < n_emb ? 0.3f * m.params_memory[i] : m.params_memory[i] + 0.3f * rng_normal(rng);
-    }
     int B = 3, X[3 * 7], Y[3 * 7];
     test_sasrec_batch(rng, B, c.T, c.I, X, Y);
     SASRecCtx ctx = {&m, X, Y, B, seed};
@@ -51,8 +44,7 @@ static void test_sasrec_gradients(Rng* rng, float dropout, uint64_t seed) {
     FdLayer f = {sasrec_fd, &ctx, 1, &one};
     char who[64];
     snprintf(who, sizeof(who), "sasrec CE, dropout %.1f", dropout);
-    // a smaller step than the layer tests: ReLU kinks and the LayerNorms of
-    // near-constant pad rows bend the loss within 1e-2 of a point
+    // a smaller step than the layer tests: ReLU kinks bend the loss within 1e-2 of a point
     fd_check_params(who, &f, m.params_memory, m.grads_memory, m.param_sizes, SASREC_NUM_PARAMS, 1e-3f);
     sasrec_free(&m);
 }
@@ -107,6 +99,41 @@ static void test_sasrec_chunks(Rng* rng) {
     sasrec_free(&m);
 }
 
+// pads are not part of the model: a history scores the same behind more pads
+// (a model with T = 9 whose last 7 positions are the T = 7 model's), and an
+// empty history scores as LN_final of zero, i.e. lnf_b @ item_emb^T
+static void test_sasrec_pads(Rng* rng) {
+    SASRecConfig c7 = test_sasrec_config(0.0f), c9 = c7;
+    c9.T = 9;
+    SASRec m7, m9;
+    sasrec_build(&m7, &c7);
+    sasrec_build(&m9, &c9);
+    sasrec_init_random(&m7, rng);
+    sasrec_init_random(&m9, rng);
+    for (int i = 0; i < SASREC_NUM_PARAMS; i++) {
+        float** src = (float**)&m7.params + i;
+        float** dst = (float**)&m9.params + i;
+        size_t skip = i == 1 ? 2 * (size_t)c7.D : 0;  // pos_emb: positions 0, 1 of T = 9 are pads only
+        memcpy(*dst + skip, *src, m7.param_sizes[i] * sizeof(float));
+    }
+    int X7[3 * 7] = {0, 0, 0, 4, 2, 9, 1, 3, 5, 7, 2, 2, 8, 6, 0, 0, 0, 0, 0, 0, 0};
+    int X9[3 * 9] = {0};
+    for (int b = 0; b < 3; b++) memcpy(X9 + b * 9 + 2, X7 + b * 7, 7 * sizeof(int));
+    float* s7 = test_zeros((size_t)3 * c7.I);
+    float* s9 = test_zeros((size_t)3 * c7.I);
+    sasrec_score_last(&m7, X7, 3, s7);
+    sasrec_score_last(&m9, X9, 3, s9);
+    check_close("sasrec scores behind 2 more pads", s9, s7, (size_t)3 * c7.I, 1e-5f, 1e-5f);
+    float* ref = test_zeros(c7.I);
+    for (int i = 0; i < c7.I; i++) {
+        for (int k = 0; k < c7.D; k++) ref[i] += m7.params.lnf_b[k] * m7.params.item_emb[(size_t)i * c7.D + k];
+    }
+    check_close("sasrec scores an empty history as lnf_b @ item_emb^T", s7 + 2 * c7.I, ref, c7.I, 1e-6f, 1e-5f);
+    free(s7); free(s9); free(ref);
+    sasrec_free(&m7);
+    sasrec_free(&m9);
+}
+
 // a few Adam steps on one fixed batch drive its loss down
 static void test_sasrec_learns(Rng* rng) {
     SASRecConfig c = test_sasrec_config(0.2f);
@@ -145,12 +172,23 @@ static void test_sasrec_bad_ids(void* arg) {
     sasrec_forward(&m, X, NULL, 1, NULL);
 }
 
+static void test_sasrec_gap(void* arg) {
+    (void)arg;
+    SASRecConfig c = test_sasrec_config(0.0f);
+    SASRec m;
+    sasrec_build(&m, &c);
+    int X[7] = {0, 3, 1, 0, 2, 3, 4};
+    sasrec_forward(&m, X, NULL, 1, NULL);
+}
+
 static void run_sasrec_tests(void) {
     Rng rng;
     rng_seed(&rng, 2026);
     test_sasrec_gradients(&rng, 0.0f, 0);
     test_sasrec_gradients(&rng, 0.3f, 77);
     test_sasrec_chunks(&rng);
+    test_sasrec_pads(&rng);
     test_sasrec_learns(&rng);
     check_dies("sasrec refuses an item id outside the table", test_sasrec_bad_ids, NULL, "outside the item table");
+    check_dies("sasrec refuses a pad after an item", test_sasrec_gap, NULL, "left-padded");
 }
