@@ -33,24 +33,27 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 // ----------------------------------------------------------------------------
 // Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear.
 // All three products (forward, dinp, dweight) run through one register-blocked
-// kernel, out[n][m] += sum_k a[n][k] * b[k][m], whose inner loop broadcasts one
-// a[n][k] against 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows at once.
-// Each output sums over k in order, whatever the thread count: deterministic.
+// kernel, out[n][m] += sum_k a(n, k) * b[k][m], whose inner loop broadcasts one
+// a(n, k) against 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows at once.
+// a is read through strides, so a transposed operand needs no copy. Each output
+// sums over k in order, whatever the thread count: deterministic.
 
-#define MM_ROWS 4
 #if defined(__AVX512F__)
 #define MM_LANES 16  // one zmm register
+#define MM_ROWS 8    // 16 accumulators of the 32 registers
 #elif defined(__AVX__)
 #define MM_LANES 8   // one ymm register
+#define MM_ROWS 4    // 8 accumulators of the 16 registers
 #else
 #define MM_LANES 4   // SSE / NEON
+#define MM_ROWS 4
 #endif
 typedef float mm_lanes __attribute__((vector_size(MM_LANES * sizeof(float))));
 
 static mm_lanes mm_load(const float* p) { mm_lanes v; memcpy(&v, p, sizeof(v)); return v; }
 
-static void mm_accumulate(float* out, const float* a, const float* b, int N, int K, int M) {
-    // out (N, M) +=  a (N, K) @ b (K, M)
+static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, const float* b, int N, int K, int M) {
+    // out (N, M) +=  a (N, K) @ b (K, M), where a(n, k) = a[n * a_n + k * a_k]
     int M_full = M - M % (2 * MM_LANES);
     int row_blocks = (N + MM_ROWS - 1) / MM_ROWS, col_blocks = M_full / (2 * MM_LANES);
     #pragma omp parallel for collapse(2) schedule(static)
@@ -61,7 +64,7 @@ static void mm_accumulate(float* out, const float* a, const float* b, int N, int
                 for (int r = 0; r < rows; r++) {
                     for (int m = M_full; m < M; m++) {
                         float acc = out[(size_t)(n0 + r) * M + m];
-                        for (int k = 0; k < K; k++) acc += a[(size_t)(n0 + r) * K + k] * b[(size_t)k * M + m];
+                        for (int k = 0; k < K; k++) acc += a[(n0 + r) * a_n + k * a_k] * b[(size_t)k * M + m];
                         out[(size_t)(n0 + r) * M + m] = acc;
                     }
                 }
@@ -69,15 +72,17 @@ static void mm_accumulate(float* out, const float* a, const float* b, int N, int
             }
             int m0 = cb * 2 * MM_LANES;
             mm_lanes acc[MM_ROWS][2];
+            const float* arow[MM_ROWS];
             for (int r = 0; r < MM_ROWS; r++) {
                 int rr = min_int(r, rows - 1);  // rows past N repeat the last real row and are not stored
+                arow[r] = a + (n0 + rr) * a_n;
                 acc[r][0] = mm_load(out + (size_t)(n0 + rr) * M + m0);
                 acc[r][1] = mm_load(out + (size_t)(n0 + rr) * M + m0 + MM_LANES);
             }
             for (int k = 0; k < K; k++) {
                 mm_lanes b0 = mm_load(b + (size_t)k * M + m0), b1 = mm_load(b + (size_t)k * M + m0 + MM_LANES);
                 for (int r = 0; r < MM_ROWS; r++) {
-                    float x = a[(size_t)(n0 + min_int(r, rows - 1)) * K + k];
+                    float x = arow[r][k * a_k];
                     acc[r][0] += x * b0;
                     acc[r][1] += x * b1;
                 }
@@ -114,16 +119,14 @@ static void matmul_forward(float* out, const float* inp, const float* weight, co
     for (int n = 0; n < N; n++) {
         for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
     }
-    mm_accumulate(out, inp, transpose_scratch(weight, OC, C), N, C, OC);  // weight^T (C, OC)
+    mm_accumulate(out, inp, C, 1, transpose_scratch(weight, OC, C), N, C, OC);  // weight^T (C, OC)
 }
 
 static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                             const float* weight, int N, int C, int OC) {
     // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout
-    if (dinp) mm_accumulate(dinp, dout, weight, N, OC, C);
-    if (dweight) {
-        mm_accumulate(dweight, transpose_scratch(dout, N, OC), inp, OC, N, C);  // dout^T (OC, N)
-    }
+    if (dinp) mm_accumulate(dinp, dout, OC, 1, weight, N, OC, C);
+    if (dweight) mm_accumulate(dweight, dout, 1, OC, inp, OC, N, C);  // a = dout^T (OC, N), read in place
     if (dbias) {
         for (int o = 0; o < OC; o++) {
             float db = 0.0f;
@@ -417,6 +420,20 @@ static void dropout_backward(float* dinp, const float* dout, const float* mask, 
 // softmax cross-entropy over item logits. Target 0 (the pad id) marks a row
 // with no target: zero loss, no gradient (SASRec's pad positions).
 
+// exp(x) for x <= 0, the softmax's exponent, in a form the compiler vectorizes:
+// x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor polynomial, 2^n
+// through the exponent bits. Relative error about 1e-7; exp(x < -87) = 0.
+static inline float exp_nonpositive(float x) {
+    float xc = x < -87.0f ? -87.0f : x;
+    float n = floorf(xc * 1.44269504f + 0.5f);
+    float r = xc - n * 0.693145751953125f - n * 1.42860682e-6f;  // ln2 in two parts: n * hi is exact
+    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
 static void crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int I) {
     // losses (N), probs (N, I) softmax cached for backward, logits (N, I), targets (N)
     #pragma omp parallel for schedule(static)
@@ -424,9 +441,13 @@ static void crossentropy_forward(float* losses, float* probs, const float* logit
         const float* z = logits + (size_t)n * I;
         float* p = probs + (size_t)n * I;
         float maxv = -INFINITY, sum = 0.0f;
-        for (int i = 0; i < I; i++) if (z[i] > maxv) maxv = z[i];
-        for (int i = 0; i < I; i++) { p[i] = expf(z[i] - maxv); sum += p[i]; }
-        for (int i = 0; i < I; i++) p[i] /= sum;
+        #pragma omp simd reduction(max : maxv)
+        for (int i = 0; i < I; i++) maxv = z[i] > maxv ? z[i] : maxv;
+        #pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < I; i++) { p[i] = exp_nonpositive(z[i] - maxv); sum += p[i]; }
+        float inv = 1.0f / sum;
+        #pragma omp simd
+        for (int i = 0; i < I; i++) p[i] *= inv;
         losses[n] = targets[n] > 0 ? -(z[targets[n]] - maxv - logf(sum)) : 0.0f;
     }
 }
