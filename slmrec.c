@@ -437,6 +437,19 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     outfile_commit(&o);
 }
 
+// a one-stage command's report: the table, and <out>/<stem>.results.json once the stage is complete
+static void stage_report(const Config* c, const SeqData* d, const ResultRow* row, const char* stem) {
+    results_print(row, 1);
+    if (row->stopped) {
+        logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+        return;
+    }
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/%s.results.json", c->out, stem);
+    results_write_json(path, row, 1, c, d);
+    logf_("results: %s\n", path);
+}
+
 // ----------------------------------------------------------------------------
 // stages: each trains one model, reloads its best-on-valid weights, tests it
 
@@ -696,7 +709,7 @@ static int cmd_train_sasrec(int argc, char** argv) {
     open_run(&c, &d, &vneg, &tneg);
     ResultRow row;
     free(stage_sasrec(&c, &d, &vneg, &tneg, &row));
-    results_print(&row, 1);
+    stage_report(&c, &d, &row, "sasrec");
     close_run(&d, &vneg, &tneg);
     return 0;
 }
@@ -742,7 +755,7 @@ static int cmd_train_teacher(int argc, char** argv) {
     snprintf(stem, sizeof(stem), "e4srec_%d", layers);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, name, stem, &row);
-    results_print(&row, 1);
+    stage_report(&c, &d, &row, stem);
     e4srec_free(&m);
     prompt_free(&p);
     sasrec_file_free(&sf);
@@ -793,7 +806,7 @@ static int cmd_distill(int argc, char** argv) {
     snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", layers, teacher->cfg.L);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, name, stem, &row);
-    results_print(&row, 1);
+    stage_report(&c, &d, &row, stem);
     e4srec_free(&student);
     e4srec_file_free(&tf);
     close_run(&d, &vneg, &tneg);
@@ -907,6 +920,17 @@ static void top_k(const float* scores, int n_items, int k, const int* history, i
     }
 }
 
+// one user's line of recommend --data: "user item:score ..." from that user's score row
+static void recommend_line(FILE* f, const SeqData* d, int u, const float* scores, int n_items, int k, int exclude_seen,
+                           int* best, float* best_scores) {
+    top_k(scores, n_items, k, seq_items(d, u), exclude_seen ? seq_len(d, u) : 0, best, best_scores);
+    fprintf(f, "%d", d->user_ids[u]);
+    for (int j = 0; j < k; j++) fprintf(f, " %d:%.4f", best[j], best_scores[j]);
+    fputc('\n', f);
+}
+
+#define RECOMMEND_BATCH 256  // users scored per forward with --data
+
 static int cmd_recommend(int argc, char** argv) {
     const char* model = NULL;
     const char* history = NULL;
@@ -928,12 +952,13 @@ static int cmd_recommend(int argc, char** argv) {
     SeqData d = {0};
     if (data) seqdata_load(&d, data, 0);
     LoadedModel lm;
-    model_load(&lm, model, NULL, 1);
+    int batch = data ? RECOMMEND_BATCH : 1;
+    model_load(&lm, model, NULL, batch);
     int I = lm.t.I, S = lm.t.max_len;
     if (data && d.n_items > I - 1) die("'%s' has item ids up to %d, the model knows %d items", data, d.n_items, I - 1);
     k = min_int(k, I - 1);
-    int *hist = (int*)mallocCheck((size_t)S * sizeof(int)), *best = (int*)mallocCheck(k * sizeof(int));
-    float *scores = (float*)mallocCheck((size_t)I * sizeof(float)), *best_scores = (float*)mallocCheck(k * sizeof(float));
+    int *hist = (int*)mallocCheck((size_t)batch * S * sizeof(int)), *best = (int*)mallocCheck(k * sizeof(int));
+    float *scores = (float*)mallocCheck((size_t)batch * I * sizeof(float)), *best_scores = (float*)mallocCheck(k * sizeof(float));
     if (history) {
         int* ids = (int*)mallocCheck(4096 * sizeof(int));
         int n = parse_history(history, ids, 4096, I - 1);
@@ -947,13 +972,11 @@ static int cmd_recommend(int argc, char** argv) {
         OutFile o = {0};
         if (out) outfile_open(&o, out);
         FILE* f = out ? o.f : stdout;
-        for (int u = 0; u < d.n_users; u++) {
-            history_left_padded(hist, seq_items(&d, u), seq_len(&d, u), S);
-            lm.t.score(lm.t.model, hist, 1, scores);
-            top_k(scores, I - 1, k, seq_items(&d, u), exclude_seen ? seq_len(&d, u) : 0, best, best_scores);
-            fprintf(f, "%d", d.user_ids[u]);
-            for (int j = 0; j < k; j++) fprintf(f, " %d:%.4f", best[j], best_scores[j]);
-            fputc('\n', f);
+        for (int u0 = 0; u0 < d.n_users; u0 += batch) {
+            int n = min_int(batch, d.n_users - u0);
+            for (int i = 0; i < n; i++) history_left_padded(hist + (size_t)i * S, seq_items(&d, u0 + i), seq_len(&d, u0 + i), S);
+            lm.t.score(lm.t.model, hist, n, scores);  // (n, I)
+            for (int i = 0; i < n; i++) recommend_line(f, &d, u0 + i, scores + (size_t)i * I, I - 1, k, exclude_seen, best, best_scores);
         }
         if (out) outfile_commit(&o);
         seqdata_free(&d);

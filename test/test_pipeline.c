@@ -183,6 +183,33 @@ static void test_pipe_bad_history(void) {
 
 // the whole pipeline on tiny data: every model is trained, tested and reported;
 // stopped with --stop-after and resumed, it ends bit-identical
+// recommend --data against one-user scoring of every user through the same line writer
+static void test_pipe_recommend_batched(const char* model, char* data_path, const SeqData* d) {
+    const char* out = "/tmp/slmrec_test_recommend.txt";
+    char* argv[] = {"--model", (char*)model, "--data", data_path, "--out", (char*)out, "--k", "5", "--exclude-seen"};
+    CHECK(cmd_recommend(9, argv) == 0, "recommend --data exits 0 (%s)", model);
+    LoadedModel lm;
+    model_load(&lm, model, NULL, 1);
+    int I = lm.t.I, hist[64], best[5];
+    float* scores = test_zeros(I);
+    float best_scores[5];
+    char* want = NULL;
+    size_t want_len = 0, got_len = 0;
+    FILE* f = open_memstream(&want, &want_len);
+    for (int u = 0; u < d->n_users; u++) {
+        history_left_padded(hist, seq_items(d, u), seq_len(d, u), lm.t.max_len);
+        lm.t.score(lm.t.model, hist, 1, scores);
+        recommend_line(f, d, u, scores, I - 1, 5, 1, best, best_scores);
+    }
+    fclose(f);
+    char* got = access(out, R_OK) == 0 ? read_file(out, &got_len) : NULL;
+    CHECK(got && got_len == want_len && memcmp(got, want, want_len) == 0,
+          "recommend --data in batches writes the one-user-at-a-time lines for all %d users (%s)", d->n_users, model);
+    free(got); free(want); free(scores);
+    unlink(out);
+    model_free(&lm);
+}
+
 static void test_pipe_whole(void) {
     Config c = test_pipe_config("/tmp/slmrec_test_pipeline");
     c.sas_epochs = 8;
@@ -229,6 +256,20 @@ static void test_pipe_whole(void) {
         snprintf(a, sizeof(a), "/tmp/slmrec_test_pipeline/%s.last.bin", stems[i]);
         snprintf(b, sizeof(b), "%s/%s.last.bin", resumed, stems[i]);
         CHECK(files_equal(a, b), "%s: the stopped-and-resumed pipeline ends in the uninterrupted run's state", stems[i]);
+    }
+    // recommend --data scores users in batches: the same lines as one user at a time
+    const char* models[] = {"/tmp/slmrec_test_pipeline/e4srec_4.bin", "/tmp/slmrec_test_pipeline/sasrec.bin"};
+    for (int i = 0; i < 2; i++) test_pipe_recommend_batched(models[i], path, &d);
+    // a one-stage command writes its row as <out>/<stem>.results.json
+    CHECK(system("rm -rf /tmp/slmrec_test_stage") == 0, "clear /tmp/slmrec_test_stage");
+    char* argv[] = {"--data", path, "--out", "/tmp/slmrec_test_stage", "--sasrec-epochs", "2", "--max-len", "10"};
+    CHECK(cmd_train_sasrec(8, argv) == 0, "train-sasrec exits 0");
+    const char* stage_json = "/tmp/slmrec_test_stage/sasrec.results.json";
+    CHECK(access(stage_json, R_OK) == 0, "train-sasrec writes %s", stage_json);
+    if (access(stage_json, R_OK) == 0) {
+        json = read_file(stage_json, &len);
+        CHECK(strstr(json, "\"SASRec\"") && strstr(json, "full_NDCG@10"), "sasrec.results.json names the model and its metrics");
+        free(json);
     }
     unlink(path);
     seqdata_free(&d);
