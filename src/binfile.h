@@ -9,7 +9,7 @@
 #include "utils.h"
 
 #define BIN_MAGIC 20261123  // the project's birthday
-#define BIN_VERSION 2  // 2: the training state holds the best epoch
+#define BIN_VERSION 3  // 2: the training state holds the best epoch; 3: and the batch, AdamW settings, train seconds
 #define HEADER_INTS 256
 #define HEADER_DIMS (HEADER_INTS - 6)
 

@@ -7,7 +7,10 @@
 // E4SRec header dims: V C F L NH KVH HS D I P1 P2 S eps-bits theta-bits n_adapters has_state
 // payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) |
 //          params (f32, e4srec_param_sizes order) | adapters (n_adapters*D*C f32) | [train state]
-// train state: epoch step bad_epochs best_epoch (i32) | best (f32) | rng (u64) | n_moments (u64) | m | v (f32)
+// train state: epoch step bad_epochs best_epoch batch (i32) | best (f32) | rng (u64) |
+//          AdamW: lr min_lr beta1 beta2 eps weight_decay clip (f32) warmup total_steps (i32) |
+//          n_moments (u64) | m | v (f32) | train_seconds (f64, last: the one field two runs that
+//          are otherwise bit-identical do not share)
 #pragma once
 #include "binfile.h"
 #include "e4srec.h"
@@ -21,31 +24,52 @@ typedef struct {
     int step;        // optimizer steps taken
     int bad_epochs;  // epochs since the best valid metric improved
     int best_epoch;  // the epoch of the best valid metric (0 before the first evaluation)
+    int batch;       // samples per step: a resumed run must keep it
     float best;      // best valid full NDCG@10 so far (-1 before the first evaluation)
     uint64_t rng;    // training RNG state
+    double train_seconds;  // wall time in optimizer steps so far, every process of the run
 } TrainProgress;
 
 static void ckpt_put_f32(Buffer* b, const float* x, size_t n) { buffer_put(b, x, n * sizeof(float)); }
 static void ckpt_put_i32(Buffer* b, const int* x, size_t n) { buffer_put(b, x, n * sizeof(int)); }
 
 static void ckpt_put_state(Buffer* b, const TrainProgress* p, const Optimizer* o) {
-    int32_t ints[4] = {p->epoch, p->step, p->bad_epochs, p->best_epoch};
+    int32_t ints[5] = {p->epoch, p->step, p->bad_epochs, p->best_epoch, p->batch};
+    const AdamWConfig* a = &o->cfg;
+    float rates[7] = {a->lr, a->min_lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->clip};
+    int32_t schedule[2] = {a->warmup, a->total_steps};
     uint64_t n = o->n_total;
     buffer_put(b, ints, sizeof(ints));
     buffer_put(b, &p->best, sizeof(float));
     buffer_put(b, &p->rng, sizeof(uint64_t));
+    buffer_put(b, rates, sizeof(rates));
+    buffer_put(b, schedule, sizeof(schedule));
     buffer_put(b, &n, sizeof(uint64_t));
     ckpt_put_f32(b, o->m, o->n_total);
     ckpt_put_f32(b, o->v, o->n_total);
+    buffer_put(b, &p->train_seconds, sizeof(double));
 }
 
-// reads the train state into p and the moments into o (built, sized as when saved)
+// reads the train state into p and the moments into o (built, sized and configured
+// as the run that saved it: other AdamW settings or sizes are refused)
 static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
-    int32_t ints[4];
+    int32_t ints[5], schedule[2];
+    float rates[7];
     uint64_t n = 0;
     cursor_take(c, ints, sizeof(ints), "the training progress");
     cursor_take(c, &p->best, sizeof(float), "the best metric");
     cursor_take(c, &p->rng, sizeof(uint64_t), "the RNG state");
+    cursor_take(c, rates, sizeof(rates), "the AdamW settings");
+    cursor_take(c, schedule, sizeof(schedule), "the learning-rate schedule");
+    const AdamWConfig* a = &o->cfg;
+    float now[7] = {a->lr, a->min_lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->clip};
+    if (memcmp(rates, now, sizeof(now)) != 0 || schedule[0] != a->warmup || schedule[1] != a->total_steps) {
+        die("'%s' was trained with lr %g, min lr %g, betas (%g, %g), eps %g, weight decay %g, clip %g, warmup %d,\n"
+            "a schedule of %d steps; this run has lr %g, min lr %g, betas (%g, %g), eps %g, weight decay %g, clip %g,\n"
+            "warmup %d, %d steps (the schedule counts --epochs x steps per epoch): resume with the flags the run started with",
+            c->path, rates[0], rates[1], rates[2], rates[3], rates[4], rates[5], rates[6], schedule[0], schedule[1],
+            now[0], now[1], now[2], now[3], now[4], now[5], now[6], a->warmup, a->total_steps);
+    }
     cursor_take(c, &n, sizeof(uint64_t), "the moment count");
     if (n != o->n_total) {
         die("'%s' holds AdamW moments for %llu parameters, this run trains %zu: resume with the flags the run started with",
@@ -53,10 +77,12 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
     }
     cursor_take(c, o->m, o->n_total * sizeof(float), "the first moments");
     cursor_take(c, o->v, o->n_total * sizeof(float), "the second moments");
+    cursor_take(c, &p->train_seconds, sizeof(double), "the training time");
     p->epoch = ints[0];
     p->step = ints[1];
     p->bad_epochs = ints[2];
     p->best_epoch = ints[3];
+    p->batch = ints[4];
     o->step = p->step;
 }
 

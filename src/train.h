@@ -47,7 +47,7 @@ typedef struct {
     int epochs;           // at most this many epochs
     int batch;            // samples per optimizer step
     int patience;         // stop after this many epochs without a better valid NDCG@10 (0 = never)
-    float time_budget;    // stop after this many seconds of training (0 = none)
+    float time_budget;    // stop after this many seconds of training, resumed processes included (0 = none)
     int stop_after;       // stop after this many epochs in this process, schedule unchanged (0 = none)
     int eval_batch;       // users per scoring batch
     uint64_t seed;
@@ -83,7 +83,7 @@ static void format_duration(char* buf, size_t cap, double s) {
 // the loop
 
 typedef struct {
-    double train_seconds;  // wall time in optimizer steps (this process)
+    double train_seconds;  // wall time in optimizer steps, resumed processes included
     int epochs, best_epoch;  // epochs trained in all (resumed runs included), the selected one
     float best_valid;
     int stopped;           // --stop-after ended it before its last epoch: resume to finish
@@ -100,15 +100,16 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     int n_train = trainable_users(d, users);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
-    TrainProgress p = {0, 0, 0, 0, -1.0f, 0};
+    TrainProgress p = {.batch = cfg->batch, .best = -1.0f};
     Rng rng;
     rng_seed(&rng, cfg->seed);
     if (resume && access(last_path, R_OK) == 0) {
         t->resume(t->model, last_path, &p, opt);
+        if (p.batch != cfg->batch) die("'%s' was trained with batches of %d, this run has %d: resume with the flags the run started with", last_path, p.batch, cfg->batch);
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }
-    TrainResult r = {0.0, p.epoch, p.best_epoch, p.best, 0};
+    TrainResult r = {p.train_seconds, p.epoch, p.best_epoch, p.best, 0};
     int epochs_now = 0;  // in this process, for --stop-after
     double t_start = now_seconds(), last_print = t_start;
     long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;
@@ -149,6 +150,7 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
             p.bad_epochs++;
         }
         p.rng = rng.state;
+        p.train_seconds = r.train_seconds;
         t->save(t->model, last_path, &p, opt);
         epochs_now++;
         logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,

@@ -43,6 +43,9 @@ static void check_dies(const char* name, void (*fn)(void*), void* arg, const cha
     fflush(stdout); fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
+#ifdef _OPENMP
+        omp_set_num_threads(1);  // the parent's OpenMP workers do not exist in a forked child: a team of one needs none
+#endif
         dup2(fd, 2);
         fd = open("/dev/null", 1); dup2(fd, 1);
         fn(arg);

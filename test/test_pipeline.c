@@ -17,6 +17,19 @@ static Config test_pipe_config(const char* out) {
     return c;
 }
 
+// two checkpoints with a training state match in every byte but the training
+// time: the state's last 8 bytes, and so the header's payload checksum (int 5)
+static int states_equal(const char* a, const char* b) {
+    size_t na = 0, nb = 0;
+    char* x = read_file(a, &na);
+    char* y = read_file(b, &nb);
+    size_t checksum = 5 * sizeof(int32_t), after = checksum + sizeof(int32_t);
+    int eq = na == nb && na > HEADER_INTS * sizeof(int32_t) + sizeof(double) && memcmp(x, y, checksum) == 0 &&
+             memcmp(x + after, y + after, na - after - sizeof(double)) == 0;
+    free(x); free(y);
+    return eq;
+}
+
 static void test_pipe_data(SeqData* d) { synth_generate(d, 120, 40, 8, 5); }
 
 static int files_equal(const char* a, const char* b) {
@@ -95,7 +108,7 @@ static void test_pipe_resume(void) {
         b.stop_after = 0;
         b.resume = 1;
         test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
-        CHECK(files_equal("/tmp/slmrec_test_resume_a/tiny.last.bin", "/tmp/slmrec_test_resume_b/tiny.last.bin"),
+        CHECK(states_equal("/tmp/slmrec_test_resume_a/tiny.last.bin", "/tmp/slmrec_test_resume_b/tiny.last.bin"),
               "%s: a run resumed after 1 of 3 epochs ends with a different training state", distill ? "SLMRec" : "E4SRec");
         CHECK(files_equal("/tmp/slmrec_test_resume_a/tiny.bin", "/tmp/slmrec_test_resume_b/tiny.bin"),
               "%s: a resumed run selects a different best model", distill ? "SLMRec" : "E4SRec");
@@ -210,6 +223,8 @@ static void test_pipe_recommend_batched(const char* model, char* data_path, cons
     model_free(&lm);
 }
 
+static void test_pipe_run(void* config) { pipeline((Config*)config); }
+
 static void test_pipe_whole(void) {
     Config c = test_pipe_config("/tmp/slmrec_test_pipeline");
     c.sas_epochs = 8;
@@ -255,8 +270,21 @@ static void test_pipe_whole(void) {
         char a[256], b[256];
         snprintf(a, sizeof(a), "/tmp/slmrec_test_pipeline/%s.last.bin", stems[i]);
         snprintf(b, sizeof(b), "%s/%s.last.bin", resumed, stems[i]);
-        CHECK(files_equal(a, b), "%s: the stopped-and-resumed pipeline ends in the uninterrupted run's state", stems[i]);
+        CHECK(states_equal(a, b), "%s: the stopped-and-resumed pipeline ends in the uninterrupted run's state", stems[i]);
     }
+    // the training time adds up over the processes (the last ones trained no SASRec epoch)
+    size_t state_len = 0;
+    char* state = read_file("/tmp/slmrec_test_pipeline_resumed/sasrec.last.bin", &state_len);
+    double secs = 0.0;
+    memcpy(&secs, state + state_len - sizeof(double), sizeof(double));
+    CHECK(secs > 0.0, "the resumed SASRec state holds its training time, %g s", secs);
+    free(state);
+    // resuming with other optimizer settings or batch size is refused
+    Config other_lr = r, other_batch = r;
+    other_lr.lr *= 2.0f;
+    other_batch.batch += 1;
+    check_dies("resume with another --lr", test_pipe_run, &other_lr, "was trained with lr");
+    check_dies("resume with another --batch", test_pipe_run, &other_batch, "was trained with batches of");
     // recommend --data scores users in batches: the same lines as one user at a time
     const char* models[] = {"/tmp/slmrec_test_pipeline/e4srec_4.bin", "/tmp/slmrec_test_pipeline/sasrec.bin"};
     for (int i = 0; i < 2; i++) test_pipe_recommend_batched(models[i], path, &d);
