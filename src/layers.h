@@ -34,9 +34,11 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 // Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear.
 // All three products (forward, dinp, dweight) run through one register-blocked
 // kernel, out[n][m] += sum_k a(n, k) * b[k][m], whose inner loop broadcasts one
-// a(n, k) against 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows at once.
-// a is read through strides, so a transposed operand needs no copy. Each output
-// sums over k in order, whatever the thread count: deterministic.
+// a(n, k) against a panel of 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows
+// at once. The last M % (2 x MM_LANES) columns of b are copied into a
+// zero-padded panel first, so they take the same vector path. a is read through
+// strides, so a transposed operand needs no copy. Each output sums over k in
+// order, whatever the thread count: deterministic.
 
 #if defined(__AVX512F__)
 #define MM_LANES 16  // one zmm register
@@ -48,64 +50,78 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 #define MM_LANES 4   // SSE / NEON
 #define MM_ROWS 4
 #endif
+#define MM_PANEL (2 * MM_LANES)
 typedef float mm_lanes __attribute__((vector_size(MM_LANES * sizeof(float))));
 
 static mm_lanes mm_load(const float* p) { mm_lanes v; memcpy(&v, p, sizeof(v)); return v; }
 
+// a grow-only scratch buffer of n floats per slot: a fresh malloc per call would
+// page-fault its way through megabytes every step
+static float* scratch_floats(int slot, size_t n) {
+    static float* buf[2] = {NULL, NULL};
+    static size_t capacity[2] = {0, 0};
+    if (n > capacity[slot]) {
+        free(buf[slot]);
+        buf[slot] = (float*)mallocCheck(n * sizeof(float));
+        capacity[slot] = n;
+    }
+    return buf[slot];
+}
+enum { SCRATCH_TRANSPOSE, SCRATCH_PANEL };
+
 static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, const float* b, int N, int K, int M) {
     // out (N, M) +=  a (N, K) @ b (K, M), where a(n, k) = a[n * a_n + k * a_k]
-    int M_full = M - M % (2 * MM_LANES);
-    int row_blocks = (N + MM_ROWS - 1) / MM_ROWS, col_blocks = M_full / (2 * MM_LANES);
+    int tail = M % MM_PANEL, panels = (M + MM_PANEL - 1) / MM_PANEL;
+    int row_blocks = (N + MM_ROWS - 1) / MM_ROWS;
+    float* tail_panel = NULL;  // (K, MM_PANEL) the last tail columns of b, zero-padded
+    if (tail) {
+        tail_panel = scratch_floats(SCRATCH_PANEL, (size_t)K * MM_PANEL);
+        for (int k = 0; k < K; k++) {
+            float* dst = tail_panel + (size_t)k * MM_PANEL;
+            memcpy(dst, b + (size_t)k * M + M - tail, tail * sizeof(float));
+            memset(dst + tail, 0, (MM_PANEL - tail) * sizeof(float));
+        }
+    }
     #pragma omp parallel for collapse(2) schedule(static)
-    for (int cb = 0; cb <= col_blocks; cb++) {
+    for (int pb = 0; pb < panels; pb++) {
         for (int rb = 0; rb < row_blocks; rb++) {
-            int n0 = rb * MM_ROWS, rows = min_int(MM_ROWS, N - n0);
-            if (cb == col_blocks) {  // the last M % (2 * MM_LANES) columns, scalar
-                for (int r = 0; r < rows; r++) {
-                    for (int m = M_full; m < M; m++) {
-                        float acc = out[(size_t)(n0 + r) * M + m];
-                        for (int k = 0; k < K; k++) acc += a[(n0 + r) * a_n + k * a_k] * b[(size_t)k * M + m];
-                        out[(size_t)(n0 + r) * M + m] = acc;
-                    }
-                }
-                continue;
-            }
-            int m0 = cb * 2 * MM_LANES;
-            mm_lanes acc[MM_ROWS][2];
+            int n0 = rb * MM_ROWS, rows = min_int(MM_ROWS, N - n0), m0 = pb * MM_PANEL;
+            int width = min_int(MM_PANEL, M - m0);  // columns stored
+            const float* bp = width < MM_PANEL ? tail_panel : b + m0;
+            size_t ldb = width < MM_PANEL ? MM_PANEL : (size_t)M;
+            mm_lanes v[MM_ROWS][2];
             const float* arow[MM_ROWS];
             for (int r = 0; r < MM_ROWS; r++) {
                 int rr = min_int(r, rows - 1);  // rows past N repeat the last real row and are not stored
                 arow[r] = a + (n0 + rr) * a_n;
-                acc[r][0] = mm_load(out + (size_t)(n0 + rr) * M + m0);
-                acc[r][1] = mm_load(out + (size_t)(n0 + rr) * M + m0 + MM_LANES);
+                const float* o = out + (size_t)(n0 + rr) * M + m0;
+                float panel[MM_PANEL] = {0};
+                if (width < MM_PANEL) o = (const float*)memcpy(panel, o, width * sizeof(float));
+                v[r][0] = mm_load(o);
+                v[r][1] = mm_load(o + MM_LANES);
             }
             for (int k = 0; k < K; k++) {
-                mm_lanes b0 = mm_load(b + (size_t)k * M + m0), b1 = mm_load(b + (size_t)k * M + m0 + MM_LANES);
+                mm_lanes b0 = mm_load(bp + (size_t)k * ldb), b1 = mm_load(bp + (size_t)k * ldb + MM_LANES);
                 for (int r = 0; r < MM_ROWS; r++) {
                     float x = arow[r][k * a_k];
-                    acc[r][0] += x * b0;
-                    acc[r][1] += x * b1;
+                    v[r][0] += x * b0;
+                    v[r][1] += x * b1;
                 }
             }
             for (int r = 0; r < rows; r++) {
-                memcpy(out + (size_t)(n0 + r) * M + m0, &acc[r][0], sizeof(mm_lanes));
-                memcpy(out + (size_t)(n0 + r) * M + m0 + MM_LANES, &acc[r][1], sizeof(mm_lanes));
+                float panel[MM_PANEL];
+                float* o = width < MM_PANEL ? panel : out + (size_t)(n0 + r) * M + m0;
+                memcpy(o, &v[r][0], sizeof(mm_lanes));
+                memcpy(o + MM_LANES, &v[r][1], sizeof(mm_lanes));
+                if (width < MM_PANEL) memcpy(out + (size_t)(n0 + r) * M + m0, panel, width * sizeof(float));
             }
         }
     }
 }
 
-// dst (cols, rows) = src (rows, cols)^T into a grow-only scratch buffer: a fresh
-// malloc per call would page-fault its way through megabytes every step
+// dst (cols, rows) = src (rows, cols)^T into a scratch buffer
 static float* transpose_scratch(const float* src, int rows, int cols) {
-    static float* scratch = NULL;
-    static size_t capacity = 0;
-    size_t n = (size_t)rows * cols;
-    if (n > capacity) {
-        free(scratch);
-        scratch = (float*)mallocCheck(n * sizeof(float));
-        capacity = n;
-    }
+    float* scratch = scratch_floats(SCRATCH_TRANSPOSE, (size_t)rows * cols);
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < cols; c++) {
         for (int r = 0; r < rows; r++) scratch[(size_t)c * rows + r] = src[(size_t)r * cols + c];

@@ -70,6 +70,43 @@ static void test_matmul(Rng* rng, int with_bias) {
     free(c.inp); free(c.w); free(c.b); free(R); free(dinp); free(dw); free(db);
 }
 
+// the blocked product against a plain loop: full panels, a tail panel, both at
+// once, row counts that leave a partial row block, a read plain and transposed.
+// Its own RNG: the other tests keep their draws.
+static void test_mm_accumulate(void) {
+    Rng own;
+    rng_seed(&own, 31);
+    Rng* rng = &own;
+    int shapes[][3] = {{1, 1, 5}, {9, 13, 32}, {17, 7, 48}, {3, 40, 70}, {20, 5, 3}};  // N, K, M
+    for (int s = 0; s < 5; s++) {
+        int N = shapes[s][0], K = shapes[s][1], M = shapes[s][2];
+        float* a = test_randn(rng, (size_t)N * K, 1);
+        float* at = test_zeros((size_t)K * N);  // a^T (K, N)
+        for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) at[(size_t)k * N + n] = a[(size_t)n * K + k];
+        float* b = test_randn(rng, (size_t)K * M, 1);
+        float* start = test_randn(rng, (size_t)N * M, 1);
+        float* ref = test_zeros((size_t)N * M);
+        for (int n = 0; n < N; n++) {
+            for (int m = 0; m < M; m++) {
+                double acc = start[(size_t)n * M + m];
+                for (int k = 0; k < K; k++) acc += (double)a[(size_t)n * K + k] * b[(size_t)k * M + m];
+                ref[(size_t)n * M + m] = (float)acc;
+            }
+        }
+        for (int transposed = 0; transposed <= 1; transposed++) {
+            float* out = test_zeros((size_t)N * M);
+            memcpy(out, start, (size_t)N * M * sizeof(float));
+            if (transposed) mm_accumulate(out, at, 1, N, b, N, K, M);
+            else mm_accumulate(out, a, K, 1, b, N, K, M);
+            char name[96];
+            snprintf(name, sizeof(name), "mm_accumulate N=%d K=%d M=%d%s", N, K, M, transposed ? ", a transposed" : "");
+            check_close(name, out, ref, (size_t)N * M, 1e-5f, 1e-5f);
+            free(out);
+        }
+        free(a); free(at); free(b); free(start); free(ref);
+    }
+}
+
 typedef struct { float *table; int* ids; int N, C; } EmbCtx;
 static void embedding_fd(void* p, float* out) { EmbCtx* c = p; embedding_forward(out, c->ids, c->table, c->N, c->C); }
 
@@ -434,6 +471,7 @@ static void run_layer_tests(void) {
     test_attention(&rng, 4, 2);
     test_attention(&rng, 2, 2);
     test_pointwise(&rng);
+    test_mm_accumulate();
     test_crossentropy(&rng);
     test_kd(&rng);
     test_models(&rng);
