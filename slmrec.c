@@ -202,7 +202,7 @@ static Config config_defaults(void) {
 static int flags_run(ArgSpec* s, Config* c) {
     ArgSpec f[] = {
         {"--data", ARG_STR, &c->data, "sequence file (user item item ...); none = built-in synthetic data"},
-        {"--out", ARG_STR, &c->out, "output directory: checkpoints, log.txt, results.json"},
+        {"--out", ARG_STR, &c->out, "output directory: checkpoints, log.txt, the results JSON"},
         {"--seed", ARG_INT, &c->seed, "seed of every random choice"},
         {"--max-len", ARG_INT, &c->max_len, "history length fed to the models"},
         {"--eval-batch", ARG_INT, &c->eval_batch, "users per scoring batch"},
