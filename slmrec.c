@@ -423,8 +423,10 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
             "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"l1\": %g, \"l2\": %g, \"l3\": %g, "
-            "\"sasrec_dim\": %d, \"seed\": %d},\n \"models\": {\n", c->max_len, c->hidden, c->ffn, c->heads, c->kv_heads,
-            c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim, c->seed);
+            "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
+            "\"sasrec_epochs\": %d, \"seed\": %d},\n \"models\": {\n", c->max_len, c->hidden, c->ffn, c->heads, c->kv_heads,
+            c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim, c->sas_blocks, c->sas_dropout,
+            c->sas_batch, c->sas_lr, c->sas_epochs, c->seed);
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
         fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "

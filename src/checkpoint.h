@@ -51,7 +51,8 @@ static void ckpt_put_state(Buffer* b, const TrainProgress* p, const Optimizer* o
 }
 
 // reads the train state into p and the moments into o (built, sized and configured
-// as the run that saved it: other AdamW settings or sizes are refused)
+// as the run that saved it). p->batch holds this run's batch on entry: another
+// batch, other AdamW settings or sizes are refused
 static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
     int32_t ints[5], schedule[2];
     float rates[7];
@@ -59,6 +60,9 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
     cursor_take(c, ints, sizeof(ints), "the training progress");
     cursor_take(c, &p->best, sizeof(float), "the best metric");
     cursor_take(c, &p->rng, sizeof(uint64_t), "the RNG state");
+    if (ints[4] != p->batch) {
+        die("'%s' was trained with batches of %d, this run has %d: resume with the flags the run started with", c->path, ints[4], p->batch);
+    }
     cursor_take(c, rates, sizeof(rates), "the AdamW settings");
     cursor_take(c, schedule, sizeof(schedule), "the learning-rate schedule");
     const AdamWConfig* a = &o->cfg;

@@ -58,7 +58,7 @@ typedef struct {
     float* ln1_mean;  // (L, P)
     float* ln1_rstd;  // (L, P)
     float* qkv;       // (L, P, 3D)
-    float* att;       // (L, sum over rows of NH*len*len) attention probabilities, row b's at att_start[b]
+    float* att;       // (L, max_B*NH*T*T) attention probabilities; in a layer's slab row b's (NH, len, len) start at att_start[b]
     float* atty;      // (L, P, D)
     float* drop1;     // (L, P, D)  dropout mask on the attention branch
     float* mid;       // (L, P, D)  residual after the attention branch

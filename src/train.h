@@ -105,7 +105,6 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     rng_seed(&rng, cfg->seed);
     if (resume && access(last_path, R_OK) == 0) {
         t->resume(t->model, last_path, &p, opt);
-        if (p.batch != cfg->batch) die("'%s' was trained with batches of %d, this run has %d: resume with the flags the run started with", last_path, p.batch, cfg->batch);
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }

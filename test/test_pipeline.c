@@ -30,6 +30,20 @@ static int states_equal(const char* a, const char* b) {
     return eq;
 }
 
+// rewrites the training time recorded in a checkpoint's state (its last 8 bytes) and the payload checksum
+static void set_state_seconds(const char* path, double seconds) {
+    size_t len = 0;
+    char* x = read_file(path, &len);
+    size_t header = HEADER_INTS * sizeof(int32_t);
+    memcpy(x + len - sizeof(double), &seconds, sizeof(double));
+    int32_t checksum = (int32_t)fnv1a(x + header, len - header);
+    memcpy(x + 5 * sizeof(int32_t), &checksum, sizeof(int32_t));
+    FILE* f = fopenCheck(path, "wb");
+    fwriteCheck(x, 1, len, f);
+    fcloseCheck(f);
+    free(x);
+}
+
 static void test_pipe_data(SeqData* d) { synth_generate(d, 120, 40, 8, 5); }
 
 static int files_equal(const char* a, const char* b) {
@@ -260,8 +274,11 @@ static void test_pipe_whole(void) {
     int runs = 0;
     char done[256];
     snprintf(done, sizeof(done), "%s/results.json", resumed);
+    char sas_state[256];
+    snprintf(sas_state, sizeof(sas_state), "%s/sasrec.last.bin", resumed);
     for (; runs < 20 && access(done, R_OK) != 0; runs++) {
         CHECK(pipeline(&r) == 0, "a stopped pipeline run exits 0");
+        if (runs == 0) set_state_seconds(sas_state, 1000.0);  // as if the first 3 epochs had taken 1000 s
         r.resume = 1;
     }
     CHECK(runs > 4 && access(done, R_OK) == 0, "the pipeline finished after %d stop-and-resume runs", runs);
@@ -272,13 +289,18 @@ static void test_pipe_whole(void) {
         snprintf(b, sizeof(b), "%s/%s.last.bin", resumed, stems[i]);
         CHECK(states_equal(a, b), "%s: the stopped-and-resumed pipeline ends in the uninterrupted run's state", stems[i]);
     }
-    // the training time adds up over the processes (the last ones trained no SASRec epoch)
+    // the training time adds up over the processes: the 1000 s recorded after the first one stay counted
     size_t state_len = 0;
-    char* state = read_file("/tmp/slmrec_test_pipeline_resumed/sasrec.last.bin", &state_len);
+    char* state = read_file(sas_state, &state_len);
     double secs = 0.0;
     memcpy(&secs, state + state_len - sizeof(double), sizeof(double));
-    CHECK(secs > 0.0, "the resumed SASRec state holds its training time, %g s", secs);
+    CHECK(secs > 1000.0 && secs < 1100.0, "the resumed SASRec state counts the 1000 s before its resumes: %g s", secs);
     free(state);
+    json = read_file(done, &len);
+    const char* sas_row = strstr(json, "\"SASRec\"");
+    const char* train_s = sas_row ? strstr(sas_row, "\"train_s\": ") : NULL;
+    CHECK(train_s && atof(train_s + 11) > 1000.0, "results.json reports SASRec's training time over all processes");
+    free(json);
     // resuming with other optimizer settings or batch size is refused
     Config other_lr = r, other_batch = r;
     other_lr.lr *= 2.0f;
@@ -286,8 +308,16 @@ static void test_pipe_whole(void) {
     check_dies("resume with another --lr", test_pipe_run, &other_lr, "was trained with lr");
     check_dies("resume with another --batch", test_pipe_run, &other_batch, "was trained with batches of");
     // recommend --data scores users in batches: the same lines as one user at a time
+    // (300 users of the same 40 items: a full batch of 256 and a partial one)
+    SeqData many;
+    synth_generate(&many, 300, 40, 8, 6);
+    char many_path[] = "/tmp/slmrec_pipe_many_XXXXXX";
+    write_temp(many_path, "", 0);
+    seqdata_write(&many, many_path);
     const char* models[] = {"/tmp/slmrec_test_pipeline/e4srec_4.bin", "/tmp/slmrec_test_pipeline/sasrec.bin"};
-    for (int i = 0; i < 2; i++) test_pipe_recommend_batched(models[i], path, &d);
+    for (int i = 0; i < 2; i++) test_pipe_recommend_batched(models[i], many_path, &many);
+    unlink(many_path);
+    seqdata_free(&many);
     // a one-stage command writes its row as <out>/<stem>.results.json
     CHECK(system("rm -rf /tmp/slmrec_test_stage") == 0, "clear /tmp/slmrec_test_stage");
     char* argv[] = {"--data", path, "--out", "/tmp/slmrec_test_stage", "--sasrec-epochs", "2", "--max-len", "10"};
@@ -299,6 +329,7 @@ static void test_pipe_whole(void) {
         CHECK(strstr(json, "\"SASRec\"") && strstr(json, "full_NDCG@10"), "sasrec.results.json names the model and its metrics");
         free(json);
     }
+    CHECK(system("rm -rf /tmp/slmrec_test_stage") == 0, "remove /tmp/slmrec_test_stage");
     unlink(path);
     seqdata_free(&d);
 }
