@@ -439,11 +439,29 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     outfile_commit(&o);
 }
 
+// a model's display name and file stem: E4SRec_8 / e4srec_8, or distilled SLMRec_4<-8 / slmrec_4_from_8
+typedef struct { char name[32], stem[32]; } ModelName;
+static ModelName model_name(int layers, const E4SRec* teacher) {
+    ModelName n;
+    if (teacher) {
+        snprintf(n.name, sizeof(n.name), "SLMRec_%d<-%d", layers, teacher->cfg.L);
+        snprintf(n.stem, sizeof(n.stem), "slmrec_%d_from_%d", layers, teacher->cfg.L);
+    } else {
+        snprintf(n.name, sizeof(n.name), "E4SRec_%d", layers);
+        snprintf(n.stem, sizeof(n.stem), "e4srec_%d", layers);
+    }
+    return n;
+}
+
+static void log_stopped(const Config* c) {
+    logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+}
+
 // a one-stage command's report: the table, and <out>/<stem>.results.json once the stage is complete
 static void stage_report(const Config* c, const SeqData* d, const ResultRow* row, const char* stem) {
     results_print(row, 1);
     if (row->stopped) {
-        logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+        log_stopped(c);
         return;
     }
     char path[1100];
@@ -621,26 +639,13 @@ static int pipeline(Config* c) {
     e4srec_init_random(&plain, &rng);
     if (c->init_random) e4srec_init_random(&student, &rng);
     // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
-    char name[32], stem[64];
+    struct { E4SRec* model; E4SRec* teacher; } stages[3] = {{&teacher, NULL}, {&plain, NULL}, {&student, &teacher}};
     int go = !rows[0].stopped;
-    if (go) {
-        snprintf(name, sizeof(name), "E4SRec_%d", M);
-        snprintf(stem, sizeof(stem), "e4srec_%d", M);
-        stage_e4srec(c, &d, &vneg, &tneg, &teacher, &p.tok, NULL, name, stem, &rows[1]);
-        go = !rows[1].stopped;
-    }
-    if (go) {
-        snprintf(name, sizeof(name), "E4SRec_%d", N);
-        snprintf(stem, sizeof(stem), "e4srec_%d", N);
-        stage_e4srec(c, &d, &vneg, &tneg, &plain, &p.tok, NULL, name, stem, &rows[2]);
-        go = !rows[2].stopped;
-    }
-    if (go) {
-        if (!c->init_random) e4srec_copy_first_layers(&student, &teacher);
-        snprintf(name, sizeof(name), "SLMRec_%d<-%d", N, M);
-        snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", N, M);
-        stage_e4srec(c, &d, &vneg, &tneg, &student, &p.tok, &teacher, name, stem, &rows[3]);
-        go = !rows[3].stopped;
+    for (int s = 0; s < 3 && go; s++) {
+        if (stages[s].teacher && !c->init_random) e4srec_copy_first_layers(&student, &teacher);
+        ModelName mn = model_name(stages[s].model->cfg.L, stages[s].teacher);
+        stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
+        go = !rows[s + 1].stopped;
     }
     if (go) {
         results_print(rows, 4);
@@ -649,7 +654,7 @@ static int pipeline(Config* c) {
         results_write_json(path, rows, 4, c, &d);
         logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
     } else {
-        logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+        log_stopped(c);
     }
     e4srec_free(&student);
     e4srec_free(&plain);
@@ -752,12 +757,10 @@ static int cmd_train_teacher(int argc, char** argv) {
     Rng rng;
     rng_seed(&rng, (uint64_t)c.seed + 7);
     e4srec_init_random(&m, &rng);
-    char name[32], stem[32];
-    snprintf(name, sizeof(name), "E4SRec_%d", layers);
-    snprintf(stem, sizeof(stem), "e4srec_%d", layers);
+    ModelName mn = model_name(layers, NULL);
     ResultRow row;
-    stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, name, stem, &row);
-    stage_report(&c, &d, &row, stem);
+    stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, mn.name, mn.stem, &row);
+    stage_report(&c, &d, &row, mn.stem);
     e4srec_free(&m);
     prompt_free(&p);
     sasrec_file_free(&sf);
@@ -803,12 +806,10 @@ static int cmd_distill(int argc, char** argv) {
     rng_seed(&rng, (uint64_t)c.seed + 7);
     if (c.init_random) e4srec_init_random(&student, &rng);
     else e4srec_copy_first_layers(&student, teacher);
-    char name[32], stem[48];
-    snprintf(name, sizeof(name), "SLMRec_%d<-%d", layers, teacher->cfg.L);
-    snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", layers, teacher->cfg.L);
+    ModelName mn = model_name(layers, teacher);
     ResultRow row;
-    stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, name, stem, &row);
-    stage_report(&c, &d, &row, stem);
+    stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, mn.name, mn.stem, &row);
+    stage_report(&c, &d, &row, mn.stem);
     e4srec_free(&student);
     e4srec_file_free(&tf);
     close_run(&d, &vneg, &tneg);

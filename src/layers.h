@@ -95,8 +95,11 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
                 int rr = min_int(r, rows - 1);  // rows past N repeat the last real row and are not stored
                 arow[r] = a + (n0 + rr) * a_n;
                 const float* o = out + (size_t)(n0 + rr) * M + m0;
-                float panel[MM_PANEL] = {0};
-                if (width < MM_PANEL) o = (const float*)memcpy(panel, o, width * sizeof(float));
+                float panel[MM_PANEL];
+                if (width < MM_PANEL) {  // the tail: its columns, then zeros
+                    memset(panel, 0, sizeof(panel));
+                    o = (const float*)memcpy(panel, o, width * sizeof(float));
+                }
                 v[r][0] = mm_load(o);
                 v[r][1] = mm_load(o + MM_LANES);
             }

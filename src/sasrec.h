@@ -247,6 +247,9 @@ static void sasrec_pack(SASRec* m, const int* X, const int* Y, int B) {
     m->P = p;
 }
 
+// floats between two layers' attention probabilities (sized for max_B full rows)
+static size_t sasrec_att_layer(const SASRec* m) { return (size_t)m->max_B * m->cfg.NH * m->cfg.T * m->cfg.T; }
+
 // causal attention within each packed row; one row per thread (the layer's own
 // parallel loop then runs as a team of one: OpenMP does not nest by default)
 static void sasrec_attention_forward(SASRec* m, float* out, float* att, const float* qkv) {
@@ -315,7 +318,7 @@ static float sasrec_forward(SASRec* m, const int* X, const int* Y, int B, Rng* r
     sasrec_pack(m, X, Y, B);
     m->has_loss = 0;
     int D = c->D, P = m->P;
-    size_t PD = (size_t)P * D, att_layer = (size_t)m->max_B * c->NH * c->T * c->T;
+    size_t PD = (size_t)P * D, att_layer = sasrec_att_layer(m);
     float p = rng ? c->dropout : 0.0f, scale = sqrtf((float)D);
     SASRecParams* w = &m->params;
     SASRecActs* a = &m->acts;
@@ -356,7 +359,7 @@ static void sasrec_backward(SASRec* m) {
     if (!m->has_loss) die("sasrec_backward: the last forward had no targets");
     const SASRecConfig* c = &m->cfg;
     int D = c->D, P = m->P;
-    size_t PD = (size_t)P * D, att_layer = (size_t)m->max_B * c->NH * c->T * c->T;
+    size_t PD = (size_t)P * D, att_layer = sasrec_att_layer(m);
     SASRecParams* w = &m->params;
     SASRecParams* g = &m->grads;
     SASRecActs* a = &m->acts;

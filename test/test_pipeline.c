@@ -30,17 +30,14 @@ static int states_equal(const char* a, const char* b) {
     return eq;
 }
 
-// rewrites the training time recorded in a checkpoint's state (its last 8 bytes) and the payload checksum
+// rewrites the training time recorded in a checkpoint's state (the payload's last 8 bytes)
 static void set_state_seconds(const char* path, double seconds) {
     size_t len = 0;
     char* x = read_file(path, &len);
-    size_t header = HEADER_INTS * sizeof(int32_t);
+    const int32_t* header = (const int32_t*)x;
+    size_t payload = len - HEADER_INTS * sizeof(int32_t);
     memcpy(x + len - sizeof(double), &seconds, sizeof(double));
-    int32_t checksum = (int32_t)fnv1a(x + header, len - header);
-    memcpy(x + 5 * sizeof(int32_t), &checksum, sizeof(int32_t));
-    FILE* f = fopenCheck(path, "wb");
-    fwriteCheck(x, 1, len, f);
-    fcloseCheck(f);
+    binfile_write(path, header[2], header + 6, HEADER_DIMS, x + HEADER_INTS * sizeof(int32_t), payload);
     free(x);
 }
 
