@@ -17,10 +17,16 @@
 #include "src/data.h"        // sequence files, split, batches, synthetic data, prep
 #include "src/eval.h"        // full and sampled ranking metrics
 #include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
-#include "src/sasrec.h"      // SASRec: stage 1, its item table feeds E4SRec
+#include "src/sasrec.h"      // SASRec: stage 1, its item table feeds E4SRec; a DLLM2Rec student
+#include "src/gru4rec.h"     // GRU4Rec: a DLLM2Rec student
+#include "src/caser.h"       // Caser: a DLLM2Rec student
+#include "src/dllm2rec.h"    // the DLLM2Rec objective: CE or BCE + DROS, importance-weighted ranking distillation
 #include "src/checkpoint.h"  // model files: weights, prompt, tokenizer, training state
+#include "src/student.h"     // a DLLM2Rec student behind one interface, its checkpoint
 #include "src/train.h"       // the training loop, evaluation, progress lines
+#include "src/signals.h"     // the teacher's top-K per training sample and item table, cached
 #include "src/jobs.h"        // each model as the trainer sees it
+#include "src/oracle_dllm2rec.h" // the PyTorch oracle fixture of DLLM2Rec: its students, inputs and comparison
 
 // ----------------------------------------------------------------------------
 // command-line flags: one table per command, which also prints its --help
@@ -137,16 +143,35 @@ static OracleReport oracle_run(const char* path, int print) {
     return r;
 }
 
+// either fixture: the HF one of E4SRec / SLMRec, or the PyTorch one of DLLM2Rec
+static OracleReport oracle_run_any(const char* path, int print) {
+    Safetensors st;
+    st_open(&st, path);
+    if (!oracle_is_dllm2rec(&st)) {
+        st_close(&st);
+        return oracle_run(path, print);
+    }
+    char json_path[1024];
+    char* meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
+    OracleReport r = dllm2rec_oracle_run(&st, meta, json_path, print);
+    free(meta);
+    st_close(&st);
+    return r;
+}
+
 static int cmd_oracle(int argc, char** argv) {
     const char* fixture = "../shared/fixtures/slmrec_oracle.safetensors";
     ArgSpec specs[] = {
-        {"--fixture", ARG_STR, &fixture, "HF transformers reference (.safetensors with its .json beside it)"},
+        {"--fixture", ARG_STR, &fixture, "reference fixture (.safetensors with its .json beside it)"},
     };
-    parse_args("oracle", "Runs the E4SRec teacher forward/backward and the SLMRec student loss forward/backward\n"
-               "on the fixture's weights and inputs, and compares every hidden state, logit, loss term and\n"
-               "parameter gradient with HF transformers. Tolerance per element: 1e-5 + 1e-4 |ref|.",
+    parse_args("oracle", "Compares this implementation with a reference fixture, tensor by tensor, and says which it\n"
+               "found. slmrec_oracle: the E4SRec teacher forward/backward and the SLMRec student loss\n"
+               "forward/backward against HF transformers: every hidden state, logit, loss term and parameter\n"
+               "gradient. dllm2rec_oracle: the GRU4Rec and Caser students with the collaborative embedding\n"
+               "distillation against PyTorch autograd: logits, features, the importance weights, every loss\n"
+               "term and the gradients of both objectives. Tolerance per element: 1e-5 + 1e-4 |ref|.",
                argc, argv, specs, 1);
-    OracleReport r = oracle_run(fixture, 1);
+    OracleReport r = oracle_run_any(fixture, 1);
     if (r.n_failed == 0) {
         printf("oracle: PASS (%d tensors, max rel err %.3e)\n", r.n_tensors, r.max_rel);
         return 0;
@@ -907,20 +932,6 @@ static int parse_history(const char* text, int* out, int cap, int n_items) {
     }
     if (n == 0) die("recommend: --history is empty");
     return n;
-}
-
-// the k best items of one score row (1..n_items), optionally without the history's items
-static void top_k(const float* scores, int n_items, int k, const int* history, int n_hist, int* best, float* best_scores) {
-    for (int j = 0; j < k; j++) { best[j] = 0; best_scores[j] = -INFINITY; }
-    for (int i = 1; i <= n_items; i++) {
-        int seen = 0;
-        for (int h = 0; h < n_hist && !seen; h++) seen = history[h] == i;
-        if (seen || !(scores[i] > best_scores[k - 1])) continue;
-        int j = k - 1;
-        while (j > 0 && scores[i] > best_scores[j - 1]) { best[j] = best[j - 1]; best_scores[j] = best_scores[j - 1]; j--; }
-        best[j] = i;
-        best_scores[j] = scores[i];
-    }
 }
 
 // one user's line of recommend --data: "user item:score ..." from that user's score row

@@ -13,7 +13,7 @@
 #define HEADER_INTS 256
 #define HEADER_DIMS (HEADER_INTS - 6)
 
-enum BinKind { KIND_TOKENIZER = 1, KIND_SASREC = 2, KIND_E4SREC = 3, KIND_STUDENT = 4, KIND_DLLM2REC = 5 };
+enum BinKind { KIND_TOKENIZER = 1, KIND_SASREC = 2, KIND_E4SREC = 3, KIND_STUDENT = 4, KIND_DLLM2REC = 5, KIND_SIGNALS = 6 };
 
 static const char* bin_kind_name(int kind) {
     switch (kind) {
@@ -21,7 +21,8 @@ static const char* bin_kind_name(int kind) {
         case KIND_SASREC: return "sasrec";
         case KIND_E4SREC: return "e4srec";
         case KIND_STUDENT: return "slmrec-student";
-        case KIND_DLLM2REC: return "dllm2rec";
+        case KIND_DLLM2REC: return "dllm2rec student";
+        case KIND_SIGNALS: return "teacher signals";
         default: return "unknown";
     }
 }
@@ -98,6 +99,17 @@ static int binfile_kind(const char* path) {
     fcloseCheck(f);
     if (got != 3 || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
     return head[2];
+}
+
+// the payload checksum stored in a slmrec file's header: a key for what was
+// computed from that file (the file itself is verified when it is loaded)
+static uint32_t binfile_checksum(const char* path) {
+    FILE* f = fopenCheck(path, "rb");
+    int32_t head[6] = {0};
+    size_t got = fread(head, sizeof(int32_t), 6, f);
+    fcloseCheck(f);
+    if (got != 6 || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
+    return (uint32_t)head[5];
 }
 
 // sequential cursor over a payload, for reading tensors in their fixed order

@@ -7,6 +7,9 @@
 // and the CPU model and Optimizer refreshed from the GPU before every save, so
 // checkpoints and --resume are the same on both devices.
 #pragma once
+#include "dllm2rec.h"
+#include "signals.h"
+#include "student.h"
 #include "train.h"
 
 typedef struct {
@@ -150,7 +153,7 @@ static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
 
 static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
     Trainable t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
-                   e4srec_job_save, e4srec_job_resume};
+                   e4srec_job_save, e4srec_job_resume, 0};
     return t;
 }
 
@@ -198,7 +201,7 @@ static float sasrec_job_train_batch(void* ctx, Optimizer* o, const int* users, i
 
 static void sasrec_job_score(void* ctx, const int* histories, int n, float* scores) {
     SASRecJob* j = (SASRecJob*)ctx;
-    sasrec_score_last(j->model, histories, n, scores);
+    sasrec_last_forward(j->model, histories, n, NULL, scores);
 }
 
 static void sasrec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {
@@ -221,6 +224,131 @@ static void sasrec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
 
 static Trainable sasrec_trainable(SASRecJob* j, const char* name) {
     Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, sasrec_job_train_batch, sasrec_job_score,
-                   sasrec_job_save, sasrec_job_resume};
+                   sasrec_job_save, sasrec_job_resume, 0};
     return t;
+}
+
+// ----------------------------------------------------------------------------
+// DLLM2Rec students: every (user, cut) sample of the train prefixes once an
+// epoch, read out at the history's last item, the DLLM2Rec objective
+// (dllm2rec.h) against the cached teacher signals, or the base loss alone
+
+typedef struct {
+    Student* model;
+    const SeqData* data;
+    const TeacherSignals* signals;  // NULL: no ranking distillation
+    DLLM2RecConfig cfg;
+    DLLM2RecLoss loss;
+    DLLM2RecLosses last;  // the last batch's terms
+    int n_samples;
+    int* sample_user;     // (n_samples)
+    int* sample_cut;      // (n_samples)
+    float* propensity;    // (I) DROS's ((pop + 1) / sum)^0.05, pop = occurrences in the train prefixes
+    int* x;               // (max_batch, T)
+    int* target;          // (max_batch)
+    int* neg;             // (max_batch)
+    int* cand;            // (max_batch, K)
+    float* cand_score;    // (max_batch, K)
+    float* dlogits;       // (max_batch, I)
+} DLLM2RecJob;
+
+static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* data, const TeacherSignals* signals,
+                              const DLLM2RecConfig* cfg, int max_batch) {
+    memset(j, 0, sizeof(*j));
+    j->model = model;
+    j->data = data;
+    j->signals = signals;
+    j->cfg = *cfg;
+    int I = model->cfg.I, K = cfg->K;
+    j->n_samples = dllm2rec_samples(data, NULL, NULL);
+    j->sample_user = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
+    j->sample_cut = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
+    dllm2rec_samples(data, j->sample_user, j->sample_cut);
+    if (signals && signals->n_samples != j->n_samples) die("dllm2rec: the teacher signals cover %d samples, the data has %d", signals->n_samples, j->n_samples);
+    double* pop = (double*)callocCheck(I, sizeof(double));
+    double total = 0.0;
+    for (int u = 0; u < data->n_users; u++) {
+        for (int t = 0; t < train_len(data, u); t++) pop[seq_items(data, u)[t]] += 1.0;
+    }
+    for (int i = 0; i < I; i++) total += pop[i] + 1.0;
+    j->propensity = (float*)mallocCheck(I * sizeof(float));
+    for (int i = 0; i < I; i++) j->propensity[i] = (float)pow((pop[i] + 1.0) / total, 0.05);
+    free(pop);
+    j->x = (int*)mallocCheck((size_t)max_batch * model->cfg.T * sizeof(int));
+    j->target = (int*)mallocCheck(max_batch * sizeof(int));
+    j->neg = (int*)mallocCheck(max_batch * sizeof(int));
+    j->cand = (int*)mallocCheck((size_t)max_batch * K * sizeof(int));
+    j->cand_score = (float*)mallocCheck((size_t)max_batch * K * sizeof(float));
+    j->dlogits = (float*)mallocCheck((size_t)max_batch * I * sizeof(float));
+}
+
+static void dllm2rec_job_free(DLLM2RecJob* j) {
+    dllm2rec_loss_free(&j->loss);
+    free(j->sample_user); free(j->sample_cut); free(j->propensity); free(j->x); free(j->target); free(j->neg);
+    free(j->cand); free(j->cand_score); free(j->dlogits);
+}
+
+static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* samples, int n, Rng* rng) {
+    DLLM2RecJob* j = (DLLM2RecJob*)ctx;
+    Student* s = j->model;
+    int T = s->cfg.T, K = j->cfg.K, n_items = s->cfg.I - 1;
+    for (int i = 0; i < n; i++) {
+        int id = samples[i];
+        const int* seq = seq_items(j->data, j->sample_user[id]);
+        int cut = j->sample_cut[id];
+        history_left_padded(j->x + (size_t)i * T, seq, cut, T);
+        j->target[i] = seq[cut];
+        do j->neg[i] = 1 + rng_int(rng, n_items); while (j->neg[i] == j->target[i] && n_items > 1);
+        if (j->signals) {
+            memcpy(j->cand + (size_t)i * K, j->signals->cand + (size_t)id * K, K * sizeof(int));
+            memcpy(j->cand_score + (size_t)i * K, j->signals->score + (size_t)id * K, K * sizeof(float));
+        }
+    }
+    student_forward(s, j->x, n, rng);
+    DLLM2RecBatch bt = {n, s->cfg.I, j->target, j->neg, j->signals ? j->cand : NULL, j->cand_score, j->propensity};
+    j->last = dllm2rec_loss(&j->loss, &j->cfg, &bt, s->logits, j->dlogits);
+    student_zero_grad(s);
+    student_backward(s, j->dlogits);
+    optimizer_step(o);
+    return j->last.total;
+}
+
+static void dllm2rec_job_score(void* ctx, const int* histories, int n, float* scores) {
+    DLLM2RecJob* j = (DLLM2RecJob*)ctx;
+    student_forward(j->model, histories, n, NULL);
+    memcpy(scores, j->model->logits, (size_t)n * j->model->cfg.I * sizeof(float));
+}
+
+static void dllm2rec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {
+    student_save(path, ((DLLM2RecJob*)ctx)->model, p, o);
+}
+
+static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+    DLLM2RecJob* j = (DLLM2RecJob*)ctx;
+    StudentFile f;
+    student_load(&f, path);
+    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(StudentConfig)) != 0) {
+        die("'%s' was trained with another student configuration: resume with the flags the run started with", path);
+    }
+    memcpy(j->model->model_params, f.model.model_params, j->model->model_n * sizeof(float));
+    if (j->model->collab_n) memcpy(j->model->collab_params, f.model.collab_params, j->model->collab_n * sizeof(float));
+    ckpt_take_state(&f.state, p, o);
+    cursor_done(&f.state);
+    student_file_free(&f);
+}
+
+static Trainable dllm2rec_trainable(DLLM2RecJob* j, const char* name) {
+    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
+                   dllm2rec_job_save, dllm2rec_job_resume, j->n_samples};
+    return t;
+}
+
+// the optimizer over a student: its model, and the embedding distillation's map
+static void dllm2rec_job_optimizer(Optimizer* o, const DLLM2RecJob* j, AdamWConfig cfg) {
+    memset(o, 0, sizeof(*o));
+    o->cfg = cfg;
+    optimizer_add(o, j->model->model_params, j->model->model_grads, j->model->model_n);
+    if (j->model->collab_n) optimizer_add(o, j->model->collab_params, j->model->collab_grads, j->model->collab_n);
+    optimizer_ready(o);
 }

@@ -156,6 +156,53 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
 }
 
 // ----------------------------------------------------------------------------
+// DLLM2Rec's collaborative embedding distillation: a student's input embedding
+// of item i is its own collaborative embedding plus a learned map of the
+// teacher's frozen item representation,
+//   e(i) = item_emb[i] + ed * (w @ e_T[i] + b),   zero at the pad id 0.
+// collab == NULL is the plain lookup (still zero at pads).
+
+typedef struct {
+    float ed;          // weight of the teacher's part
+    int C;             // teacher width
+    const float* e_T;  // (I, C) the teacher's item representations, frozen
+    float* w;          // (D, C)
+    float* b;          // (D)
+    float* dw;         // (D, C)
+    float* db;         // (D)
+} CollabEmbed;
+
+static void collab_embed_forward(float* out, float* et, const int* ids, const float* table, const CollabEmbed* collab,
+                                 int N, int D) {
+    // out (N, D); et (N, C) caches e_T[ids] for backward (unused without collab); ids (N); table (I, D)
+    if (collab) {
+        int C = collab->C;
+        for (int n = 0; n < N; n++) memcpy(et + (size_t)n * C, collab->e_T + (size_t)ids[n] * C, C * sizeof(float));
+        matmul_forward(out, et, collab->w, collab->b, N, C, D);
+    }
+    for (int n = 0; n < N; n++) {
+        float* o = out + (size_t)n * D;
+        const float* row = table + (size_t)ids[n] * D;
+        float k = collab ? collab->ed : 0.0f;
+        for (int i = 0; i < D; i++) o[i] = ids[n] == 0 ? 0.0f : row[i] + (collab ? k * o[i] : 0.0f);
+    }
+}
+
+static void collab_embed_backward(float* dtable, CollabEmbed* collab, float* scratch, const float* dout,
+                                  const float* et, const int* ids, int N, int D) {
+    // dtable (I, D) += dout at each id; collab->dw, db += ed * d(w e_T + b); scratch (N, D)
+    for (int n = 0; n < N; n++) {
+        if (ids[n] == 0) continue;
+        float* dt = dtable + (size_t)ids[n] * D;
+        const float* d = dout + (size_t)n * D;
+        for (int i = 0; i < D; i++) dt[i] += d[i];
+    }
+    if (collab == NULL) return;
+    for (size_t i = 0; i < (size_t)N * D; i++) scratch[i] = ids[i / D] == 0 ? 0.0f : collab->ed * dout[i];
+    matmul_backward(NULL, collab->dw, collab->db, scratch, et, collab->w, N, collab->C, D);
+}
+
+// ----------------------------------------------------------------------------
 // RMSNorm (LLaMA): out = inp / sqrt(mean(inp^2) + eps) * weight
 
 static void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {

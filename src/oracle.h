@@ -93,16 +93,21 @@ typedef struct {
     int *items, *targets;            // (B, S), (B)
 } OracleFixture;
 
+// the text of a fixture's .json sidecar (the same name, .json for .safetensors); json_path gets its path
+static char* oracle_read_sidecar(const char* path, char* json_path, size_t cap) {
+    snprintf(json_path, cap, "%s", path);
+    char* dot = strrchr(json_path, '.');
+    if (dot == NULL || strcmp(dot, ".safetensors") != 0) die("oracle: '%s' should end in .safetensors (its .json sidecar sits beside it)", path);
+    snprintf(dot, cap - (dot - json_path), ".json");
+    return read_file(json_path, NULL);
+}
+
 static void oracle_fixture_open(OracleFixture* f, const char* path) {
     memset(f, 0, sizeof(*f));
     Safetensors* st = &f->st;
     st_open(st, path);
     char json_path[1024];
-    snprintf(json_path, sizeof(json_path), "%s", path);
-    char* dot = strrchr(json_path, '.');
-    if (dot == NULL || strcmp(dot, ".safetensors") != 0) die("oracle: '%s' should end in .safetensors (its .json sidecar sits beside it)", path);
-    snprintf(dot, sizeof(json_path) - (dot - json_path), ".json");
-    const char* meta = f->meta = read_file(json_path, NULL);
+    const char* meta = f->meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
 
     const StTensor* tok = st_get(st, "teacher.llama.embed_tokens.weight", 0);
     const StTensor* items_t = st_get(st, "inputs.items", 0);

@@ -117,6 +117,11 @@ typedef struct {
     float* ce_logits;     // (CHUNK, I)
     float* ce_probs;      // (CHUNK, I)
     float* ce_dhidden;    // (CHUNK, D)
+    // as a DLLM2Rec student: the input embedding and each row's last state
+    CollabEmbed* collab;  // the collaborative embedding distillation, or NULL
+    float* collab_et;     // (P, C) teacher rows it read
+    float* last;          // (max_B, D) each row's final state (lnf at its last item; lnf_b when empty),
+                          // then (max_B, D) its gradient
 } SASRec;
 
 static void sasrec_param_sizes(size_t* s, const SASRecConfig* c) {
@@ -182,6 +187,7 @@ static void sasrec_alloc_acts(SASRec* m, int B) {
     if (B <= m->max_B) return;
     free(m->acts_memory); free(m->dacts_memory);
     free(m->row_start); free(m->att_start); free(m->item); free(m->pos); free(m->target);
+    free(m->collab_et); free(m->last);
     const SASRecConfig* c = &m->cfg;
     size_t L = c->L, P = (size_t)B * c->T, D = c->D;
     size_t s[SASREC_NUM_ACTS] = {P * D, P * D, (L + 1) * P * D, L * P * D, L * P, L * P, L * P * 3 * D,
@@ -202,6 +208,8 @@ static void sasrec_alloc_acts(SASRec* m, int B) {
     m->item = (int*)mallocCheck(P * sizeof(int));
     m->pos = (int*)mallocCheck(P * sizeof(int));
     m->target = (int*)mallocCheck(P * sizeof(int));
+    m->collab_et = (float*)mallocCheck(P * (m->collab ? m->collab->C : 1) * sizeof(float));
+    m->last = (float*)mallocCheck((size_t)2 * B * D * sizeof(float));
     m->max_B = B;
 }
 
@@ -209,6 +217,7 @@ static void sasrec_free(SASRec* m) {
     free(m->params_memory); free(m->grads_memory); free(m->acts_memory); free(m->dacts_memory);
     free(m->row_start); free(m->att_start); free(m->item); free(m->pos); free(m->target);
     free(m->ditem_out); free(m->ce_hidden); free(m->ce_logits); free(m->ce_probs); free(m->ce_dhidden);
+    free(m->collab_et); free(m->last);
     memset(m, 0, sizeof(*m));
 }
 
@@ -323,7 +332,7 @@ static float sasrec_forward(SASRec* m, const int* X, const int* Y, int B, Rng* r
     SASRecParams* w = &m->params;
     SASRecActs* a = &m->acts;
     // embeddings
-    embedding_forward(a->emb, m->item, w->item_emb, P, D);
+    collab_embed_forward(a->emb, m->collab_et, m->item, w->item_emb, m->collab, P, D);
     for (int n = 0; n < P; n++) {
         const float* pos = w->pos_emb + (size_t)m->pos[n] * D;
         for (int i = 0; i < D; i++) a->emb[(size_t)n * D + i] = a->emb[(size_t)n * D + i] * scale + pos[i];
@@ -403,19 +412,38 @@ static void sasrec_backward(SASRec* m) {
         float* dpos = g->pos_emb + (size_t)m->pos[n] * D;
         for (int i = 0; i < D; i++) { dpos[i] += d->dbranch[(size_t)n * D + i]; d->dbranch[(size_t)n * D + i] *= scale; }
     }
-    embedding_backward(g->item_emb, d->dbranch, m->item, P, D);
+    collab_embed_backward(g->item_emb, m->collab, d->dln, d->dbranch, m->collab_et, m->item, P, D);
 }
 
-// scores (B, I) of every item for the next step after each history X (B, T).
-// An empty history has no item to read out: its state is LN_final of a zero
-// vector, i.e. lnf_b.
-static void sasrec_score_last(SASRec* m, const int* X, int B, float* scores) {
+// logits (B, I) of every item for the next step after each history X (B, T),
+// from each row's last state: the scoring of evaluation, and the training
+// forward of SASRec as a DLLM2Rec student (rng: dropout, NULL: none). An empty
+// history has no item to read out: its state is LN_final of a zero vector, lnf_b.
+static void sasrec_last_forward(SASRec* m, const int* X, int B, Rng* rng, float* logits) {
     const SASRecConfig* c = &m->cfg;
-    sasrec_forward(m, X, NULL, B, NULL);
+    sasrec_forward(m, X, NULL, B, rng);
     for (int b = 0; b < B; b++) {
         int r = m->row_start[b + 1] - 1;
         const float* last = r >= m->row_start[b] ? m->acts.lnf + (size_t)r * c->D : m->params.lnf_b;
-        memcpy(m->acts.branch + (size_t)b * c->D, last, c->D * sizeof(float));
+        memcpy(m->last + (size_t)b * c->D, last, c->D * sizeof(float));
     }
-    matmul_forward(scores, m->acts.branch, m->params.item_emb, NULL, B, c->D, c->I);
+    matmul_forward(logits, m->last, m->params.item_emb, NULL, B, c->D, c->I);
+}
+
+// backpropagates dlogits (B, I) of the last sasrec_last_forward into grads
+static void sasrec_last_backward(SASRec* m, const float* dlogits) {
+    const SASRecConfig* c = &m->cfg;
+    int B = m->B, D = c->D;
+    float* dlast = m->last + (size_t)m->max_B * D;
+    memset(dlast, 0, (size_t)B * D * sizeof(float));
+    memset(m->ditem_out, 0, (size_t)c->I * D * sizeof(float));
+    memset(m->acts.dlnf, 0, (size_t)m->P * D * sizeof(float));
+    matmul_backward(dlast, m->ditem_out, NULL, dlogits, m->last, m->params.item_emb, B, D, c->I);
+    for (int b = 0; b < B; b++) {
+        int r = m->row_start[b + 1] - 1;
+        float* dst = r >= m->row_start[b] ? m->acts.dlnf + (size_t)r * D : m->grads.lnf_b;
+        for (int i = 0; i < D; i++) dst[i] += dlast[(size_t)b * D + i];
+    }
+    m->has_loss = 1;
+    sasrec_backward(m);
 }

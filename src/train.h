@@ -1,6 +1,6 @@
 // train.h: the one training loop every model uses (SASRec, E4SRec teacher,
 // plain E4SRec_l, SLMRec student, online distillation), and evaluation.
-// Per epoch: shuffle the trainable users, one optimizer step per batch with
+// Per epoch: shuffle the training units (users, or DLLM2Rec's samples), one optimizer step per batch with
 // progress lines (loss, samples/s, ETA), then valid full NDCG@10; the best
 // epoch's weights go to "<out>.bin", the full training state to
 // "<out>.last.bin" so --resume continues exactly where the run stopped.
@@ -32,16 +32,27 @@ typedef struct {
     void* model;
     int I;                 // item table rows: scores are (n, I)
     int max_len;           // history length the model reads
-    // one optimizer step on a batch of users (the model samples their examples): forward,
-    // backward, then o's AdamW step wherever the model lives; returns the loss
-    float (*train_batch)(void* model, Optimizer* o, const int* users, int n, Rng* rng);
+    // one optimizer step on a batch of training units (users, whose examples the model
+    // samples, or sample ids): forward, backward, then o's AdamW step wherever the model
+    // lives; returns the loss
+    float (*train_batch)(void* model, Optimizer* o, const int* units, int n, Rng* rng);
     // scores (n, I) for left-padded histories (n, max_len), no dropout
     void (*score)(void* model, const int* histories, int n, float* scores);
     // writes the model, with the training state when o != NULL
     void (*save)(void* model, const char* path, const TrainProgress* p, const Optimizer* o);
     // reads the weights, progress and AdamW moments written by save with a state
     void (*resume)(void* model, const char* path, TrainProgress* p, Optimizer* o);
+    // what an epoch goes over: 0 = every user with a train prefix of 2 or more items
+    // (train_batch gets user ids), n > 0 = samples 0..n-1 (train_batch gets sample ids)
+    int n_samples;
 } Trainable;
+
+// the units of one epoch, in a fixed order; returns how many
+static int training_units(const Trainable* t, const SeqData* d, int* units) {
+    if (t->n_samples == 0) return trainable_users(d, units);
+    for (int i = 0; i < t->n_samples; i++) units[i] = i;
+    return t->n_samples;
+}
 
 typedef struct {
     int epochs;           // at most this many epochs
@@ -96,8 +107,8 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     char best_path[1100], last_path[1100];
     snprintf(best_path, sizeof(best_path), "%s.bin", out);
     snprintf(last_path, sizeof(last_path), "%s.last.bin", out);
-    int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
-    int n_train = trainable_users(d, users);
+    int* units = (int*)mallocCheck((size_t)max_int(d->n_users, t->n_samples) * sizeof(int));
+    int n_train = training_units(t, d, units);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
     TrainProgress p = {.batch = cfg->batch, .best = -1.0f};
@@ -116,12 +127,12 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
         if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
         if (cfg->stop_after > 0 && epochs_now >= cfg->stop_after) { r.stopped = 1; break; }
-        trainable_users(d, users);  // from the same order every epoch, so the shuffle depends on the RNG state alone
-        rng_shuffle(&rng, users, n_train);
+        training_units(t, d, units);  // from the same order every epoch, so the shuffle depends on the RNG state alone
+        rng_shuffle(&rng, units, n_train);
         double loss_sum = 0.0, te = now_seconds();
         for (int s = 0; s < steps_per_epoch; s++) {
             int n = min_int(cfg->batch, n_train - s * cfg->batch);
-            float loss = t->train_batch(t->model, opt, users + s * cfg->batch, n, &rng);
+            float loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng);
             if (!isfinite(loss)) die("%s: the loss became %g at epoch %d step %d: lower --lr", t->name, loss, epoch + 1, s + 1);
             loss_sum += loss;
             samples_done += n;
@@ -158,6 +169,6 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     r.epochs = p.epoch;
     r.best_epoch = p.best_epoch;
     r.best_valid = p.best;
-    free(users);
+    free(units);
     return r;
 }

@@ -222,5 +222,20 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// the k best items of one score row (1..n_items; row 0 is the pad), best first,
+// leaving out the n_exclude ids of exclude (a user's history, say)
+static void top_k(const float* scores, int n_items, int k, const int* exclude, int n_exclude, int* best, float* best_scores) {
+    for (int j = 0; j < k; j++) { best[j] = 0; best_scores[j] = -INFINITY; }
+    for (int i = 1; i <= n_items; i++) {
+        int seen = 0;
+        for (int h = 0; h < n_exclude && !seen; h++) seen = exclude[h] == i;
+        if (seen || !(scores[i] > best_scores[k - 1])) continue;
+        int j = k - 1;
+        while (j > 0 && scores[i] > best_scores[j - 1]) { best[j] = best[j - 1]; best_scores[j] = best_scores[j - 1]; j--; }
+        best[j] = i;
+        best_scores[j] = scores[i];
+    }
+}
+
 static int max_int(int a, int b) { return a > b ? a : b; }
 static int min_int(int a, int b) { return a < b ? a : b; }

@@ -81,7 +81,7 @@ static void test_sasrec_chunks(Rng* rng) {
     check_close("sasrec chunked gradient", g_whole, g_parts, m.num_params, 1e-6f, 1e-4f);
     // scoring: the loss of a target at the last position alone = -log softmax(score)[target]
     float* scores = test_zeros((size_t)2 * c.I);
-    sasrec_score_last(&m, X, 2, scores);
+    sasrec_last_forward(&m, X, 2, NULL, scores);
     int Ylast[2 * 7] = {0};
     Ylast[c.T - 1] = 5;
     Ylast[2 * c.T - 1] = 9;
@@ -122,8 +122,8 @@ static void test_sasrec_pads(Rng* rng) {
     for (int b = 0; b < 3; b++) memcpy(X9 + b * 9 + 2, X7 + b * 7, 7 * sizeof(int));
     float* s7 = test_zeros((size_t)3 * c7.I);
     float* s9 = test_zeros((size_t)3 * c7.I);
-    sasrec_score_last(&m7, X7, 3, s7);
-    sasrec_score_last(&m9, X9, 3, s9);
+    sasrec_last_forward(&m7, X7, 3, NULL, s7);
+    sasrec_last_forward(&m9, X9, 3, NULL, s9);
     check_close("sasrec scores behind 2 more pads", s9, s7, (size_t)3 * c7.I, 1e-5f, 1e-5f);
     float* ref = test_zeros(c7.I);
     for (int i = 0; i < c7.I; i++) {

@@ -1,0 +1,159 @@
+// signals.h: what DLLM2Rec's students learn from the teacher, computed once
+// from a trained E4SRec checkpoint and cached:
+//   * for every training sample (a user's train prefix cut at t: history
+//     s[0..t), target s[t], for 1 <= t < train length), the teacher's top-K
+//     items over 1..n_items and its scores for them (ranking distillation);
+//   * the teacher's item table e_T (I, C): the final hidden state at the last
+//     token for the one-item history [i] (embedding distillation); row 0 = 0.
+// The cache (binfile kind "signals") is keyed by the teacher file's checksum:
+// a cache from another teacher is recomputed; one made for another data set,
+// max_len or K is refused rather than overwritten.
+//   header dims: n_samples K I C teacher-checksum data-checksum S
+//   payload: cand (n_samples, K) i32 | score (n_samples, K) f32 | e_T (I, C) f32
+#pragma once
+#include "train.h"
+
+// every (user, cut) training sample in a fixed order; returns how many. users and
+// cuts may be NULL to count only.
+static int dllm2rec_samples(const SeqData* d, int* users, int* cuts) {
+    int n = 0;
+    for (int u = 0; u < d->n_users; u++) {
+        for (int t = 1; t < train_len(d, u); t++, n++) {
+            if (users) { users[n] = u; cuts[n] = t; }
+        }
+    }
+    return n;
+}
+
+static uint32_t seqdata_checksum(const SeqData* d) {
+    uint32_t h = fnv1a(d->offsets, (d->n_users + 1) * sizeof(int));
+    return h ^ (fnv1a(d->items, (size_t)d->n_events * sizeof(int)) * 16777619u);
+}
+
+typedef struct {
+    int n_samples, K, I, C, S;
+    int* user;          // (n_samples) the sample's user
+    int* cut;           // (n_samples) its target's position in the user's sequence
+    int* cand;          // (n_samples, K) the teacher's top-K items, best first
+    float* score;       // (n_samples, K) its scores of them
+    float* e_T;         // (I, C)
+    uint32_t teacher_checksum, data_checksum;
+} TeacherSignals;
+
+static void signals_alloc(TeacherSignals* s, const SeqData* d, int K, int I, int C) {
+    s->n_samples = dllm2rec_samples(d, NULL, NULL);
+    s->K = K; s->I = I; s->C = C;
+    s->user = (int*)mallocCheck((size_t)s->n_samples * sizeof(int));
+    s->cut = (int*)mallocCheck((size_t)s->n_samples * sizeof(int));
+    dllm2rec_samples(d, s->user, s->cut);
+    s->cand = (int*)mallocCheck((size_t)s->n_samples * K * sizeof(int));
+    s->score = (float*)mallocCheck((size_t)s->n_samples * K * sizeof(float));
+    s->e_T = (float*)callocCheck((size_t)I * C, sizeof(float));
+    s->data_checksum = seqdata_checksum(d);
+}
+
+static void signals_free(TeacherSignals* s) {
+    free(s->user); free(s->cut); free(s->cand); free(s->score); free(s->e_T);
+    memset(s, 0, sizeof(*s));
+}
+
+#define SIGNALS_BATCH 256
+
+// runs the teacher over every training sample and every single item
+static void signals_compute(TeacherSignals* s, E4SRec* teacher, const SeqData* d, int K) {
+    const E4SRecConfig* c = &teacher->cfg;
+    signals_alloc(s, d, K, c->I, c->C);
+    s->S = c->S;
+    int* hist = (int*)mallocCheck((size_t)SIGNALS_BATCH * c->S * sizeof(int));
+    int n_items = c->I - 1, total = s->n_samples + n_items;
+    double t0 = now_seconds(), last_print = t0;
+    for (int i0 = 0; i0 < total; i0 += SIGNALS_BATCH) {
+        int n = min_int(SIGNALS_BATCH, total - i0);
+        for (int j = 0; j < n; j++) {  // samples first, then the one-item histories [1] .. [n_items]
+            int i = i0 + j;
+            if (i < s->n_samples) history_left_padded(hist + (size_t)j * c->S, seq_items(d, s->user[i]), s->cut[i], c->S);
+            else { int item = i - s->n_samples + 1; history_left_padded(hist + (size_t)j * c->S, &item, 1, c->S); }
+        }
+        e4srec_forward(teacher, hist, NULL, n);
+        for (int j = 0; j < n; j++) {
+            int i = i0 + j;
+            if (i < s->n_samples) {
+                top_k(teacher->acts.logits + (size_t)j * c->I, n_items, K, NULL, 0, s->cand + (size_t)i * K, s->score + (size_t)i * K);
+            } else {
+                const float* h = teacher->acts.last + ((size_t)c->L * n + j) * c->C;  // final hidden state, last token
+                memcpy(s->e_T + (size_t)(i - s->n_samples + 1) * c->C, h, c->C * sizeof(float));
+            }
+        }
+        double now = now_seconds();
+        if (now - last_print > 10.0) {
+            double rate = (i0 + n) / (now - t0);
+            logf_("  [teacher signals] %d/%d histories, %.0f/s, ETA %.0fs\n", i0 + n, total, rate, (total - i0 - n) / rate);
+            last_print = now;
+        }
+    }
+    free(hist);
+}
+
+static void signals_save(const char* path, const TeacherSignals* s) {
+    int dims[7] = {s->n_samples, s->K, s->I, s->C, (int)s->teacher_checksum, (int)s->data_checksum, s->S};
+    Buffer b = {0};
+    ckpt_put_i32(&b, s->cand, (size_t)s->n_samples * s->K);
+    ckpt_put_f32(&b, s->score, (size_t)s->n_samples * s->K);
+    ckpt_put_f32(&b, s->e_T, (size_t)s->I * s->C);
+    binfile_write(path, KIND_SIGNALS, dims, 7, b.data, b.size);
+    free(b.data);
+}
+
+// reads the cache at path when it was made from this teacher; returns 0 (nothing
+// loaded) when the cache is from another teacher; refuses one made for other data
+static int signals_load(TeacherSignals* s, const char* path, const SeqData* d, const E4SRec* teacher,
+                        uint32_t teacher_checksum, int K) {
+    int dims[HEADER_DIMS];
+    size_t nbytes = 0;
+    char* payload = (char*)binfile_read(path, KIND_SIGNALS, dims, &nbytes);
+    int n_samples = dllm2rec_samples(d, NULL, NULL);
+    if ((uint32_t)dims[5] != seqdata_checksum(d) || dims[0] != n_samples || dims[2] != teacher->cfg.I) {
+        die("'%s' holds teacher signals for another data file (%d samples over %d items; this data has %d over %d)\n"
+            "  hint: give another --signals path, or delete it to recompute", path, dims[0], dims[2] - 1, n_samples, teacher->cfg.I - 1);
+    }
+    if (dims[1] != K || dims[6] != teacher->cfg.S) {
+        die("'%s' holds the teacher's top-%d over histories of %d; this run asks for --topk %d over %d\n"
+            "  hint: give another --signals path, or delete it to recompute", path, dims[1], dims[6], K, teacher->cfg.S);
+    }
+    if ((uint32_t)dims[4] != teacher_checksum) { free(payload); return 0; }
+    signals_alloc(s, d, K, teacher->cfg.I, teacher->cfg.C);
+    if (dims[3] != s->C) die("'%s' holds a teacher table of width %d, the teacher has %d: the file is damaged", path, dims[3], s->C);
+    s->S = dims[6];
+    s->teacher_checksum = teacher_checksum;
+    Cursor cur = {payload, nbytes, 0, path};
+    cursor_take(&cur, s->cand, (size_t)n_samples * K * sizeof(int), "the teacher's candidates");
+    cursor_take(&cur, s->score, (size_t)n_samples * K * sizeof(float), "the teacher's scores");
+    cursor_take(&cur, s->e_T, (size_t)s->I * s->C * sizeof(float), "the teacher item table");
+    cursor_done(&cur);
+    for (size_t i = 0; i < (size_t)n_samples * K; i++) {
+        if (s->cand[i] < 1 || s->cand[i] >= s->I) die("'%s': candidate %d is not an item id in 1..%d: the file is damaged", path, s->cand[i], s->I - 1);
+    }
+    free(payload);
+    return 1;
+}
+
+// the signals of teacher (file teacher_path) on d: from the cache at path when it
+// matches, else computed and written there
+static void signals_get(TeacherSignals* s, const char* path, const char* teacher_path, E4SRec* teacher,
+                        const SeqData* d, int K) {
+    memset(s, 0, sizeof(*s));
+    uint32_t checksum = binfile_checksum(teacher_path);
+    if (access(path, F_OK) == 0) {
+        if (signals_load(s, path, d, teacher, checksum, K)) {
+            logf_("teacher signals: %s (top-%d of %d samples, e_T %d x %d), cached for this teacher\n", path, K, s->n_samples, s->I, s->C);
+            return;
+        }
+        logf_("teacher signals: %s was made from another teacher: recomputing\n", path);
+    }
+    double t0 = now_seconds();
+    signals_compute(s, teacher, d, K);
+    s->teacher_checksum = checksum;
+    signals_save(path, s);
+    logf_("teacher signals: top-%d of %d samples and e_T (%d x %d) in %.1fs -> %s\n", K, s->n_samples, s->I, s->C,
+          now_seconds() - t0, path);
+}
