@@ -200,6 +200,13 @@ typedef struct {
     const char* response;
     int blocks, online, init_random;
     float l1, l2, l3;
+    // DLLM2Rec students (SASRec reads its blocks and heads from the SASRec flags)
+    int st_dim, st_epochs, st_batch, st_patience, caser_filters, topk;
+    float st_lr, st_dropout, lam, ed, dros_alpha, dros_beta;
+    const char* gammas;        // "position,confidence,consistency"
+    const char* base_loss;     // "ce" or "bce-dros"
+    const char* rd_neg;        // "paper" or "authors"
+    const char* signals;       // the teacher-signals cache; NULL = <out>/teacher_signals.bin
     // where the E4SRec models run: "auto" until config_check makes it "cpu" or "cuda"
     const char* device;
     const char* precision;     // on the GPU: "fp32" or "bf16" activations and matmuls
@@ -219,6 +226,9 @@ static Config config_defaults(void) {
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .blocks = 4, .online = 0, .init_random = 0, .l1 = 1.0f, .l2 = 0.1f, .l3 = 1.0f,
+        .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = 10,
+        .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = 0.7f, .ed = 0.3f, .dros_alpha = 1.0f, .dros_beta = 1.0f,
+        .gammas = "0.3,0.5,0.1", .base_loss = "ce", .rd_neg = "paper", .signals = NULL,
         .device = "auto", .precision = "fp32",
     };
     return c;
@@ -291,6 +301,29 @@ static int flags_distill(ArgSpec* s, Config* c) {
     return (int)(sizeof(f) / sizeof(f[0]));
 }
 
+static int flags_dllm2rec(ArgSpec* s, Config* c) {
+    ArgSpec f[] = {
+        {"--lam", ARG_FLOAT, &c->lam, "weight of the ranking distillation L_rd (0 = none)"},
+        {"--ed", ARG_FLOAT, &c->ed, "weight of the teacher's part of the input embedding (0 = no embedding distillation)"},
+        {"--topk", ARG_INT, &c->topk, "teacher candidates K per training sample"},
+        {"--gammas", ARG_STR, &c->gammas, "importance-weight mix: position,confidence,consistency"},
+        {"--base-loss", ARG_STR, &c->base_loss, "ce (full softmax), or bce-dros (the authors': BCE + alpha DROS, and DROS in L_rd)"},
+        {"--rd-neg", ARG_STR, &c->rd_neg, "L_rd's negative term: paper -log sig(-s), or authors -log sig(1 - s)"},
+        {"--dros-alpha", ARG_FLOAT, &c->dros_alpha, "DROS weight (with --base-loss bce-dros)"},
+        {"--dros-beta", ARG_FLOAT, &c->dros_beta, "DROS temperature"},
+        {"--signals", ARG_STR, &c->signals, "teacher-signals cache (default <out>/teacher_signals.bin)"},
+        {"--dim", ARG_INT, &c->st_dim, "student embedding width D"},
+        {"--caser-filters", ARG_INT, &c->caser_filters, "Caser: horizontal filters per height (2, 3, 4)"},
+        {"--dropout", ARG_FLOAT, &c->st_dropout, "student dropout; -1 = its own default (SASRec 0.5, Caser 0.1; GRU4Rec none)"},
+        {"--student-epochs", ARG_INT, &c->st_epochs, "student epochs at most (an epoch = every training sample)"},
+        {"--student-batch", ARG_INT, &c->st_batch, "student samples per step"},
+        {"--student-lr", ARG_FLOAT, &c->st_lr, "student Adam learning rate"},
+        {"--student-patience", ARG_INT, &c->st_patience, "student early stop: epochs without a better valid NDCG@10"},
+    };
+    memcpy(s, f, sizeof(f));
+    return (int)(sizeof(f) / sizeof(f[0]));
+}
+
 // "auto" -> "cpu" or "cuda"; dies on a device this binary or machine cannot give
 static void config_device(const char** device, const char* precision, int online) {
     if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("--precision must be fp32 or bf16, got '%s'", precision);
@@ -315,6 +348,28 @@ static void config_device(const char** device, const char* precision, int online
 
 static int config_on_gpu(const Config* c) { return strcmp(c->device, "cuda") == 0; }
 
+// the DLLM2Rec objective of the flags (the weights lam, ed are the caller's to zero for a baseline)
+static DLLM2RecConfig config_dllm2rec(const Config* c) {
+    DLLM2RecConfig r = dllm2rec_defaults();
+    char tail = 0;
+    if (sscanf(c->gammas, "%f ,%f ,%f %c", &r.gamma_pos, &r.gamma_conf, &r.gamma_cons, &tail) != 3 ||
+        !(r.gamma_pos >= 0 && r.gamma_conf >= 0 && r.gamma_cons >= 0 && r.gamma_pos + r.gamma_conf + r.gamma_cons > 0)) {
+        die("--gammas expects three weights 'position,confidence,consistency', not negative and not all 0, got '%s'", c->gammas);
+    }
+    if (strcmp(c->base_loss, "ce") == 0) r.base = BASE_CE;
+    else if (strcmp(c->base_loss, "bce-dros") == 0) r.base = BASE_BCE_DROS;
+    else die("--base-loss must be ce or bce-dros, got '%s'", c->base_loss);
+    if (strcmp(c->rd_neg, "paper") == 0) r.rd_neg = RD_NEG_PAPER;
+    else if (strcmp(c->rd_neg, "authors") == 0) r.rd_neg = RD_NEG_AUTHORS;
+    else die("--rd-neg must be paper or authors, got '%s'", c->rd_neg);
+    if (!(c->dros_beta > 0.0f) || c->dros_alpha < 0.0f) die("--dros-beta must be positive and --dros-alpha not negative");
+    r.lam = c->lam;
+    r.dros_alpha = c->dros_alpha;
+    r.dros_beta = c->dros_beta;
+    r.K = c->topk;
+    return r;
+}
+
 static void config_check(Config* c) {
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
     if (c->batch < 1 || c->sas_batch < 1) die("--batch and --sasrec-batch must be positive");
@@ -332,6 +387,13 @@ static void config_check(Config* c) {
     if (!(c->lr > 0.0f) || !(c->sas_lr > 0.0f) || c->min_lr < 0.0f || c->warmup < 0) {
         die("--lr and --sasrec-lr must be positive, --min-lr and --warmup not negative");
     }
+    if (c->st_dim < 1 || c->st_epochs < 1 || c->st_batch < 1 || c->caser_filters < 1 || !(c->st_lr > 0.0f)) {
+        die("--dim, --student-epochs, --student-batch, --caser-filters and --student-lr must be positive");
+    }
+    if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
+    if (c->lam < 0.0f || c->ed < 0.0f) die("--lam and --ed must not be negative");
+    if (c->topk < 1) die("--topk must be at least 1, got %d", c->topk);
+    config_dllm2rec(c);  // checks --gammas, --base-loss, --rd-neg
     config_device(&c->device, c->precision, c->online);
 }
 
@@ -346,10 +408,13 @@ static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
     return a;
 }
 
-static TrainConfig config_train(const Config* c, int sasrec) {
-    TrainConfig t = {sasrec ? c->sas_epochs : c->epochs, sasrec ? c->sas_batch : c->batch,
-                     sasrec ? c->sas_patience : c->patience, sasrec ? 0.0f : c->time_budget, c->stop_after,
-                     c->eval_batch, (uint64_t)c->seed};
+typedef enum { TRAIN_SASREC, TRAIN_E4SREC, TRAIN_STUDENT } TrainWhat;
+
+// the loop's settings for stage 1's SASRec, an E4SRec model, or a DLLM2Rec student
+static TrainConfig config_train(const Config* c, TrainWhat what) {
+    TrainConfig t = {c->epochs, c->batch, c->patience, c->time_budget, c->stop_after, c->eval_batch, (uint64_t)c->seed};
+    if (what == TRAIN_SASREC) { t.epochs = c->sas_epochs; t.batch = c->sas_batch; t.patience = c->sas_patience; t.time_budget = 0.0f; }
+    if (what == TRAIN_STUDENT) { t.epochs = c->st_epochs; t.batch = c->st_batch; t.patience = c->st_patience; }
     return t;
 }
 
@@ -422,11 +487,11 @@ static void results_print(const ResultRow* rows, int n) {
     metric_name(hr5, sizeof(hr5), &rows[0].test, 9);
     metric_name(nd5, sizeof(nd5), &rows[0].test, 11);
     metric_name(mrr, sizeof(mrr), &rows[0].test, 13);
-    logf_("\n%-14s %6s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "train s", "infer s",
+    logf_("\n%-18s %6s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "train s", "infer s",
           "HR@10", "NDCG@10", hr1, hr5, nd5, mrr);
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
-        logf_("%-14s %6d %10zu %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
+        logf_("%-18s %6d %10zu %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
               r->train_seconds, r->infer_seconds, r->test.mean[2], r->test.mean[5], r->test.mean[8], r->test.mean[9],
               r->test.mean[11], r->test.mean[13]);
     }
@@ -555,7 +620,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     logf_("%s: %d layers, %zu parameters%s, on the %s\n", name, m->cfg.L, m->num_params,
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
           config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
-    TrainConfig tc = config_train(c, 0);
+    TrainConfig tc = config_train(c, TRAIN_E4SREC);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     E4SRecFile f;
     e4srec_load(&f, best);
@@ -594,7 +659,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
     snprintf(best, sizeof(best), "%s.bin", stem);
-    TrainConfig tc = config_train(c, 1);
+    TrainConfig tc = config_train(c, TRAIN_SASREC);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     SASRecFile f;
     sasrec_load(&f, best);
@@ -608,6 +673,62 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     sasrec_job_free(&job);
     sasrec_free(&m);
     return table;
+}
+
+// a DLLM2Rec student's display name and file stem: GRU4Rec-plain / gru4rec_plain,
+// GRU4Rec+DLLM2Rec / gru4rec_dllm2rec, and the ablations +RD / +ED (ranking or embedding only)
+static ModelName student_name(StudentKind kind, float lam, float ed) {
+    ModelName n;
+    const char* what = lam > 0.0f ? (ed > 0.0f ? "DLLM2Rec" : "RD") : (ed > 0.0f ? "ED" : NULL);
+    char lower[16];
+    snprintf(lower, sizeof(lower), "%s", what ? what : "plain");
+    for (char* p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+    snprintf(n.name, sizeof(n.name), "%s%s%s", STUDENT_NAMES[kind], what ? "+" : "-", what ? what : "plain");
+    snprintf(n.stem, sizeof(n.stem), "%s_%s", STUDENT_FLAG_NAMES[kind], lower);
+    return n;
+}
+
+// trains one DLLM2Rec student with weights lam (ranking) and ed (embedding) against
+// the teacher's signals (NULL when both are 0), reloads its best weights and tests it
+static void stage_student(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, StudentKind kind,
+                          float lam, float ed, const TeacherSignals* sig, ResultRow* row) {
+    ModelName mn = student_name(kind, lam, ed);
+    float dropout = c->st_dropout >= 0.0f ? c->st_dropout : (kind == STUDENT_SASREC ? c->sas_dropout : kind == STUDENT_CASER ? 0.1f : 0.0f);
+    StudentConfig sc = {.kind = kind, .I = d->n_items + 1, .D = c->st_dim, .T = c->max_len, .L = c->sas_blocks,
+                        .NH = c->sas_heads, .dropout = dropout, .NF = c->caser_filters, .ed = ed, .C = sig ? sig->C : 0};
+    if (kind == STUDENT_SASREC && sc.D % sc.NH) die("--sasrec-heads %d must divide --dim %d", sc.NH, sc.D);
+    Student s;
+    student_build(&s, &sc, ed > 0.0f ? sig->e_T : NULL);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 31 * kind);  // plain and distilled start from the same weights
+    student_init_random(&s, &rng);
+    DLLM2RecConfig dc = config_dllm2rec(c);
+    dc.lam = lam;
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, &s, d, lam > 0.0f ? sig : NULL, &dc, max_int(c->st_batch, c->eval_batch));
+    Optimizer opt;
+    AdamWConfig a = adamw_defaults();
+    a.lr = a.min_lr = c->st_lr;  // constant-rate Adam, as the authors'
+    a.clip = 0.0f;
+    dllm2rec_job_optimizer(&opt, &job, a);
+    Trainable t = dllm2rec_trainable(&job, mn.name);
+    logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.n_samples,
+          dc.base == BASE_CE ? "CE" : "BCE + DROS", lam > 0.0f || ed > 0.0f ? ", distilled from the E4SRec teacher" : "");
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    TrainConfig tc = config_train(c, TRAIN_STUDENT);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    StudentFile f;
+    student_load(&f, best);
+    if (memcmp(&f.model.cfg, &s.cfg, sizeof(StudentConfig)) != 0) die("'%s' holds a student of another configuration than this run's", best);
+    memcpy(s.model_params, f.model.model_params, s.model_n * sizeof(float));
+    if (s.collab_n) memcpy(s.collab_params, f.model.collab_params, s.collab_n * sizeof(float));
+    student_file_free(&f);
+    result_fill(row, &t, d, tneg, c->eval_batch, mn.name, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
+    optimizer_free(&opt);
+    dllm2rec_job_free(&job);
+    student_free(&s);
 }
 
 // ----------------------------------------------------------------------------
@@ -633,7 +754,9 @@ static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
     log_file = NULL;
 }
 
-// the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M
+// the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M, then
+// each DLLM2Rec student (SASRec, GRU4Rec, Caser) plain and distilled from the teacher
+#define PIPELINE_ROWS 10
 static int pipeline(Config* c) {
     config_check(c);
     // checked now, not hours later when stage 3 begins
@@ -647,7 +770,8 @@ static int pipeline(Config* c) {
     SeqData d;
     Negatives vneg, tneg;
     open_run(c, &d, &vneg, &tneg);
-    ResultRow rows[4];
+    if (c->topk > d.n_items) die("--topk %d exceeds the %d items of the data", c->topk, d.n_items);
+    ResultRow rows[PIPELINE_ROWS];
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
     Prompt p;
     prompt_build(&p, c);
@@ -672,11 +796,26 @@ static int pipeline(Config* c) {
         stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
         go = !rows[s + 1].stopped;
     }
+    // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals
+    TeacherSignals sig = {0};
     if (go) {
-        results_print(rows, 4);
+        char sig_path[1100], teacher_path[1100];
+        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c->out);
+        snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
+        signals_get(&sig, c->signals ? c->signals : sig_path, teacher_path, &teacher, &d, c->topk);
+    }
+    for (int k = 0; k < 2 * 3 && go; k++) {
+        int distilled = k % 2;
+        ResultRow* row = &rows[4 + k];
+        stage_student(c, &d, &vneg, &tneg, (StudentKind)(k / 2), distilled ? c->lam : 0.0f, distilled ? c->ed : 0.0f, &sig, row);
+        go = !row->stopped;
+    }
+    signals_free(&sig);
+    if (go) {
+        results_print(rows, PIPELINE_ROWS);
         char path[1100];
         snprintf(path, sizeof(path), "%s/results.json", c->out);
-        results_write_json(path, rows, 4, c, &d);
+        results_write_json(path, rows, PIPELINE_ROWS, c, &d);
         logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
     } else {
         log_stopped(c);
@@ -693,11 +832,12 @@ static int pipeline(Config* c) {
 static int cmd_run(int argc, char** argv) {
     Config c = config_defaults();
     c.out = "runs/run";
-    ArgSpec specs[64];
+    ArgSpec specs[80];
     int n = flags_run(specs, &c);
     n += flags_sasrec(specs + n, &c);
     n += flags_e4srec(specs + n, &c);
     n += flags_distill(specs + n, &c);
+    n += flags_dllm2rec(specs + n, &c);
     ArgSpec layers[] = {
         {"--teacher-layers", ARG_INT, &c.teacher_layers, "teacher depth M"},
         {"--student-layers", ARG_INT, &c.student_layers, "student depth N (also the plain E4SRec_N baseline)"},
@@ -705,9 +845,10 @@ static int cmd_run(int argc, char** argv) {
     memcpy(specs + n, layers, sizeof(layers));
     n += 2;
     parse_args("run", "The whole pipeline on a data file: SASRec (stage 1), the E4SRec_M teacher on SASRec's frozen\n"
-               "item table (stage 2), a plain E4SRec_N and the SLMRec_N<-M student (stage 3); every model is\n"
-               "selected on valid full NDCG@10 and reported on test. Writes <out>/results.json, log.txt and\n"
-               "the checkpoints.", argc, argv, specs, n);
+               "item table (stage 2), a plain E4SRec_N and the SLMRec_N<-M student (stage 3), then the DLLM2Rec\n"
+               "students SASRec, GRU4Rec and Caser, each plain and distilled from the E4SRec_M teacher; every\n"
+               "model is selected on valid full NDCG@10 and reported on test. Writes <out>/results.json, log.txt\n"
+               "and the checkpoints.", argc, argv, specs, n);
     if (c.data == NULL) die("run: --data FILE is required (./slmrec with no arguments runs the synthetic pipeline)");
     return pipeline(&c);
 }
@@ -723,6 +864,8 @@ static int cmd_default(void) {
     c.hidden = 48;
     c.ffn = 128;
     c.warmup = 30;
+    c.st_epochs = 20;
+    c.st_patience = 5;
     printf("slmrec: SLMRec on the built-in synthetic data (./slmrec --help lists the commands)\n");
     return pipeline(&c);
 }
@@ -841,6 +984,61 @@ static int cmd_distill(int argc, char** argv) {
     return 0;
 }
 
+static int cmd_dllm2rec(int argc, char** argv) {
+    Config c = config_defaults();
+    c.out = "runs/dllm2rec";
+    const char* teacher_path = NULL;
+    const char* student = NULL;
+    ArgSpec specs[48];
+    int n = flags_run(specs, &c);
+    n += flags_dllm2rec(specs + n, &c);
+    ArgSpec own[] = {
+        {"--teacher", ARG_STR, &teacher_path, "E4SRec teacher checkpoint (required unless --lam 0 --ed 0)"},
+        {"--student", ARG_STR, &student, "sasrec, gru4rec or caser (required)"},
+        {"--time-budget", ARG_FLOAT, &c.time_budget, "stop training after this many seconds (0 = none)"},
+        {"--sasrec-blocks", ARG_INT, &c.sas_blocks, "SASRec student: transformer blocks"},
+        {"--sasrec-heads", ARG_INT, &c.sas_heads, "SASRec student: attention heads"},
+    };
+    memcpy(specs + n, own, sizeof(own));
+    n += (int)(sizeof(own) / sizeof(own[0]));
+    parse_args("dllm2rec", "DLLM2Rec: trains a conventional sequential recommender (SASRec read out at the last item,\n"
+               "GRU4Rec or Caser) on every (history, next item) sample of the train prefixes with\n"
+               "  loss = L_student + lam L_rd,  input embedding e_cf(i) + ed (W e_T(i) + b):\n"
+               "importance-weighted ranking distillation against the teacher's top-K of each sample, and\n"
+               "collaborative embedding distillation from the teacher's item table e_T. Both come from the\n"
+               "E4SRec teacher once and are cached (--signals), keyed by the teacher file's checksum.\n"
+               "--lam 0 --ed 0 trains the plain student (no teacher). Writes <out>/<student>_<variant>.bin\n"
+               "(plain, dllm2rec; rd or ed for one part alone) and its results JSON.", argc, argv, specs, n);
+    if (student == NULL) die("dllm2rec: --student sasrec|gru4rec|caser is required");
+    int kind = student_kind_parse(student);
+    if (kind < 0) die("dllm2rec: --student must be sasrec, gru4rec or caser, got '%s'", student);
+    int distilled = c.lam > 0.0f || c.ed > 0.0f;
+    if (distilled && teacher_path == NULL) die("dllm2rec: --teacher FILE is required (or --lam 0 --ed 0 for the plain student)");
+    config_check(&c);
+    SeqData d;
+    Negatives vneg, tneg;
+    open_run(&c, &d, &vneg, &tneg);
+    if (c.topk > d.n_items) die("dllm2rec: --topk %d exceeds the %d items of '%s'", c.topk, d.n_items, c.data ? c.data : "synthetic");
+    TeacherSignals sig = {0};
+    if (distilled) {
+        E4SRecFile tf;
+        e4srec_load(&tf, teacher_path);
+        if (tf.model.cfg.I != d.n_items + 1) {
+            die("'%s' was trained on %d items, '%s' has %d", teacher_path, tf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
+        }
+        char sig_path[1100];
+        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c.out);
+        signals_get(&sig, c.signals ? c.signals : sig_path, teacher_path, &tf.model, &d, c.topk);
+        e4srec_file_free(&tf);
+    }
+    ResultRow row;
+    stage_student(&c, &d, &vneg, &tneg, (StudentKind)kind, c.lam, c.ed, distilled ? &sig : NULL, &row);
+    stage_report(&c, &d, &row, student_name((StudentKind)kind, c.lam, c.ed).stem);
+    signals_free(&sig);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
 // any model file, loaded for scoring
 typedef struct {
     int kind;
@@ -848,6 +1046,7 @@ typedef struct {
     SASRecFile sasrec;
     E4SRecJob e4srec_job;
     SASRecJob sasrec_job;
+    StudentFile student;
     Trainable t;
 } LoadedModel;
 
@@ -862,15 +1061,19 @@ static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int 
         sasrec_load(&lm->sasrec, path);
         sasrec_job_init(&lm->sasrec_job, &lm->sasrec.model, d, max_batch);
         lm->t = sasrec_trainable(&lm->sasrec_job, "model");
+    } else if (lm->kind == KIND_DLLM2REC) {
+        student_load(&lm->student, path);
+        lm->t = student_scorer(&lm->student.model);
     } else {
-        die("'%s' holds a %s, not a recommender (sasrec or e4srec)", path, bin_kind_name(lm->kind));
+        die("'%s' holds a %s, not a recommender (sasrec, e4srec or a dllm2rec student)", path, bin_kind_name(lm->kind));
     }
     if (d && lm->t.I != d->n_items + 1) die("'%s' scores %d items, the data has %d", path, lm->t.I - 1, d->n_items);
 }
 
 static void model_free(LoadedModel* lm) {
     if (lm->kind == KIND_E4SREC) { e4srec_job_free(&lm->e4srec_job); e4srec_file_free(&lm->e4srec); }
-    else { sasrec_job_free(&lm->sasrec_job); sasrec_file_free(&lm->sasrec); }
+    else if (lm->kind == KIND_SASREC) { sasrec_job_free(&lm->sasrec_job); sasrec_file_free(&lm->sasrec); }
+    else student_file_free(&lm->student);
 }
 
 static int cmd_eval(int argc, char** argv) {
@@ -882,7 +1085,7 @@ static int cmd_eval(int argc, char** argv) {
     int eval_batch = 256;
     ArgSpec specs[] = {
         {"--data", ARG_STR, &data, "sequence file the model was trained on (required)"},
-        {"--model", ARG_STR, &model, "checkpoint: sasrec.bin, e4srec_*.bin or slmrec_*.bin (required)"},
+        {"--model", ARG_STR, &model, "checkpoint: sasrec.bin, e4srec_*.bin, slmrec_*.bin or a dllm2rec student's (required)"},
         {"--split", ARG_STR, &split, "valid or test"},
         {"--eval-batch", ARG_INT, &eval_batch, "users per scoring batch"},
         {"--device", ARG_STR, &device, "cpu or cuda for an E4SRec model; auto = cuda when a GPU is visible (SASRec: cpu)"},
@@ -1254,15 +1457,16 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-    {"run", cmd_run, "the whole pipeline on a data file: SASRec, teacher, E4SRec_N, SLMRec_N<-M, results"},
+    {"run", cmd_run, "the whole pipeline on a data file: SASRec, teacher, E4SRec_N, SLMRec_N<-M, DLLM2Rec students"},
     {"synth", cmd_synth, "write the built-in synthetic data set"},
     {"prep", cmd_prep, "raw ratings CSV -> sequence file (rating > 3, 5-core, chronological)"},
     {"train-sasrec", cmd_train_sasrec, "stage 1: SASRec, whose item table the E4SRec models read"},
     {"train-teacher", cmd_train_teacher, "stage 2: an E4SRec model (the teacher, or a plain E4SRec_l)"},
     {"distill", cmd_distill, "stage 3: the SLMRec student of a teacher (offline, or --online)"},
+    {"dllm2rec", cmd_dllm2rec, "a SASRec, GRU4Rec or Caser student, plain or distilled from an E4SRec teacher"},
     {"eval", cmd_eval, "every metric of a checkpoint on the valid or test split"},
     {"recommend", cmd_recommend, "top-k items for a history or for every user of a file"},
-    {"oracle", cmd_oracle, "compare the teacher and the SLMRec loss with the HF transformers fixture"},
+    {"oracle", cmd_oracle, "compare with a reference fixture: HF transformers (SLMRec) or PyTorch (DLLM2Rec)"},
     {"bench", cmd_bench, "GPU train and inference throughput, TFLOP/s, MFU, memory at the peer's shapes"},
 };
 #define NUM_COMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))

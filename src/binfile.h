@@ -91,24 +91,26 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
     return out;
 }
 
-// the kind of a slmrec file (after checking its magic), to dispatch on before loading
-static int binfile_kind(const char* path) {
+// the first n header ints of a slmrec file, after checking its magic
+static void binfile_peek(const char* path, int32_t* head, int n) {
     FILE* f = fopenCheck(path, "rb");
-    int32_t head[3] = {0};
-    size_t got = fread(head, sizeof(int32_t), 3, f);
+    size_t got = fread(head, sizeof(int32_t), n, f);
     fcloseCheck(f);
-    if (got != 3 || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
+    if (got != (size_t)n || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
+}
+
+// the kind of a slmrec file, to dispatch on before loading
+static int binfile_kind(const char* path) {
+    int32_t head[3];
+    binfile_peek(path, head, 3);
     return head[2];
 }
 
 // the payload checksum stored in a slmrec file's header: a key for what was
 // computed from that file (the file itself is verified when it is loaded)
 static uint32_t binfile_checksum(const char* path) {
-    FILE* f = fopenCheck(path, "rb");
-    int32_t head[6] = {0};
-    size_t got = fread(head, sizeof(int32_t), 6, f);
-    fcloseCheck(f);
-    if (got != 6 || head[0] != BIN_MAGIC) die("'%s' is not a slmrec file (no slmrec magic at its start)", path);
+    int32_t head[6];
+    binfile_peek(path, head, 6);
     return (uint32_t)head[5];
 }
 

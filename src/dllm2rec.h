@@ -37,7 +37,8 @@ static DLLM2RecConfig dllm2rec_defaults(void) {
     return c;
 }
 
-// every term, whichever the objective; total is the one trained
+// the terms of the objective (all of them with DLLM2RecLoss.all_terms; DROS,
+// a pass of exp over every item, otherwise only when trained); total is the one trained
 typedef struct { float ce, bce, dros, rd, rd_authors, rd_dros, total; } DLLM2RecLosses;
 
 // one batch as the loss reads it
@@ -52,6 +53,7 @@ typedef struct {
 
 // buffers of the loss, for up to max_B samples
 typedef struct {
+    int all_terms;    // also the DROS terms of the objective not trained (the oracle compares every term)
     int max_B, K;
     float* probs;     // (B, I) softmax of the logits (CE)
     float* ce;        // (B) per-sample CE, then its gradient
@@ -166,6 +168,7 @@ static DLLM2RecLosses dllm2rec_loss(DLLM2RecLoss* L, const DLLM2RecConfig* cfg, 
     dllm2rec_loss_alloc(L, B, I, K);
     DLLM2RecLosses r = {0, 0, 0, 0, 0, 0, 0};
     int authors = cfg->base == BASE_BCE_DROS, has_rd = cfg->lam != 0.0f && bt->cand != NULL;
+    int with_dros = authors || L->all_terms;
     if (dlogits) memset(dlogits, 0, (size_t)B * I * sizeof(float));
     // CE over all I rows (the pad row stays a class, never a target)
     float* ce = L->ce;
@@ -181,7 +184,7 @@ static DLLM2RecLosses dllm2rec_loss(DLLM2RecLoss* L, const DLLM2RecConfig* cfg, 
         int t = bt->target[b], neg = bt->neg[b];
         bce += (neg_log_sigmoid(s[t]) + neg_log_sigmoid(-s[neg])) / (2.0 * B);
         float one = 1.0f;
-        dros += dros_row(s, bt->propensity, I, &t, &one, 1, cfg->dros_beta, NULL) / B;
+        if (with_dros) dros += dros_row(s, bt->propensity, I, &t, &one, 1, cfg->dros_beta, NULL) / B;
         if (ds && authors) {
             ds[t] += (float)(neg_log_sigmoid_grad(s[t]) / (2.0 * B));
             ds[neg] += (float)(-neg_log_sigmoid_grad(-s[neg]) / (2.0 * B));
@@ -199,7 +202,7 @@ static DLLM2RecLosses dllm2rec_loss(DLLM2RecLoss* L, const DLLM2RecConfig* cfg, 
             rd_authors += w[k] * (pos + neg_authors) / B;
             coef[k] = w[k] / B;
         }
-        rd_dros += dros_row(s, bt->propensity, I, cand, coef, K, cfg->dros_beta, NULL);
+        if (with_dros) rd_dros += dros_row(s, bt->propensity, I, cand, coef, K, cfg->dros_beta, NULL);
         if (ds == NULL) continue;
         double dneg = cfg->rd_neg == RD_NEG_PAPER ? -neg_log_sigmoid_grad(-s[neg]) : -neg_log_sigmoid_grad(1.0 - s[neg]);
         for (int k = 0; k < K; k++) {

@@ -154,7 +154,7 @@ static void metric_name(char* buf, size_t size, const Metrics* m, int i) {
     else snprintf(buf, size, "s%d_%s", m->n_neg + 1, short_name);
 }
 
-#define METRICS_LABEL_WIDTH 16
+#define METRICS_LABEL_WIDTH 18
 
 // what precedes column i of the table: a bar where the sampled protocol starts
 static const char* metrics_column_sep(int i) {

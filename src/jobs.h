@@ -313,10 +313,21 @@ static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* sample
     return j->last.total;
 }
 
+// scores (n, I) of a student, ctx = the Student
+static void student_score(void* ctx, const int* histories, int n, float* scores) {
+    Student* s = (Student*)ctx;
+    student_forward(s, histories, n, NULL);
+    memcpy(scores, s->logits, (size_t)n * s->cfg.I * sizeof(float));
+}
+
 static void dllm2rec_job_score(void* ctx, const int* histories, int n, float* scores) {
-    DLLM2RecJob* j = (DLLM2RecJob*)ctx;
-    student_forward(j->model, histories, n, NULL);
-    memcpy(scores, j->model->logits, (size_t)n * j->model->cfg.I * sizeof(float));
+    student_score(((DLLM2RecJob*)ctx)->model, histories, n, scores);
+}
+
+// a loaded student as eval and recommend see it: scoring only
+static Trainable student_scorer(Student* s) {
+    Trainable t = {"model", s, s->cfg.I, s->cfg.T, NULL, student_score, NULL, NULL, 0};
+    return t;
 }
 
 static void dllm2rec_job_save(void* ctx, const char* path, const TrainProgress* p, const Optimizer* o) {

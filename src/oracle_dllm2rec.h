@@ -102,6 +102,7 @@ static void dllm2rec_oracle_student(OracleReport* r, const Safetensors* st, cons
     cfg.dros_beta = (float)json_number(meta, "dros_beta", json_path);
     DLLM2RecBatch bt = {B, I, target, neg, cand, cand_score, propensity};
     DLLM2RecLoss loss = {0};
+    loss.all_terms = 1;
     const char* objectives[2] = {"total_ce", "total_authors"};
     for (int obj = 0; obj < 2; obj++) {
         cfg.base = obj == 0 ? BASE_CE : BASE_BCE_DROS;

@@ -6,8 +6,9 @@
 //   * the teacher's item table e_T (I, C): the final hidden state at the last
 //     token for the one-item history [i] (embedding distillation); row 0 = 0.
 // The cache (binfile kind "signals") is keyed by the teacher file's checksum:
-// a cache from another teacher is recomputed; one made for another data set,
-// max_len or K is refused rather than overwritten.
+// a cache from another teacher, or from this one for another K or max_len, is
+// recomputed; this teacher's cache for another data file is refused (the
+// teacher, the data or the cache path is not the one meant).
 //   header dims: n_samples K I C teacher-checksum data-checksum S
 //   payload: cand (n_samples, K) i32 | score (n_samples, K) f32 | e_T (I, C) f32
 #pragma once
@@ -104,23 +105,30 @@ static void signals_save(const char* path, const TeacherSignals* s) {
     free(b.data);
 }
 
-// reads the cache at path when it was made from this teacher; returns 0 (nothing
-// loaded) when the cache is from another teacher; refuses one made for other data
+// reads the cache at path when it was made from this teacher for this K; returns 0
+// (nothing loaded) when it must be recomputed; refuses this teacher's cache for other data
 static int signals_load(TeacherSignals* s, const char* path, const SeqData* d, const E4SRec* teacher,
                         uint32_t teacher_checksum, int K) {
     int dims[HEADER_DIMS];
     size_t nbytes = 0;
     char* payload = (char*)binfile_read(path, KIND_SIGNALS, dims, &nbytes);
     int n_samples = dllm2rec_samples(d, NULL, NULL);
+    if ((uint32_t)dims[4] != teacher_checksum) {
+        logf_("teacher signals: %s was made from another teacher: recomputing\n", path);
+        free(payload);
+        return 0;
+    }
     if ((uint32_t)dims[5] != seqdata_checksum(d) || dims[0] != n_samples || dims[2] != teacher->cfg.I) {
-        die("'%s' holds teacher signals for another data file (%d samples over %d items; this data has %d over %d)\n"
-            "  hint: give another --signals path, or delete it to recompute", path, dims[0], dims[2] - 1, n_samples, teacher->cfg.I - 1);
+        die("'%s' holds this teacher's signals for another data file (%d samples over %d items; this data has %d over %d)\n"
+            "  hint: check --data and --teacher; give another --signals path, or delete it to recompute",
+            path, dims[0], dims[2] - 1, n_samples, teacher->cfg.I - 1);
     }
     if (dims[1] != K || dims[6] != teacher->cfg.S) {
-        die("'%s' holds the teacher's top-%d over histories of %d; this run asks for --topk %d over %d\n"
-            "  hint: give another --signals path, or delete it to recompute", path, dims[1], dims[6], K, teacher->cfg.S);
+        logf_("teacher signals: %s holds the top-%d over histories of %d, this run asks for the top-%d over %d: recomputing\n",
+              path, dims[1], dims[6], K, teacher->cfg.S);
+        free(payload);
+        return 0;
     }
-    if ((uint32_t)dims[4] != teacher_checksum) { free(payload); return 0; }
     signals_alloc(s, d, K, teacher->cfg.I, teacher->cfg.C);
     if (dims[3] != s->C) die("'%s' holds a teacher table of width %d, the teacher has %d: the file is damaged", path, dims[3], s->C);
     s->S = dims[6];
@@ -148,7 +156,6 @@ static void signals_get(TeacherSignals* s, const char* path, const char* teacher
             logf_("teacher signals: %s (top-%d of %d samples, e_T %d x %d), cached for this teacher\n", path, K, s->n_samples, s->I, s->C);
             return;
         }
-        logf_("teacher signals: %s was made from another teacher: recomputing\n", path);
     }
     double t0 = now_seconds();
     signals_compute(s, teacher, d, K);

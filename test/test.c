@@ -7,6 +7,7 @@
 #include "test_data.c"
 #include "test_tokenizer.c"
 #include "test_sasrec.c"
+#include "test_students.c"
 #include "test_pipeline.c"
 
 int main(void) {
@@ -15,6 +16,7 @@ int main(void) {
         {"data, split, batches, synth, prep, evaluation", run_data_tests},
         {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
         {"SASRec: gradients, dropout, chunked loss, training", run_sasrec_tests},
+        {"DLLM2Rec students: gradients, losses, files, oracle", run_student_tests},
         {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {

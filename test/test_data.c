@@ -347,7 +347,7 @@ static void test_data_metrics_output(void) {
     fclose(f);
     const char* keys[] = {"\"full_HR@1\": 1.000000", "\"full_HR@20\"", "\"full_NDCG@10\": 1.000000", "\"full_MRR\"",
                           "\"s1000_HR@1\": 1.000000", "\"s1000_NDCG@5\"", "\"s1000_MRR\": 1.000000", "NDCG@20     MRR |   HR@1",
-                          "model             1.0000"};
+                          "model               1.0000"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         CHECK(strstr(text, keys[i]) != NULL, "metrics output contains %s:\n%s", keys[i], text);
     }

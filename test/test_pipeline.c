@@ -12,6 +12,7 @@ static Config test_pipe_config(const char* out) {
     c.sas_dim = 16; c.sas_epochs = 3; c.sas_batch = 32; c.sas_dropout = 0.2f;
     c.hidden = 16; c.ffn = 24; c.heads = 2; c.kv_heads = 1; c.teacher_layers = 4; c.student_layers = 2;
     c.epochs = 3; c.batch = 32; c.warmup = 2; c.blocks = 2;
+    c.st_dim = 12; c.st_epochs = 3; c.st_batch = 64; c.caser_filters = 4; c.topk = 5;
     c.instruction = "### Instruction:\nNext item?\n";
     c.response = "\n### Response:\n";
     return c;
@@ -42,6 +43,16 @@ static void set_state_seconds(const char* path, double seconds) {
 }
 
 static void test_pipe_data(SeqData* d) { synth_generate(d, 120, 40, 8, 5); }
+
+// header int i of a slmrec file
+static int32_t test_header_int(const char* path, int i) {
+    size_t len = 0;
+    char* buf = read_file(path, &len);
+    int32_t v = 0;
+    if (len >= (size_t)(i + 1) * 4) memcpy(&v, buf + (size_t)i * 4, 4);
+    free(buf);
+    return v;
+}
 
 static int files_equal(const char* a, const char* b) {
     size_t na = 0, nb = 0;
@@ -236,7 +247,84 @@ static void test_pipe_recommend_batched(const char* model, char* data_path, cons
 
 static void test_pipe_run(void* config) { pipeline((Config*)config); }
 
+// the dllm2rec command: argv for it, to run in-process or in a refusal check
+typedef struct { int argc; char* argv[24]; } PipeArgs;
+static void test_pipe_dllm2rec_run(void* a) { PipeArgs* p = (PipeArgs*)a; cmd_dllm2rec(p->argc, p->argv); }
+static PipeArgs pipe_dllm2rec_args(const char* data, const char* teacher, const char* student, const char* extra) {
+    static char buf[4][512];
+    static int slot = 0;
+    char* line = buf[slot++ % 4];
+    snprintf(line, 512, "--data %s --teacher %s --student %s --out /tmp/slmrec_test_dllm2rec --max-len 8 --dim 12 "
+             "--student-epochs 2 --student-batch 64 --caser-filters 4 --topk 5 %s", data, teacher, student, extra);
+    PipeArgs a = {0, {0}};
+    for (char* tok = strtok(line, " "); tok && a.argc < 24; tok = strtok(NULL, " ")) a.argv[a.argc++] = tok;
+    return a;
+}
+
+// the teacher signals are cached, keyed by the teacher file: reused for the same
+// teacher, recomputed for another, refused for other data; bad input is refused
+static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
+    const char* teacher = "/tmp/slmrec_test_pipeline/e4srec_4.bin";
+    const char* other_teacher = "/tmp/slmrec_test_pipeline/e4srec_2.bin";
+    const char* signals = "/tmp/slmrec_test_dllm2rec/teacher_signals.bin";
+    CHECK(system("rm -rf /tmp/slmrec_test_dllm2rec") == 0, "clear /tmp/slmrec_test_dllm2rec");
+    PipeArgs a = pipe_dllm2rec_args(data_path, teacher, "gru4rec", "");
+    CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec --student gru4rec exits 0");
+    CHECK(access("/tmp/slmrec_test_dllm2rec/gru4rec_dllm2rec.results.json", R_OK) == 0, "dllm2rec writes gru4rec_dllm2rec.results.json");
+    CHECK(binfile_checksum(teacher) == (uint32_t)test_header_int(signals, 6 + 4), "the signals are keyed by the teacher's checksum");
+    // the same teacher reads the cache: the file is not rewritten
+    CHECK(system("cp /tmp/slmrec_test_dllm2rec/teacher_signals.bin /tmp/slmrec_signals_before") == 0, "copy the cache");
+    a = pipe_dllm2rec_args(data_path, teacher, "caser", "--lam 0.5");
+    CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec --student caser exits 0 on the cached signals");
+    CHECK(files_equal("/tmp/slmrec_signals_before", signals), "the same teacher reuses the cache unchanged");
+    a = pipe_dllm2rec_args(data_path, other_teacher, "gru4rec", "--ed 0 --student-epochs 1");
+    CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec with another teacher exits 0");
+    CHECK(binfile_checksum(other_teacher) == (uint32_t)test_header_int(signals, 6 + 4), "another teacher's signals are recomputed");
+    CHECK(access("/tmp/slmrec_test_dllm2rec/gru4rec_rd.bin", R_OK) == 0, "--ed 0 trains the ranking-only ablation gru4rec_rd");
+    // the plain student needs no teacher; eval reads a student checkpoint
+    a = pipe_dllm2rec_args(data_path, teacher, "sasrec", "--lam 0 --ed 0 --student-epochs 1");
+    CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "the plain SASRec student exits 0");
+    LoadedModel lm;
+    model_load(&lm, "/tmp/slmrec_test_dllm2rec/sasrec_plain.bin", d, 64);
+    Negatives tn;
+    negatives_build(&tn, d, SPLIT_TEST);
+    Metrics m = evaluate(&lm.t, d, SPLIT_TEST, &tn, 64);
+    CHECK(m.mean[METRIC_SELECTION] > 0.0 && m.mean[METRIC_SELECTION] <= 1.0, "a student checkpoint evaluates: NDCG@10 %.3f", m.mean[METRIC_SELECTION]);
+    negatives_free(&tn);
+    model_free(&lm);
+    // refusals
+    PipeArgs bad = pipe_dllm2rec_args(data_path, teacher, "gru4rec", "--topk 41");
+    check_dies("--topk above the item count", test_pipe_dllm2rec_run, &bad, "exceeds the 40 items");
+    bad = pipe_dllm2rec_args(data_path, "/tmp/slmrec_test_dllm2rec/gru4rec_dllm2rec.bin", "gru4rec", "");
+    check_dies("a student given as the teacher", test_pipe_dllm2rec_run, &bad, "holds a dllm2rec student, expected a e4srec");
+    bad = pipe_dllm2rec_args(data_path, teacher, "bert4rec", "");
+    check_dies("an unknown student", test_pipe_dllm2rec_run, &bad, "--student must be sasrec, gru4rec or caser");
+    SeqData other;
+    synth_generate(&other, 120, 50, 8, 9);
+    char other_path[] = "/tmp/slmrec_pipe_other_XXXXXX";
+    write_temp(other_path, "", 0);
+    seqdata_write(&other, other_path);
+    bad = pipe_dllm2rec_args(other_path, teacher, "gru4rec", "");
+    check_dies("a teacher trained on other items", test_pipe_dllm2rec_run, &bad, "was trained on 40 items");
+    // the cache now holds other_teacher's signals on d: the same teacher on other data of 40 items is refused
+    SeqData shuffled;
+    synth_generate(&shuffled, 120, 40, 8, 11);
+    seqdata_write(&shuffled, other_path);
+    bad = pipe_dllm2rec_args(other_path, other_teacher, "gru4rec", "");
+    check_dies("signals cached for other data", test_pipe_dllm2rec_run, &bad, "holds this teacher's signals for another data file");
+    // another --topk with the same teacher recomputes
+    a = pipe_dllm2rec_args(data_path, other_teacher, "gru4rec", "--topk 3 --ed 0 --student-epochs 1");
+    CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec with another --topk exits 0");
+    CHECK(test_header_int(signals, 6 + 1) == 3, "another --topk recomputes the cache: it holds the top-%d", test_header_int(signals, 6 + 1));
+    unlink(other_path);
+    unlink("/tmp/slmrec_signals_before");
+    seqdata_free(&other);
+    seqdata_free(&shuffled);
+    CHECK(system("rm -rf /tmp/slmrec_test_dllm2rec") == 0, "remove /tmp/slmrec_test_dllm2rec");
+}
+
 static void test_pipe_whole(void) {
+    CHECK(system("rm -rf /tmp/slmrec_test_pipeline") == 0, "clear /tmp/slmrec_test_pipeline");
     Config c = test_pipe_config("/tmp/slmrec_test_pipeline");
     c.sas_epochs = 8;
     c.epochs = 4;
@@ -252,6 +340,9 @@ static void test_pipe_whole(void) {
     char* json = read_file("/tmp/slmrec_test_pipeline/results.json", &len);
     CHECK(strstr(json, "\"SASRec\"") && strstr(json, "\"E4SRec_4\"") && strstr(json, "\"E4SRec_2\"") &&
           strstr(json, "\"SLMRec_2<-4\"") && strstr(json, "full_NDCG@10"), "results.json names every model and metric");
+    const char* student_rows[] = {"\"SASRec-plain\"", "\"SASRec+DLLM2Rec\"", "\"GRU4Rec-plain\"", "\"GRU4Rec+DLLM2Rec\"",
+                                  "\"Caser-plain\"", "\"Caser+DLLM2Rec\""};
+    for (int i = 0; i < 6; i++) CHECK(strstr(json, student_rows[i]) != NULL, "results.json has the row %s", student_rows[i]);
     // a trained teacher beats random ranking (NDCG@10 of a random ranking of 40 items is about 0.11)
     LoadedModel lm;
     model_load(&lm, "/tmp/slmrec_test_pipeline/e4srec_4.bin", &d, 64);
@@ -279,8 +370,11 @@ static void test_pipe_whole(void) {
         r.resume = 1;
     }
     CHECK(runs > 4 && access(done, R_OK) == 0, "the pipeline finished after %d stop-and-resume runs", runs);
-    const char* stems[] = {"sasrec", "e4srec_4", "e4srec_2", "slmrec_2_from_4"};
-    for (int i = 0; i < 4; i++) {
+    CHECK(files_equal("/tmp/slmrec_test_pipeline/teacher_signals.bin", "/tmp/slmrec_test_pipeline_resumed/teacher_signals.bin"),
+          "the resumed pipeline computed the same teacher signals");
+    const char* stems[] = {"sasrec", "e4srec_4", "e4srec_2", "slmrec_2_from_4", "sasrec_plain", "sasrec_dllm2rec",
+                           "gru4rec_plain", "gru4rec_dllm2rec", "caser_plain", "caser_dllm2rec"};
+    for (int i = 0; i < 10; i++) {
         char a[256], b[256];
         snprintf(a, sizeof(a), "/tmp/slmrec_test_pipeline/%s.last.bin", stems[i]);
         snprintf(b, sizeof(b), "%s/%s.last.bin", resumed, stems[i]);
@@ -311,8 +405,9 @@ static void test_pipe_whole(void) {
     char many_path[] = "/tmp/slmrec_pipe_many_XXXXXX";
     write_temp(many_path, "", 0);
     seqdata_write(&many, many_path);
-    const char* models[] = {"/tmp/slmrec_test_pipeline/e4srec_4.bin", "/tmp/slmrec_test_pipeline/sasrec.bin"};
-    for (int i = 0; i < 2; i++) test_pipe_recommend_batched(models[i], many_path, &many);
+    const char* models[] = {"/tmp/slmrec_test_pipeline/e4srec_4.bin", "/tmp/slmrec_test_pipeline/sasrec.bin",
+                            "/tmp/slmrec_test_pipeline/caser_dllm2rec.bin"};
+    for (int i = 0; i < 3; i++) test_pipe_recommend_batched(models[i], many_path, &many);
     unlink(many_path);
     seqdata_free(&many);
     // a one-stage command writes its row as <out>/<stem>.results.json
@@ -327,6 +422,7 @@ static void test_pipe_whole(void) {
         free(json);
     }
     CHECK(system("rm -rf /tmp/slmrec_test_stage") == 0, "remove /tmp/slmrec_test_stage");
+    test_pipe_dllm2rec(path, &d);
     unlink(path);
     seqdata_free(&d);
 }
