@@ -864,7 +864,7 @@ static int cmd_default(void) {
     c.hidden = 48;
     c.ffn = 128;
     c.warmup = 30;
-    c.st_epochs = 20;
+    c.st_epochs = 12;
     c.st_patience = 5;
     printf("slmrec: SLMRec on the built-in synthetic data (./slmrec --help lists the commands)\n");
     return pipeline(&c);

@@ -54,7 +54,7 @@ typedef struct {
 // buffers of the loss, for up to max_B samples
 typedef struct {
     int all_terms;    // also the DROS terms of the objective not trained (the oracle compares every term)
-    int max_B, K;
+    int max_B, I, K;  // the sizes the buffers hold
     float* probs;     // (B, I) softmax of the logits (CE)
     float* ce;        // (B) per-sample CE, then its gradient
     float* w;         // (B, K) the importance weights
@@ -65,7 +65,7 @@ typedef struct {
 } DLLM2RecLoss;
 
 static void dllm2rec_loss_alloc(DLLM2RecLoss* L, int B, int I, int K) {
-    if (B <= L->max_B && K == L->K) return;
+    if (B <= L->max_B && I == L->I && K == L->K) return;
     free(L->probs); free(L->ce); free(L->w); free(L->w_pos); free(L->w_conf); free(L->w_cons); free(L->student_topk);
     size_t BK = (size_t)B * K;
     L->probs = (float*)mallocCheck((size_t)B * I * sizeof(float));
@@ -76,6 +76,7 @@ static void dllm2rec_loss_alloc(DLLM2RecLoss* L, int B, int I, int K) {
     L->w_cons = (float*)mallocCheck(BK * sizeof(float));
     L->student_topk = (int*)mallocCheck(BK * sizeof(int));
     L->max_B = B;
+    L->I = I;
     L->K = K;
 }
 

@@ -110,11 +110,15 @@ static int test_student_central(FdLayer* f, StudentCtx* ctx, float* out, float* 
 // bend its logits enough that the h^2 error of a step of 1e-2 can pass FD_ATOL;
 // and a step of 1e-3 everywhere lets float32 rounding of the sum over B*I
 // logits reach FD_ATOL. So each parameter takes the largest of the steps below
-// whose evaluations stay on the unperturbed forward's piece (test_student_kinks),
-// extrapolated with the next step when that one stays too (D(h) = g + c h^2:
-// g = (r^2 D(h/r) - D(h)) / (r^2 - 1)), and is compared with the usual
-// tolerance; one whose every step crosses a kink is left out and counted in
-// *skipped. Returns the number of parameters compared.
+// whose evaluations stay on the unperturbed forward's piece (test_student_kinks);
+// the largest, 1e-2, is extrapolated with 3e-3 when that one stays too
+// (D(h) = g + c h^2: g = (r^2 D(h/r) - D(h)) / (r^2 - 1); smaller pairs would
+// amplify the rounding). It is compared with the usual tolerance; one whose
+// every step crosses a kink is left out and counted in *skipped. Over 100
+// reseeded draws of the ten configurations below, 2 of the 1000 runs still
+// failed (SASRec with dropout: curvature at 3e-3, rounding at 1e-3): a change
+// in what the initialisations draw can land on such a draw. Returns the number
+// of parameters compared.
 static const float student_fd_steps[3] = {1e-2f, 3e-3f, 1e-3f};
 
 static int test_student_fd_tensors(const char* who, FdLayer* f, StudentCtx* ctx, float* p, const float* g,
