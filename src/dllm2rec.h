@@ -126,11 +126,12 @@ static double neg_log_sigmoid_grad(double x) { return 1.0 / (1.0 + exp(-x)) - 1.
 // DROS of one logit row s (I) for n targets t_k at once, each weighted by coef_k:
 //   returns sum_k coef_k log(sum_j e^{a_j} - e^{a_tk} + e^{c_tk} + 1e-24),
 //   a_j = ps_j s_j^2 / beta, c_t = ps_t (s_t - 1)^2 / beta,
-// and adds its gradient into ds (I) when ds != NULL. The sum over j is shared
-// by every target, so n targets cost one pass over the row. Double precision,
-// the largest exponent taken out.
+// and adds grad_scale times its gradient into ds (I) when ds != NULL. The sum
+// over j is shared by every target, so n targets cost one pass over the row
+// for the value and one for the gradient. Double precision, the largest
+// exponent taken out.
 static double dros_row(const float* s, const float* ps, int I, const int* targets, const float* coef, int n, float beta,
-                       float* ds) {
+                       float* ds, double grad_scale) {
     double mx = -INFINITY, sum = 0.0, value = 0.0, shared = 0.0;
     for (int j = 0; j < I; j++) mx = fmax(mx, ps[j] * (double)s[j] * s[j] / beta);
     for (int k = 0; k < n; k++) {
@@ -144,7 +145,7 @@ static double dros_row(const float* s, const float* ps, int I, const int* target
         double st = s[t] - 1.0;
         double z = sum - exp(ps[t] * (double)s[t] * s[t] / beta - mx) + exp(ps[t] * st * st / beta - mx) + 1e-24 * exp(-mx);
         value += coef[k] * (log(z) + mx);
-        inv_z[k] = coef[k] / z;
+        inv_z[k] = grad_scale * coef[k] / z;
         shared += inv_z[k];
     }
     if (ds) {
@@ -184,13 +185,12 @@ static DLLM2RecLosses dllm2rec_loss(DLLM2RecLoss* L, const DLLM2RecConfig* cfg, 
         float* ds = dlogits ? dlogits + (size_t)b * I : NULL;
         int t = bt->target[b], neg = bt->neg[b];
         bce += (neg_log_sigmoid(s[t]) + neg_log_sigmoid(-s[neg])) / (2.0 * B);
-        float one = 1.0f;
-        if (with_dros) dros += dros_row(s, bt->propensity, I, &t, &one, 1, cfg->dros_beta, NULL) / B;
+        float per_sample = 1.0f / B;
+        float* dros_ds = ds && authors ? ds : NULL;  // DROS's gradient only when it is trained
+        if (with_dros) dros += dros_row(s, bt->propensity, I, &t, &per_sample, 1, cfg->dros_beta, dros_ds, cfg->dros_alpha);
         if (ds && authors) {
             ds[t] += (float)(neg_log_sigmoid_grad(s[t]) / (2.0 * B));
             ds[neg] += (float)(-neg_log_sigmoid_grad(-s[neg]) / (2.0 * B));
-            float a = cfg->dros_alpha / B;
-            dros_row(s, bt->propensity, I, &t, &a, 1, cfg->dros_beta, ds);
         }
         if (!has_rd) continue;
         const int* cand = bt->cand + (size_t)b * K;
@@ -203,16 +203,12 @@ static DLLM2RecLosses dllm2rec_loss(DLLM2RecLoss* L, const DLLM2RecConfig* cfg, 
             rd_authors += w[k] * (pos + neg_authors) / B;
             coef[k] = w[k] / B;
         }
-        if (with_dros) rd_dros += dros_row(s, bt->propensity, I, cand, coef, K, cfg->dros_beta, NULL);
+        if (with_dros) rd_dros += dros_row(s, bt->propensity, I, cand, coef, K, cfg->dros_beta, dros_ds, cfg->lam * cfg->dros_alpha);
         if (ds == NULL) continue;
         double dneg = cfg->rd_neg == RD_NEG_PAPER ? -neg_log_sigmoid_grad(-s[neg]) : -neg_log_sigmoid_grad(1.0 - s[neg]);
         for (int k = 0; k < K; k++) {
             ds[cand[k]] += (float)(cfg->lam * w[k] / B * neg_log_sigmoid_grad(s[cand[k]]));
             ds[neg] += (float)(cfg->lam * w[k] / B * dneg);
-        }
-        if (authors) {
-            for (int k = 0; k < K; k++) coef[k] = cfg->lam * cfg->dros_alpha * w[k] / B;
-            dros_row(s, bt->propensity, I, cand, coef, K, cfg->dros_beta, ds);
         }
     }
     r.bce = (float)bce;

@@ -239,7 +239,6 @@ typedef struct {
     const TeacherSignals* signals;  // NULL: no ranking distillation
     DLLM2RecConfig cfg;
     DLLM2RecLoss loss;
-    DLLM2RecLosses last;  // the last batch's terms
     int n_samples;
     int* sample_user;     // (n_samples)
     int* sample_cut;      // (n_samples)
@@ -306,11 +305,11 @@ static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* sample
     }
     student_forward(s, j->x, n, rng);
     DLLM2RecBatch bt = {n, s->cfg.I, j->target, j->neg, j->signals ? j->cand : NULL, j->cand_score, j->propensity};
-    j->last = dllm2rec_loss(&j->loss, &j->cfg, &bt, s->logits, j->dlogits);
+    float loss = dllm2rec_loss(&j->loss, &j->cfg, &bt, s->logits, j->dlogits).total;
     student_zero_grad(s);
     student_backward(s, j->dlogits);
     optimizer_step(o);
-    return j->last.total;
+    return loss;
 }
 
 // scores (n, I) of a student, ctx = the Student

@@ -32,9 +32,7 @@ static uint32_t seqdata_checksum(const SeqData* d) {
 }
 
 typedef struct {
-    int n_samples, K, I, C, S;
-    int* user;          // (n_samples) the sample's user
-    int* cut;           // (n_samples) its target's position in the user's sequence
+    int n_samples, K, I, C, S;  // samples in dllm2rec_samples' order
     int* cand;          // (n_samples, K) the teacher's top-K items, best first
     float* score;       // (n_samples, K) its scores of them
     float* e_T;         // (I, C)
@@ -44,9 +42,6 @@ typedef struct {
 static void signals_alloc(TeacherSignals* s, const SeqData* d, int K, int I, int C) {
     s->n_samples = dllm2rec_samples(d, NULL, NULL);
     s->K = K; s->I = I; s->C = C;
-    s->user = (int*)mallocCheck((size_t)s->n_samples * sizeof(int));
-    s->cut = (int*)mallocCheck((size_t)s->n_samples * sizeof(int));
-    dllm2rec_samples(d, s->user, s->cut);
     s->cand = (int*)mallocCheck((size_t)s->n_samples * K * sizeof(int));
     s->score = (float*)mallocCheck((size_t)s->n_samples * K * sizeof(float));
     s->e_T = (float*)callocCheck((size_t)I * C, sizeof(float));
@@ -54,7 +49,7 @@ static void signals_alloc(TeacherSignals* s, const SeqData* d, int K, int I, int
 }
 
 static void signals_free(TeacherSignals* s) {
-    free(s->user); free(s->cut); free(s->cand); free(s->score); free(s->e_T);
+    free(s->cand); free(s->score); free(s->e_T);
     memset(s, 0, sizeof(*s));
 }
 
@@ -66,13 +61,16 @@ static void signals_compute(TeacherSignals* s, E4SRec* teacher, const SeqData* d
     signals_alloc(s, d, K, c->I, c->C);
     s->S = c->S;
     int* hist = (int*)mallocCheck((size_t)SIGNALS_BATCH * c->S * sizeof(int));
+    int* user = (int*)mallocCheck((size_t)max_int(s->n_samples, 1) * sizeof(int));
+    int* cut = (int*)mallocCheck((size_t)max_int(s->n_samples, 1) * sizeof(int));
+    dllm2rec_samples(d, user, cut);
     int n_items = c->I - 1, total = s->n_samples + n_items;
     double t0 = now_seconds(), last_print = t0;
     for (int i0 = 0; i0 < total; i0 += SIGNALS_BATCH) {
         int n = min_int(SIGNALS_BATCH, total - i0);
         for (int j = 0; j < n; j++) {  // samples first, then the one-item histories [1] .. [n_items]
             int i = i0 + j;
-            if (i < s->n_samples) history_left_padded(hist + (size_t)j * c->S, seq_items(d, s->user[i]), s->cut[i], c->S);
+            if (i < s->n_samples) history_left_padded(hist + (size_t)j * c->S, seq_items(d, user[i]), cut[i], c->S);
             else { int item = i - s->n_samples + 1; history_left_padded(hist + (size_t)j * c->S, &item, 1, c->S); }
         }
         e4srec_forward(teacher, hist, NULL, n);
@@ -92,7 +90,7 @@ static void signals_compute(TeacherSignals* s, E4SRec* teacher, const SeqData* d
             last_print = now;
         }
     }
-    free(hist);
+    free(hist); free(user); free(cut);
 }
 
 static void signals_save(const char* path, const TeacherSignals* s) {
