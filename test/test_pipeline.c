@@ -390,7 +390,9 @@ static void test_pipe_whole(void) {
     json = read_file(done, &len);
     const char* sas_row = strstr(json, "\"SASRec\"");
     const char* train_s = sas_row ? strstr(sas_row, "\"train_s\": ") : NULL;
-    CHECK(train_s && atof(train_s + 11) > 1000.0, "results.json reports SASRec's training time over all processes");
+    // train_s has 2 decimals: the resumed epochs of this tiny SASRec can take under 5 ms, so the
+    // planted 1000 s may print as 1000.00; without it the time would be a fraction of a second
+    CHECK(train_s && atof(train_s + 11) >= 1000.0, "results.json reports SASRec's training time over all processes");
     free(json);
     // resuming with other optimizer settings or batch size is refused
     Config other_lr = r, other_batch = r;
