@@ -7,6 +7,8 @@
 #include "src/binfile.h"     // the project's binary container (header, checksum)
 #include "src/safetensors.h" // HF safetensors reader (oracle fixture, HF checkpoints)
 #include "src/layers.h"      // every layer, forward next to backward
+#include "src/llama.h"       // a pretrained LLaMA: the base checkpoint, generation with a KV cache
+#include "src/import.h"      // llama2.c and Hugging Face LLaMA models -> the base checkpoint
 #include "src/e4srec.h"      // the E4SRec model: LLaMA decoder over [prompt | items | prompt]
 #include "src/distill.h"     // the SLMRec loss: CE + Dcos + Dnorm + multi-supervision
 #include "src/optim.h"       // AdamW, cosine schedule, clipping
@@ -1450,6 +1452,92 @@ static int cmd_bench(int argc, char** argv) {
 // ----------------------------------------------------------------------------
 // main
 
+// ----------------------------------------------------------------------------
+// pretrained LLaMA models: import, generate
+
+// the leading arguments that are not flags (a command's input files); dies unless there are n
+static void take_positional(const char* cmd, const char* usage, int* argc, char*** argv, const char** out, int n) {
+    for (int i = 0; i < n; i++) {
+        if (*argc <= i || strncmp((*argv)[i], "--", 2) == 0) {
+            if (*argc > 0 && (strcmp((*argv)[0], "--help") == 0 || strcmp((*argv)[0], "-h") == 0)) return;
+            die("%s: expected %s", cmd, usage);
+        }
+        out[i] = (*argv)[i];
+    }
+    *argc -= n;
+    *argv += n;
+}
+
+static void llama_describe(const Llama* m, const char* path) {
+    const LlamaConfig* c = &m->cfg;
+    printf("%s: %d layers, C %d, F %d, %d heads / %d kv heads of %d, vocabulary %d%s, context %d, %zu parameters%s\n",
+           path, c->L, c->C, c->F, c->NH, c->KVH, c->HS, c->V, c->tied ? " (tied classifier)" : "", c->max_seq,
+           m->num_params, m->has_tok ? ", with its tokenizer" : ", no tokenizer");
+}
+
+static int cmd_import_llama2c(int argc, char** argv) {
+    const char* in[2] = {NULL, NULL};
+    const char* out = NULL;
+    const char* usage = "MODEL.bin TOKENIZER.bin --out BASE.bin";
+    take_positional("import-llama2c", usage, &argc, &argv, in, 2);
+    ArgSpec specs[] = {{"--out", ARG_STR, &out, "base checkpoint to write (required)"}};
+    parse_args("import-llama2c MODEL.bin TOKENIZER.bin", "A llama2.c checkpoint and its tokenizer -> the project's base "
+               "checkpoint (q/k rows permuted\nfrom adjacent-pair to half-split RoPE), for generate and --init.", argc, argv, specs, 1);
+    if (out == NULL) die("import-llama2c: --out FILE is required (usage: import-llama2c %s)", usage);
+    Llama m;
+    llama_import_llama2c(&m, in[0], in[1]);
+    llama_save(out, &m);
+    llama_describe(&m, out);
+    llama_free(&m);
+    return 0;
+}
+
+static int cmd_import_hf(int argc, char** argv) {
+    const char* dir[1] = {NULL};
+    const char* out = NULL;
+    const char* tok = NULL;
+    const char* usage = "DIR --out BASE.bin [--tokenizer TOKENIZER.bin]";
+    take_positional("import-hf", usage, &argc, &argv, dir, 1);
+    ArgSpec specs[] = {
+        {"--out", ARG_STR, &out, "base checkpoint to write (required)"},
+        {"--tokenizer", ARG_STR, &tok, "its vocabulary in llama2.c's tokenizer format (needed by generate and --init)"},
+    };
+    parse_args("import-hf DIR", "A Hugging Face LLaMA directory (config.json, model.safetensors or shards with their index;\n"
+               "F32/F16/BF16) -> the project's base checkpoint.", argc, argv, specs, 2);
+    if (out == NULL) die("import-hf: --out FILE is required (usage: import-hf %s)", usage);
+    Llama m;
+    llama_import_hf(&m, dir[0], tok);
+    llama_save(out, &m);
+    llama_describe(&m, out);
+    llama_free(&m);
+    return 0;
+}
+
+static int cmd_generate(int argc, char** argv) {
+    const char* model = NULL;
+    const char* prompt = "";
+    int steps = 256, seed = 42;
+    float temperature = 1.0f, top_p = 0.9f;
+    ArgSpec specs[] = {
+        {"--model", ARG_STR, &model, "base checkpoint (import-llama2c / import-hf) (required)"},
+        {"--prompt", ARG_STR, &prompt, "text to continue; empty = from BOS"},
+        {"--steps", ARG_INT, &steps, "positions in all, prompt included (at most the model's context)"},
+        {"--temperature", ARG_FLOAT, &temperature, "0 = greedy"},
+        {"--top-p", ARG_FLOAT, &top_p, "nucleus sampling mass (1 = off)"},
+        {"--seed", ARG_INT, &seed, "sampling seed"},
+    };
+    parse_args("generate", "Text from a pretrained language model, with a KV cache (llama2.c's `run`).", argc, argv, specs, 6);
+    if (model == NULL) die("generate: --model FILE is required (make one with ./slmrec import-llama2c or import-hf)");
+    if (temperature < 0.0f || top_p < 0.0f || top_p > 1.0f) die("generate: needs --temperature >= 0 and --top-p in 0..1");
+    Llama m;
+    llama_load(&m, model);
+    double t0 = now_seconds();
+    int n = llama_generate(&m, prompt, steps, temperature, top_p, (uint64_t)seed, stdout);
+    fprintf(stderr, "generate: %d tokens in %.2f s (%.0f tokens/s)\n", n, now_seconds() - t0, n / fmax(now_seconds() - t0, 1e-9));
+    llama_free(&m);
+    return 0;
+}
+
 typedef struct {
     const char* name;
     int (*run)(int argc, char** argv);
@@ -1466,6 +1554,9 @@ static const Command commands[] = {
     {"dllm2rec", cmd_dllm2rec, "a SASRec, GRU4Rec or Caser student, plain or distilled from an E4SRec teacher"},
     {"eval", cmd_eval, "every metric of a checkpoint on the valid or test split"},
     {"recommend", cmd_recommend, "top-k items for a history or for every user of a file"},
+    {"import-llama2c", cmd_import_llama2c, "a llama2.c model and tokenizer -> a base checkpoint (for generate and --init)"},
+    {"import-hf", cmd_import_hf, "a Hugging Face LLaMA directory -> a base checkpoint"},
+    {"generate", cmd_generate, "text from a base checkpoint, with a KV cache"},
     {"oracle", cmd_oracle, "compare with a reference fixture: HF transformers (SLMRec) or PyTorch (DLLM2Rec)"},
     {"bench", cmd_bench, "GPU train and inference throughput, TFLOP/s, MFU, memory at the peer's shapes"},
 };

@@ -13,7 +13,7 @@
 #define HEADER_INTS 256
 #define HEADER_DIMS (HEADER_INTS - 6)
 
-enum BinKind { KIND_TOKENIZER = 1, KIND_SASREC = 2, KIND_E4SREC = 3, KIND_STUDENT = 4, KIND_DLLM2REC = 5, KIND_SIGNALS = 6 };
+enum BinKind { KIND_TOKENIZER = 1, KIND_SASREC = 2, KIND_E4SREC = 3, KIND_STUDENT = 4, KIND_DLLM2REC = 5, KIND_SIGNALS = 6, KIND_LLAMA = 7 };
 
 static const char* bin_kind_name(int kind) {
     switch (kind) {
@@ -23,6 +23,7 @@ static const char* bin_kind_name(int kind) {
         case KIND_STUDENT: return "slmrec-student";
         case KIND_DLLM2REC: return "dllm2rec student";
         case KIND_SIGNALS: return "teacher signals";
+        case KIND_LLAMA: return "llama base";
         default: return "unknown";
     }
 }

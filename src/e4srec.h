@@ -5,7 +5,7 @@
 // code with a different L. Parameters, gradients and activations each live in
 // one arena carved by a table of sizes.
 #pragma once
-#include "layers.h"
+#include "llama.h"
 
 typedef struct {
     int V;       // token vocabulary
@@ -168,6 +168,28 @@ static void e4srec_copy_first_layers(E4SRec* dst, const E4SRec* src) {
         d += dst->param_sizes[t];
         s += src->param_sizes[t];
     }
+}
+
+// the paper's truncation: m's decoder starts from the pretrained base's first
+// m->cfg.L layers, its token embeddings and its final norm; input_proj and score
+// keep what the caller gave them. m's prompt must be in base's vocabulary.
+static void e4srec_init_from_base(E4SRec* m, const Llama* base, const char* base_path) {
+    const E4SRecConfig* c = &m->cfg;
+    const LlamaConfig* b = &base->cfg;
+    if (c->C != b->C || c->F != b->F || c->NH != b->NH || c->KVH != b->KVH || c->HS != b->HS || c->V != b->V ||
+        c->rms_eps != b->rms_eps || c->rope_theta != b->rope_theta) {
+        die("'%s' is a decoder of width %d, MLP %d, %d/%d heads of %d, vocabulary %d; this model asks for %d, %d, %d/%d of %d, %d",
+            base_path, b->C, b->F, b->NH, b->KVH, b->HS, b->V, c->C, c->F, c->NH, c->KVH, c->HS, c->V);
+    }
+    if (c->L > b->L) die("'%s' has %d layers: a %d-layer model cannot start from its first layers", base_path, b->L, c->L);
+    E4SRecParams* p = &m->params;
+    const LlamaParams* q = &base->params;
+    memcpy(p->tok_emb, q->tok_emb, m->param_sizes[0] * sizeof(float));
+    // layer-stacked tensors are layer-major: the first L layers are each tensor's first elements
+    float* dst[] = {p->rms1, p->wqkv, p->wo, p->rms2, p->wgateup, p->wdown};
+    const float* src[] = {q->rms1, q->wqkv, q->wo, q->rms2, q->wgateup, q->wdown};
+    for (int i = 0; i < 6; i++) memcpy(dst[i], src[i], m->param_sizes[3 + i] * sizeof(float));
+    memcpy(p->rms_final, q->rms_final, (size_t)c->C * sizeof(float));
 }
 
 // LLaMA-style init: N(0, 0.02) matrices, unit norms, zero bias
@@ -375,8 +397,8 @@ static void e4srec_backward(E4SRec* m) {
 static int e4srec_hf_tensor(const E4SRec* m, const E4SRecParams* p, int index, const char* wrap, const char* llama,
                             char* name, size_t cap, float** ptr, size_t* numel) {
     const E4SRecConfig* c = &m->cfg;
-    size_t C = c->C, F = c->F, Q = (size_t)c->NH * c->HS, KV = (size_t)c->KVH * c->HS, QKV = e4srec_QKV(c);
-    const int per_layer = 9, head = 3;
+    size_t C = c->C;
+    const int head = 3;
     if (index < head) {
         const char* names[] = {"embed_tokens.weight", "input_proj.weight", "input_proj.bias"};
         float* ptrs[] = {p->tok_emb, p->proj_w, p->proj_b};
@@ -387,22 +409,18 @@ static int e4srec_hf_tensor(const E4SRec* m, const E4SRecParams* p, int index, c
         return 1;
     }
     index -= head;
-    if (index < c->L * per_layer) {
-        int l = index / per_layer, k = index % per_layer;
-        const char* names[] = {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                               "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                               "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"};
-        float* wqkv = p->wqkv + l * QKV * C;
-        float* wgu = p->wgateup + l * 2 * F * C;
-        float* ptrs[] = {p->rms1 + l * C, wqkv, wqkv + Q * C, wqkv + (Q + KV) * C, p->wo + l * C * Q,
-                         p->rms2 + l * C, wgu, wgu + F * C, p->wdown + l * C * F};
-        size_t sizes[] = {C, Q * C, KV * C, KV * C, C * Q, C, F * C, F * C, C * F};
-        snprintf(name, cap, "%slayers.%d.%s", llama, l, names[k]);
+    if (index < c->L * HF_LAYER_TENSORS) {
+        int l = index / HF_LAYER_TENSORS, k = index % HF_LAYER_TENSORS;
+        DecoderTensors dt = {p->rms1, p->wqkv, p->wo, p->rms2, p->wgateup, p->wdown, c->C, c->F, c->NH, c->KVH, c->HS};
+        float* ptrs[HF_LAYER_TENSORS];
+        size_t rows[HF_LAYER_TENSORS], cols[HF_LAYER_TENSORS];
+        hf_layer_slices(&dt, l, ptrs, rows, cols);
+        snprintf(name, cap, "%slayers.%d.%s", llama, l, hf_layer_names[k]);
         *ptr = ptrs[k];
-        *numel = sizes[k];
+        *numel = rows[k] * (cols[k] ? cols[k] : 1);
         return 1;
     }
-    index -= c->L * per_layer;
+    index -= c->L * HF_LAYER_TENSORS;
     if (index == 0) { snprintf(name, cap, "%snorm.weight", llama); *ptr = p->rms_final; *numel = C; return 1; }
     if (index == 1) { snprintf(name, cap, "%sscore.weight", wrap); *ptr = p->score_w; *numel = (size_t)c->D * C; return 1; }
     return 0;

@@ -236,7 +236,7 @@ static void tokenizer_read_from(Cursor* c, Tokenizer* t) {
 }
 
 static void tokenizer_save(const Tokenizer* t, const char* path) {
-    Buffer b = {0};
+    Buffer b = {NULL, 0, 0};
     tokenizer_write_to(&b, t);
     int32_t dims[TOK_DIMS];
     tokenizer_dims(t, dims);

@@ -8,6 +8,7 @@
 #include "test_tokenizer.c"
 #include "test_sasrec.c"
 #include "test_students.c"
+#include "test_llama.c"
 #include "test_pipeline.c"
 
 int main(void) {
@@ -17,6 +18,7 @@ int main(void) {
         {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
         {"SASRec: gradients, dropout, chunked loss, training", run_sasrec_tests},
         {"DLLM2Rec students: gradients, losses, files, oracle", run_student_tests},
+        {"pretrained LLaMA: llama2.c and HF import, generation, KV cache", run_llama_tests},
         {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {

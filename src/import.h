@@ -1,0 +1,266 @@
+// import.h: pretrained LLaMA models from the two places people keep them, into
+// a Llama (llama.h) that `llama_save` writes as the project's base checkpoint.
+//   * llama2.c: one float32 file (7 int32 dims, then the tensors in a fixed
+//     order) and a tokenizer file; RoPE rotates adjacent pairs (x[2j], x[2j+1]).
+//   * Hugging Face: a directory with config.json and one model.safetensors, or
+//     several shards listed by model.safetensors.index.json; F32/F16/BF16.
+//     RoPE rotates (x[j], x[j + HS/2]), the layout this project computes in.
+// llama2.c's q and k rows are permuted into HF's order on import, so the
+// kernels know one RoPE layout. The permutation is the same for q and k within
+// each head, so q.k, and with it attention, is unchanged.
+#pragma once
+#include "llama.h"
+#include "safetensors.h"
+
+// ----------------------------------------------------------------------------
+// llama2.c
+
+// dst (heads*HS, C) = src's rows reordered from adjacent pairs (2j, 2j+1) to halves (j, j + HS/2)
+static void rope_rows_to_half_split(float* dst, const float* src, int heads, int HS, int C) {
+    for (int h = 0; h < heads; h++) {
+        for (int r = 0; r < HS; r++) {
+            int to = h * HS + (r % 2) * (HS / 2) + r / 2;
+            memcpy(dst + (size_t)to * C, src + ((size_t)h * HS + r) * C, (size_t)C * sizeof(float));
+        }
+    }
+}
+
+static void llama_import_llama2c(Llama* m, const char* model_path, const char* tok_path) {
+    size_t size = 0;
+    char* file = read_file(model_path, &size);
+    int32_t h[7];
+    if (size < sizeof(h)) die("'%s' is %zu bytes, too short for a llama2.c checkpoint (7 int32 dimensions first)", model_path, size);
+    memcpy(h, file, sizeof(h));
+    for (int i = 0; i < 7; i++) {
+        if (h[i] == 0 || h[i] == INT32_MIN || (i != 5 && h[i] < 0)) {
+            die("'%s': dimension %d of 7 is %d: not a llama2.c checkpoint (dim, hidden_dim, n_layers, n_heads, "
+                "n_kv_heads, vocab_size, seq_len)", model_path, i + 1, h[i]);
+        }
+    }
+    if (h[0] % h[3] != 0) die("'%s': dim %d is not a multiple of its %d heads", model_path, h[0], h[3]);
+    LlamaConfig c = {.V = abs(h[5]), .C = h[0], .F = h[1], .L = h[2], .NH = h[3], .KVH = h[4], .HS = h[0] / h[3],
+                     .max_seq = h[6], .rms_eps = 1e-5f, .rope_theta = 10000.0f, .tied = h[5] > 0};
+    llama_build(m, &c, model_path);
+    size_t C = c.C, F = c.F, L = c.L, V = c.V, Q = (size_t)c.NH * c.HS, KV = (size_t)c.KVH * c.HS, QKV = Q + 2 * KV;
+    size_t rope_tables = (size_t)c.max_seq * c.HS;  // two (seq_len, HS/2) tables, unused
+    size_t expected = m->num_params + rope_tables;
+    if (size - sizeof(h) != expected * sizeof(float)) {
+        die("'%s' holds %zu bytes of tensors, the dimensions (C %d, F %d, L %d, heads %d/%d, V %d%s, seq %d) need %zu",
+            model_path, size - sizeof(h), c.C, c.F, c.L, c.NH, c.KVH, c.V, c.tied ? " shared" : " separate", c.max_seq,
+            expected * sizeof(float));
+    }
+    const float* f = (const float*)(file + sizeof(h));
+    LlamaParams* p = &m->params;
+#define TAKE(n) (f += (n), f - (n))
+    memcpy(p->tok_emb, TAKE(V * C), V * C * sizeof(float));
+    memcpy(p->rms1, TAKE(L * C), L * C * sizeof(float));
+    const float* wq = TAKE(L * Q * C);
+    const float* wk = TAKE(L * KV * C);
+    const float* wv = TAKE(L * KV * C);
+    for (size_t l = 0; l < L; l++) {
+        float* w = p->wqkv + l * QKV * C;
+        rope_rows_to_half_split(w, wq + l * Q * C, c.NH, c.HS, c.C);
+        rope_rows_to_half_split(w + Q * C, wk + l * KV * C, c.KVH, c.HS, c.C);
+        memcpy(w + (Q + KV) * C, wv + l * KV * C, KV * C * sizeof(float));
+    }
+    memcpy(p->wo, TAKE(L * C * Q), L * C * Q * sizeof(float));
+    memcpy(p->rms2, TAKE(L * C), L * C * sizeof(float));
+    const float* w1 = TAKE(L * F * C);  // gate
+    memcpy(p->wdown, TAKE(L * C * F), L * C * F * sizeof(float));
+    const float* w3 = TAKE(L * F * C);  // up
+    for (size_t l = 0; l < L; l++) {
+        memcpy(p->wgateup + l * 2 * F * C, w1 + l * F * C, F * C * sizeof(float));
+        memcpy(p->wgateup + (l * 2 + 1) * F * C, w3 + l * F * C, F * C * sizeof(float));
+    }
+    memcpy(p->rms_final, TAKE(C), C * sizeof(float));
+    f += rope_tables;
+    if (!c.tied) memcpy(p->lm_head, TAKE(V * C), V * C * sizeof(float));
+#undef TAKE
+    free(file);
+    tokenizer_load_llama2c(&m->tok, tok_path);
+    m->has_tok = 1;
+    if (m->tok.vocab_size != c.V) die("'%s' has %d tokens, the model '%s' %d", tok_path, m->tok.vocab_size, model_path, c.V);
+}
+
+// ----------------------------------------------------------------------------
+// Hugging Face
+
+// the text after "key": in a JSON document, or NULL (first occurrence: config.json is flat)
+static const char* json_field(const char* text, const char* key) {
+    char pattern[128];
+    snprintf(pattern, sizeof(pattern), "\"%s\"", key);
+    const char* p = strstr(text, pattern);
+    if (p == NULL) return NULL;
+    p += strlen(pattern);
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (*p != ':') return NULL;
+    p++;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+static double config_number(const char* text, const char* key, double fallback, const char* path) {
+    const char* p = json_field(text, key);
+    if (p == NULL || strncmp(p, "null", 4) == 0) {
+        if (isnan(fallback)) die("'%s' has no \"%s\"", path, key);
+        return fallback;
+    }
+    char* end = NULL;
+    double v = strtod(p, &end);
+    if (end == p) die("'%s': \"%s\" is not a number", path, key);
+    return v;
+}
+
+// the string value of key (the first string when the value is an array); "" when absent
+static void config_string(const char* text, const char* key, char* out, size_t cap) {
+    out[0] = 0;
+    const char* p = json_field(text, key);
+    if (p == NULL) return;
+    if (*p == '[') for (p++; *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'; p++) {}
+    if (*p != '"') return;
+    size_t n = 0;
+    for (p++; *p && *p != '"' && n + 1 < cap; p++) out[n++] = *p;
+    out[n] = 0;
+}
+
+static int config_true(const char* text, const char* key) {
+    const char* p = json_field(text, key);
+    return p != NULL && strncmp(p, "true", 4) == 0;
+}
+
+// the shard files of dir: those model.safetensors.index.json names, or model.safetensors
+static int hf_shards(const char* dir, char (*shards)[512], int cap) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+    if (access(path, R_OK) != 0) {
+        snprintf(shards[0], 512, "model.safetensors");
+        return 1;
+    }
+    char* text = read_file(path, NULL);
+    const char* map = json_field(text, "weight_map");
+    if (map == NULL) die("'%s' has no \"weight_map\"", path);
+    Json j = {map, map, map + strlen(map), path};
+    int n = 0;
+    json_expect(&j, '{');
+    while (!json_peek(&j, '}')) {
+        char name[512], file[512];
+        json_string(&j, name, sizeof(name));
+        json_expect(&j, ':');
+        json_string(&j, file, sizeof(file));
+        if (strchr(file, '/') != NULL) die("'%s': shard '%s' is outside the model directory", path, file);
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++) seen = strcmp(shards[i], file) == 0;
+        if (!seen) {
+            if (n == cap) die("'%s' lists more than %d shards", path, cap);
+            snprintf(shards[n++], 512, "%s", file);
+        }
+        if (json_peek(&j, ',')) j.p++;
+    }
+    free(text);
+    if (n == 0) die("'%s' lists no tensors", path);
+    return n;
+}
+
+// one expected tensor: where it goes and its shape (cols 0 = a vector)
+typedef struct {
+    char name[128];
+    float* dst;
+    size_t rows, cols;
+    int filled;
+} HfSlot;
+
+static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    if (access(path, R_OK) != 0) die("'%s' not found: '%s' is not a Hugging Face model directory", path, dir);
+    char* cfg = read_file(path, NULL);
+    char arch[128], model_type[64], act[64];
+    config_string(cfg, "architectures", arch, sizeof(arch));
+    config_string(cfg, "model_type", model_type, sizeof(model_type));
+    config_string(cfg, "hidden_act", act, sizeof(act));
+    if (strcmp(model_type, "llama") != 0 || (arch[0] && strcmp(arch, "LlamaForCausalLM") != 0)) {
+        die("'%s': architecture '%s', model_type '%s': import-hf reads LLaMA models only (LlamaForCausalLM, model_type "
+            "\"llama\")", path, arch[0] ? arch : "(none)", model_type[0] ? model_type : "(none)");
+    }
+    if (act[0] && strcmp(act, "silu") != 0) die("'%s': hidden_act '%s': a LLaMA MLP is SwiGLU (silu)", path, act);
+    const char* scaling = json_field(cfg, "rope_scaling");
+    if (scaling && strncmp(scaling, "null", 4) != 0) die("'%s': rope_scaling is set: scaled RoPE is not implemented", path);
+    if (config_true(cfg, "attention_bias") || config_true(cfg, "mlp_bias")) die("'%s': biased projections are not LLaMA's", path);
+    LlamaConfig c;
+    c.C = (int)config_number(cfg, "hidden_size", NAN, path);
+    c.F = (int)config_number(cfg, "intermediate_size", NAN, path);
+    c.L = (int)config_number(cfg, "num_hidden_layers", NAN, path);
+    c.NH = (int)config_number(cfg, "num_attention_heads", NAN, path);
+    c.KVH = (int)config_number(cfg, "num_key_value_heads", c.NH, path);
+    c.V = (int)config_number(cfg, "vocab_size", NAN, path);
+    c.max_seq = (int)config_number(cfg, "max_position_embeddings", 2048, path);
+    c.HS = (int)config_number(cfg, "head_dim", c.NH > 0 ? c.C / c.NH : 0, path);
+    c.rms_eps = (float)config_number(cfg, "rms_norm_eps", 1e-6, path);
+    c.rope_theta = (float)config_number(cfg, "rope_theta", 10000.0, path);
+    c.tied = config_true(cfg, "tie_word_embeddings");
+    free(cfg);
+    llama_build(m, &c, path);
+
+    // every tensor the model needs, by its HF name
+    int n_known = 3 + c.L * HF_LAYER_TENSORS, n_required = n_known - c.tied;  // a tied model needs no lm_head
+    HfSlot* slots = (HfSlot*)callocCheck((size_t)n_known, sizeof(HfSlot));
+    LlamaParams* p = &m->params;
+    DecoderTensors dt = llama_decoder(m);
+    for (int l = 0; l < c.L; l++) {
+        float* ptrs[HF_LAYER_TENSORS];
+        size_t rows[HF_LAYER_TENSORS], cols[HF_LAYER_TENSORS];
+        hf_layer_slices(&dt, l, ptrs, rows, cols);
+        for (int k = 0; k < HF_LAYER_TENSORS; k++) {
+            HfSlot* s = &slots[l * HF_LAYER_TENSORS + k];
+            snprintf(s->name, sizeof(s->name), "model.layers.%d.%s", l, hf_layer_names[k]);
+            s->dst = ptrs[k]; s->rows = rows[k]; s->cols = cols[k];
+        }
+    }
+    HfSlot* tail = &slots[c.L * HF_LAYER_TENSORS];
+    tail[0] = (HfSlot){"model.embed_tokens.weight", p->tok_emb, (size_t)c.V, (size_t)c.C, 0};
+    tail[1] = (HfSlot){"model.norm.weight", p->rms_final, (size_t)c.C, 0, 0};
+    tail[2] = (HfSlot){"lm_head.weight", p->lm_head, (size_t)c.V, (size_t)c.C, 0};
+
+    // one shard in memory at a time: each of its tensors fills its slot
+    char (*shards)[512] = (char (*)[512])mallocCheck(4096 * 512);
+    int n_shards = hf_shards(dir, shards, 4096);
+    for (int i = 0; i < n_shards; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, shards[i]);
+        Safetensors st;
+        st_open(&st, path);
+        for (int t = 0; t < st.n_tensors; t++) {
+            const StTensor* x = &st.tensors[t];
+            HfSlot* s = NULL;
+            for (int k = 0; k < n_known && s == NULL; k++) if (strcmp(slots[k].name, x->name) == 0) s = &slots[k];
+            if (s == NULL) {
+                if (strstr(x->name, "rotary_emb.inv_freq") != NULL) continue;  // a buffer older exports saved
+                die("'%s' holds tensor '%s', which a LLaMA model of this config does not have", path, x->name);
+            }
+            if (s >= slots + n_required) continue;  // an lm_head.weight beside tied embeddings is ignored, as HF does
+            if (x->dtype != ST_F32 && x->dtype != ST_F16 && x->dtype != ST_BF16) {
+                die("'%s': tensor '%s' is not floating point (F32, F16 or BF16)", path, x->name);
+            }
+            int shape_ok = s->cols ? (x->ndim == 2 && x->shape[0] == s->rows && x->shape[1] == s->cols)
+                                   : (x->ndim == 1 && x->shape[0] == s->rows);
+            if (!shape_ok) {
+                die("'%s': tensor '%s' has %d dimensions (%zu x %zu), config.json implies (%zu x %zu)", path, x->name,
+                    x->ndim, x->shape[0], x->ndim > 1 ? x->shape[1] : 1, s->rows, s->cols ? s->cols : 1);
+            }
+            if (s->filled) die("'%s': tensor '%s' appears twice in the shards", path, x->name);
+            st_read_f32(&st, x->name, s->dst, x->numel);
+            s->filled = 1;
+        }
+        st_close(&st);
+    }
+    for (int k = 0; k < n_required; k++) {
+        if (!slots[k].filled) die("'%s' has no tensor '%s'%s", dir, slots[k].name,
+                                  k == n_known - 1 ? " (config.json says tie_word_embeddings is false)" : "");
+    }
+    free(shards);
+    free(slots);
+    if (tok_path) {
+        tokenizer_load_llama2c(&m->tok, tok_path);
+        m->has_tok = 1;
+        if (m->tok.vocab_size != c.V) die("'%s' has %d tokens, the model in '%s' %d", tok_path, m->tok.vocab_size, dir, c.V);
+    }
+}
