@@ -6,6 +6,7 @@
 // one arena carved by a table of sizes.
 #pragma once
 #include "llama.h"
+#include "lora.h"
 
 typedef struct {
     int V;       // token vocabulary
@@ -84,6 +85,8 @@ typedef struct {
     size_t num_params;
     float* params_memory;
     float* grads_memory;
+    Lora* lora;               // NULL: every weight trains; else LoRA: the decoder and token embeddings are
+                              // frozen, and only the adapters, input_proj and score train
     const float* item_table;  // (I, D) frozen, owned by the caller
     int* instr;               // (P1) instruction token ids
     int* resp;                // (P2) response token ids
@@ -229,9 +232,12 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     m->targets = (int*)mallocCheck((size_t)B * sizeof(int));
     m->losses = (float*)mallocCheck((size_t)B * sizeof(float));
     m->max_B = B;
+    if (m->lora) lora_alloc_acts(m->lora, B * e4srec_T(c));
 }
 
 static void e4srec_free(E4SRec* m) {
+    if (m->lora) lora_free(m->lora);
+    free(m->lora);
     free(m->params_memory); free(m->grads_memory); free(m->acts_memory); free(m->dacts_memory);
     free(m->keymask); free(m->items); free(m->targets); free(m->losses); free(m->instr); free(m->resp);
     memset(m, 0, sizeof(*m));
@@ -278,14 +284,18 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         float* sw = a->swiglu + l * BT * F;
         rmsnorm_forward(ln1, a->ln1_rstd + l * BT, res_in, p->rms1 + l * C, B * T, C, c->rms_eps);
         matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, B * T, C, QKV);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_QKV, l, qkv, ln1, B * T);
         rope_forward(qkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
         attention_forward(atty, a->att + (size_t)l * B * c->NH * T * T, qkv, m->keymask, B, T, c->NH, c->KVH, c->HS);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B * T, Q, C);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, B * T);
         residual_forward(mid, res_in, a->branch, BT * C);
         rmsnorm_forward(ln2, a->ln2_rstd + l * BT, mid, p->rms2 + l * C, B * T, C, c->rms_eps);
         matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, B * T, C, 2 * F);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_GATEUP, l, gateup, ln2, B * T);
         swiglu_forward(sw, gateup, B * T, F);
         matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, B * T, F, C);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, B * T);
         residual_forward(a->residual + (l + 1) * BT * C, mid, a->branch, BT * C);
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * BT * C, p->rms_final, B * T, C, c->rms_eps);
@@ -309,6 +319,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
 // zeroes the parameter gradients and the injected last-token gradients
 static void e4srec_zero_grad(E4SRec* m) {
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    if (m->lora) memset(m->lora->grads_memory, 0, m->lora->num_params * sizeof(float));
     memset(m->dacts.dlast, 0, (size_t)(m->cfg.L + 1) * m->B * m->cfg.C * sizeof(float));
 }
 
@@ -329,14 +340,19 @@ static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
     free(dlosses);
 }
 
+// p + offset, or NULL when p is NULL (a frozen tensor has no gradient to write)
+static float* grad_at(float* p, size_t offset) { return p ? p + offset : NULL; }
+
 // backpropagates dacts.dlast (every depth's last-token gradient) into grads.
 // Call after e4srec_zero_grad and whatever loss backward filled dlast.
+// With LoRA the decoder's own weights are frozen: their gradients are not computed.
 static void e4srec_backward(E4SRec* m) {
     const E4SRecConfig* c = &m->cfg;
     int B = m->B, T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T;
     E4SRecParams* p = &m->params;
-    E4SRecParams* g = &m->grads;
+    E4SRecParams g = m->grads;
+    if (m->lora) g.tok_emb = g.rms1 = g.wqkv = g.wo = g.rms2 = g.wgateup = g.wdown = g.rms_final = NULL;
     E4SRecActs* a = &m->acts;
     E4SRecDActs* d = &m->dacts;
     // final RMSNorm: only the last token carries a gradient
@@ -345,32 +361,39 @@ static void e4srec_backward(E4SRec* m) {
     for (int b = 0; b < B; b++) {
         memcpy(d->dln + ((size_t)b * T + T - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
     }
-    rmsnorm_backward(d->dresidual, g->rms_final, d->dln, a->residual + c->L * BT * C, p->rms_final, a->lnf_rstd, B * T, C);
+    rmsnorm_backward(d->dresidual, g.rms_final, d->dln, a->residual + c->L * BT * C, p->rms_final, a->lnf_rstd, B * T, C);
     for (int l = c->L - 1; l >= 0; l--) {
         float* res_in = a->residual + l * BT * C;
         float* mid = a->resid_mid + l * BT * C;
+        float* ln1 = a->ln1 + l * BT * C;
+        float* ln2 = a->ln2 + l * BT * C;
+        float* atty = a->atty + l * BT * Q;
+        float* sw = a->swiglu + l * BT * F;
         // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
         memset(d->dswiglu, 0, BT * F * sizeof(float));
         memset(d->dgateup, 0, BT * 2 * F * sizeof(float));
         memset(d->dln, 0, BT * C * sizeof(float));
-        matmul_backward(d->dswiglu, g->wdown + (size_t)l * C * F, NULL, d->dresidual, a->swiglu + l * BT * F,
+        matmul_backward(d->dswiglu, grad_at(g.wdown, (size_t)l * C * F), NULL, d->dresidual, sw,
                         p->wdown + (size_t)l * C * F, B * T, F, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_DOWN, l, d->dswiglu, d->dresidual, sw, B * T);
         swiglu_backward(d->dgateup, d->dswiglu, a->gateup + l * BT * 2 * F, B * T, F);
-        matmul_backward(d->dln, g->wgateup + (size_t)l * 2 * F * C, NULL, d->dgateup, a->ln2 + l * BT * C,
+        matmul_backward(d->dln, grad_at(g.wgateup, (size_t)l * 2 * F * C), NULL, d->dgateup, ln2,
                         p->wgateup + (size_t)l * 2 * F * C, B * T, C, 2 * F);
-        rmsnorm_backward(d->dresidual, g->rms2 + l * C, d->dln, mid, p->rms2 + l * C, a->ln2_rstd + l * BT, B * T, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_GATEUP, l, d->dln, d->dgateup, ln2, B * T);
+        rmsnorm_backward(d->dresidual, grad_at(g.rms2, (size_t)l * C), d->dln, mid, p->rms2 + l * C, a->ln2_rstd + l * BT, B * T, C);
         // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
         memset(d->datty, 0, BT * Q * sizeof(float));
         memset(d->dqkv, 0, BT * QKV * sizeof(float));
         memset(d->dln, 0, BT * C * sizeof(float));
-        matmul_backward(d->datty, g->wo + (size_t)l * C * Q, NULL, d->dresidual, a->atty + l * BT * Q,
-                        p->wo + (size_t)l * C * Q, B * T, Q, C);
+        matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, B * T, Q, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, B * T);
         attention_backward(d->dqkv, d->datty, a->qkv + l * BT * QKV, a->att + (size_t)l * B * c->NH * T * T,
                            B, T, c->NH, c->KVH, c->HS);
         rope_backward(d->dqkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
-        matmul_backward(d->dln, g->wqkv + (size_t)l * QKV * C, NULL, d->dqkv, a->ln1 + l * BT * C,
+        matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1,
                         p->wqkv + (size_t)l * QKV * C, B * T, C, QKV);
-        rmsnorm_backward(d->dresidual, g->rms1 + l * C, d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + l * BT, B * T, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, B * T);
+        rmsnorm_backward(d->dresidual, grad_at(g.rms1, (size_t)l * C), d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + l * BT, B * T, C);
         // dresidual = d(residual[l]); add what distillation injected at this depth's last token
         for (int b = 0; b < B; b++) {
             float* dr = d->dresidual + ((size_t)b * T + T - 1) * C;
@@ -381,11 +404,30 @@ static void e4srec_backward(E4SRec* m) {
     // embeddings: prompt positions into tok_emb, history positions through input_proj
     for (int b = 0; b < B; b++) {
         const float* row = d->dresidual + (size_t)b * T * C;
-        embedding_backward(g->tok_emb, row, m->instr, c->P1, C);
+        if (g.tok_emb) embedding_backward(g.tok_emb, row, m->instr, c->P1, C);
         memcpy(d->dproj + (size_t)b * S * C, row + (size_t)c->P1 * C, (size_t)S * C * sizeof(float));
-        embedding_backward(g->tok_emb, row + (size_t)(c->P1 + S) * C, m->resp, c->P2, C);
+        if (g.tok_emb) embedding_backward(g.tok_emb, row + (size_t)(c->P1 + S) * C, m->resp, c->P2, C);
     }
-    matmul_backward(NULL, g->proj_w, g->proj_b, d->dproj, a->x_items, p->proj_w, B * S, c->D, C);
+    matmul_backward(NULL, g.proj_w, g.proj_b, d->dproj, a->x_items, p->proj_w, B * S, c->D, C);
+}
+
+// LoRA on the decoder (lora.h): from now on only the adapters, input_proj and score train
+static void e4srec_add_lora(E4SRec* m, int rank, float alpha, int targets) {
+    const E4SRecConfig* c = &m->cfg;
+    m->lora = (Lora*)mallocCheck(sizeof(Lora));
+    lora_build(m->lora, c->L, c->C, c->F, c->NH * c->HS, c->KVH * c->HS, rank, alpha, targets);
+    int B = m->max_B;
+    if (B) lora_alloc_acts(m->lora, B * e4srec_T(c));
+}
+
+// folds the adapters into the decoder's weights and drops them: the same scores, one matmul per site
+static void e4srec_merge_lora(E4SRec* m) {
+    if (m->lora == NULL) return;
+    float* const sites[4] = {m->params.wqkv, m->params.wo, m->params.wgateup, m->params.wdown};
+    lora_merge(m->lora, sites);
+    lora_free(m->lora);
+    free(m->lora);
+    m->lora = NULL;
 }
 
 // ----------------------------------------------------------------------------

@@ -233,6 +233,7 @@ static void rmsnorm_backward(float* dinp, float* dweight, const float* dout, con
         for (int i = 0; i < C; i++) dx[i] += r * dy[i] * weight[i] - k * x[i];
     }
     // parameter gradient in a second pass, parallel over channels, so no two threads share a dweight entry
+    if (dweight == NULL) return;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < C; i++) {
         float acc = 0.0f;

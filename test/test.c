@@ -18,7 +18,7 @@ int main(void) {
         {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
         {"SASRec: gradients, dropout, chunked loss, training", run_sasrec_tests},
         {"DLLM2Rec students: gradients, losses, files, oracle", run_student_tests},
-        {"pretrained LLaMA: llama2.c and HF import, generation, KV cache", run_llama_tests},
+        {"pretrained LLaMA: llama2.c and HF import, generation, KV cache, LoRA", run_llama_tests},
         {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {

@@ -488,6 +488,68 @@ static void test_llama_refusals(Rng* rng) {
     free(m.file);
 }
 
+// ----------------------------------------------------------------------------
+// LoRA: gradients against finite differences, the frozen base, merging
+
+static void test_lora(Rng* rng) {
+    E4SRecConfig c = test_tiny_config(2);
+    float* table = test_randn(rng, (size_t)c.I * c.D, 1.0f);
+    int instr[3] = {1, 5, 16}, resp[2] = {7, 5};
+    int items[3 * 5] = {0, 0, 3, 8, 2,   1, 2, 3, 4, 5,   0, 0, 0, 0, 6};
+    int targets[3] = {4, 8, 1};
+    E4SRec m;
+    e4srec_build(&m, &c, table, instr, resp);
+    e4srec_init_random(&m, rng);
+    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(rng);
+    e4srec_add_lora(&m, 3, 6.0f, LORA_ALL_TARGETS);
+    lora_init(m.lora, rng);
+    float before[3 * 9];
+    e4srec_forward(&m, items, NULL, 3);
+    memcpy(before, m.acts.logits, sizeof(before));
+    E4SRec plain;  // the same weights without adapters: B = 0 leaves the model as it was
+    e4srec_build(&plain, &c, table, instr, resp);
+    memcpy(plain.params_memory, m.params_memory, m.num_params * sizeof(float));
+    e4srec_forward(&plain, items, NULL, 3);
+    check_close("lora: B = 0 at init leaves the scores unchanged", before, plain.acts.logits, 27, 1e-6f, 1e-6f);
+    for (size_t i = 0; i < m.lora->num_params; i++) m.lora->params_memory[i] += 0.3f * rng_normal(rng);
+    e4srec_forward(&m, items, targets, 3);
+    e4srec_zero_grad(&m);
+    e4srec_ce_backward(&m, 1.0f);
+    e4srec_backward(&m);
+    float one = 1.0f;
+    ModelCtx ctx = {NULL, &m, items, targets, 3};
+    FdLayer f = {e4srec_fd, &ctx, 1, &one};
+    size_t sizes[2 * LORA_TARGETS];
+    float* grads = test_zeros(m.lora->num_params);
+    memcpy(grads, m.lora->grads_memory, m.lora->num_params * sizeof(float));
+    for (int t = 0; t < LORA_TARGETS; t++) {
+        sizes[2 * t] = (size_t)c.L * 3 * m.lora->shape[t].in;
+        sizes[2 * t + 1] = (size_t)c.L * m.lora->shape[t].out * 3;
+    }
+    fd_check_params("lora CE adapters (A, B of q k v o gate up down)", &f, m.lora->params_memory, grads, sizes, 2 * LORA_TARGETS, FD_EPS);
+    fd_check_params("lora CE input_proj", &f, m.params.proj_w, m.grads.proj_w, &m.param_sizes[1], 2, FD_EPS);
+    fd_check_params("lora CE score", &f, m.params.score_w, m.grads.score_w, &m.param_sizes[10], 1, FD_EPS);
+    // frozen: no gradient reaches the decoder's weights or the token embeddings
+    double frozen = 0.0;
+    int frozen_tensors[] = {0, 3, 4, 5, 6, 7, 8, 9};
+    float* g = m.grads_memory;
+    for (int k = 0, t = 0; t < E4SREC_NUM_PARAMS; g += m.param_sizes[t++]) {
+        if (k < 8 && frozen_tensors[k] == t) { frozen += grad_sumsq(g, m.param_sizes[t]); k++; }
+    }
+    CHECK(frozen == 0.0, "lora: the frozen decoder got a gradient (sum of squares %g)", frozen);
+    // merging folds the adapters into the weights: the same scores without them
+    e4srec_forward(&m, items, NULL, 3);
+    memcpy(before, m.acts.logits, sizeof(before));
+    e4srec_merge_lora(&m);
+    e4srec_forward(&m, items, NULL, 3);
+    check_close("lora: merged weights score as weights + adapters", m.acts.logits, before, 27, 1e-5f, 1e-5f);
+    CHECK(m.lora == NULL, "lora: merging should drop the adapters");
+    free(grads);
+    e4srec_free(&plain);
+    e4srec_free(&m);
+    free(table);
+}
+
 static void run_llama_tests(void) {
     Rng rng;
     rng_seed(&rng, 5);
@@ -495,4 +557,5 @@ static void run_llama_tests(void) {
     test_llama_golden();
     test_llama_import_hf();
     test_llama_refusals(&rng);
+    test_lora(&rng);
 }
