@@ -200,6 +200,10 @@ typedef struct {
     float lr, min_lr, weight_decay, clip, time_budget;
     const char* instruction;
     const char* response;
+    const char* init;          // pretrained base checkpoint the decoders start from; NULL = random
+    int lora_rank;             // 0: full fine-tuning; else LoRA adapters of this rank over a frozen decoder
+    float lora_alpha;
+    const char* lora_targets;
     int blocks, online, init_random;
     float l1, l2, l3;
     // DLLM2Rec students (SASRec reads its blocks and heads from the SASRec flags)
@@ -227,6 +231,7 @@ static Config config_defaults(void) {
         .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320,
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
+        .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
         .blocks = 4, .online = 0, .init_random = 0, .l1 = 1.0f, .l2 = 0.1f, .l3 = 1.0f,
         .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = 10,
         .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = 0.7f, .ed = 0.3f, .dros_alpha = 1.0f, .dros_beta = 1.0f,
@@ -282,7 +287,12 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
         {"--time-budget", ARG_FLOAT, &c->time_budget, "stop a model's training after this many seconds (0 = none)"},
         {"--instruction", ARG_STR, &c->instruction, "prompt text before the item history"},
         {"--response", ARG_STR, &c->response, "prompt text after the item history"},
-        {"--vocab", ARG_INT, &c->vocab, "BPE vocabulary size learned on the prompt"},
+        {"--vocab", ARG_INT, &c->vocab, "BPE vocabulary size learned on the prompt (without --init)"},
+        {"--init", ARG_STR, &c->init, "pretrained base checkpoint (import-llama2c / import-hf): the decoder starts from its\n"
+         "                     first layers, the prompt is in its vocabulary, --hidden etc. come from it"},
+        {"--lora-rank", ARG_INT, &c->lora_rank, "LoRA rank: adapters over the frozen pretrained decoder (0 = full fine-tuning)"},
+        {"--lora-alpha", ARG_FLOAT, &c->lora_alpha, "LoRA scale alpha (the update is alpha/rank B A)"},
+        {"--lora-targets", ARG_STR, &c->lora_targets, "projections LoRA adapts, from q,k,v,o,gate,up,down"},
         {"--device", ARG_STR, &c->device, "cpu or cuda for the E4SRec models; auto = cuda when a GPU is visible, unless --online (SASRec: cpu)"},
         {"--precision", ARG_STR, &c->precision, "on the GPU: fp32, or bf16 activations and matmuls (fp32 master weights)"},
     };
@@ -395,8 +405,59 @@ static void config_check(Config* c) {
     if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
     if (c->lam < 0.0f || c->ed < 0.0f) die("--lam and --ed must not be negative");
     if (c->topk < 1) die("--topk must be at least 1, got %d", c->topk);
+    if (c->lora_rank < 0 || c->lora_rank > LORA_MAX_RANK) die("--lora-rank must be in 0..%d, got %d", LORA_MAX_RANK, c->lora_rank);
+    if (!(c->lora_alpha > 0.0f)) die("--lora-alpha must be positive, got %g", c->lora_alpha);
+    lora_parse_targets(c->lora_targets);
     config_dllm2rec(c);  // checks --gammas, --base-loss, --rd-neg
     config_device(&c->device, c->precision, c->online);
+}
+
+static int flag_given(int argc, char** argv, const char* flag) {
+    for (int i = 0; i < argc; i++) if (strcmp(argv[i], flag) == 0) return 1;
+    return 0;
+}
+
+// --init: loads the pretrained base into *base and takes the decoder's shape from it
+// (a width flag given on the command line must agree). Returns base, or NULL without --init.
+static const Llama* config_base(Config* c, Llama* base, int argc, char** argv) {
+    if (c->init == NULL) return NULL;
+    llama_load(base, c->init);
+    if (!base->has_tok) {
+        die("--init '%s' has no tokenizer, and the prompt must be in its vocabulary: import it with --tokenizer", c->init);
+    }
+    const LlamaConfig* b = &base->cfg;
+    struct { const char* flag; int* value; int from_base; } widths[] = {
+        {"--hidden", &c->hidden, b->C}, {"--ffn", &c->ffn, b->F}, {"--heads", &c->heads, b->NH}, {"--kv-heads", &c->kv_heads, b->KVH}};
+    for (int i = 0; i < 4; i++) {
+        if (flag_given(argc, argv, widths[i].flag) && *widths[i].value != widths[i].from_base) {
+            die("%s %d contradicts --init '%s', whose decoder has %d (leave the flag out to take it from the base)",
+                widths[i].flag, *widths[i].value, c->init, widths[i].from_base);
+        }
+        *widths[i].value = widths[i].from_base;
+    }
+    return base;
+}
+
+// the base's depth bounds every model that starts from its first layers
+static void config_check_depth(const Config* c, const Llama* base, const char* flag, int layers) {
+    if (base && layers > base->cfg.L) {
+        die("%s %d exceeds the %d layers of --init '%s': a model takes the base's first layers", flag, layers, base->cfg.L, c->init);
+    }
+}
+
+// a fresh E4SRec's weights: random, then with --init the base's first layers
+static void e4srec_start(E4SRec* m, const Config* c, const Llama* base, Rng* rng) {
+    e4srec_init_random(m, rng);
+    if (base) e4srec_init_from_base(m, base, c->init);
+}
+
+// with --lora-rank: adapters over m's frozen decoder, whose weights come from the file `frozen_from`
+static void e4srec_start_lora(E4SRec* m, const Config* c, const char* frozen_from, Rng* rng) {
+    if (c->lora_rank == 0) return;
+    e4srec_add_lora(m, c->lora_rank, c->lora_alpha, lora_parse_targets(c->lora_targets));
+    lora_init(m->lora, rng);
+    snprintf(m->lora->base_path, sizeof(m->lora->base_path), "%s", frozen_from);
+    m->lora->base_checksum = binfile_checksum(frozen_from);
 }
 
 static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
@@ -516,9 +577,14 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
             "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"l1\": %g, \"l2\": %g, \"l3\": %g, "
             "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
-            "\"sasrec_epochs\": %d, \"seed\": %d},\n \"models\": {\n", c->max_len, c->hidden, c->ffn, c->heads, c->kv_heads,
-            c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim, c->sas_blocks, c->sas_dropout,
-            c->sas_batch, c->sas_lr, c->sas_epochs, c->seed);
+            "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->max_len,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim,
+            c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
+    json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
+    fprintf(o.f, ", \"init\": ");
+    if (c->init) json_write_string(o.f, c->init);
+    else fprintf(o.f, "null");
+    fprintf(o.f, "},\n \"models\": {\n");
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
         fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "
@@ -572,19 +638,25 @@ typedef struct {
     int P1, P2;
 } Prompt;
 
-// learns the BPE vocabulary on the prompt text itself and encodes both parts
-static void prompt_build(Prompt* p, const Config* c) {
+// encodes both prompt parts in the base's vocabulary, or without a base in a BPE
+// vocabulary learned on the prompt text itself
+static void prompt_build(Prompt* p, const Config* c, const Llama* base) {
     size_t n1 = strlen(c->instruction), n2 = strlen(c->response);
-    char* corpus = (char*)mallocCheck(n1 + n2 + 2);
-    snprintf(corpus, n1 + n2 + 2, "%s %s", c->instruction, c->response);
-    tokenizer_train_bpe(&p->tok, corpus, strlen(corpus), c->vocab);
+    if (base) {
+        tokenizer_copy(&p->tok, &base->tok);
+    } else {
+        char* corpus = (char*)mallocCheck(n1 + n2 + 2);
+        snprintf(corpus, n1 + n2 + 2, "%s %s", c->instruction, c->response);
+        tokenizer_train_bpe(&p->tok, corpus, strlen(corpus), c->vocab);
+        free(corpus);
+    }
     int cap = (int)(n1 + n2) + 8;
     p->instr = (int*)mallocCheck(cap * sizeof(int));
     p->resp = (int*)mallocCheck(cap * sizeof(int));
     p->P1 = tokenizer_encode(&p->tok, c->instruction, 1, 0, p->instr, cap);
     p->P2 = tokenizer_encode(&p->tok, c->response, 0, 0, p->resp, cap);
-    free(corpus);
-    logf_("prompt: %d + %d tokens (BPE vocabulary of %d learned on the prompt)\n", p->P1, p->P2, p->tok.vocab_size);
+    if (base) logf_("prompt: %d + %d tokens in the vocabulary of %d of --init '%s'\n", p->P1, p->P2, p->tok.vocab_size, c->init);
+    else logf_("prompt: %d + %d tokens (BPE vocabulary of %d learned on the prompt)\n", p->P1, p->P2, p->tok.vocab_size);
 }
 
 static void prompt_free(Prompt* p) {
@@ -593,10 +665,16 @@ static void prompt_free(Prompt* p) {
     free(p->resp);
 }
 
-static E4SRecConfig e4srec_config_for(const Config* c, int V, int P1, int P2, int L, int D, int I) {
-    E4SRecConfig e = {.V = V, .C = c->hidden, .F = c->ffn, .L = L, .NH = c->heads, .KVH = c->kv_heads,
-                      .HS = c->hidden / c->heads, .D = D, .I = I, .P1 = P1, .P2 = P2, .S = c->max_len,
+// the shape of an E4SRec model of L layers: from the flags, or the base's decoder
+static E4SRecConfig e4srec_config_for(const Config* c, const Llama* base, const Prompt* p, int L, int D, int I) {
+    E4SRecConfig e = {.V = p->tok.vocab_size, .C = c->hidden, .F = c->ffn, .L = L, .NH = c->heads, .KVH = c->kv_heads,
+                      .HS = c->hidden / c->heads, .D = D, .I = I, .P1 = p->P1, .P2 = p->P2, .S = c->max_len,
                       .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+    if (base) {
+        e.HS = base->cfg.HS;
+        e.rms_eps = base->cfg.rms_eps;
+        e.rope_theta = base->cfg.rope_theta;
+    }
     return e;
 }
 
@@ -619,20 +697,20 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, strcmp(c->precision, "bf16") == 0);
 #endif
     Trainable t = e4srec_trainable(&job, name);
-    logf_("%s: %d layers, %zu parameters%s, on the %s\n", name, m->cfg.L, m->num_params,
+    logf_("%s: %d layers, %zu parameters%s%s, on the %s\n", name, m->cfg.L, e4srec_trainable_params(m),
+          m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
           config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
     TrainConfig tc = config_train(c, TRAIN_E4SREC);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     E4SRecFile f;
     e4srec_load(&f, best);
-    if (memcmp(&f.model.cfg, &m->cfg, sizeof(E4SRecConfig)) != 0) die("'%s' holds a model of other dimensions than this run's", best);
-    memcpy(m->params_memory, f.model.params_memory, m->num_params * sizeof(float));
+    e4srec_copy_trained(m, &f.model, best);
     e4srec_file_free(&f);
 #ifdef SLMREC_CUDA
     if (job.gpu) gpu_e4srec_set_params(job.gpu, m, NULL);  // the test scores come from the best weights too
 #endif
-    result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, m->num_params, &tr);
+    result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, e4srec_trainable_params(m), &tr);
     optimizer_free(&opt);
     e4srec_job_free(&job);
     if (teacher) slmrec_free(&slm);
@@ -759,7 +837,7 @@ static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
 // the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M, then
 // each DLLM2Rec student (SASRec, GRU4Rec, Caser) plain and distilled from the teacher
 #define PIPELINE_ROWS 10
-static int pipeline(Config* c) {
+static int pipeline(Config* c, const Llama* base) {
     config_check(c);
     // checked now, not hours later when stage 3 begins
     int M = c->teacher_layers, N = c->student_layers;
@@ -768,6 +846,10 @@ static int pipeline(Config* c) {
         die("--blocks %d must divide both --teacher-layers %d and --student-layers %d", c->blocks, M, N);
     }
     if (N > M && !c->init_random) die("--student-layers %d exceeds --teacher-layers %d: add --init-random", N, M);
+    config_check_depth(c, base, "--teacher-layers", M);
+    config_check_depth(c, base, "--student-layers", N);
+    if (c->lora_rank && base == NULL) die("--lora-rank trains adapters over a pretrained decoder: add --init BASE.bin");
+    if (c->lora_rank && c->init_random) die("--init-random with --lora-rank would freeze a random student decoder");
     double t0 = now_seconds();
     SeqData d;
     Negatives vneg, tneg;
@@ -776,24 +858,32 @@ static int pipeline(Config* c) {
     ResultRow rows[PIPELINE_ROWS];
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
     Prompt p;
-    prompt_build(&p, c);
+    prompt_build(&p, c, base);
     E4SRec teacher, plain, student;
     Rng rng;
     rng_seed(&rng, (uint64_t)c->seed + 7);
-    E4SRecConfig tc = e4srec_config_for(c, p.tok.vocab_size, p.P1, p.P2, M, c->sas_dim, d.n_items + 1);
+    E4SRecConfig tc = e4srec_config_for(c, base, &p, M, c->sas_dim, d.n_items + 1);
     E4SRecConfig sc = tc;
     sc.L = N;
     e4srec_build(&teacher, &tc, table, p.instr, p.resp);
     e4srec_build(&plain, &sc, table, p.instr, p.resp);
     e4srec_build(&student, &sc, table, p.instr, p.resp);
-    e4srec_init_random(&teacher, &rng);
-    e4srec_init_random(&plain, &rng);
+    e4srec_start(&teacher, c, base, &rng);
+    e4srec_start(&plain, c, base, &rng);
+    e4srec_start_lora(&teacher, c, c->init, &rng);
+    e4srec_start_lora(&plain, c, c->init, &rng);
     if (c->init_random) e4srec_init_random(&student, &rng);
+    char teacher_path[1100];
+    snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
     // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
     struct { E4SRec* model; E4SRec* teacher; } stages[3] = {{&teacher, NULL}, {&plain, NULL}, {&student, &teacher}};
     int go = !rows[0].stopped;
     for (int s = 0; s < 3 && go; s++) {
-        if (stages[s].teacher && !c->init_random) e4srec_copy_first_layers(&student, &teacher);
+        if (stages[s].teacher && !c->init_random) {
+            e4srec_merge_lora(&teacher);  // the teacher is frozen from here on: its adapters fold into its weights
+            e4srec_copy_first_layers(&student, &teacher);
+            e4srec_start_lora(&student, c, teacher_path, &rng);
+        }
         ModelName mn = model_name(stages[s].model->cfg.L, stages[s].teacher);
         stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
         go = !rows[s + 1].stopped;
@@ -801,9 +891,8 @@ static int pipeline(Config* c) {
     // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals
     TeacherSignals sig = {0};
     if (go) {
-        char sig_path[1100], teacher_path[1100];
+        char sig_path[1100];
         snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c->out);
-        snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
         signals_get(&sig, c->signals ? c->signals : sig_path, teacher_path, &teacher, &d, c->topk);
     }
     for (int k = 0; k < 2 * 3 && go; k++) {
@@ -852,7 +941,11 @@ static int cmd_run(int argc, char** argv) {
                "model is selected on valid full NDCG@10 and reported on test. Writes <out>/results.json, log.txt\n"
                "and the checkpoints.", argc, argv, specs, n);
     if (c.data == NULL) die("run: --data FILE is required (./slmrec with no arguments runs the synthetic pipeline)");
-    return pipeline(&c);
+    Llama base_memory;
+    const Llama* base = config_base(&c, &base_memory, argc, argv);
+    int rc = pipeline(&c, base);
+    if (base) llama_free(&base_memory);
+    return rc;
 }
 
 // ./slmrec alone: the pipeline on the built-in synthetic data, sized for a laptop-class CPU
@@ -869,7 +962,7 @@ static int cmd_default(void) {
     c.st_epochs = 12;
     c.st_patience = 5;
     printf("slmrec: SLMRec on the built-in synthetic data (./slmrec --help lists the commands)\n");
-    return pipeline(&c);
+    return pipeline(&c, NULL);
 }
 
 static int cmd_train_sasrec(int argc, char** argv) {
@@ -910,7 +1003,11 @@ static int cmd_train_teacher(int argc, char** argv) {
                argc, argv, specs, n);
     if (sasrec_path == NULL) die("train-teacher: --sasrec FILE is required (train one with ./slmrec train-sasrec)");
     if (layers < 1) die("train-teacher: --layers must be at least 1");
+    Llama base_memory;
+    const Llama* base = config_base(&c, &base_memory, argc, argv);
     config_check(&c);
+    config_check_depth(&c, base, "--layers", layers);
+    if (c.lora_rank && base == NULL) die("train-teacher: --lora-rank trains adapters over a pretrained decoder: add --init BASE.bin");
     SeqData d;
     Negatives vneg, tneg;
     open_run(&c, &d, &vneg, &tneg);
@@ -920,13 +1017,14 @@ static int cmd_train_teacher(int argc, char** argv) {
         die("'%s' was trained on %d items, '%s' has %d", sasrec_path, sf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
     }
     Prompt p;
-    prompt_build(&p, &c);
-    E4SRecConfig ec = e4srec_config_for(&c, p.tok.vocab_size, p.P1, p.P2, layers, sf.model.cfg.D, sf.model.cfg.I);
+    prompt_build(&p, &c, base);
+    E4SRecConfig ec = e4srec_config_for(&c, base, &p, layers, sf.model.cfg.D, sf.model.cfg.I);
     E4SRec m;
     e4srec_build(&m, &ec, sf.model.params.item_emb, p.instr, p.resp);
     Rng rng;
     rng_seed(&rng, (uint64_t)c.seed + 7);
-    e4srec_init_random(&m, &rng);
+    e4srec_start(&m, &c, base, &rng);
+    e4srec_start_lora(&m, &c, c.init, &rng);
     ModelName mn = model_name(layers, NULL);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, mn.name, mn.stem, &row);
@@ -934,6 +1032,7 @@ static int cmd_train_teacher(int argc, char** argv) {
     e4srec_free(&m);
     prompt_free(&p);
     sasrec_file_free(&sf);
+    if (base) llama_free(&base_memory);
     close_run(&d, &vneg, &tneg);
     return 0;
 }
@@ -959,29 +1058,48 @@ static int cmd_distill(int argc, char** argv) {
                "its model flags (--hidden etc.) are taken from the teacher file. Writes <out>/slmrec_N_from_M.bin.",
                argc, argv, specs, n);
     if (teacher_path == NULL) die("distill: --teacher FILE is required (train one with ./slmrec train-teacher)");
+    Llama base_memory;
+    const Llama* base = config_base(&c, &base_memory, argc, argv);
     config_check(&c);
+    config_check_depth(&c, base, "--layers", layers);
+    if (c.lora_rank && c.init_random) die("distill: --init-random with --lora-rank would freeze a random decoder");
     SeqData d;
     Negatives vneg, tneg;
     open_run(&c, &d, &vneg, &tneg);
     E4SRecFile tf;
     e4srec_load(&tf, teacher_path);
     E4SRec* teacher = &tf.model;
+    e4srec_merge_lora(teacher);  // frozen: forward only, so its adapters fold into its weights
     if (teacher->cfg.I != d.n_items + 1) die("'%s' was trained on %d items, the data has %d", teacher_path, teacher->cfg.I - 1, d.n_items);
+    if (base && !tokenizer_same(&base->tok, &tf.tok)) {
+        die("--init '%s' has another vocabulary than the teacher '%s': the student reads the teacher's prompt", c.init, teacher_path);
+    }
+    // the student's shape is the teacher's (the results record it)
     c.max_len = teacher->cfg.S;
+    c.hidden = teacher->cfg.C;
+    c.ffn = teacher->cfg.F;
+    c.heads = teacher->cfg.NH;
+    c.kv_heads = teacher->cfg.KVH;
     E4SRecConfig sc = teacher->cfg;
     sc.L = layers;
     E4SRec student;
     e4srec_build(&student, &sc, tf.item_table, teacher->instr, teacher->resp);
     Rng rng;
     rng_seed(&rng, (uint64_t)c.seed + 7);
-    if (c.init_random) e4srec_init_random(&student, &rng);
-    else e4srec_copy_first_layers(&student, teacher);
+    if (c.init_random) {
+        e4srec_init_random(&student, &rng);
+    } else {
+        e4srec_copy_first_layers(&student, teacher);  // input_proj and score too
+        if (base) e4srec_init_from_base(&student, base, c.init);
+    }
+    e4srec_start_lora(&student, &c, base ? c.init : teacher_path, &rng);
     ModelName mn = model_name(layers, teacher);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
     e4srec_free(&student);
     e4srec_file_free(&tf);
+    if (base) llama_free(&base_memory);
     close_run(&d, &vneg, &tneg);
     return 0;
 }
@@ -1025,6 +1143,7 @@ static int cmd_dllm2rec(int argc, char** argv) {
     if (distilled) {
         E4SRecFile tf;
         e4srec_load(&tf, teacher_path);
+        e4srec_merge_lora(&tf.model);
         if (tf.model.cfg.I != d.n_items + 1) {
             die("'%s' was trained on %d items, '%s' has %d", teacher_path, tf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
         }
@@ -1057,6 +1176,7 @@ static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int 
     lm->kind = binfile_kind(path);
     if (lm->kind == KIND_E4SREC) {
         e4srec_load(&lm->e4srec, path);
+        e4srec_merge_lora(&lm->e4srec.model);  // inference: the adapters fold into the weights
         e4srec_job_init(&lm->e4srec_job, &lm->e4srec.model, NULL, 0, d, &lm->e4srec.tok, max_batch);
         lm->t = e4srec_trainable(&lm->e4srec_job, "model");
     } else if (lm->kind == KIND_SASREC) {

@@ -5,8 +5,12 @@
 // AdamW moments) so that --resume continues bit-identically.
 //
 // E4SRec header dims: V C F L NH KVH HS D I P1 P2 S eps-bits theta-bits n_adapters has_state
-// payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) |
-//          params (f32, e4srec_param_sizes order) | adapters (n_adapters*D*C f32) | [train state]
+//          lora_rank lora-alpha-bits lora_targets base_checksum
+// payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) | weights |
+//          adapters (n_adapters*D*C f32) | [train state]
+// weights: without LoRA, params (f32, e4srec_param_sizes order); with LoRA only
+//          what trained: base path (i32 length, bytes) | proj_w | proj_b | score_w | LoRA A, B
+//          (lora.h order). The frozen rest is read from the base path, whose checksum must match.
 // train state: epoch step bad_epochs best_epoch batch (i32) | best (f32) | rng (u64) |
 //          AdamW: lr min_lr beta1 beta2 eps weight_decay clip (f32) warmup total_steps (i32) |
 //          n_moments (u64) | m | v (f32) | train_seconds (f64, last: the one field two runs that
@@ -93,25 +97,46 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
 // ----------------------------------------------------------------------------
 // E4SRec (teacher, plain E4SRec_l, SLMRec student with adapters)
 
-#define E4SREC_DIMS 16
+#define E4SREC_DIMS 20
 
 static void float_bits(int* dst, float x) { memcpy(dst, &x, sizeof(float)); }
 static float bits_float(int x) { float f; memcpy(&f, &x, sizeof(float)); return f; }
 
+// the trained tensors of a LoRA model, in file order
+static int e4srec_lora_trained(E4SRec* m, float** ptrs, size_t* sizes) {
+    float* p[4] = {m->params.proj_w, m->params.proj_b, m->params.score_w, m->lora->params_memory};
+    size_t n[4] = {m->param_sizes[1], m->param_sizes[2], m->param_sizes[10], m->lora->num_params};
+    memcpy(ptrs, p, sizeof(p));
+    memcpy(sizes, n, sizeof(n));
+    return 4;
+}
+
 // writes m (+ adapters, + train state when o != NULL) to path, atomically
-static void e4srec_save(const char* path, const E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
+static void e4srec_save(const char* path, E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
                         const TrainProgress* p, const Optimizer* o) {
     const E4SRecConfig* c = &m->cfg;
+    const Lora* lo = m->lora;
     int dims[E4SREC_DIMS] = {c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->D, c->I, c->P1, c->P2, c->S,
-                             0, 0, n_adapters, o != NULL};
+                             0, 0, n_adapters, o != NULL, lo ? lo->rank : 0, 0, lo ? lo->targets : 0,
+                             lo ? (int)lo->base_checksum : 0};
     float_bits(&dims[12], c->rms_eps);
     float_bits(&dims[13], c->rope_theta);
-    Buffer b = {0};
+    if (lo) float_bits(&dims[17], lo->alpha);
+    Buffer b = {NULL, 0, 0};
     ckpt_put_i32(&b, m->instr, c->P1);
     ckpt_put_i32(&b, m->resp, c->P2);
     tokenizer_write_to(&b, tok);
     ckpt_put_f32(&b, m->item_table, (size_t)c->I * c->D);
-    ckpt_put_f32(&b, m->params_memory, m->num_params);
+    if (lo) {
+        int32_t len = (int32_t)strlen(lo->base_path);
+        buffer_put(&b, &len, sizeof(len));
+        buffer_put(&b, lo->base_path, (size_t)len);
+        float* ptrs[4];
+        size_t sizes[4];
+        for (int i = 0, n = e4srec_lora_trained(m, ptrs, sizes); i < n; i++) ckpt_put_f32(&b, ptrs[i], sizes[i]);
+    } else {
+        ckpt_put_f32(&b, m->params_memory, m->num_params);
+    }
     ckpt_put_f32(&b, adapters, (size_t)n_adapters * c->D * c->C);
     if (o) ckpt_put_state(&b, p, o);
     binfile_write(path, KIND_E4SREC, dims, E4SREC_DIMS, b.data, b.size);
@@ -130,6 +155,32 @@ typedef struct {
     Cursor state;       // positioned at the train state when has_state
 } E4SRecFile;
 
+static void e4srec_load(E4SRecFile* f, const char* path);
+static void e4srec_file_free(E4SRecFile* f);
+
+// a LoRA model's frozen weights: the first L layers of the file it was trained from,
+// a base checkpoint (--init) or an E4SRec teacher (a student from its first layers)
+static void e4srec_load_frozen(E4SRec* m, const char* path, const char* base, uint32_t checksum) {
+    if (access(base, R_OK) != 0) die("'%s' holds LoRA adapters over '%s', which is not readable from here", path, base);
+    uint32_t have = binfile_checksum(base);
+    if (have != checksum) {
+        die("'%s' holds LoRA adapters trained over a base with checksum %08x; '%s' has checksum %08x: another base",
+            path, checksum, base, have);
+    }
+    if (binfile_kind(base) == KIND_LLAMA) {
+        Llama b;
+        llama_load(&b, base);
+        e4srec_init_from_base(m, &b, base);
+        llama_free(&b);
+    } else {
+        E4SRecFile t;
+        e4srec_load(&t, base);
+        e4srec_merge_lora(&t.model);
+        e4srec_copy_first_layers(m, &t.model);
+        e4srec_file_free(&t);
+    }
+}
+
 static void e4srec_load(E4SRecFile* f, const char* path) {
     memset(f, 0, sizeof(*f));
     int dims[HEADER_DIMS];
@@ -140,8 +191,11 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
                       .rms_eps = bits_float(dims[12]), .rope_theta = bits_float(dims[13])};
     f->n_adapters = dims[14];
     f->has_state = dims[15];
-    if (c.P1 < 0 || c.P2 < 0 || c.P1 > 4096 || c.P2 > 4096 || f->n_adapters < 0 || f->n_adapters > 64) {
-        die("'%s': implausible dimensions (prompt %d + %d tokens, %d adapters): the file is damaged", path, c.P1, c.P2, f->n_adapters);
+    int lora_rank = dims[16], lora_targets = dims[18];
+    if (c.P1 < 0 || c.P2 < 0 || c.P1 > 4096 || c.P2 > 4096 || f->n_adapters < 0 || f->n_adapters > 64 ||
+        lora_rank < 0 || lora_rank > LORA_MAX_RANK || lora_targets < 0 || lora_targets > LORA_ALL_TARGETS) {
+        die("'%s': implausible dimensions (prompt %d + %d tokens, %d adapters, LoRA rank %d targets %d): the file is damaged",
+            path, c.P1, c.P2, f->n_adapters, lora_rank, lora_targets);
     }
     Cursor cur = {f->payload, nbytes, 0, path};
     int* instr = (int*)mallocCheck((c.P1 + 1) * sizeof(int));
@@ -155,8 +209,27 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     }
     f->item_table = (float*)mallocCheck((size_t)c.I * c.D * sizeof(float));
     cursor_take(&cur, f->item_table, (size_t)c.I * c.D * sizeof(float), "the item table");
-    e4srec_build(&f->model, &c, f->item_table, instr, resp);
-    cursor_take(&cur, f->model.params_memory, f->model.num_params * sizeof(float), "the parameters");
+    E4SRec* m = &f->model;
+    e4srec_build(m, &c, f->item_table, instr, resp);
+    if (lora_rank) {
+        int32_t len = 0;
+        char base[1024];
+        cursor_take(&cur, &len, sizeof(len), "the base path's length");
+        if (len < 1 || len >= (int32_t)sizeof(base)) die("'%s': base path length %d is outside 1..%zu: the file is damaged", path, len, sizeof(base) - 1);
+        cursor_take(&cur, base, (size_t)len, "the base path");
+        base[len] = 0;
+        e4srec_load_frozen(m, path, base, (uint32_t)dims[19]);
+        e4srec_add_lora(m, lora_rank, bits_float(dims[17]), lora_targets);
+        snprintf(m->lora->base_path, sizeof(m->lora->base_path), "%s", base);
+        m->lora->base_checksum = (uint32_t)dims[19];
+        float* ptrs[4];
+        size_t sizes[4];
+        for (int i = 0, n = e4srec_lora_trained(m, ptrs, sizes); i < n; i++) {
+            cursor_take(&cur, ptrs[i], sizes[i] * sizeof(float), "the trained weights");
+        }
+    } else {
+        cursor_take(&cur, m->params_memory, m->num_params * sizeof(float), "the parameters");
+    }
     size_t na = (size_t)f->n_adapters * c.D * c.C;
     f->adapters = na ? (float*)mallocCheck(na * sizeof(float)) : NULL;
     cursor_take(&cur, f->adapters, na * sizeof(float), "the adapters");
@@ -164,6 +237,17 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     if (!f->has_state) cursor_done(&cur);
     free(instr);
     free(resp);
+}
+
+// copies what src trained into dst (the same model): every weight, and the LoRA adapters
+static void e4srec_copy_trained(E4SRec* dst, const E4SRec* src, const char* src_path) {
+    const Lora *a = dst->lora, *b = src->lora;
+    if (memcmp(&dst->cfg, &src->cfg, sizeof(E4SRecConfig)) != 0 || (a == NULL) != (b == NULL) ||
+        (a && (a->rank != b->rank || a->targets != b->targets || a->alpha != b->alpha))) {
+        die("'%s' holds a model of other dimensions or LoRA settings than this run's: use the flags the run started with", src_path);
+    }
+    memcpy(dst->params_memory, src->params_memory, dst->num_params * sizeof(float));
+    if (a) memcpy(a->params_memory, b->params_memory, a->num_params * sizeof(float));
 }
 
 static void e4srec_file_free(E4SRecFile* f) {

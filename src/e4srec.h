@@ -420,6 +420,12 @@ static void e4srec_add_lora(E4SRec* m, int rank, float alpha, int targets) {
     if (B) lora_alloc_acts(m->lora, B * e4srec_T(c));
 }
 
+// the parameters an optimizer updates: all of them, or with LoRA the adapters, input_proj and score
+static size_t e4srec_trainable_params(const E4SRec* m) {
+    if (m->lora == NULL) return m->num_params;
+    return m->param_sizes[1] + m->param_sizes[2] + m->param_sizes[10] + m->lora->num_params;
+}
+
 // folds the adapters into the decoder's weights and drops them: the same scores, one matmul per site
 static void e4srec_merge_lora(E4SRec* m) {
     if (m->lora == NULL) return;

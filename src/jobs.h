@@ -48,6 +48,7 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
 // models under one clipping norm and stays on the CPU.
 static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
+    if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
     if (j->slm) {
         j->gpu_teacher = gpu_e4srec_create(j->slm->teacher, j->max_batch, use_bf16, NULL);
@@ -133,12 +134,9 @@ static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
     E4SRecFile f;
     e4srec_load(&f, path);
     if (!f.has_state) die("'%s' has no training state to resume from", path);
-    if (f.model.num_params != j->model->num_params || memcmp(&f.model.cfg, &j->model->cfg, sizeof(E4SRecConfig)) != 0) {
-        die("'%s' was trained with other model dimensions: resume with the flags the run started with", path);
-    }
+    e4srec_copy_trained(j->model, &f.model, path);
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
     if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: resume with the same --blocks", path, f.n_adapters, n_adapters);
-    memcpy(j->model->params_memory, f.model.params_memory, j->model->num_params * sizeof(float));
     if (n_adapters) memcpy(j->slm->adapters, f.adapters, j->slm->num_adapter_params * sizeof(float));
     ckpt_take_state(&f.state, p, o);
     cursor_done(&f.state);
@@ -157,11 +155,19 @@ static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
     return t;
 }
 
-// the optimizer over what a job trains: the model, its adapters, the online teacher
+// the optimizer over what a job trains: the model (with LoRA, its adapters, input_proj
+// and score), the distillation adapters, the online teacher
 static void e4srec_job_optimizer(Optimizer* o, const E4SRecJob* j, AdamWConfig cfg) {
     memset(o, 0, sizeof(*o));
     o->cfg = cfg;
-    optimizer_add(o, j->model->params_memory, j->model->grads_memory, j->model->num_params);
+    E4SRec* m = j->model;
+    if (m->lora) {
+        optimizer_add(o, m->params.proj_w, m->grads.proj_w, m->param_sizes[1] + m->param_sizes[2]);  // proj_w, proj_b adjacent
+        optimizer_add(o, m->params.score_w, m->grads.score_w, m->param_sizes[10]);
+        optimizer_add(o, m->lora->params_memory, m->lora->grads_memory, m->lora->num_params);
+    } else {
+        optimizer_add(o, m->params_memory, m->grads_memory, m->num_params);
+    }
     if (j->slm && j->slm->num_adapter_params) optimizer_add(o, j->slm->adapters, j->slm->dadapters, j->slm->num_adapter_params);
     if (j->online) optimizer_add(o, j->slm->teacher->params_memory, j->slm->teacher->grads_memory, j->slm->teacher->num_params);
     optimizer_ready(o);

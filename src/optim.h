@@ -59,7 +59,7 @@ static void adamw_update(float* params, const float* grads, float* m, float* v, 
 // an optimizer over several parameter blocks (a model, its adapters, a second
 // model in online distillation): one global clipping norm, one step count
 
-#define OPT_MAX_BLOCKS 4
+#define OPT_MAX_BLOCKS 8
 typedef struct {
     float* params;
     float* grads;

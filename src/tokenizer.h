@@ -235,6 +235,26 @@ static void tokenizer_read_from(Cursor* c, Tokenizer* t) {
     tokenizer_index(t, c->path);
 }
 
+// dst = a copy of src (through the serialized form, so it is checked like a file)
+static void tokenizer_copy(Tokenizer* dst, const Tokenizer* src) {
+    Buffer b = {NULL, 0, 0};
+    tokenizer_write_to(&b, src);
+    Cursor c = {b.data, b.size, 0, "a tokenizer copy"};
+    tokenizer_read_from(&c, dst);
+    free(b.data);
+}
+
+// 1 when a and b are the same vocabulary (tokens, scores, control ids, dummy prefix)
+static int tokenizer_same(const Tokenizer* a, const Tokenizer* b) {
+    Buffer x = {NULL, 0, 0}, y = {NULL, 0, 0};
+    tokenizer_write_to(&x, a);
+    tokenizer_write_to(&y, b);
+    int same = x.size == y.size && memcmp(x.data, y.data, x.size) == 0;
+    free(x.data);
+    free(y.data);
+    return same;
+}
+
 static void tokenizer_save(const Tokenizer* t, const char* path) {
     Buffer b = {NULL, 0, 0};
     tokenizer_write_to(&b, t);

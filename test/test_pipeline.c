@@ -66,7 +66,7 @@ static int files_equal(const char* a, const char* b) {
 // trains an E4SRec (student of teacher when given) in c->out, the whole of c->epochs
 static void test_pipe_train_e4srec(const Config* c, const SeqData* d, const Negatives* vn, const Negatives* tn,
                                    const float* table, const Prompt* p, E4SRec* teacher, int L) {
-    E4SRecConfig ec = e4srec_config_for(c, p->tok.vocab_size, p->P1, p->P2, L, c->sas_dim, d->n_items + 1);
+    E4SRecConfig ec = e4srec_config_for(c, NULL, p, L, c->sas_dim, d->n_items + 1);
     E4SRec m;
     e4srec_build(&m, &ec, table, p->instr, p->resp);
     Rng rng;
@@ -92,12 +92,11 @@ static void pipe_fixture_init(PipeFixture* f) {
     negatives_build(&f->vn, &f->d, SPLIT_VALID);
     negatives_build(&f->tn, &f->d, SPLIT_TEST);
     f->c = test_pipe_config("/tmp/slmrec_test_resume_a");
-    prompt_build(&f->p, &f->c);
+    prompt_build(&f->p, &f->c, NULL);
     Rng rng;
     rng_seed(&rng, 9);
     f->table = test_randn(&rng, (size_t)(f->d.n_items + 1) * f->c.sas_dim, 0.5f);
-    E4SRecConfig tc = e4srec_config_for(&f->c, f->p.tok.vocab_size, f->p.P1, f->p.P2, f->c.teacher_layers, f->c.sas_dim,
-                                        f->d.n_items + 1);
+    E4SRecConfig tc = e4srec_config_for(&f->c, NULL, &f->p, f->c.teacher_layers, f->c.sas_dim, f->d.n_items + 1);
     e4srec_build(&f->teacher, &tc, f->table, f->p.instr, f->p.resp);
     e4srec_init_random(&f->teacher, &rng);
 }
@@ -245,7 +244,7 @@ static void test_pipe_recommend_batched(const char* model, char* data_path, cons
     model_free(&lm);
 }
 
-static void test_pipe_run(void* config) { pipeline((Config*)config); }
+static void test_pipe_run(void* config) { pipeline((Config*)config, NULL); }
 
 // the dllm2rec command: argv for it, to run in-process or in a refusal check
 typedef struct { int argc; char* argv[24]; } PipeArgs;
@@ -334,7 +333,7 @@ static void test_pipe_whole(void) {
     write_temp(path, "", 0);
     seqdata_write(&d, path);
     c.data = path;
-    int rc = pipeline(&c);
+    int rc = pipeline(&c, NULL);
     CHECK(rc == 0 && access("/tmp/slmrec_test_pipeline/results.json", R_OK) == 0, "pipeline writes results.json");
     size_t len = 0;
     char* json = read_file("/tmp/slmrec_test_pipeline/results.json", &len);
@@ -365,7 +364,7 @@ static void test_pipe_whole(void) {
     char sas_state[256];
     snprintf(sas_state, sizeof(sas_state), "%s/sasrec.last.bin", resumed);
     for (; runs < 20 && access(done, R_OK) != 0; runs++) {
-        CHECK(pipeline(&r) == 0, "a stopped pipeline run exits 0");
+        CHECK(pipeline(&r, NULL) == 0, "a stopped pipeline run exits 0");
         if (runs == 0) set_state_seconds(sas_state, 1000.0);  // as if the first 3 epochs had taken 1000 s
         r.resume = 1;
     }
@@ -429,6 +428,121 @@ static void test_pipe_whole(void) {
     seqdata_free(&d);
 }
 
+// ----------------------------------------------------------------------------
+// a pretrained base and LoRA through the training driver: --init, resume, the
+// adapter checkpoint (only what trained, refused against another base), merging
+
+#define TEST_LORA_DIR "/tmp/slmrec_test_lora"
+
+// a random base of the fixture's shape and vocabulary, written to path
+static void test_pipe_write_base(const PipeFixture* f, const char* path, uint64_t seed) {
+    LlamaConfig bc = {.V = f->p.tok.vocab_size, .C = f->c.hidden, .F = f->c.ffn, .L = f->c.teacher_layers, .NH = f->c.heads,
+                      .KVH = f->c.kv_heads, .HS = f->c.hidden / f->c.heads, .max_seq = 64, .rms_eps = 1e-5f,
+                      .rope_theta = 10000.0f, .tied = 1};
+    Llama base;
+    llama_build(&base, &bc, "test base");
+    Rng rng;
+    rng_seed(&rng, seed);
+    rng_fill_normal(&rng, base.params_memory, base.num_params, 0.2f);
+    tokenizer_copy(&base.tok, &f->p.tok);
+    base.has_tok = 1;
+    llama_save(path, &base);
+    llama_free(&base);
+}
+
+// trains a LoRA E4SRec of L layers over the base (and the fixture's teacher when distilling) in c->out
+static void test_pipe_train_lora(const Config* c, const PipeFixture* f, E4SRec* m, int L) {
+    Llama base;
+    llama_load(&base, c->init);
+    E4SRecConfig ec = e4srec_config_for(c, &base, &f->p, L, c->sas_dim, f->d.n_items + 1);
+    e4srec_build(m, &ec, f->table, f->p.instr, f->p.resp);
+    Rng rng;
+    rng_seed(&rng, 3);
+    e4srec_start(m, c, &base, &rng);
+    e4srec_start_lora(m, c, c->init, &rng);
+    ResultRow row;
+    stage_e4srec(c, &f->d, &f->vn, &f->tn, m, &f->p.tok, NULL, "tiny", "tiny", &row);
+    llama_free(&base);
+}
+
+static void test_pipe_base_width(void* path) {
+    Config c = config_defaults();
+    c.init = (const char*)path;
+    c.hidden = 32;
+    char flag[] = "--hidden", value[] = "32";
+    char* argv[] = {flag, value};
+    Llama base;
+    config_base(&c, &base, 2, argv);
+}
+
+static void test_pipe_base_depth(void* path) {
+    Config c = config_defaults();
+    c.init = (const char*)path;
+    Llama base;
+    config_check_depth(&c, config_base(&c, &base, 0, NULL), "--layers", 9);
+}
+
+static void test_pipe_lora(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    make_dir(TEST_LORA_DIR);
+    test_pipe_write_base(&f, TEST_LORA_DIR "/base.bin", 1);
+    check_dies("--hidden against --init", test_pipe_base_width, (void*)(TEST_LORA_DIR "/base.bin"), "--hidden 32 contradicts");
+    check_dies("--layers beyond --init", test_pipe_base_depth, (void*)(TEST_LORA_DIR "/base.bin"), "exceeds the 4 layers");
+    Config a = f.c, b = f.c;
+    a.init = b.init = TEST_LORA_DIR "/base.bin";
+    a.lora_rank = b.lora_rank = 2;
+    a.lora_targets = b.lora_targets = "q,v,down";
+    a.out = TEST_LORA_DIR "/a";
+    b.out = TEST_LORA_DIR "/b";
+    make_dir(a.out);
+    make_dir(b.out);
+    unlink(TEST_LORA_DIR "/b/tiny.last.bin");
+    E4SRec ma, mb;
+    test_pipe_train_lora(&a, &f, &ma, 3);
+    b.stop_after = 1;
+    test_pipe_train_lora(&b, &f, &mb, 3);
+    e4srec_free(&mb);
+    b.stop_after = 0;
+    b.resume = 1;
+    test_pipe_train_lora(&b, &f, &mb, 3);
+    CHECK(states_equal(TEST_LORA_DIR "/a/tiny.last.bin", TEST_LORA_DIR "/b/tiny.last.bin"),
+          "LoRA: a run resumed after 1 of 3 epochs ends with a different training state");
+    // the adapter checkpoint: what trained, and the frozen rest read from the base
+    const char* best = TEST_LORA_DIR "/a/tiny.bin";
+    Buffer tok = {NULL, 0, 0};
+    tokenizer_write_to(&tok, &f.p.tok);
+    size_t trained = e4srec_trainable_params(&ma);
+    size_t expect = 4 * ((size_t)f.p.P1 + f.p.P2 + (size_t)ma.cfg.I * ma.cfg.D + trained) + tok.size + 4 + strlen(a.init);
+    size_t payload = (size_t)(uint32_t)test_header_int(best, 3);
+    CHECK(payload == expect && test_header_int(best, 6 + 16) == 2, "LoRA: the checkpoint's payload is %zu bytes; prompt, "
+          "tokenizer, item table, base path and the %zu trained parameters are %zu (the frozen %zu are not stored)",
+          payload, trained, expect, ma.num_params);
+    free(tok.data);
+    E4SRecFile ck;
+    e4srec_load(&ck, best);
+    CHECK(ck.model.lora && ck.model.lora->rank == 2 && ck.model.lora->targets == ((1 << LORA_Q) | (1 << LORA_V) | (1 << LORA_DOWN)),
+          "LoRA: the checkpoint reads back without its adapters' settings");
+    int items[2 * 8] = {0, 0, 0, 3, 9, 4, 1, 2,   5, 6, 7, 8, 9, 10, 11, 12};
+    size_t I = (size_t)ma.cfg.I;
+    float* want = (float*)mallocCheck(2 * I * sizeof(float));
+    e4srec_forward(&ma, items, NULL, 2);  // the trained model as it stands in memory (best weights)
+    memcpy(want, ma.acts.logits, 2 * I * sizeof(float));
+    e4srec_forward(&ck.model, items, NULL, 2);
+    check_close("LoRA: the reloaded adapter checkpoint scores as the trained model", ck.model.acts.logits, want, 2 * I, 1e-6f, 1e-6f);
+    e4srec_merge_lora(&ck.model);
+    e4srec_forward(&ck.model, items, NULL, 2);
+    check_close("LoRA: the merged checkpoint scores as the trained model", ck.model.acts.logits, want, 2 * I, 1e-5f, 1e-5f);
+    e4srec_file_free(&ck);
+    // the same path now holds another base: the adapters are refused
+    test_pipe_write_base(&f, TEST_LORA_DIR "/base.bin", 2);
+    check_dies("LoRA checkpoint over another base", test_pipe_load_e4srec, (void*)best, "another base");
+    free(want);
+    e4srec_free(&ma);
+    e4srec_free(&mb);
+    pipe_fixture_free(&f);
+}
+
 static void run_pipeline_tests(void) {
     test_pipe_resume();
     test_pipe_online();
@@ -436,4 +550,5 @@ static void run_pipeline_tests(void) {
     test_pipe_topk();
     test_pipe_bad_history();
     test_pipe_whole();
+    test_pipe_lora();
 }
