@@ -1368,7 +1368,7 @@ static int cmd_prep(int argc, char** argv) {
 typedef struct {
     const char* name;
     int L, C, F, NH;
-    int peer_lora;  // the peer trains LoRA r=8 on the MLP of a frozen model; slmrec has no LoRA yet: full training
+    int peer_lora;  // the peer trains LoRA r=8 on the MLP of a frozen model; slmrec trains LoRA on the CPU only: full training here
 } BenchShape;
 
 static const BenchShape bench_shapes[] = {
@@ -1518,8 +1518,8 @@ static int cmd_bench(int argc, char** argv) {
                "(batch 512: forward, scores of every item, top-20), 20 + 50 + 4 tokens, random weights. Also the\n"
                "achieved TFLOP/s, MFU against an H100 SXM's dense peak (bf16 989, fp32 67 TFLOP/s) and the device\n"
                "memory in use. base_*: C=1024, F=2816, 16 heads; paper_*: C=4096, F=11008, 32 heads; _T8 / _S4:\n"
-               "8 / 4 layers. The peer trains paper_* with LoRA r=8; slmrec has no LoRA yet, so it trains every\n"
-               "weight there. Prints a table and writes <out>/bench.json.", argc, argv, specs, 6);
+               "8 / 4 layers. The peer trains paper_* with LoRA r=8; slmrec's LoRA runs on the CPU only so far, so\n"
+               "it trains every weight there. Prints a table and writes <out>/bench.json.", argc, argv, specs, 6);
     const BenchShape* chosen[BENCH_NUM_SHAPES];
     int n = 0;
     for (int i = 0; i < BENCH_NUM_SHAPES; i++) {
@@ -1559,7 +1559,7 @@ static int cmd_bench(int argc, char** argv) {
                r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, r->train_tflops,
                100.0 * r->train_tflops / peak, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops,
                100.0 * r->infer_tflops / peak, r->mem_gib,
-               chosen[i]->peer_lora ? "full (the peer: LoRA r=8, no LoRA here yet)" : "full");
+               chosen[i]->peer_lora ? "full (the peer: LoRA r=8; LoRA on the GPU: not yet)" : "full");
         fflush(stdout);
         // rewritten after every config: one that runs out of memory keeps the ones before it
         bench_write_json(path, rows, i + 1, device, precision, peak, steps, warmup);
@@ -1649,8 +1649,13 @@ static int cmd_generate(int argc, char** argv) {
     parse_args("generate", "Text from a pretrained language model, with a KV cache (llama2.c's `run`).", argc, argv, specs, 6);
     if (model == NULL) die("generate: --model FILE is required (make one with ./slmrec import-llama2c or import-hf)");
     if (temperature < 0.0f || top_p < 0.0f || top_p > 1.0f) die("generate: needs --temperature >= 0 and --top-p in 0..1");
+    if (steps < 1) die("generate: --steps must be at least 1, got %d", steps);
     Llama m;
     llama_load(&m, model);
+    if (steps > m.cfg.max_seq) {  // as llama2.c's run does
+        fprintf(stderr, "generate: --steps %d exceeds the model's context of %d positions: generating %d\n", steps, m.cfg.max_seq, m.cfg.max_seq);
+        steps = m.cfg.max_seq;
+    }
     double t0 = now_seconds();
     int n = llama_generate(&m, prompt, steps, temperature, top_p, (uint64_t)seed, stdout);
     fprintf(stderr, "generate: %d tokens in %.2f s (%.0f tokens/s)\n", n, now_seconds() - t0, n / fmax(now_seconds() - t0, 1e-9));
