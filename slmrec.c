@@ -29,6 +29,7 @@
 #include "src/signals.h"     // the teacher's top-K per training sample and item table, cached
 #include "src/jobs.h"        // each model as the trainer sees it
 #include "src/oracle_dllm2rec.h" // the PyTorch oracle fixture of DLLM2Rec: its students, inputs and comparison
+#include "src/bench.h"       // the CPU bench: FMA peak, matmul GFLOP/s, model samples/s
 
 // ----------------------------------------------------------------------------
 // command-line flags: one table per command, which also prints its --help
@@ -1500,12 +1501,125 @@ static void bench_write_json(const char* path, const BenchRow* rows, int n, cons
     outfile_commit(&o);
 }
 
+// the CPU model name, from /proc/cpuinfo where there is one
+static void cpu_model_name(char* out, size_t cap) {
+    snprintf(out, cap, "unknown CPU");
+    FILE* f = fopen("/proc/cpuinfo", "r");
+    if (f == NULL) return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        char* colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(out, cap, "%s", colon + 2);
+            out[strcspn(out, "\n")] = 0;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void bench_cpu(const char* data, const char* out, int steps, int seed) {
+    char cpu[256], path[1100];
+    cpu_model_name(cpu, sizeof(cpu));
+    int threads = bench_threads();
+    printf("bench: %s, %d threads, MM_MR x MM_NR = %d x %d, KC %d\n", cpu, threads, MM_MR, MM_NR, MM_KC);
+    double peak = bench_fma_peak();
+    printf("fp32 FMA peak (register-only loop, %d threads): %.1f GFLOP/s\n\n", threads, peak);
+    printf("%-32s %6s %6s %6s | %16s %16s %16s\n", "matmul (N x C -> OC)", "N", "C", "OC", "forward", "dinp", "dweight");
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed);
+    BenchMatmulRow mm[BENCH_NUM_MATMULS];
+    for (int i = 0; i < BENCH_NUM_MATMULS; i++) {
+        const BenchMatmul* b = &bench_matmuls[i];
+        mm[i] = bench_matmul(b, &rng);
+        printf("%-32s %6d %6d %6d |", b->name, b->N, b->C, b->OC);
+        for (int w = 0; w < 3; w++) printf(" %7.1f (%5.1f%%)", mm[i].gflops[w], 100.0 * mm[i].gflops[w] / peak);
+        printf("\n");
+        fflush(stdout);
+    }
+    // the models at the Beauty shapes: E4SRec_8 (C=64, F=172, 4/2 heads, batch 64, 50 items + the
+    // default prompt), SASRec (D=64, 2 blocks, batch 128), on the data's users
+    SeqData d;
+    if (data) seqdata_load(&d, data, 0);
+    else synth_generate(&d, 22363, 12101, 9, (uint64_t)seed);
+    Config c = config_defaults();
+    Prompt p;
+    log_file = NULL;
+    prompt_build(&p, &c, NULL);
+    float* table = (float*)mallocCheck((size_t)(d.n_items + 1) * c.sas_dim * sizeof(float));
+    rng_fill_normal(&rng, table, (size_t)(d.n_items + 1) * c.sas_dim, 0.1f);
+    E4SRecConfig ec = e4srec_config_for(&c, NULL, &p, c.teacher_layers, c.sas_dim, d.n_items + 1);
+    E4SRec m;
+    e4srec_build(&m, &ec, table, p.instr, p.resp);
+    e4srec_init_random(&m, &rng);
+    E4SRecJob job;
+    e4srec_job_init(&job, &m, NULL, 0, &d, &p.tok, c.batch);
+    Optimizer opt;
+    e4srec_job_optimizer(&opt, &job, config_adamw(&c, 100));
+    Trainable t = e4srec_trainable(&job, "E4SRec_8");
+    BenchModelRow e4 = bench_trainable(&t, &opt, &d, c.batch, steps, &rng);
+    SASRecConfig sc = {.I = d.n_items + 1, .D = c.sas_dim, .L = c.sas_blocks, .NH = c.sas_heads, .T = c.max_len, .dropout = c.sas_dropout};
+    SASRec sm;
+    sasrec_build(&sm, &sc);
+    sasrec_init_random(&sm, &rng);
+    SASRecJob sjob;
+    sasrec_job_init(&sjob, &sm, &d, c.sas_batch);
+    Optimizer sopt = {0};
+    sopt.cfg = adamw_defaults();
+    optimizer_add(&sopt, sm.params_memory, sm.grads_memory, sm.num_params);
+    optimizer_ready(&sopt);
+    Trainable st = sasrec_trainable(&sjob, "SASRec");
+    BenchModelRow sas = bench_trainable(&st, &sopt, &d, c.sas_batch, steps, &rng);
+    int* units = (int*)mallocCheck((size_t)d.n_users * sizeof(int));
+    int users = training_units(&st, &d, units);
+    free(units);
+    printf("\nmodels on %s (%d users, %d items)\n", data ? data : "synthetic data of Beauty's size", d.n_users, d.n_items);
+    printf("%-44s %14s %14s\n", "model", "train smp/s", "infer smp/s");
+    printf("%-44s %14.1f %14.1f\n", "E4SRec_8 (C=64, F=172, 4/2 heads, batch 64)", e4.train_samples_s, e4.infer_samples_s);
+    printf("%-44s %14.1f %14.1f\n", "SASRec (D=64, 2 blocks, batch 128)", sas.train_samples_s, sas.infer_samples_s);
+    printf("SASRec epoch: %d users / %.1f samples/s = %.1f s of training\n", users, sas.train_samples_s, users / sas.train_samples_s);
+    make_dir(out);
+    snprintf(path, sizeof(path), "%s/bench.json", out);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\n \"device\": \"cpu\", \"cpu\": ");
+    json_write_string(o.f, cpu);
+    fprintf(o.f, ", \"threads\": %d, \"fma_peak_gflops\": %.1f,\n \"matmul\": [\n", threads, peak);
+    for (int i = 0; i < BENCH_NUM_MATMULS; i++) {
+        const BenchMatmul* b = &bench_matmuls[i];
+        fprintf(o.f, "  {\"name\": \"%s\", \"N\": %d, \"C\": %d, \"OC\": %d, \"forward_gflops\": %.1f, \"dinp_gflops\": %.1f, "
+                "\"dweight_gflops\": %.1f}%s\n", b->name, b->N, b->C, b->OC, mm[i].gflops[0], mm[i].gflops[1], mm[i].gflops[2],
+                i + 1 < BENCH_NUM_MATMULS ? "," : "");
+    }
+    fprintf(o.f, " ],\n \"data\": ");
+    json_write_string(o.f, data ? data : "synthetic, Beauty-sized");
+    fprintf(o.f, ", \"users\": %d, \"items\": %d,\n \"e4srec_8\": {\"train_samples_s\": %.1f, \"infer_samples_s\": %.1f},\n"
+            " \"sasrec\": {\"train_samples_s\": %.1f, \"infer_samples_s\": %.1f, \"epoch_train_s\": %.1f}\n}\n",
+            d.n_users, d.n_items, e4.train_samples_s, e4.infer_samples_s, sas.train_samples_s, sas.infer_samples_s,
+            users / sas.train_samples_s);
+    outfile_commit(&o);
+    printf("wrote %s\n", path);
+    sasrec_job_free(&sjob);
+    optimizer_free(&sopt);
+    sasrec_free(&sm);
+    e4srec_job_free(&job);
+    optimizer_free(&opt);
+    e4srec_free(&m);
+    free(table);
+    prompt_free(&p);
+    seqdata_free(&d);
+}
+
 static int cmd_bench(int argc, char** argv) {
     const char* config = "all";
     const char* precision = "bf16";
     const char* out = "runs/bench";
+    const char* device = "auto";
+    const char* data = NULL;
     int steps = 8, warmup = 3, seed = 42;
     ArgSpec specs[] = {
+        {"--device", ARG_STR, &device, "cpu (this machine's CPU path), cuda, or auto (cuda when a GPU is visible)"},
+        {"--data", ARG_STR, &data, "with --device cpu: the sequence file whose users the models train on (default: synthetic, Beauty-sized)"},
         {"--config", ARG_STR, &config, "base_T8, base_S4, paper_T8, paper_S4, or all"},
         {"--precision", ARG_STR, &precision, "bf16 (as the peer's autocast) or fp32"},
         {"--steps", ARG_INT, &steps, "timed steps (training) and batches (inference) per config"},
@@ -1519,7 +1633,15 @@ static int cmd_bench(int argc, char** argv) {
                "achieved TFLOP/s, MFU against an H100 SXM's dense peak (bf16 989, fp32 67 TFLOP/s) and the device\n"
                "memory in use. base_*: C=1024, F=2816, 16 heads; paper_*: C=4096, F=11008, 32 heads; _T8 / _S4:\n"
                "8 / 4 layers. The peer trains paper_* with LoRA r=8; slmrec's LoRA runs on the CPU only so far, so\n"
-               "it trains every weight there. Prints a table and writes <out>/bench.json.", argc, argv, specs, 6);
+               "it trains every weight there. Prints a table and writes <out>/bench.json.\n"
+               "--device cpu: this machine's fp32 FMA peak, the matmul's GFLOP/s at the models' shapes, E4SRec_8 and\n"
+               "SASRec train and inference samples/s at the Beauty shapes (compare ../shared/peers/peer_cpu.py).", argc, argv, specs, 8);
+    config_device(&device, "fp32", 0);
+    if (strcmp(device, "cpu") == 0) {
+        if (steps < 1) die("bench: --steps must be positive");
+        bench_cpu(data, out, steps, seed);
+        return 0;
+    }
     const BenchShape* chosen[BENCH_NUM_SHAPES];
     int n = 0;
     for (int i = 0; i < BENCH_NUM_SHAPES; i++) {
@@ -1535,12 +1657,12 @@ static int cmd_bench(int argc, char** argv) {
     return 1;
 #else
     gpu_require("bench");
-    char device[256];
-    gpu_device_info(device, sizeof(device));
+    char gpu[256];
+    gpu_device_info(gpu, sizeof(gpu));
     int use_bf16 = strcmp(precision, "bf16") == 0;
     double peak = use_bf16 ? H100_PEAK_BF16 : H100_PEAK_FP32;
     printf("bench: %s, %s, %d timed steps after %d warm-up, train batch %d, inference batch %d (+ top-%d of %d items)\n",
-           device, precision, steps, warmup, BENCH_TRAIN_B, BENCH_INFER_B, BENCH_TOPK, BENCH_ITEMS);
+           gpu, precision, steps, warmup, BENCH_TRAIN_B, BENCH_INFER_B, BENCH_TOPK, BENCH_ITEMS);
     printf("FLOPs: %s\nMFU: achieved / %.0f TFLOP/s (H100 SXM dense %s)\n", BENCH_FLOPS_FORMULA, peak, precision);
     printf("memory: device memory in use (cudaMemGetInfo total - free), the larger of the train and inference runs\n\n");
     printf("%-9s %6s %6s %14s | %12s %8s %6s | %12s %8s %6s | %8s  %s\n", "config", "layers", "hidden", "params",
@@ -1562,7 +1684,7 @@ static int cmd_bench(int argc, char** argv) {
                chosen[i]->peer_lora ? "full (the peer: LoRA r=8; LoRA on the GPU: not yet)" : "full");
         fflush(stdout);
         // rewritten after every config: one that runs out of memory keeps the ones before it
-        bench_write_json(path, rows, i + 1, device, precision, peak, steps, warmup);
+        bench_write_json(path, rows, i + 1, gpu, precision, peak, steps, warmup);
     }
     printf("\nwrote %s\n", path);
     return 0;

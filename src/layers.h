@@ -32,34 +32,51 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 
 // ----------------------------------------------------------------------------
 // Linear: out = inp @ weight^T + bias, weight (OC, C) as torch's nn.Linear.
-// All three products (forward, dinp, dweight) run through one register-blocked
-// kernel, out[n][m] += sum_k a(n, k) * b[k][m], whose inner loop broadcasts one
-// a(n, k) against a panel of 2 x MM_LANES contiguous b[k][m..] for MM_ROWS rows
-// at once. The last M % (2 x MM_LANES) columns of b are copied into a
-// zero-padded panel first, so they take the same vector path. a is read through
-// strides, so a transposed operand needs no copy. Each output sums over k in
-// order, whatever the thread count: deterministic.
+//
+// All three products (forward, dinp, dweight) are one kernel, mm_accumulate:
+//   out (N, M) += a (N, K) @ b (K, M),  a(n, k) = a[n a_n + k a_k],  b(k, m) = b[k b_k + m b_m],
+// so a transposed operand is read in place through its strides. It is blocked
+// in the GotoBLAS / BLIS manner:
+//   for each block of MM_KC consecutive k (in order):
+//     pack b's rows k of the block into panels of MM_NR columns, (KC, NR) each, zero-padded;
+//     pack a's rows into micro-panels of MM_MR rows, (KC, MR) each, k-major, zero-padded;
+//     in parallel over tiles of (MM_MC rows, one panel): for each micro-panel of the tile,
+//       the micro-kernel adds the MR x NR product to out, its accumulators in registers.
+// A panel (KC x NR floats) stays in L1 while the tile's micro-panels stream from L2.
+// Each output sums over k in order, block after block: the result does not depend on the
+// thread count. mm_reference is the plain loop the tests hold it to.
 
 #if defined(__AVX512F__)
 #define MM_LANES 16  // one zmm register
-#define MM_ROWS 8    // 16 accumulators of the 32 registers
+#define MM_MR 12     // 12 x 2 accumulators + 2 panel vectors + 1 broadcast of the 32 registers
 #elif defined(__AVX__)
 #define MM_LANES 8   // one ymm register
-#define MM_ROWS 4    // 8 accumulators of the 16 registers
+#define MM_MR 6      // 6 x 2 accumulators + 3 of the 16 registers
 #else
 #define MM_LANES 4   // SSE / NEON
-#define MM_ROWS 4
+#define MM_MR 6
 #endif
-#define MM_PANEL (2 * MM_LANES)
+#define MM_NR (2 * MM_LANES)  // columns per panel: two vectors
+#define MM_KC 256             // k per block: a panel is KC x NR floats (32 KB with AVX-512)
+#define MM_MC (8 * MM_MR)     // rows per tile, at most
 typedef float mm_lanes __attribute__((vector_size(MM_LANES * sizeof(float))));
+// the micro-kernel's loops over its MR rows are unrolled so the accumulators live in registers
+// (nvcc's front end, compiling this header's host code for the GPU tests, does not know the pragma)
+#ifdef __CUDACC__
+#define MM_UNROLL
+#else
+#define MM_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 static mm_lanes mm_load(const float* p) { mm_lanes v; memcpy(&v, p, sizeof(v)); return v; }
+static void mm_store(float* p, mm_lanes v) { memcpy(p, &v, sizeof(v)); }
 
 // a grow-only scratch buffer of n floats per slot: a fresh malloc per call would
 // page-fault its way through megabytes every step
+enum { SCRATCH_PACK_A, SCRATCH_PACK_B, NUM_PACK_SCRATCH };
 static float* scratch_floats(int slot, size_t n) {
-    static float* buf[2] = {NULL, NULL};
-    static size_t capacity[2] = {0, 0};
+    static float* buf[NUM_PACK_SCRATCH];
+    static size_t capacity[NUM_PACK_SCRATCH];
     if (n > capacity[slot]) {
         free(buf[slot]);
         buf[slot] = (float*)mallocCheck(n * sizeof(float));
@@ -67,69 +84,106 @@ static float* scratch_floats(int slot, size_t n) {
     }
     return buf[slot];
 }
-enum { SCRATCH_TRANSPOSE, SCRATCH_PANEL };
 
-static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, const float* b, int N, int K, int M) {
-    // out (N, M) +=  a (N, K) @ b (K, M), where a(n, k) = a[n * a_n + k * a_k]
-    int tail = M % MM_PANEL, panels = (M + MM_PANEL - 1) / MM_PANEL;
-    int row_blocks = (N + MM_ROWS - 1) / MM_ROWS;
-    float* tail_panel = NULL;  // (K, MM_PANEL) the last tail columns of b, zero-padded
-    if (tail) {
-        tail_panel = scratch_floats(SCRATCH_PANEL, (size_t)K * MM_PANEL);
-        for (int k = 0; k < K; k++) {
-            float* dst = tail_panel + (size_t)k * MM_PANEL;
-            memcpy(dst, b + (size_t)k * M + M - tail, tail * sizeof(float));
-            memset(dst + tail, 0, (MM_PANEL - tail) * sizeof(float));
+// out (rows <= MR, cols <= NR, row stride ldo) += ap (kc, MR) @ bp (kc, NR)
+static void mm_micro(float* out, size_t ldo, const float* ap, const float* bp, int kc, int rows, int cols) {
+    float edge[MM_MR * MM_NR];  // a partial tile, zero-padded, so every tile takes the vector path
+    float* c = out;
+    size_t ldc = ldo;
+    if (rows < MM_MR || cols < MM_NR) {
+        memset(edge, 0, sizeof(edge));
+        for (int r = 0; r < rows; r++) memcpy(edge + r * MM_NR, out + r * ldo, (size_t)cols * sizeof(float));
+        c = edge;
+        ldc = MM_NR;
+    }
+    mm_lanes acc[MM_MR][2];
+    MM_UNROLL
+    for (int r = 0; r < MM_MR; r++) {
+        acc[r][0] = mm_load(c + r * ldc);
+        acc[r][1] = mm_load(c + r * ldc + MM_LANES);
+    }
+    for (int k = 0; k < kc; k++) {
+        mm_lanes b0 = mm_load(bp + k * MM_NR), b1 = mm_load(bp + k * MM_NR + MM_LANES);
+        MM_UNROLL
+        for (int r = 0; r < MM_MR; r++) {
+            float x = ap[k * MM_MR + r];
+            acc[r][0] += x * b0;
+            acc[r][1] += x * b1;
         }
     }
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int pb = 0; pb < panels; pb++) {
-        for (int rb = 0; rb < row_blocks; rb++) {
-            int n0 = rb * MM_ROWS, rows = min_int(MM_ROWS, N - n0), m0 = pb * MM_PANEL;
-            int width = min_int(MM_PANEL, M - m0);  // columns stored
-            const float* bp = width < MM_PANEL ? tail_panel : b + m0;
-            size_t ldb = width < MM_PANEL ? MM_PANEL : (size_t)M;
-            mm_lanes v[MM_ROWS][2];
-            const float* arow[MM_ROWS];
-            for (int r = 0; r < MM_ROWS; r++) {
-                int rr = min_int(r, rows - 1);  // rows past N repeat the last real row and are not stored
-                arow[r] = a + (n0 + rr) * a_n;
-                const float* o = out + (size_t)(n0 + rr) * M + m0;
-                float panel[MM_PANEL];
-                if (width < MM_PANEL) {  // the tail: its columns, then zeros
-                    memset(panel, 0, sizeof(panel));
-                    o = (const float*)memcpy(panel, o, width * sizeof(float));
+    MM_UNROLL
+    for (int r = 0; r < MM_MR; r++) {
+        mm_store(c + r * ldc, acc[r][0]);
+        mm_store(c + r * ldc + MM_LANES, acc[r][1]);
+    }
+    if (c == edge) {
+        for (int r = 0; r < rows; r++) memcpy(out + r * ldo, edge + r * MM_NR, (size_t)cols * sizeof(float));
+    }
+}
+
+static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, const float* b, size_t b_k, size_t b_m,
+                          int N, int K, int M) {
+    int micro_rows = (N + MM_MR - 1) / MM_MR, panels = (M + MM_NR - 1) / MM_NR;
+    // tiles of up to MM_MC rows, fewer when that leaves threads idle
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    int mc = MM_MC / MM_MR;  // micro-panels per tile
+    while (mc > 1 && ((micro_rows + mc - 1) / mc) * panels < 2 * threads) mc /= 2;
+    int row_tiles = (micro_rows + mc - 1) / mc;
+    float* ap = scratch_floats(SCRATCH_PACK_A, (size_t)micro_rows * MM_MR * MM_KC);
+    float* bp = scratch_floats(SCRATCH_PACK_B, (size_t)panels * MM_NR * MM_KC);
+    for (int k0 = 0; k0 < K; k0 += MM_KC) {
+        int kc = min_int(MM_KC, K - k0);
+        #pragma omp parallel
+        {
+            #pragma omp for schedule(static) nowait
+            for (int p = 0; p < panels; p++) {  // bp[p] (kc, NR)
+                float* dst = bp + (size_t)p * MM_NR * kc;
+                int m0 = p * MM_NR, width = min_int(MM_NR, M - m0);
+                for (int k = 0; k < kc; k++) {
+                    const float* src = b + (size_t)(k0 + k) * b_k + (size_t)m0 * b_m;
+                    float* row = dst + (size_t)k * MM_NR;
+                    if (b_m == 1) memcpy(row, src, (size_t)width * sizeof(float));
+                    else for (int m = 0; m < width; m++) row[m] = src[(size_t)m * b_m];
+                    for (int m = width; m < MM_NR; m++) row[m] = 0.0f;
                 }
-                v[r][0] = mm_load(o);
-                v[r][1] = mm_load(o + MM_LANES);
             }
-            for (int k = 0; k < K; k++) {
-                mm_lanes b0 = mm_load(bp + (size_t)k * ldb), b1 = mm_load(bp + (size_t)k * ldb + MM_LANES);
-                for (int r = 0; r < MM_ROWS; r++) {
-                    float x = arow[r][k * a_k];
-                    v[r][0] += x * b0;
-                    v[r][1] += x * b1;
+            #pragma omp for schedule(static)
+            for (int i = 0; i < micro_rows; i++) {  // ap[i] (kc, MR)
+                float* dst = ap + (size_t)i * MM_MR * kc;
+                for (int r = 0; r < MM_MR; r++) {
+                    int n = i * MM_MR + r;
+                    const float* src = a + (size_t)n * a_n + (size_t)k0 * a_k;
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR + r] = n < N ? src[(size_t)k * a_k] : 0.0f;
                 }
             }
-            for (int r = 0; r < rows; r++) {
-                float panel[MM_PANEL];
-                float* o = width < MM_PANEL ? panel : out + (size_t)(n0 + r) * M + m0;
-                memcpy(o, &v[r][0], sizeof(mm_lanes));
-                memcpy(o + MM_LANES, &v[r][1], sizeof(mm_lanes));
-                if (width < MM_PANEL) memcpy(out + (size_t)(n0 + r) * M + m0, panel, width * sizeof(float));
+            #pragma omp for collapse(2) schedule(static)
+            for (int t = 0; t < row_tiles; t++) {
+                for (int p = 0; p < panels; p++) {
+                    int m0 = p * MM_NR, cols = min_int(MM_NR, M - m0);
+                    for (int i = t * mc; i < min_int((t + 1) * mc, micro_rows); i++) {
+                        int n0 = i * MM_MR;
+                        mm_micro(out + (size_t)n0 * M + m0, (size_t)M, ap + (size_t)i * MM_MR * kc, bp + (size_t)p * MM_NR * kc,
+                                 kc, min_int(MM_MR, N - n0), cols);
+                    }
+                }
             }
         }
     }
 }
 
-// dst (cols, rows) = src (rows, cols)^T into a scratch buffer
-static float* transpose_scratch(const float* src, int rows, int cols) {
-    float* scratch = scratch_floats(SCRATCH_TRANSPOSE, (size_t)rows * cols);
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < cols; c++) {
-        for (int r = 0; r < rows; r++) scratch[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+// the plain triple loop: what mm_accumulate computes, for the tests
+static void mm_reference(float* out, const float* a, size_t a_n, size_t a_k, const float* b, size_t b_k, size_t b_m,
+                         int N, int K, int M) {
+    for (int n = 0; n < N; n++) {
+        for (int m = 0; m < M; m++) {
+            float acc = out[(size_t)n * M + m];
+            for (int k = 0; k < K; k++) acc += a[(size_t)n * a_n + (size_t)k * a_k] * b[(size_t)k * b_k + (size_t)m * b_m];
+            out[(size_t)n * M + m] = acc;
+        }
     }
-    return scratch;
 }
 
 static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
@@ -138,14 +192,14 @@ static void matmul_forward(float* out, const float* inp, const float* weight, co
     for (int n = 0; n < N; n++) {
         for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
     }
-    mm_accumulate(out, inp, C, 1, transpose_scratch(weight, OC, C), N, C, OC);  // weight^T (C, OC)
+    mm_accumulate(out, inp, C, 1, weight, 1, C, N, C, OC);  // b = weight^T (C, OC), read through strides
 }
 
 static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                             const float* weight, int N, int C, int OC) {
     // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout
-    if (dinp) mm_accumulate(dinp, dout, OC, 1, weight, N, OC, C);
-    if (dweight) mm_accumulate(dweight, dout, 1, OC, inp, OC, N, C);  // a = dout^T (OC, N), read in place
+    if (dinp) mm_accumulate(dinp, dout, OC, 1, weight, C, 1, N, OC, C);
+    if (dweight) mm_accumulate(dweight, dout, 1, OC, inp, C, 1, OC, N, C);  // a = dout^T (OC, N), read in place
     if (dbias) {
         for (int o = 0; o < OC; o++) {
             float db = 0.0f;

@@ -164,16 +164,16 @@ static void lora_backward(Lora* lo, int site, int l, float* dinp, const float* d
         const float* dy = dout + s->offset;  // dy(n, o) = dy[n * stride + o]
         // dB (out, r) += scale dy^T h ; dh (N, r) = scale dy B
         memset(lo->dh, 0, (size_t)N * r * sizeof(float));
-        mm_accumulate(lo->dh, dy, (size_t)s->stride, 1, B, N, s->out, r);
+        mm_accumulate(lo->dh, dy, (size_t)s->stride, 1, B, (size_t)r, 1, N, s->out, r);
         for (size_t i = 0; i < (size_t)N * r; i++) lo->dh[i] *= lo->scale;
         float* dB = lo->dB[t] + (size_t)l * s->out * r;
         float* dB_unscaled = lo->delta;  // (out, r) scratch
         memset(dB_unscaled, 0, (size_t)s->out * r * sizeof(float));
-        mm_accumulate(dB_unscaled, dy, 1, (size_t)s->stride, h, s->out, N, r);
+        mm_accumulate(dB_unscaled, dy, 1, (size_t)s->stride, h, (size_t)r, 1, s->out, N, r);
         for (size_t i = 0; i < (size_t)s->out * r; i++) dB[i] += lo->scale * dB_unscaled[i];
         // dA (r, in) += dh^T inp ; dinp += dh A
-        mm_accumulate(lo->dA[t] + (size_t)l * r * s->in, lo->dh, 1, (size_t)r, inp, r, N, s->in);
-        mm_accumulate(dinp, lo->dh, (size_t)r, 1, A, N, r, s->in);
+        mm_accumulate(lo->dA[t] + (size_t)l * r * s->in, lo->dh, 1, (size_t)r, inp, (size_t)s->in, 1, r, N, s->in);
+        mm_accumulate(dinp, lo->dh, (size_t)r, 1, A, (size_t)s->in, 1, N, r, s->in);
     }
 }
 

@@ -70,40 +70,54 @@ static void test_matmul(Rng* rng, int with_bias) {
     free(c.inp); free(c.w); free(c.b); free(R); free(dinp); free(dw); free(db);
 }
 
-// the blocked product against a plain loop: full panels, a tail panel, both at
-// once, row counts that leave a partial row block, a read plain and transposed.
+// the blocked product against the plain loop (mm_reference): full panels and
+// tiles, a tail panel, partial micro-panels, K over several blocks, each
+// operand plain and transposed; and the same bits whatever the thread count.
 // Its own RNG: the other tests keep their draws.
 static void test_mm_accumulate(void) {
     Rng own;
     rng_seed(&own, 31);
     Rng* rng = &own;
-    int shapes[][3] = {{1, 1, 5}, {9, 13, 32}, {17, 7, 48}, {3, 40, 70}, {20, 5, 3}};  // N, K, M
-    for (int s = 0; s < 5; s++) {
+    int shapes[][3] = {{1, 1, 5}, {9, 13, 32}, {17, 7, 48}, {3, 40, 70}, {20, 5, 3}, {101, 300, 45}, {130, 600, 33}};  // N, K, M
+    int n_shapes = (int)(sizeof(shapes) / sizeof(shapes[0]));
+    for (int s = 0; s < n_shapes; s++) {
         int N = shapes[s][0], K = shapes[s][1], M = shapes[s][2];
         float* a = test_randn(rng, (size_t)N * K, 1);
         float* at = test_zeros((size_t)K * N);  // a^T (K, N)
         for (int n = 0; n < N; n++) for (int k = 0; k < K; k++) at[(size_t)k * N + n] = a[(size_t)n * K + k];
         float* b = test_randn(rng, (size_t)K * M, 1);
+        float* bt = test_zeros((size_t)M * K);  // b^T (M, K)
+        for (int k = 0; k < K; k++) for (int m = 0; m < M; m++) bt[(size_t)m * K + k] = b[(size_t)k * M + m];
         float* start = test_randn(rng, (size_t)N * M, 1);
         float* ref = test_zeros((size_t)N * M);
-        for (int n = 0; n < N; n++) {
-            for (int m = 0; m < M; m++) {
-                double acc = start[(size_t)n * M + m];
-                for (int k = 0; k < K; k++) acc += (double)a[(size_t)n * K + k] * b[(size_t)k * M + m];
-                ref[(size_t)n * M + m] = (float)acc;
-            }
-        }
-        for (int transposed = 0; transposed <= 1; transposed++) {
+        memcpy(ref, start, (size_t)N * M * sizeof(float));
+        mm_reference(ref, a, K, 1, b, M, 1, N, K, M);
+        for (int layout = 0; layout < 4; layout++) {
+            int a_t = layout & 1, b_t = layout >> 1;
             float* out = test_zeros((size_t)N * M);
             memcpy(out, start, (size_t)N * M * sizeof(float));
-            if (transposed) mm_accumulate(out, at, 1, N, b, N, K, M);
-            else mm_accumulate(out, a, K, 1, b, N, K, M);
+            mm_accumulate(out, a_t ? at : a, a_t ? 1 : K, a_t ? N : 1, b_t ? bt : b, b_t ? 1 : M, b_t ? K : 1, N, K, M);
             char name[96];
-            snprintf(name, sizeof(name), "mm_accumulate N=%d K=%d M=%d%s", N, K, M, transposed ? ", a transposed" : "");
+            snprintf(name, sizeof(name), "mm_accumulate N=%d K=%d M=%d%s%s", N, K, M, a_t ? ", a transposed" : "",
+                     b_t ? ", b transposed" : "");
             check_close(name, out, ref, (size_t)N * M, 1e-5f, 1e-5f);
+            if (layout == 0) {  // one thread and every thread: the same bits
+                float* one = test_zeros((size_t)N * M);
+                memcpy(one, start, (size_t)N * M * sizeof(float));
+#ifdef _OPENMP
+                int threads = omp_get_max_threads();
+                omp_set_num_threads(1);
+#endif
+                mm_accumulate(one, a, K, 1, b, M, 1, N, K, M);
+#ifdef _OPENMP
+                omp_set_num_threads(threads);
+#endif
+                CHECK(memcmp(one, out, (size_t)N * M * sizeof(float)) == 0, "%s: one thread gives other bits", name);
+                free(one);
+            }
             free(out);
         }
-        free(a); free(at); free(b); free(start); free(ref);
+        free(a); free(at); free(b); free(bt); free(start); free(ref);
     }
 }
 
