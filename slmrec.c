@@ -95,11 +95,10 @@ static void parse_args(const char* cmd, const char* summary, int argc, char** ar
 // compares hidden states, logits and every parameter gradient of m
 static void oracle_check_model(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
     const E4SRecConfig* c = &m->cfg;
-    size_t BTC = (size_t)m->B * e4srec_T(c) * c->C;
     char name[256];
     for (int k = 0; k <= c->L; k++) {
         snprintf(name, sizeof(name), "out.%s.hidden.%d", who, k);
-        oracle_check(r, st, name, k < c->L ? m->acts.residual + k * BTC : m->acts.lnf, BTC);
+        oracle_check_hidden(r, st, name, m, k);
     }
     snprintf(name, sizeof(name), "out.%s.logits", who);
     oracle_check(r, st, name, m->acts.logits, (size_t)m->B * c->I);

@@ -4,6 +4,12 @@
 // frozen item table. Teacher (M layers) and student (N layers) are this same
 // code with a different L. Parameters, gradients and activations each live in
 // one arena carved by a table of sizes.
+//
+// Pads are not computed: each sample is packed to its real tokens (the prompt
+// and its real items, ~30 of Beauty's 72 slots), rows of samples back to back.
+// A token keeps its position in the padded sequence (RoPE) and attends
+// causally to its own sample's real tokens, so its outputs are what the padded
+// computation with a key-padding mask gives at that token.
 #pragma once
 #include "llama.h"
 #include "lora.h"
@@ -39,23 +45,25 @@ typedef struct {
 } E4SRecParams;
 
 #define E4SREC_NUM_ACTS 20
+// R = the batch's packed rows (real tokens), R_it its real items; a layer's slab
+// of a per-layer tensor is R rows (allocated for the worst case, B*T and B*S)
 typedef struct {
-    float* x_items;   // (B, S, D)     item_table[history]
-    float* proj;      // (B, S, C)     input_proj(x_items)
-    float* residual;  // (L+1, B, T, C) residual[k] = hidden state entering layer k
-    float* ln1;       // (L, B, T, C)
-    float* ln1_rstd;  // (L, B, T)
-    float* qkv;       // (L, B, T, QKV) after RoPE
-    float* att;       // (L, B, NH, T, T) attention probabilities
-    float* atty;      // (L, B, T, NH*HS)
-    float* resid_mid; // (L, B, T, C)  residual after the attention branch
-    float* ln2;       // (L, B, T, C)
-    float* ln2_rstd;  // (L, B, T)
-    float* gateup;    // (L, B, T, 2F)
-    float* swiglu;    // (L, B, T, F)
-    float* lnf;       // (B, T, C)     final RMSNorm output = hidden state L
-    float* lnf_rstd;  // (B, T)
-    float* branch;    // (B, T, C)     scratch: output of o_proj / down_proj before the residual add
+    float* x_items;   // (R_it, D)     item_table[the real history items]
+    float* proj;      // (R_it, C)     input_proj(x_items)
+    float* residual;  // (L+1, R, C)   residual[k] = hidden state entering layer k
+    float* ln1;       // (L, R, C)
+    float* ln1_rstd;  // (L, R)
+    float* qkv;       // (L, R, QKV)   after RoPE
+    float* att;       // (L, sum_b NH T_b^2) attention probabilities; sample b's (NH, T_b, T_b) at att_start[b]
+    float* atty;      // (L, R, NH*HS)
+    float* resid_mid; // (L, R, C)     residual after the attention branch
+    float* ln2;       // (L, R, C)
+    float* ln2_rstd;  // (L, R)
+    float* gateup;    // (L, R, 2F)
+    float* swiglu;    // (L, R, F)
+    float* lnf;       // (R, C)        final RMSNorm output = hidden state L
+    float* lnf_rstd;  // (R)
+    float* branch;    // (R, C)        scratch: output of o_proj / down_proj before the residual add
     float* last;      // (L+1, B, C)   last-token hidden states: k < L residual[k], k = L lnf
     float* user;      // (B, D)        score(last[L])
     float* logits;    // (B, I)
@@ -65,13 +73,13 @@ typedef struct {
 // gradients of activations: one layer's worth of scratch, reused going down
 #define E4SREC_NUM_DACTS 10
 typedef struct {
-    float* dresidual; // (B, T, C)
-    float* dln;       // (B, T, C)
-    float* dqkv;      // (B, T, QKV)
-    float* datty;     // (B, T, NH*HS)
-    float* dgateup;   // (B, T, 2F)
-    float* dswiglu;   // (B, T, F)
-    float* dproj;     // (B, S, C)
+    float* dresidual; // (R, C)
+    float* dln;       // (R, C)
+    float* dqkv;      // (R, QKV)
+    float* datty;     // (R, NH*HS)
+    float* dgateup;   // (R, 2F)
+    float* dswiglu;   // (R, F)
+    float* dproj;     // (R_it, C)
     float* dlast;     // (L+1, B, C)  gradient injected at each last-token hidden state (KD losses add here)
     float* duser;     // (B, D)
     float* dlogits;   // (B, I)
@@ -96,11 +104,16 @@ typedef struct {
     E4SRecDActs dacts;
     float* acts_memory;
     float* dacts_memory;
-    int* keymask;             // (B, T) 1 = real token
-    int* items;               // (B, S) the batch's history ids
     int* targets;             // (B)
     float* losses;            // (B)
     int B;                    // samples in the current batch
+    // the current batch, packed: sample b's real tokens are rows row_start[b] .. row_start[b+1]-1
+    int R, R_it;              // packed rows, of which real items
+    int* row_start;           // (B+1)
+    size_t* att_start;        // (B+1) offsets into one layer's att
+    int* pos;                 // (R) each row's position in the padded sequence (RoPE)
+    int* item_ids;            // (R_it) the real items, in row order
+    int* item_rows;           // (R_it) the row each one sits in
 } E4SRec;
 
 static int e4srec_T(const E4SRecConfig* c) { return c->P1 + c->S + c->P2; }
@@ -206,9 +219,14 @@ static void e4srec_init_random(E4SRec* m, Rng* rng) {
     for (int i = 0; i < c->C; i++) { p->rms_final[i] = 1.0f; p->proj_b[i] = 0.0f; }
 }
 
+static void e4srec_free_acts(E4SRec* m) {
+    free(m->acts_memory); free(m->dacts_memory); free(m->targets); free(m->losses);
+    free(m->row_start); free(m->att_start); free(m->pos); free(m->item_ids); free(m->item_rows);
+}
+
 static void e4srec_alloc_acts(E4SRec* m, int B) {
     if (B <= m->max_B) return;
-    free(m->acts_memory); free(m->dacts_memory); free(m->keymask); free(m->items); free(m->targets); free(m->losses);
+    e4srec_free_acts(m);
     const E4SRecConfig* c = &m->cfg;
     size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T, BS = (size_t)B * c->S;
@@ -227,8 +245,11 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     float** dp[E4SREC_NUM_DACTS] = {&d->dresidual, &d->dln, &d->dqkv, &d->datty, &d->dgateup, &d->dswiglu,
                                     &d->dproj, &d->dlast, &d->duser, &d->dlogits};
     m->dacts_memory = arena_alloc(dp, ds, E4SREC_NUM_DACTS);
-    m->keymask = (int*)mallocCheck(BT * sizeof(int));
-    m->items = (int*)mallocCheck(BS * sizeof(int));
+    m->row_start = (int*)mallocCheck((size_t)(B + 1) * sizeof(int));
+    m->att_start = (size_t*)mallocCheck((size_t)(B + 1) * sizeof(size_t));
+    m->pos = (int*)mallocCheck(BT * sizeof(int));
+    m->item_ids = (int*)mallocCheck(BS * sizeof(int));
+    m->item_rows = (int*)mallocCheck(BS * sizeof(int));
     m->targets = (int*)mallocCheck((size_t)B * sizeof(int));
     m->losses = (float*)mallocCheck((size_t)B * sizeof(float));
     m->max_B = B;
@@ -238,9 +259,62 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
 static void e4srec_free(E4SRec* m) {
     if (m->lora) lora_free(m->lora);
     free(m->lora);
-    free(m->params_memory); free(m->grads_memory); free(m->acts_memory); free(m->dacts_memory);
-    free(m->keymask); free(m->items); free(m->targets); free(m->losses); free(m->instr); free(m->resp);
+    free(m->params_memory); free(m->grads_memory);
+    e4srec_free_acts(m);
+    free(m->instr); free(m->resp);
     memset(m, 0, sizeof(*m));
+}
+
+// packs the batch: sample b's rows are its P1 instruction tokens, its real items
+// (ids > 0, in order, wherever the pads are) and its P2 response tokens
+static void e4srec_pack(E4SRec* m, const int* items, int B) {
+    const E4SRecConfig* c = &m->cfg;
+    int S = c->S, r = 0, n_it = 0;
+    size_t att = 0;
+    for (int b = 0; b < B; b++) {
+        m->row_start[b] = r;
+        m->att_start[b] = att;
+        for (int t = 0; t < c->P1; t++) m->pos[r++] = t;
+        for (int i = 0; i < S; i++) {
+            int id = items[(size_t)b * S + i];
+            if (id < 0 || id >= c->I) die("e4srec: item id %d at batch row %d is outside the item table (0..%d)", id, b, c->I - 1);
+            if (id == 0) continue;
+            m->item_ids[n_it] = id;
+            m->item_rows[n_it++] = r;
+            m->pos[r++] = c->P1 + i;
+        }
+        for (int t = 0; t < c->P2; t++) m->pos[r++] = c->P1 + S + t;
+        size_t len = (size_t)(r - m->row_start[b]);
+        att += (size_t)c->NH * len * len;
+    }
+    m->row_start[B] = r;
+    m->att_start[B] = att;
+    m->R = r;
+    m->R_it = n_it;
+    m->B = B;
+}
+
+// causal attention within each sample's rows; one sample per thread (the layer's own
+// parallel loop then runs as a team of one: OpenMP does not nest by default)
+static void e4srec_attention_forward(E4SRec* m, float* out, float* att, const float* qkv) {
+    const E4SRecConfig* c = &m->cfg;
+    int QKV = e4srec_QKV(c), Q = c->NH * c->HS;
+    #pragma omp parallel for schedule(dynamic)
+    for (int b = 0; b < m->B; b++) {
+        int r = m->row_start[b], len = m->row_start[b + 1] - r;
+        attention_forward(out + (size_t)r * Q, att + m->att_start[b], qkv + (size_t)r * QKV, NULL, 1, len, c->NH, c->KVH, c->HS);
+    }
+}
+
+static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout, const float* qkv, const float* att) {
+    const E4SRecConfig* c = &m->cfg;
+    int QKV = e4srec_QKV(c), Q = c->NH * c->HS;
+    #pragma omp parallel for schedule(dynamic)
+    for (int b = 0; b < m->B; b++) {
+        int r = m->row_start[b], len = m->row_start[b + 1] - r;
+        attention_backward(dqkv + (size_t)r * QKV, dout + (size_t)r * Q, qkv + (size_t)r * QKV, att + m->att_start[b],
+                           1, len, c->NH, c->KVH, c->HS);
+    }
 }
 
 // forward for B samples: items (B, S) history ids (0 = pad), targets (B) or NULL.
@@ -249,61 +323,51 @@ static void e4srec_free(E4SRec* m) {
 static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int B) {
     const E4SRecConfig* c = &m->cfg;
     e4srec_alloc_acts(m, B);
-    m->B = B;
-    int T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F;
-    size_t BT = (size_t)B * T;
+    e4srec_pack(m, items, B);
+    int C = c->C, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, R = m->R;
+    size_t RC = (size_t)R * C, att_layer = m->att_start[B];
     E4SRecParams* p = &m->params;
     E4SRecActs* a = &m->acts;
-    memcpy(m->items, items, (size_t)B * S * sizeof(int));
-    for (int b = 0; b < B; b++) {
-        for (int i = 0; i < S; i++) {
-            if (items[b * S + i] < 0 || items[b * S + i] >= c->I) {
-                die("e4srec: item id %d at batch row %d is outside the item table (0..%d)", items[b * S + i], b, c->I - 1);
-            }
-        }
-        for (int t = 0; t < T; t++) m->keymask[b * T + t] = (t < c->P1 || t >= c->P1 + S) ? 1 : items[b * S + t - c->P1] > 0;
-    }
-    // embeddings: prompt tokens from tok_emb, history positions from input_proj(item_table[ids])
-    embedding_forward(a->x_items, items, m->item_table, B * S, c->D);
-    matmul_forward(a->proj, a->x_items, p->proj_w, p->proj_b, B * S, c->D, C);
+    // embeddings: prompt tokens from tok_emb, real history items through input_proj(item_table[id])
+    embedding_forward(a->x_items, m->item_ids, m->item_table, m->R_it, c->D);
+    matmul_forward(a->proj, a->x_items, p->proj_w, p->proj_b, m->R_it, c->D, C);
     float* x = a->residual;  // residual[0]
     for (int b = 0; b < B; b++) {
-        float* row = x + (size_t)b * T * C;
-        embedding_forward(row, m->instr, p->tok_emb, c->P1, C);
-        memcpy(row + (size_t)c->P1 * C, a->proj + (size_t)b * S * C, (size_t)S * C * sizeof(float));
-        embedding_forward(row + (size_t)(c->P1 + S) * C, m->resp, p->tok_emb, c->P2, C);
+        embedding_forward(x + (size_t)m->row_start[b] * C, m->instr, p->tok_emb, c->P1, C);
+        embedding_forward(x + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, p->tok_emb, c->P2, C);
     }
+    for (int i = 0; i < m->R_it; i++) memcpy(x + (size_t)m->item_rows[i] * C, a->proj + (size_t)i * C, C * sizeof(float));
     for (int l = 0; l < c->L; l++) {
-        float* res_in = a->residual + l * BT * C;
-        float* ln1 = a->ln1 + l * BT * C;
-        float* qkv = a->qkv + l * BT * QKV;
-        float* atty = a->atty + l * BT * Q;
-        float* mid = a->resid_mid + l * BT * C;
-        float* ln2 = a->ln2 + l * BT * C;
-        float* gateup = a->gateup + l * BT * 2 * F;
-        float* sw = a->swiglu + l * BT * F;
-        rmsnorm_forward(ln1, a->ln1_rstd + l * BT, res_in, p->rms1 + l * C, B * T, C, c->rms_eps);
-        matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, B * T, C, QKV);
-        if (m->lora) lora_forward(m->lora, LORA_SITE_QKV, l, qkv, ln1, B * T);
-        rope_forward(qkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
-        attention_forward(atty, a->att + (size_t)l * B * c->NH * T * T, qkv, m->keymask, B, T, c->NH, c->KVH, c->HS);
-        matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B * T, Q, C);
-        if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, B * T);
-        residual_forward(mid, res_in, a->branch, BT * C);
-        rmsnorm_forward(ln2, a->ln2_rstd + l * BT, mid, p->rms2 + l * C, B * T, C, c->rms_eps);
-        matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, B * T, C, 2 * F);
-        if (m->lora) lora_forward(m->lora, LORA_SITE_GATEUP, l, gateup, ln2, B * T);
-        swiglu_forward(sw, gateup, B * T, F);
-        matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, B * T, F, C);
-        if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, B * T);
-        residual_forward(a->residual + (l + 1) * BT * C, mid, a->branch, BT * C);
+        float* res_in = a->residual + l * RC;
+        float* ln1 = a->ln1 + l * RC;
+        float* qkv = a->qkv + (size_t)l * R * QKV;
+        float* atty = a->atty + (size_t)l * R * Q;
+        float* mid = a->resid_mid + l * RC;
+        float* ln2 = a->ln2 + l * RC;
+        float* gateup = a->gateup + (size_t)l * R * 2 * F;
+        float* sw = a->swiglu + (size_t)l * R * F;
+        rmsnorm_forward(ln1, a->ln1_rstd + (size_t)l * R, res_in, p->rms1 + l * C, R, C, c->rms_eps);
+        matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, R, C, QKV);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_QKV, l, qkv, ln1, R);
+        rope_forward(qkv, R, m->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        e4srec_attention_forward(m, atty, a->att + l * att_layer, qkv);
+        matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
+        residual_forward(mid, res_in, a->branch, RC);
+        rmsnorm_forward(ln2, a->ln2_rstd + (size_t)l * R, mid, p->rms2 + l * C, R, C, c->rms_eps);
+        matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, R, C, 2 * F);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_GATEUP, l, gateup, ln2, R);
+        swiglu_forward(sw, gateup, R, F);
+        matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, R, F, C);
+        if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, R);
+        residual_forward(a->residual + (l + 1) * RC, mid, a->branch, RC);
     }
-    rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * BT * C, p->rms_final, B * T, C, c->rms_eps);
+    rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, R, C, c->rms_eps);
     // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation
     for (int k = 0; k <= c->L; k++) {
-        const float* h = k < c->L ? a->residual + k * BT * C : a->lnf;
+        const float* h = k < c->L ? a->residual + k * RC : a->lnf;
         for (int b = 0; b < B; b++) {
-            memcpy(a->last + ((size_t)k * B + b) * C, h + ((size_t)b * T + T - 1) * C, C * sizeof(float));
+            memcpy(a->last + ((size_t)k * B + b) * C, h + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
         }
     }
     matmul_forward(a->user, a->last + (size_t)c->L * B * C, p->score_w, NULL, B, C, c->D);
@@ -348,67 +412,63 @@ static float* grad_at(float* p, size_t offset) { return p ? p + offset : NULL; }
 // With LoRA the decoder's own weights are frozen: their gradients are not computed.
 static void e4srec_backward(E4SRec* m) {
     const E4SRecConfig* c = &m->cfg;
-    int B = m->B, T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F;
-    size_t BT = (size_t)B * T;
+    int B = m->B, C = c->C, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, R = m->R;
+    size_t RC = (size_t)R * C, att_layer = m->att_start[B];
     E4SRecParams* p = &m->params;
     E4SRecParams g = m->grads;
     if (m->lora) g.tok_emb = g.rms1 = g.wqkv = g.wo = g.rms2 = g.wgateup = g.wdown = g.rms_final = NULL;
     E4SRecActs* a = &m->acts;
     E4SRecDActs* d = &m->dacts;
     // final RMSNorm: only the last token carries a gradient
-    memset(d->dln, 0, BT * C * sizeof(float));
-    memset(d->dresidual, 0, BT * C * sizeof(float));
+    memset(d->dln, 0, RC * sizeof(float));
+    memset(d->dresidual, 0, RC * sizeof(float));
     for (int b = 0; b < B; b++) {
-        memcpy(d->dln + ((size_t)b * T + T - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
+        memcpy(d->dln + (size_t)(m->row_start[b + 1] - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
     }
-    rmsnorm_backward(d->dresidual, g.rms_final, d->dln, a->residual + c->L * BT * C, p->rms_final, a->lnf_rstd, B * T, C);
+    rmsnorm_backward(d->dresidual, g.rms_final, d->dln, a->residual + c->L * RC, p->rms_final, a->lnf_rstd, R, C);
     for (int l = c->L - 1; l >= 0; l--) {
-        float* res_in = a->residual + l * BT * C;
-        float* mid = a->resid_mid + l * BT * C;
-        float* ln1 = a->ln1 + l * BT * C;
-        float* ln2 = a->ln2 + l * BT * C;
-        float* atty = a->atty + l * BT * Q;
-        float* sw = a->swiglu + l * BT * F;
+        float* res_in = a->residual + l * RC;
+        float* mid = a->resid_mid + l * RC;
+        float* ln1 = a->ln1 + l * RC;
+        float* ln2 = a->ln2 + l * RC;
+        float* atty = a->atty + (size_t)l * R * Q;
+        float* sw = a->swiglu + (size_t)l * R * F;
         // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
-        memset(d->dswiglu, 0, BT * F * sizeof(float));
-        memset(d->dgateup, 0, BT * 2 * F * sizeof(float));
-        memset(d->dln, 0, BT * C * sizeof(float));
-        matmul_backward(d->dswiglu, grad_at(g.wdown, (size_t)l * C * F), NULL, d->dresidual, sw,
-                        p->wdown + (size_t)l * C * F, B * T, F, C);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_DOWN, l, d->dswiglu, d->dresidual, sw, B * T);
-        swiglu_backward(d->dgateup, d->dswiglu, a->gateup + l * BT * 2 * F, B * T, F);
+        memset(d->dswiglu, 0, (size_t)R * F * sizeof(float));
+        memset(d->dgateup, 0, (size_t)R * 2 * F * sizeof(float));
+        memset(d->dln, 0, RC * sizeof(float));
+        matmul_backward(d->dswiglu, grad_at(g.wdown, (size_t)l * C * F), NULL, d->dresidual, sw, p->wdown + (size_t)l * C * F, R, F, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_DOWN, l, d->dswiglu, d->dresidual, sw, R);
+        swiglu_backward(d->dgateup, d->dswiglu, a->gateup + (size_t)l * R * 2 * F, R, F);
         matmul_backward(d->dln, grad_at(g.wgateup, (size_t)l * 2 * F * C), NULL, d->dgateup, ln2,
-                        p->wgateup + (size_t)l * 2 * F * C, B * T, C, 2 * F);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_GATEUP, l, d->dln, d->dgateup, ln2, B * T);
-        rmsnorm_backward(d->dresidual, grad_at(g.rms2, (size_t)l * C), d->dln, mid, p->rms2 + l * C, a->ln2_rstd + l * BT, B * T, C);
+                        p->wgateup + (size_t)l * 2 * F * C, R, C, 2 * F);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_GATEUP, l, d->dln, d->dgateup, ln2, R);
+        rmsnorm_backward(d->dresidual, grad_at(g.rms2, (size_t)l * C), d->dln, mid, p->rms2 + l * C, a->ln2_rstd + (size_t)l * R, R, C);
         // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
-        memset(d->datty, 0, BT * Q * sizeof(float));
-        memset(d->dqkv, 0, BT * QKV * sizeof(float));
-        memset(d->dln, 0, BT * C * sizeof(float));
-        matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, B * T, Q, C);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, B * T);
-        attention_backward(d->dqkv, d->datty, a->qkv + l * BT * QKV, a->att + (size_t)l * B * c->NH * T * T,
-                           B, T, c->NH, c->KVH, c->HS);
-        rope_backward(d->dqkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
-        matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1,
-                        p->wqkv + (size_t)l * QKV * C, B * T, C, QKV);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, B * T);
-        rmsnorm_backward(d->dresidual, grad_at(g.rms1, (size_t)l * C), d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + l * BT, B * T, C);
+        memset(d->datty, 0, (size_t)R * Q * sizeof(float));
+        memset(d->dqkv, 0, (size_t)R * QKV * sizeof(float));
+        memset(d->dln, 0, RC * sizeof(float));
+        matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, R, Q, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, R);
+        e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer);
+        rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1, p->wqkv + (size_t)l * QKV * C, R, C, QKV);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, R);
+        rmsnorm_backward(d->dresidual, grad_at(g.rms1, (size_t)l * C), d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + (size_t)l * R, R, C);
         // dresidual = d(residual[l]); add what distillation injected at this depth's last token
         for (int b = 0; b < B; b++) {
-            float* dr = d->dresidual + ((size_t)b * T + T - 1) * C;
+            float* dr = d->dresidual + (size_t)(m->row_start[b + 1] - 1) * C;
             const float* inj = d->dlast + ((size_t)l * B + b) * C;
             for (int i = 0; i < C; i++) dr[i] += inj[i];
         }
     }
-    // embeddings: prompt positions into tok_emb, history positions through input_proj
-    for (int b = 0; b < B; b++) {
-        const float* row = d->dresidual + (size_t)b * T * C;
-        if (g.tok_emb) embedding_backward(g.tok_emb, row, m->instr, c->P1, C);
-        memcpy(d->dproj + (size_t)b * S * C, row + (size_t)c->P1 * C, (size_t)S * C * sizeof(float));
-        if (g.tok_emb) embedding_backward(g.tok_emb, row + (size_t)(c->P1 + S) * C, m->resp, c->P2, C);
+    // embeddings: prompt rows into tok_emb, item rows through input_proj
+    for (int b = 0; b < B && g.tok_emb; b++) {
+        embedding_backward(g.tok_emb, d->dresidual + (size_t)m->row_start[b] * C, m->instr, c->P1, C);
+        embedding_backward(g.tok_emb, d->dresidual + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, c->P2, C);
     }
-    matmul_backward(NULL, g.proj_w, g.proj_b, d->dproj, a->x_items, p->proj_w, B * S, c->D, C);
+    for (int i = 0; i < m->R_it; i++) memcpy(d->dproj + (size_t)i * C, d->dresidual + (size_t)m->item_rows[i] * C, C * sizeof(float));
+    matmul_backward(NULL, g.proj_w, g.proj_b, d->dproj, a->x_items, p->proj_w, m->R_it, c->D, C);
 }
 
 // LoRA on the decoder (lora.h): from now on only the adapters, input_proj and score train

@@ -354,16 +354,15 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 // RoPE, HF layout: head dims j and j + HS/2 form a rotated pair; position = t.
 // (llama2.c rotates adjacent pairs; its q/k rows are permuted on import instead.)
 
-static void rope_rotate(float* x, int N, int T, int pos0, int row_stride, int n_heads, int HS, float theta, float sign) {
+static void rope_rotate(float* x, int N, const int* pos, int row_stride, int n_heads, int HS, float theta, float sign) {
     // x (N, row_stride): the first n_heads*HS entries of each row are rotated in place; row n
-    // sits at position pos0 + n % T; sign +1 applies the rotation (forward), -1 its inverse (backward)
+    // sits at position pos[n]; sign +1 applies the rotation (forward), -1 its inverse (backward)
     int half = HS / 2;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        int pos = pos0 + n % T;
         for (int j = 0; j < half; j++) {
             float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)HS);  // float32 as HF computes it
-            float angle = (float)pos * inv_freq;
+            float angle = (float)pos[n] * inv_freq;
             float c = cosf(angle), s = sign * sinf(angle);
             for (int h = 0; h < n_heads; h++) {
                 float* v = x + (size_t)n * row_stride + h * HS;
@@ -375,13 +374,13 @@ static void rope_rotate(float* x, int N, int T, int pos0, int row_stride, int n_
     }
 }
 
-static void rope_forward(float* x, int N, int T, int row_stride, int n_heads, int HS, float theta) {
-    rope_rotate(x, N, T, 0, row_stride, n_heads, HS, theta, 1.0f);
+static void rope_forward(float* x, int N, const int* pos, int row_stride, int n_heads, int HS, float theta) {
+    rope_rotate(x, N, pos, row_stride, n_heads, HS, theta, 1.0f);
 }
 
 // the rotation is orthogonal, so its backward is the inverse rotation (in place)
-static void rope_backward(float* dx, int N, int T, int row_stride, int n_heads, int HS, float theta) {
-    rope_rotate(dx, N, T, 0, row_stride, n_heads, HS, theta, -1.0f);
+static void rope_backward(float* dx, int N, const int* pos, int row_stride, int n_heads, int HS, float theta) {
+    rope_rotate(dx, N, pos, row_stride, n_heads, HS, theta, -1.0f);
 }
 
 // ----------------------------------------------------------------------------

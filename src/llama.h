@@ -194,6 +194,7 @@ typedef struct {
     float* swiglu;      // (max_n, F)
     float* branch;      // (max_n, C)
     float* logits;      // (V) of the last token
+    int* pos;           // (max_n) the positions of the tokens of a call
 } LlamaState;
 
 #define LLAMA_STATE_BUFFERS 12
@@ -208,10 +209,12 @@ static void llama_state_build(LlamaState* s, const LlamaConfig* c, int capacity,
     float** ptrs[LLAMA_STATE_BUFFERS] = {&s->key_cache, &s->value_cache, &s->x, &s->xn, &s->rstd, &s->qkv, &s->atty,
                                          &s->scores, &s->gateup, &s->swiglu, &s->branch, &s->logits};
     arena_alloc(ptrs, sizes, LLAMA_STATE_BUFFERS);
+    s->pos = (int*)mallocCheck((size_t)max_n * sizeof(int));
 }
 
 static void llama_state_free(LlamaState* s) {
     free(s->key_cache);  // the arena starts here
+    free(s->pos);
     memset(s, 0, sizeof(*s));
 }
 
@@ -258,13 +261,14 @@ static void llama_forward(const Llama* m, LlamaState* s, const int* tokens, int 
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->V) die("llama_forward: token %d is outside the vocabulary 0..%d", tokens[i], c->V - 1);
     }
+    for (int i = 0; i < n; i++) s->pos[i] = pos0 + i;
     embedding_forward(s->x, tokens, p->tok_emb, n, C);
     for (int l = 0; l < c->L; l++) {
         float* kc = s->key_cache + (size_t)l * s->capacity * KV;
         float* vc = s->value_cache + (size_t)l * s->capacity * KV;
         rmsnorm_forward(s->xn, s->rstd, s->x, p->rms1 + (size_t)l * C, n, C, c->rms_eps);
         matmul_forward(s->qkv, s->xn, p->wqkv + (size_t)l * QKV * C, NULL, n, C, QKV);
-        rope_rotate(s->qkv, n, n, pos0, QKV, c->NH + c->KVH, c->HS, c->rope_theta, 1.0f);
+        rope_forward(s->qkv, n, s->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
         for (int i = 0; i < n; i++) {
             memcpy(kc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q, KV * sizeof(float));
             memcpy(vc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q + KV, KV * sizeof(float));

@@ -54,6 +54,28 @@ static void oracle_check(OracleReport* r, const Safetensors* st, const char* nam
     free(ref);
 }
 
+// hidden state k of m (k = L: the final norm's output) at every real token, against the
+// fixture's (B, T, C) tensor at the same tokens. Pads are not computed here (e4srec.h
+// packs them away), so the fixture's pad positions are left out of the comparison.
+static void oracle_check_hidden(OracleReport* r, const Safetensors* st, const char* name, const E4SRec* m, int k) {
+    const E4SRecConfig* c = &m->cfg;
+    size_t T = (size_t)e4srec_T(c), C = (size_t)c->C, n = (size_t)m->B * T * C;
+    float* ref = (float*)mallocCheck(n * sizeof(float));
+    float* ref_real = (float*)callocCheck(n, sizeof(float));
+    float* got = (float*)callocCheck(n, sizeof(float));
+    st_read_f32(st, name, ref, n);
+    const float* h = k < c->L ? m->acts.residual + (size_t)k * m->R * C : m->acts.lnf;
+    for (int b = 0; b < m->B; b++) {
+        for (int row = m->row_start[b]; row < m->row_start[b + 1]; row++) {
+            size_t at = ((size_t)b * T + (size_t)m->pos[row]) * C;
+            memcpy(got + at, h + (size_t)row * C, C * sizeof(float));
+            memcpy(ref_real + at, ref + at, C * sizeof(float));
+        }
+    }
+    oracle_row(r, name, got, ref_real, n);
+    free(ref); free(ref_real); free(got);
+}
+
 // compares every parameter gradient in m->grads with the fixture's grad.<who>.* tensors
 static void oracle_check_grads(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
     char name[256], wrap[64], llama[64], gname[300];

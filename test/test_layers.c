@@ -160,21 +160,23 @@ static void test_norms(Rng* rng) {
     free(c.inp); free(c.w); free(c.b); free(c.mean); free(c.rstd); free(R); free(out); free(dinp); free(dw); free(db);
 }
 
-typedef struct { float* x; int N, T, stride, heads, HS; } RopeCtx;
+typedef struct { float* x; int* pos; int N, stride, heads, HS; } RopeCtx;
 static void rope_fd(void* p, float* out) {
     RopeCtx* c = p;
     memcpy(out, c->x, (size_t)c->N * c->stride * sizeof(float));
-    rope_forward(out, c->N, c->T, c->stride, c->heads, c->HS, 10000.0f);
+    rope_forward(out, c->N, c->pos, c->stride, c->heads, c->HS, 10000.0f);
 }
 
 static void test_rope(Rng* rng) {
-    // 2 sequences of T=7, rows of 5 heads of 4 plus 3 untouched trailing entries
-    RopeCtx c = {test_randn(rng, 14 * 23, 1), 14, 7, 23, 5, 4};
+    // 2 sequences of T=7 (positions 0..6 twice), rows of 5 heads of 4 plus 3 untouched trailing entries
+    int pos[14];
+    for (int n = 0; n < 14; n++) pos[n] = n % 7;
+    RopeCtx c = {test_randn(rng, 14 * 23, 1), pos, 14, 23, 5, 4};
     size_t n = (size_t)c.N * c.stride;
     float* R = test_randn(rng, n, 1);
     float* dx = (float*)mallocCheck(n * sizeof(float));
     memcpy(dx, R, n * sizeof(float));
-    rope_backward(dx, c.N, c.T, c.stride, c.heads, c.HS, 10000.0f);
+    rope_backward(dx, c.N, c.pos, c.stride, c.heads, c.HS, 10000.0f);
     FdLayer f = {rope_fd, &c, n, R};
     fd_check("rope dinp", &f, c.x, n, dx);
     // position 0 is the identity: HF's cos(0)=1, sin(0)=0
@@ -366,6 +368,16 @@ static void test_models(Rng* rng) {
     FdLayer ft = {e4srec_fd, &tctx, 1, &one};
     fd_check_params("e4srec CE", &ft, teacher.params_memory, teacher.grads_memory, teacher.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
 
+    // pads are packed away: a sample scores the same alone as beside others with other padding
+    float alone[3][9], batched[3 * 9];
+    e4srec_forward(&teacher, items, NULL, 3);
+    memcpy(batched, teacher.acts.logits, sizeof(batched));
+    for (int b = 0; b < 3; b++) {
+        e4srec_forward(&teacher, items + b * 5, NULL, 1);
+        memcpy(alone[b], teacher.acts.logits, sizeof(alone[b]));
+    }
+    check_close("e4srec: a sample alone vs in a batch (bit for bit)", &alone[0][0], batched, 27, 0.0f, 0.0f);
+    e4srec_forward(&teacher, items, targets, 3);
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);

@@ -366,11 +366,10 @@ static void test_llama_import_hf(void) {
           "import-hf: the decoder read from two F32 shards differs from the fixture's teacher");
     e4srec_forward(&m, fx.items, NULL, fx.B);
     OracleReport r = {0, 0, 0.0f, 0};
-    size_t BTC = (size_t)fx.B * e4srec_T(&m.cfg) * m.cfg.C;
     char name[64];
     for (int k = 0; k <= m.cfg.L; k++) {
         snprintf(name, sizeof(name), "out.teacher.hidden.%d", k);
-        oracle_check(&r, &fx.st, name, k < m.cfg.L ? m.acts.residual + k * BTC : m.acts.lnf, BTC);
+        oracle_check_hidden(&r, &fx.st, name, &m, k);
     }
     oracle_check(&r, &fx.st, "out.teacher.logits", m.acts.logits, (size_t)fx.B * m.cfg.I);
     CHECK(r.n_failed == 0 && r.n_tensors == m.cfg.L + 2, "import-hf: %d of %d hidden states / logits differ from HF's",
