@@ -1536,8 +1536,8 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
         printf("\n");
         fflush(stdout);
     }
-    // the models at the Beauty shapes: E4SRec_8 (C=64, F=172, 4/2 heads, batch 64, 50 items + the
-    // default prompt), SASRec (D=64, 2 blocks, batch 128), on the data's users
+    // the models at the Beauty shapes: E4SRec_8 (C=64, F=172, 4/2 heads, batch 64, 50 slots + the
+    // default prompt) on the peer's batch; SASRec (D=64, 2 blocks, batch 128) on the data's users
     SeqData d;
     if (data) seqdata_load(&d, data, 0);
     else synth_generate(&d, 22363, 12101, 9, (uint64_t)seed);
@@ -1551,12 +1551,11 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
     E4SRec m;
     e4srec_build(&m, &ec, table, p.instr, p.resp);
     e4srec_init_random(&m, &rng);
-    E4SRecJob job;
-    e4srec_job_init(&job, &m, NULL, 0, &d, &p.tok, c.batch);
-    Optimizer opt;
-    e4srec_job_optimizer(&opt, &job, config_adamw(&c, 100));
-    Trainable t = e4srec_trainable(&job, "E4SRec_8");
-    BenchModelRow e4 = bench_trainable(&t, &opt, &d, c.batch, steps, &rng);
+    Optimizer opt = {0};
+    opt.cfg = config_adamw(&c, 100);
+    optimizer_add(&opt, m.params_memory, m.grads_memory, m.num_params);
+    optimizer_ready(&opt);
+    BenchModelRow e4 = bench_e4srec(&m, &opt, c.batch, steps, &rng);
     SASRecConfig sc = {.I = d.n_items + 1, .D = c.sas_dim, .L = c.sas_blocks, .NH = c.sas_heads, .T = c.max_len, .dropout = c.sas_dropout};
     SASRec sm;
     sasrec_build(&sm, &sc);
@@ -1574,8 +1573,9 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
     free(units);
     printf("\nmodels on %s (%d users, %d items)\n", data ? data : "synthetic data of Beauty's size", d.n_users, d.n_items);
     printf("%-44s %14s %14s\n", "model", "train smp/s", "infer smp/s");
-    printf("%-44s %14.1f %14.1f\n", "E4SRec_8 (C=64, F=172, 4/2 heads, batch 64)", e4.train_samples_s, e4.infer_samples_s);
+    printf("%-44s %14.1f %14.1f\n", "E4SRec_8 (C=64, F=172, 4/2 heads, batch 64)*", e4.train_samples_s, e4.infer_samples_s);
     printf("%-44s %14.1f %14.1f\n", "SASRec (D=64, 2 blocks, batch 128)", sas.train_samples_s, sas.infer_samples_s);
+    printf("* on the peer's batch: 3..13 real items in 50 slots, %d + %d prompt tokens\n", p.P1, p.P2);
     printf("SASRec epoch: %d users / %.1f samples/s = %.1f s of training\n", users, sas.train_samples_s, users / sas.train_samples_s);
     make_dir(out);
     snprintf(path, sizeof(path), "%s/bench.json", out);
@@ -1601,7 +1601,6 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
     sasrec_job_free(&sjob);
     optimizer_free(&sopt);
     sasrec_free(&sm);
-    e4srec_job_free(&job);
     optimizer_free(&opt);
     e4srec_free(&m);
     free(table);

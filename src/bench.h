@@ -94,11 +94,50 @@ static BenchMatmulRow bench_matmul(const BenchMatmul* s, Rng* rng) {
 }
 
 // ----------------------------------------------------------------------------
-// models at the Beauty shapes, through the same Trainable interface training uses
+// models at the Beauty shapes
 
 typedef struct {
     double train_samples_s, infer_samples_s;
 } BenchModelRow;
+
+// E4SRec on the peer's batch (peer_cpu.py): B histories of 3..13 real items right-aligned in S
+// slots, random targets; a train step is forward, CE, backward and AdamW; inference is the
+// forward, the scores of every item and the top 10 of each history
+static BenchModelRow bench_e4srec(E4SRec* m, Optimizer* o, int B, int steps, Rng* rng) {
+    const E4SRecConfig* c = &m->cfg;
+    int* items = (int*)callocCheck((size_t)B * c->S, sizeof(int));
+    int* targets = (int*)mallocCheck((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        int len = 3 + rng_int(rng, 11);
+        for (int i = c->S - len; i < c->S; i++) items[(size_t)b * c->S + i] = 1 + rng_int(rng, c->I - 1);
+        targets[b] = 1 + rng_int(rng, c->I - 1);
+    }
+    BenchModelRow r;
+    int best[10];
+    float best_scores[10];
+    double spent = 0.0;
+    for (int s = 0; s <= steps; s++) {  // step 0 warms up: buffers allocated, pages touched
+        double t0 = now_seconds();
+        e4srec_forward(m, items, targets, B);
+        e4srec_zero_grad(m);
+        e4srec_ce_backward(m, 1.0f);
+        e4srec_backward(m);
+        optimizer_step(o);
+        if (s > 0) spent += now_seconds() - t0;
+    }
+    r.train_samples_s = (double)steps * B / spent;
+    spent = 0.0;
+    for (int s = 0; s <= steps; s++) {
+        double t0 = now_seconds();
+        e4srec_forward(m, items, NULL, B);
+        for (int b = 0; b < B; b++) top_k(m->acts.logits + (size_t)b * c->I, c->I - 1, 10, NULL, 0, best, best_scores);
+        if (s > 0) spent += now_seconds() - t0;
+    }
+    r.infer_samples_s = (double)steps * B / spent;
+    free(items);
+    free(targets);
+    return r;
+}
 
 // train steps and scoring batches (plus top-10 per user, as the peer) over the data's users
 static BenchModelRow bench_trainable(Trainable* t, Optimizer* o, const SeqData* d, int batch, int steps, Rng* rng) {

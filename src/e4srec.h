@@ -317,9 +317,48 @@ static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout,
     }
 }
 
+// inference's last layer: after the keys and values of every row (qkv, (R, QKV)),
+// only each sample's last token goes on, as the score reads nothing else. Leaves
+// the B last tokens' output of layer l in the first B rows of residual[l+1].
+static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, const float* qkv) {
+    const E4SRecConfig* c = &m->cfg;
+    const E4SRecParams* p = &m->params;
+    E4SRecActs* a = &m->acts;
+    int B = m->B, C = c->C, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, KV = c->KVH * c->HS;
+    size_t RC = (size_t)m->R * C;
+    float* atty = a->atty + (size_t)l * m->R * Q;      // (B, Q) of the layer's slab
+    float* mid = a->resid_mid + l * RC;                // (B, C)
+    float* ln2 = a->ln2 + l * RC;                      // (B, C)
+    float* gateup = a->gateup + (size_t)l * m->R * 2 * F;
+    float* sw = a->swiglu + (size_t)l * m->R * F;
+    float* scores = a->att + l * m->att_start[B];     // scratch: sample b's NH x T_b at att_start[b]
+    #pragma omp parallel for schedule(dynamic)
+    for (int b = 0; b < B; b++) {
+        int r0 = m->row_start[b], len = m->row_start[b + 1] - r0;
+        const float* rows = qkv + (size_t)r0 * QKV;
+        attention_query(atty + (size_t)b * Q, scores + m->att_start[b], rows + (size_t)(len - 1) * QKV, QKV, rows + Q,
+                        rows + Q + KV, QKV, 1, len - 1, c->NH, c->KVH, c->HS);
+    }
+    matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B, Q, C);
+    if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, B);
+    for (int b = 0; b < B; b++) {
+        const float* x = res_in + (size_t)(m->row_start[b + 1] - 1) * C;
+        for (int i = 0; i < C; i++) mid[(size_t)b * C + i] = x[i] + a->branch[(size_t)b * C + i];
+    }
+    rmsnorm_forward(ln2, a->ln2_rstd + (size_t)l * m->R, mid, p->rms2 + l * C, B, C, c->rms_eps);
+    matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, B, C, 2 * F);
+    if (m->lora) lora_forward(m->lora, LORA_SITE_GATEUP, l, gateup, ln2, B);
+    swiglu_forward(sw, gateup, B, F);
+    matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, B, F, C);
+    if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, B);
+    residual_forward(a->residual + (l + 1) * RC, mid, a->branch, (size_t)B * C);
+}
+
 // forward for B samples: items (B, S) history ids (0 = pad), targets (B) or NULL.
-// Fills every activation, the user vectors, the item logits and, with targets,
-// m->losses and returns the mean cross-entropy (0 without targets).
+// With targets: every activation (for e4srec_backward), the user vectors, the item
+// logits, m->losses, and returns the mean cross-entropy. Without (inference): the
+// last layer runs for each sample's last token only; the same last-token states
+// and logits; returns 0.
 static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int B) {
     const E4SRecConfig* c = &m->cfg;
     e4srec_alloc_acts(m, B);
@@ -350,6 +389,10 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, R, C, QKV);
         if (m->lora) lora_forward(m->lora, LORA_SITE_QKV, l, qkv, ln1, R);
         rope_forward(qkv, R, m->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        if (targets == NULL && l == c->L - 1) {
+            e4srec_last_layer_inference(m, l, res_in, qkv);
+            break;
+        }
         e4srec_attention_forward(m, atty, a->att + l * att_layer, qkv);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
@@ -362,13 +405,18 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, R);
         residual_forward(a->residual + (l + 1) * RC, mid, a->branch, RC);
     }
-    rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, R, C, c->rms_eps);
     // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation
-    for (int k = 0; k <= c->L; k++) {
-        const float* h = k < c->L ? a->residual + k * RC : a->lnf;
+    for (int k = 0; k < c->L; k++) {
         for (int b = 0; b < B; b++) {
-            memcpy(a->last + ((size_t)k * B + b) * C, h + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
+            memcpy(a->last + ((size_t)k * B + b) * C, a->residual + k * RC + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
         }
+    }
+    float* final_norm = a->last + (size_t)c->L * B * C;
+    if (targets == NULL) {  // residual[L] holds the B last tokens
+        rmsnorm_forward(final_norm, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, B, C, c->rms_eps);
+    } else {
+        rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, R, C, c->rms_eps);
+        for (int b = 0; b < B; b++) memcpy(final_norm + (size_t)b * C, a->lnf + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
     }
     matmul_forward(a->user, a->last + (size_t)c->L * B * C, p->score_w, NULL, B, C, c->D);
     matmul_forward(a->logits, a->user, m->item_table, NULL, B, c->D, c->I);

@@ -134,40 +134,50 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
     int row_tiles = (micro_rows + mc - 1) / mc;
     float* ap = scratch_floats(SCRATCH_PACK_A, (size_t)micro_rows * MM_MR * MM_KC);
     float* bp = scratch_floats(SCRATCH_PACK_B, (size_t)panels * MM_NR * MM_KC);
-    for (int k0 = 0; k0 < K; k0 += MM_KC) {
+    #pragma omp parallel
+    for (int k0 = 0; k0 < K; k0 += MM_KC) {  // every thread walks the blocks; the loops below share the work
         int kc = min_int(MM_KC, K - k0);
-        #pragma omp parallel
-        {
-            #pragma omp for schedule(static) nowait
-            for (int p = 0; p < panels; p++) {  // bp[p] (kc, NR)
-                float* dst = bp + (size_t)p * MM_NR * kc;
-                int m0 = p * MM_NR, width = min_int(MM_NR, M - m0);
+        #pragma omp for schedule(static) nowait
+        for (int p = 0; p < panels; p++) {  // bp[p] (kc, NR)
+            float* dst = bp + (size_t)p * MM_NR * kc;
+            int m0 = p * MM_NR, width = min_int(MM_NR, M - m0);
+            // read along whichever index is contiguous in b
+            if (b_m == 1) {
                 for (int k = 0; k < kc; k++) {
-                    const float* src = b + (size_t)(k0 + k) * b_k + (size_t)m0 * b_m;
                     float* row = dst + (size_t)k * MM_NR;
-                    if (b_m == 1) memcpy(row, src, (size_t)width * sizeof(float));
-                    else for (int m = 0; m < width; m++) row[m] = src[(size_t)m * b_m];
+                    memcpy(row, b + (size_t)(k0 + k) * b_k + m0, (size_t)width * sizeof(float));
                     for (int m = width; m < MM_NR; m++) row[m] = 0.0f;
                 }
-            }
-            #pragma omp for schedule(static)
-            for (int i = 0; i < micro_rows; i++) {  // ap[i] (kc, MR)
-                float* dst = ap + (size_t)i * MM_MR * kc;
-                for (int r = 0; r < MM_MR; r++) {
-                    int n = i * MM_MR + r;
-                    const float* src = a + (size_t)n * a_n + (size_t)k0 * a_k;
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR + r] = n < N ? src[(size_t)k * a_k] : 0.0f;
+            } else {
+                for (int m = 0; m < MM_NR; m++) {
+                    const float* src = b + (size_t)k0 * b_k + (size_t)(m0 + m) * b_m;
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = m < width ? src[(size_t)k * b_k] : 0.0f;
                 }
             }
-            #pragma omp for collapse(2) schedule(static)
-            for (int t = 0; t < row_tiles; t++) {
-                for (int p = 0; p < panels; p++) {
-                    int m0 = p * MM_NR, cols = min_int(MM_NR, M - m0);
-                    for (int i = t * mc; i < min_int((t + 1) * mc, micro_rows); i++) {
-                        int n0 = i * MM_MR;
-                        mm_micro(out + (size_t)n0 * M + m0, (size_t)M, ap + (size_t)i * MM_MR * kc, bp + (size_t)p * MM_NR * kc,
-                                 kc, min_int(MM_MR, N - n0), cols);
-                    }
+        }
+        #pragma omp for schedule(static)
+        for (int i = 0; i < micro_rows; i++) {  // ap[i] (kc, MR)
+            float* dst = ap + (size_t)i * MM_MR * kc;
+            int rows = min_int(MM_MR, N - i * MM_MR);
+            const float* src = a + (size_t)i * MM_MR * a_n + (size_t)k0 * a_k;
+            if (a_n == 1) {  // a transposed: its rows are contiguous along n
+                for (int k = 0; k < kc; k++) {
+                    for (int r = 0; r < MM_MR; r++) dst[(size_t)k * MM_MR + r] = r < rows ? src[(size_t)k * a_k + r] : 0.0f;
+                }
+            } else {
+                for (int r = 0; r < MM_MR; r++) {
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR + r] = r < rows ? src[(size_t)r * a_n + (size_t)k * a_k] : 0.0f;
+                }
+            }
+        }
+        #pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < row_tiles; t++) {
+            for (int p = 0; p < panels; p++) {
+                int m0 = p * MM_NR, cols = min_int(MM_NR, M - m0);
+                for (int i = t * mc; i < min_int((t + 1) * mc, micro_rows); i++) {
+                    int n0 = i * MM_MR;
+                    mm_micro(out + (size_t)n0 * M + m0, (size_t)M, ap + (size_t)i * MM_MR * kc, bp + (size_t)p * MM_NR * kc,
+                             kc, min_int(MM_MR, N - n0), cols);
                 }
             }
         }
@@ -468,6 +478,44 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
                 }
             }
             free(dp);
+        }
+    }
+}
+
+// attention of n queries at positions pos0 .. pos0+n-1 of one causal sequence over the
+// keys and values of positions 0 .. their own, forward only: decoding with a KV cache
+// (llama.h), and each sample's last token at inference (e4srec.h). Grouped-query heads.
+static void attention_query(float* out, float* scores, const float* q, size_t q_stride, const float* k, const float* v,
+                            size_t kv_stride, int n, int pos0, int NH, int KVH, int HS) {
+    // out (n, NH*HS); scores (n, NH, pos0+n) scratch; q rows (n, q_stride) start with the NH*HS query
+    // entries; k and v rows (pos0+n, kv_stride) start with the KVH*HS key / value entries
+    int group = NH / KVH, keys = pos0 + n;
+    float scale = 1.0f / sqrtf((float)HS);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < NH; h++) {
+            const float* qh = q + (size_t)i * q_stride + h * HS;
+            float* p = scores + ((size_t)i * NH + h) * keys;
+            int last = pos0 + i, kvo = (h / group) * HS;
+            float maxv = -INFINITY;
+            for (int t = 0; t <= last; t++) {
+                const float* kt = k + (size_t)t * kv_stride + kvo;
+                float s = 0.0f;
+                #pragma omp simd reduction(+ : s)
+                for (int j = 0; j < HS; j++) s += qh[j] * kt[j];
+                p[t] = s * scale;
+                if (p[t] > maxv) maxv = p[t];
+            }
+            float sum = 0.0f;
+            for (int t = 0; t <= last; t++) { p[t] = expf(p[t] - maxv); sum += p[t]; }
+            float inv = 1.0f / sum;  // the operations of attention_forward, in its order: the same bits
+            float* o = out + (size_t)i * NH * HS + h * HS;
+            for (int j = 0; j < HS; j++) o[j] = 0.0f;
+            for (int t = 0; t <= last; t++) {
+                const float* vt = v + (size_t)t * kv_stride + kvo;
+                float w = p[t] * inv;
+                for (int j = 0; j < HS; j++) o[j] += w * vt[j];
+            }
         }
     }
 }

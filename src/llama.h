@@ -189,7 +189,7 @@ typedef struct {
     float* rstd;        // (max_n)
     float* qkv;         // (max_n, QKV)
     float* atty;        // (max_n, NH*HS)
-    float* scores;      // (max_n, NH, capacity) attention probabilities
+    float* scores;      // (max_n, NH, capacity) attention probabilities (scratch)
     float* gateup;      // (max_n, 2F)
     float* swiglu;      // (max_n, F)
     float* branch;      // (max_n, C)
@@ -218,39 +218,6 @@ static void llama_state_free(LlamaState* s) {
     memset(s, 0, sizeof(*s));
 }
 
-// causal attention of n new queries (positions pos0..) over every cached key up to their own position
-static void attention_cached(float* out, float* scores, const float* qkv, const float* key_cache, const float* value_cache,
-                             int n, int pos0, int capacity, int NH, int KVH, int HS) {
-    // out (n, NH*HS), scores (n, NH, capacity), qkv (n, QKV) [only q read], caches (capacity, KVH*HS)
-    int QKV = (NH + 2 * KVH) * HS, KV = KVH * HS, group = NH / KVH;
-    float scale = 1.0f / sqrtf((float)HS);
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < n; i++) {
-        for (int h = 0; h < NH; h++) {
-            const float* q = qkv + (size_t)i * QKV + h * HS;
-            float* p = scores + ((size_t)i * NH + h) * capacity;
-            int last = pos0 + i, kvh = h / group;
-            float maxv = -INFINITY;
-            for (int t = 0; t <= last; t++) {
-                const float* k = key_cache + (size_t)t * KV + kvh * HS;
-                float s = 0.0f;
-                for (int j = 0; j < HS; j++) s += q[j] * k[j];
-                p[t] = s * scale;
-                if (p[t] > maxv) maxv = p[t];
-            }
-            float sum = 0.0f;
-            for (int t = 0; t <= last; t++) { p[t] = expf(p[t] - maxv); sum += p[t]; }
-            float* o = out + (size_t)i * NH * HS + h * HS;
-            for (int j = 0; j < HS; j++) o[j] = 0.0f;
-            for (int t = 0; t <= last; t++) {
-                const float* v = value_cache + (size_t)t * KV + kvh * HS;
-                float w = p[t] / sum;
-                for (int j = 0; j < HS; j++) o[j] += w * v[j];
-            }
-        }
-    }
-}
-
 static void llama_forward(const Llama* m, LlamaState* s, const int* tokens, int n, int pos0) {
     const LlamaConfig* c = &m->cfg;
     const LlamaParams* p = &m->params;
@@ -273,7 +240,7 @@ static void llama_forward(const Llama* m, LlamaState* s, const int* tokens, int 
             memcpy(kc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q, KV * sizeof(float));
             memcpy(vc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q + KV, KV * sizeof(float));
         }
-        attention_cached(s->atty, s->scores, s->qkv, kc, vc, n, pos0, s->capacity, c->NH, c->KVH, c->HS);
+        attention_query(s->atty, s->scores, s->qkv, QKV, kc, vc, KV, n, pos0, c->NH, c->KVH, c->HS);
         matmul_forward(s->branch, s->atty, p->wo + (size_t)l * C * Q, NULL, n, Q, C);
         residual_forward(s->x, s->x, s->branch, (size_t)n * C);
         rmsnorm_forward(s->xn, s->rstd, s->x, p->rms2 + (size_t)l * C, n, C, c->rms_eps);

@@ -377,7 +377,14 @@ static void test_models(Rng* rng) {
         memcpy(alone[b], teacher.acts.logits, sizeof(alone[b]));
     }
     check_close("e4srec: a sample alone vs in a batch (bit for bit)", &alone[0][0], batched, 27, 0.0f, 0.0f);
+    // inference runs the last layer for the last tokens only: the same scores and last-token states, bit for bit
+    float last_infer[5 * 3 * 12];
+    e4srec_forward(&teacher, items, NULL, 3);
+    memcpy(last_infer, teacher.acts.last, sizeof(last_infer));
     e4srec_forward(&teacher, items, targets, 3);
+    check_close("e4srec: inference's last-token shortcut vs the training forward, logits", teacher.acts.logits, batched, 27, 0.0f, 0.0f);
+    check_close("e4srec: inference's last-token shortcut vs the training forward, states", teacher.acts.last, last_infer,
+                5 * 3 * 12, 0.0f, 0.0f);
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);

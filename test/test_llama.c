@@ -364,7 +364,7 @@ static void test_llama_import_hf(void) {
     e4srec_init_from_base(&m, &base, d.dir);
     CHECK(memcmp(m.params_memory, teacher.params_memory, m.num_params * sizeof(float)) == 0,
           "import-hf: the decoder read from two F32 shards differs from the fixture's teacher");
-    e4srec_forward(&m, fx.items, NULL, fx.B);
+    e4srec_forward(&m, fx.items, fx.targets, fx.B);  // with targets: every token of the last layer too
     OracleReport r = {0, 0, 0.0f, 0};
     char name[64];
     for (int k = 0; k <= m.cfg.L; k++) {
