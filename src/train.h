@@ -130,12 +130,14 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         training_units(t, d, units);  // from the same order every epoch, so the shuffle depends on the RNG state alone
         rng_shuffle(&rng, units, n_train);
         double loss_sum = 0.0, te = now_seconds();
+        int steps_done = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
             int n = min_int(cfg->batch, n_train - s * cfg->batch);
             float loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng);
             if (!isfinite(loss)) die("%s: the loss became %g at epoch %d step %d: lower --lr", t->name, loss, epoch + 1, s + 1);
             loss_sum += loss;
             samples_done += n;
+            steps_done++;
             double now = now_seconds();
             if (now - last_print > 10.0 || (s == steps_per_epoch - 1 && now - t_start > 10.0)) {
                 double rate = samples_done / (now - t_start);
@@ -144,6 +146,12 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
                 logf_("  [%s] epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1,
                       cfg->epochs, s + 1, steps_per_epoch, loss_sum / (s + 1), opt->last_lr, rate, eta);
                 last_print = now;
+            }
+            // the budget is checked after every step: the epoch ends here, and is evaluated and saved as any other
+            if (cfg->time_budget > 0 && r.train_seconds + (now - te) >= cfg->time_budget && s + 1 < steps_per_epoch) {
+                logf_("  [%s] time budget of %.0fs reached after step %d of %d in epoch %d\n", t->name, cfg->time_budget,
+                      s + 1, steps_per_epoch, epoch + 1);
+                break;
             }
         }
         r.train_seconds += now_seconds() - te;
@@ -164,7 +172,7 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         t->save(t->model, last_path, &p, opt);
         epochs_now++;
         logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,
-              loss_sum / steps_per_epoch, ndcg, p.best, p.best_epoch, now_seconds() - te);
+              loss_sum / steps_done, ndcg, p.best, p.best_epoch, now_seconds() - te);
     }
     r.epochs = p.epoch;
     r.best_epoch = p.best_epoch;

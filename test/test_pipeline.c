@@ -146,6 +146,26 @@ static void test_pipe_resume(void) {
     pipe_fixture_free(&f);
 }
 
+// --time-budget is checked after every step: a budget shorter than one step stops the first epoch after its first step
+static void test_pipe_time_budget(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    Config c = f.c;
+    c.out = "/tmp/slmrec_test_budget";
+    c.time_budget = 1e-6f;
+    make_dir(c.out);
+    unlink("/tmp/slmrec_test_budget/tiny.last.bin");
+    test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, NULL, 2);
+    E4SRecFile ck;
+    e4srec_load(&ck, "/tmp/slmrec_test_budget/tiny.last.bin");
+    int32_t progress[2] = {0, 0};  // epoch, step: the training state's first ints
+    cursor_take(&ck.state, progress, sizeof(progress), "the training progress");
+    CHECK(progress[0] == 1 && progress[1] == 1, "a %g s budget should end training after epoch 1's first step, "
+          "not at epoch %d step %d", c.time_budget, progress[0], progress[1]);
+    e4srec_file_free(&ck);
+    pipe_fixture_free(&f);
+}
+
 // offline distillation leaves the teacher as it was; online trains it with the student
 static void test_pipe_online(void) {
     PipeFixture f;
@@ -551,4 +571,5 @@ static void run_pipeline_tests(void) {
     test_pipe_bad_history();
     test_pipe_whole();
     test_pipe_lora();
+    test_pipe_time_budget();
 }
