@@ -96,6 +96,7 @@ typedef struct {
     Lora* lora;               // NULL: every weight trains; else LoRA: the decoder and token embeddings are
                               // frozen, and only the adapters, input_proj and score train
     const float* item_table;  // (I, D) frozen, owned by the caller
+    RopeTable rope;           // the T positions' RoPE angles
     int* instr;               // (P1) instruction token ids
     int* resp;                // (P2) response token ids
     // activations, allocated lazily for up to max_B samples
@@ -163,6 +164,7 @@ static void e4srec_build(E4SRec* m, const E4SRecConfig* cfg, const float* item_t
     e4srec_point_params(&m->params, m->params_memory, m->param_sizes);
     e4srec_point_params(&m->grads, m->grads_memory, m->param_sizes);
     m->item_table = item_table;
+    rope_table_build(&m->rope, e4srec_T(cfg), cfg->HS, cfg->rope_theta);
     m->instr = (int*)mallocCheck((cfg->P1 + 1) * sizeof(int));
     m->resp = (int*)mallocCheck((cfg->P2 + 1) * sizeof(int));
     memcpy(m->instr, instr, cfg->P1 * sizeof(int));
@@ -261,6 +263,7 @@ static void e4srec_free(E4SRec* m) {
     free(m->lora);
     free(m->params_memory); free(m->grads_memory);
     e4srec_free_acts(m);
+    rope_table_free(&m->rope);
     free(m->instr); free(m->resp);
     memset(m, 0, sizeof(*m));
 }
@@ -388,7 +391,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         rmsnorm_forward(ln1, a->ln1_rstd + (size_t)l * R, res_in, p->rms1 + l * C, R, C, c->rms_eps);
         matmul_forward(qkv, ln1, p->wqkv + (size_t)l * QKV * C, NULL, R, C, QKV);
         if (m->lora) lora_forward(m->lora, LORA_SITE_QKV, l, qkv, ln1, R);
-        rope_forward(qkv, R, m->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        rope_forward(qkv, R, m->pos, QKV, c->NH + c->KVH, &m->rope);
         if (targets == NULL && l == c->L - 1) {
             e4srec_last_layer_inference(m, l, res_in, qkv);
             break;
@@ -499,7 +502,7 @@ static void e4srec_backward(E4SRec* m) {
         matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, R, Q, C);
         if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, R);
         e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer);
-        rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, &m->rope);
         matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1, p->wqkv + (size_t)l * QKV * C, R, C, QKV);
         if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, R);
         rmsnorm_backward(d->dresidual, grad_at(g.rms1, (size_t)l * C), d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + (size_t)l * R, R, C);

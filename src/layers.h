@@ -14,6 +14,22 @@
 #include "utils.h"
 
 // ----------------------------------------------------------------------------
+// exp(x) in a form the compiler vectorizes (softmaxes, SiLU): x = n ln2 + r with
+// |r| <= ln2/2, e^r by its degree-7 Taylor polynomial, 2^n through the exponent
+// bits. Relative error about 1e-7; exp(x < -87) = 0, x is clamped at 88; NaN stays NaN.
+
+static inline float exp_fast(float x) {
+    float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;  // NaN goes to -87: no NaN reaches the int cast
+    float n = floorf(xc * 1.44269504f + 0.5f);
+    float r = xc - n * 0.693145751953125f - n * 1.42860682e-6f;  // ln2 in two parts: n * hi is exact
+    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return x != x ? x : (x < -87.0f ? 0.0f : p * scale);
+}
+
+// ----------------------------------------------------------------------------
 // embedding lookup: out[n] = table[ids[n]]
 
 static void embedding_forward(float* out, const int* ids, const float* table, int N, int C) {
@@ -361,22 +377,50 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 }
 
 // ----------------------------------------------------------------------------
-// RoPE, HF layout: head dims j and j + HS/2 form a rotated pair; position = t.
-// (llama2.c rotates adjacent pairs; its q/k rows are permuted on import instead.)
+// RoPE, HF layout: head dims j and j + HS/2 form a rotated pair, turned by the angle
+// pos * theta^(-2j/HS). (llama2.c rotates adjacent pairs; its q/k rows are permuted on
+// import instead, src/import.h.) The cosines and sines are a table computed once per model.
 
-static void rope_rotate(float* x, int N, const int* pos, int row_stride, int n_heads, int HS, float theta, float sign) {
+typedef struct {
+    int n_pos, half;  // positions 0 .. n_pos-1, HS/2 pairs per head
+    float* cos;       // (n_pos, half)
+    float* sin;       // (n_pos, half)
+} RopeTable;
+
+static void rope_table_build(RopeTable* r, int n_pos, int HS, float theta) {
+    r->n_pos = n_pos;
+    r->half = HS / 2;
+    r->cos = (float*)mallocCheck((size_t)n_pos * r->half * sizeof(float));
+    r->sin = (float*)mallocCheck((size_t)n_pos * r->half * sizeof(float));
+    for (int p = 0; p < n_pos; p++) {
+        for (int j = 0; j < r->half; j++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)HS);  // float32 as HF computes it
+            float angle = (float)p * inv_freq;
+            r->cos[(size_t)p * r->half + j] = cosf(angle);
+            r->sin[(size_t)p * r->half + j] = sinf(angle);
+        }
+    }
+}
+
+static void rope_table_free(RopeTable* r) {
+    free(r->cos);
+    free(r->sin);
+    memset(r, 0, sizeof(*r));
+}
+
+static void rope_rotate(float* x, int N, const int* pos, int row_stride, int n_heads, const RopeTable* r, float sign) {
     // x (N, row_stride): the first n_heads*HS entries of each row are rotated in place; row n
     // sits at position pos[n]; sign +1 applies the rotation (forward), -1 its inverse (backward)
-    int half = HS / 2;
+    int half = r->half, HS = 2 * half;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        for (int j = 0; j < half; j++) {
-            float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)HS);  // float32 as HF computes it
-            float angle = (float)pos[n] * inv_freq;
-            float c = cosf(angle), s = sign * sinf(angle);
-            for (int h = 0; h < n_heads; h++) {
-                float* v = x + (size_t)n * row_stride + h * HS;
-                float a = v[j], b = v[j + half];
+        if (pos[n] < 0 || pos[n] >= r->n_pos) die("rope: position %d is outside the table's 0..%d", pos[n], r->n_pos - 1);
+        const float* cs = r->cos + (size_t)pos[n] * half;
+        const float* sn = r->sin + (size_t)pos[n] * half;
+        for (int h = 0; h < n_heads; h++) {
+            float* v = x + (size_t)n * row_stride + h * HS;
+            for (int j = 0; j < half; j++) {
+                float a = v[j], b = v[j + half], c = cs[j], s = sign * sn[j];
                 v[j] = a * c - b * s;
                 v[j + half] = b * c + a * s;
             }
@@ -384,13 +428,13 @@ static void rope_rotate(float* x, int N, const int* pos, int row_stride, int n_h
     }
 }
 
-static void rope_forward(float* x, int N, const int* pos, int row_stride, int n_heads, int HS, float theta) {
-    rope_rotate(x, N, pos, row_stride, n_heads, HS, theta, 1.0f);
+static void rope_forward(float* x, int N, const int* pos, int row_stride, int n_heads, const RopeTable* r) {
+    rope_rotate(x, N, pos, row_stride, n_heads, r, 1.0f);
 }
 
 // the rotation is orthogonal, so its backward is the inverse rotation (in place)
-static void rope_backward(float* dx, int N, const int* pos, int row_stride, int n_heads, int HS, float theta) {
-    rope_rotate(dx, N, pos, row_stride, n_heads, HS, theta, -1.0f);
+static void rope_backward(float* dx, int N, const int* pos, int row_stride, int n_heads, const RopeTable* r) {
+    rope_rotate(dx, N, pos, row_stride, n_heads, r, -1.0f);
 }
 
 // ----------------------------------------------------------------------------
@@ -422,8 +466,9 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
                     if (p[t2] > maxv) maxv = p[t2];
                 }
                 float sum = 0.0f;
+                #pragma omp simd reduction(+ : sum)
                 for (int t2 = 0; t2 <= t; t2++) {
-                    p[t2] = maxv == -INFINITY ? 0.0f : expf(p[t2] - maxv);  // a row with no key attends to nothing
+                    p[t2] = maxv == -INFINITY ? 0.0f : exp_fast(p[t2] - maxv);  // a row with no key attends to nothing
                     sum += p[t2];
                 }
                 for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
@@ -507,7 +552,8 @@ static void attention_query(float* out, float* scores, const float* q, size_t q_
                 if (p[t] > maxv) maxv = p[t];
             }
             float sum = 0.0f;
-            for (int t = 0; t <= last; t++) { p[t] = expf(p[t] - maxv); sum += p[t]; }
+            #pragma omp simd reduction(+ : sum)
+            for (int t = 0; t <= last; t++) { p[t] = exp_fast(p[t] - maxv); sum += p[t]; }
             float inv = 1.0f / sum;  // the operations of attention_forward, in its order: the same bits
             float* o = out + (size_t)i * NH * HS + h * HS;
             for (int j = 0; j < HS; j++) o[j] = 0.0f;
@@ -529,7 +575,8 @@ static void swiglu_forward(float* out, const float* gateup, int N, int F) {
     for (int n = 0; n < N; n++) {
         const float* g = gateup + (size_t)n * 2 * F;
         const float* u = g + F;
-        for (int i = 0; i < F; i++) out[(size_t)n * F + i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        #pragma omp simd
+        for (int i = 0; i < F; i++) out[(size_t)n * F + i] = g[i] / (1.0f + exp_fast(-g[i])) * u[i];
     }
 }
 
@@ -541,7 +588,7 @@ static void swiglu_backward(float* dgateup, const float* dout, const float* gate
         float* dg = dgateup + (size_t)n * 2 * F;
         float* du = dg + F;
         for (int i = 0; i < F; i++) {
-            float sig = 1.0f / (1.0f + expf(-g[i]));
+            float sig = 1.0f / (1.0f + exp_fast(-g[i]));
             float silu = g[i] * sig, d = dout[(size_t)n * F + i];
             du[i] += d * silu;
             dg[i] += d * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
@@ -588,20 +635,6 @@ static void dropout_backward(float* dinp, const float* dout, const float* mask, 
 // softmax cross-entropy over item logits. Target 0 (the pad id) marks a row
 // with no target: zero loss, no gradient (SASRec's pad positions).
 
-// exp(x) for x <= 0, the softmax's exponent, in a form the compiler vectorizes:
-// x = n ln2 + r with |r| <= ln2/2, e^r by its degree-7 Taylor polynomial, 2^n
-// through the exponent bits. Relative error about 1e-7; exp(x < -87) = 0.
-static inline float exp_nonpositive(float x) {
-    float xc = x < -87.0f ? -87.0f : x;
-    float n = floorf(xc * 1.44269504f + 0.5f);
-    float r = xc - n * 0.693145751953125f - n * 1.42860682e-6f;  // ln2 in two parts: n * hi is exact
-    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof(scale));
-    return x < -87.0f ? 0.0f : p * scale;
-}
-
 static void crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int I) {
     // losses (N), probs (N, I) softmax cached for backward, logits (N, I), targets (N)
     #pragma omp parallel for schedule(static)
@@ -612,7 +645,7 @@ static void crossentropy_forward(float* losses, float* probs, const float* logit
         #pragma omp simd reduction(max : maxv)
         for (int i = 0; i < I; i++) maxv = z[i] > maxv ? z[i] : maxv;
         #pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < I; i++) { p[i] = exp_nonpositive(z[i] - maxv); sum += p[i]; }
+        for (int i = 0; i < I; i++) { p[i] = exp_fast(z[i] - maxv); sum += p[i]; }
         float inv = 1.0f / sum;
         #pragma omp simd
         for (int i = 0; i < I; i++) p[i] *= inv;

@@ -195,6 +195,7 @@ typedef struct {
     float* branch;      // (max_n, C)
     float* logits;      // (V) of the last token
     int* pos;           // (max_n) the positions of the tokens of a call
+    RopeTable rope;     // the capacity positions' RoPE angles
 } LlamaState;
 
 #define LLAMA_STATE_BUFFERS 12
@@ -210,11 +211,13 @@ static void llama_state_build(LlamaState* s, const LlamaConfig* c, int capacity,
                                          &s->scores, &s->gateup, &s->swiglu, &s->branch, &s->logits};
     arena_alloc(ptrs, sizes, LLAMA_STATE_BUFFERS);
     s->pos = (int*)mallocCheck((size_t)max_n * sizeof(int));
+    rope_table_build(&s->rope, capacity, c->HS, c->rope_theta);
 }
 
 static void llama_state_free(LlamaState* s) {
     free(s->key_cache);  // the arena starts here
     free(s->pos);
+    rope_table_free(&s->rope);
     memset(s, 0, sizeof(*s));
 }
 
@@ -235,7 +238,7 @@ static void llama_forward(const Llama* m, LlamaState* s, const int* tokens, int 
         float* vc = s->value_cache + (size_t)l * s->capacity * KV;
         rmsnorm_forward(s->xn, s->rstd, s->x, p->rms1 + (size_t)l * C, n, C, c->rms_eps);
         matmul_forward(s->qkv, s->xn, p->wqkv + (size_t)l * QKV * C, NULL, n, C, QKV);
-        rope_forward(s->qkv, n, s->pos, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        rope_forward(s->qkv, n, s->pos, QKV, c->NH + c->KVH, &s->rope);
         for (int i = 0; i < n; i++) {
             memcpy(kc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q, KV * sizeof(float));
             memcpy(vc + (size_t)(pos0 + i) * KV, s->qkv + (size_t)i * QKV + Q + KV, KV * sizeof(float));

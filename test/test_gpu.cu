@@ -188,13 +188,16 @@ static void test_rope(const Shape& s, Rng* rng) {
     X* d_x = dev.put<X>(x);
     std::vector<int> pos(N);  // the CPU twin takes each row's position; the padded GPU layout is n % T
     for (int n = 0; n < N; n++) pos[n] = n % s.T;
+    RopeTable table;
+    rope_table_build(&table, s.T, HS, 10000.0f);
     rope_forward_cuda(d_x, N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
-    rope_forward(x.data(), N, pos.data(), QKV, s.NH + s.KVH, HS, 10000.0f);
+    rope_forward(x.data(), N, pos.data(), QKV, s.NH + s.KVH, &table);
     close_to("rope_forward", s.name, prec<X>(), get(d_x, x.size()), rounded<X>(x), tol<X>());
     x = get(d_x, x.size());
     rope_backward_cuda(d_x, N, s.T, QKV, s.NH + s.KVH, HS, 10000.0f);
-    rope_backward(x.data(), N, pos.data(), QKV, s.NH + s.KVH, HS, 10000.0f);
+    rope_backward(x.data(), N, pos.data(), QKV, s.NH + s.KVH, &table);
     close_to("rope_backward", s.name, prec<X>(), get(d_x, x.size()), rounded<X>(x), tol<X>());
+    rope_table_free(&table);
 }
 
 template <typename X>
