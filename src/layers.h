@@ -58,7 +58,8 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 //     pack a's rows into micro-panels of MM_MR rows, (KC, MR) each, k-major, zero-padded;
 //     in parallel over tiles of (MM_MC rows, one panel): for each micro-panel of the tile,
 //       the micro-kernel adds the MR x NR product to out, its accumulators in registers.
-// A panel (KC x NR floats) stays in L1 while the tile's micro-panels stream from L2.
+// A tile's panel (KC x NR floats) is reused by each of its micro-panels from L2, a micro-panel
+// (KC x MR) by each k of the micro-kernel from L1; KC = 512 measured better than 256 on Zen 5.
 // Each output sums over k in order, block after block: the result does not depend on the
 // thread count. mm_reference is the plain loop the tests hold it to.
 
@@ -73,7 +74,7 @@ static void embedding_backward(float* dtable, const float* dout, const int* ids,
 #define MM_MR 6
 #endif
 #define MM_NR (2 * MM_LANES)  // columns per panel: two vectors
-#define MM_KC 256             // k per block: a panel is KC x NR floats (32 KB with AVX-512)
+#define MM_KC 512             // k per block: a panel is KC x NR floats (64 KB with AVX-512, in L2)
 #define MM_MC (8 * MM_MR)     // rows per tile, at most
 typedef float mm_lanes __attribute__((vector_size(MM_LANES * sizeof(float))));
 // the micro-kernel's loops over its MR rows are unrolled so the accumulators live in registers
