@@ -26,6 +26,14 @@ static void test_l2c_make(TestL2C* m, Rng* rng, int shared) {
     rng_fill_normal(rng, m->file, m->n, 0.3f);
 }
 
+// the 265-token llama2.c vocabulary of test_tokenizer.c, in a temp file
+static void test_l2c_write_tokenizer(char* path) {
+    Buffer b = {NULL, 0, 0};
+    test_tok_llama2c_blob(&b);
+    write_temp(path, b.data, b.size);
+    free(b.data);
+}
+
 static void test_l2c_write(const TestL2C* m, char* path, size_t drop_bytes) {
     Buffer b = {NULL, 0, 0};
     int32_t h[7] = {m->C, m->F, m->L, m->NH, m->KVH, m->shared ? m->V : -m->V, m->seq};
@@ -109,11 +117,8 @@ static void test_l2c_forward(const TestL2C* m, const int* tokens, int n, float* 
 }
 
 static void test_llama_import_llama2c(Rng* rng) {
-    Buffer tb = {NULL, 0, 0};
-    test_tok_llama2c_blob(&tb);
     char tok[] = "/tmp/slmrec_l2c_tok_XXXXXX";
-    write_temp(tok, tb.data, tb.size);
-    free(tb.data);
+    test_l2c_write_tokenizer(tok);
     int tokens[20];
     for (int i = 0; i < 20; i++) tokens[i] = rng_int(rng, 265);
     for (int shared = 0; shared <= 1; shared++) {
@@ -459,11 +464,8 @@ static void test_load_base(void* path) {
 }
 
 static void test_llama_refusals(Rng* rng) {
-    Buffer tb = {NULL, 0, 0};
-    test_tok_llama2c_blob(&tb);
     char tok[] = "/tmp/slmrec_l2c_tok_XXXXXX";
-    write_temp(tok, tb.data, tb.size);
-    free(tb.data);
+    test_l2c_write_tokenizer(tok);
     TestL2C m;
     test_l2c_make(&m, rng, 1);
     char cut[] = "/tmp/slmrec_l2c_XXXXXX";

@@ -39,16 +39,6 @@ static int test_tok_same_ids(const int* a, int na, const int* b, int nb) {
     return na == nb && memcmp(a, b, (size_t)na * sizeof(int)) == 0;
 }
 
-// two tokenizers are the same when their serializations are
-static int test_tok_identical(const Tokenizer* a, const Tokenizer* b) {
-    Buffer ba = {0}, bb = {0};
-    tokenizer_write_to(&ba, a);
-    tokenizer_write_to(&bb, b);
-    int same = ba.size == bb.size && memcmp(ba.data, bb.data, ba.size) == 0;
-    free(ba.data);
-    free(bb.data);
-    return same;
-}
 
 // ----------------------------------------------------------------------------
 // the project's BPE
@@ -58,7 +48,7 @@ static void test_tok_bpe_corpus(void) {
     tokenizer_train_bpe(&t, test_tok_corpus, strlen(test_tok_corpus), 400);
     tokenizer_train_bpe(&again, test_tok_corpus, strlen(test_tok_corpus), 400);
     CHECK(t.vocab_size == 400, "bpe: vocab_size %d, expected 400", t.vocab_size);
-    CHECK(test_tok_identical(&t, &again), "bpe: training twice on the same text gave different tokenizers");
+    CHECK(tokenizer_same(&t, &again), "bpe: training twice on the same text gave different tokenizers");
     CHECK(t.bos_id == TOK_BOS && t.eos_id == TOK_EOS && t.add_dummy_prefix, "bpe: bos/eos/dummy prefix not set");
 
     // " instruction" is frequent: one token, and encode finds it
@@ -87,7 +77,7 @@ static void test_tok_bpe_corpus(void) {
     Tokenizer loaded;
     tokenizer_load(&loaded, path);
     unlink(path);
-    CHECK(test_tok_identical(&t, &loaded), "bpe: save/load changed the tokenizer");
+    CHECK(tokenizer_same(&t, &loaded), "bpe: save/load changed the tokenizer");
     const char* texts[] = {test_tok_corpus, "a response for the user", "caf\xc3\xa9 \xe2\x9c\x93", ""};
     for (int i = 0; i < 4; i++) {
         int a[1024], b[1024];
@@ -107,7 +97,7 @@ static void test_tok_bpe_corpus(void) {
     tokenizer_read_from(&c, &embedded);
     cursor_take(&c, &got_after, sizeof(got_after), "after");
     cursor_done(&c);
-    CHECK(got_before == before && got_after == after && test_tok_identical(&t, &embedded),
+    CHECK(got_before == before && got_after == after && tokenizer_same(&t, &embedded),
           "bpe: write_to/read_from inside a larger payload did not round trip");
     free(buf.data);
     tokenizer_free(&embedded);
