@@ -1803,7 +1803,7 @@ static const Command commands[] = {
     {"import-hf", cmd_import_hf, "a Hugging Face LLaMA directory -> a base checkpoint"},
     {"generate", cmd_generate, "text from a base checkpoint, with a KV cache"},
     {"oracle", cmd_oracle, "compare with a reference fixture: HF transformers (SLMRec) or PyTorch (DLLM2Rec)"},
-    {"bench", cmd_bench, "GPU train and inference throughput, TFLOP/s, MFU, memory at the peer's shapes"},
+    {"bench", cmd_bench, "throughput: the GPU at the peer's shapes (TFLOP/s, MFU, memory), or --device cpu (FMA peak, matmul, models)"},
 };
 #define NUM_COMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
 
