@@ -443,6 +443,36 @@ static void rope_backward(float* dx, int N, const int* pos, int row_stride, int 
 // qkv rows are [q (NH*HS) | k (KVH*HS) | v (KVH*HS)]; query head h reads kv head h / (NH/KVH).
 // keymask (B, T) is 1 for real tokens, 0 for pads; NULL = no padding (causal only).
 
+// one query over keys 0..n-1 (rows of k and v, kv_stride apart; mask NULL, or 0 = a pad):
+// p (n) gets the probabilities, o (HS) the output. A query with no real key attends to nothing.
+// The training forward, inference's last token and decoding all go through here: the same bits.
+static inline void attention_one_query(float* o, float* p, const float* q, const float* k, const float* v,
+                                       size_t kv_stride, const int* mask, int n, int HS, float scale) {
+    float maxv = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        if (mask && !mask[t]) { p[t] = -INFINITY; continue; }
+        const float* kt = k + (size_t)t * kv_stride;
+        float s = 0.0f;
+        #pragma omp simd reduction(+ : s)
+        for (int i = 0; i < HS; i++) s += q[i] * kt[i];
+        p[t] = s * scale;
+        if (p[t] > maxv) maxv = p[t];
+    }
+    float sum = 0.0f;
+    #pragma omp simd reduction(+ : sum)
+    for (int t = 0; t < n; t++) {
+        p[t] = maxv == -INFINITY ? 0.0f : exp_fast(p[t] - maxv);
+        sum += p[t];
+    }
+    float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int i = 0; i < HS; i++) o[i] = 0.0f;
+    for (int t = 0; t < n; t++) {
+        p[t] *= inv;
+        const float* vt = v + (size_t)t * kv_stride;
+        for (int i = 0; i < HS; i++) o[i] += p[t] * vt[i];
+    }
+}
+
 static void attention_forward(float* out, float* att, const float* qkv, const int* keymask,
                               int B, int T, int NH, int KVH, int HS) {
     // out (B, T, NH*HS), att (B, NH, T, T) probabilities cached for backward, qkv (B, T, (NH+2KVH)*HS)
@@ -452,35 +482,12 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
+                const float* seq = qkv + (size_t)b * T * QKV;
                 int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
                 float* p = att + (((size_t)b * NH + h) * T + t) * T;
-                // keys after t are masked: their probabilities are 0 and never computed
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    if (keymask && !keymask[b * T + t2]) { p[t2] = -INFINITY; continue; }
-                    const float* k = qkv + ((size_t)b * T + t2) * QKV + koff;
-                    float s = 0.0f;
-                    #pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < HS; i++) s += q[i] * k[i];
-                    p[t2] = s * scale;
-                    if (p[t2] > maxv) maxv = p[t2];
-                }
-                float sum = 0.0f;
-                #pragma omp simd reduction(+ : sum)
-                for (int t2 = 0; t2 <= t; t2++) {
-                    p[t2] = maxv == -INFINITY ? 0.0f : exp_fast(p[t2] - maxv);  // a row with no key attends to nothing
-                    sum += p[t2];
-                }
-                for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
-                float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-                float* o = out + ((size_t)b * T + t) * NH * HS + h * HS;
-                for (int i = 0; i < HS; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    p[t2] *= inv;
-                    const float* v = qkv + ((size_t)b * T + t2) * QKV + voff;
-                    for (int i = 0; i < HS; i++) o[i] += p[t2] * v[i];
-                }
+                attention_one_query(out + ((size_t)b * T + t) * NH * HS + h * HS, p, seq + (size_t)t * QKV + h * HS,
+                                    seq + koff, seq + voff, QKV, keymask ? keymask + (size_t)b * T : NULL, t + 1, HS, scale);
+                for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;  // keys after t: never computed
             }
         }
     }
@@ -540,29 +547,9 @@ static void attention_query(float* out, float* scores, const float* q, size_t q_
     #pragma omp parallel for collapse(2) schedule(static)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < NH; h++) {
-            const float* qh = q + (size_t)i * q_stride + h * HS;
-            float* p = scores + ((size_t)i * NH + h) * keys;
-            int last = pos0 + i, kvo = (h / group) * HS;
-            float maxv = -INFINITY;
-            for (int t = 0; t <= last; t++) {
-                const float* kt = k + (size_t)t * kv_stride + kvo;
-                float s = 0.0f;
-                #pragma omp simd reduction(+ : s)
-                for (int j = 0; j < HS; j++) s += qh[j] * kt[j];
-                p[t] = s * scale;
-                if (p[t] > maxv) maxv = p[t];
-            }
-            float sum = 0.0f;
-            #pragma omp simd reduction(+ : sum)
-            for (int t = 0; t <= last; t++) { p[t] = exp_fast(p[t] - maxv); sum += p[t]; }
-            float inv = 1.0f / sum;  // the operations of attention_forward, in its order: the same bits
-            float* o = out + (size_t)i * NH * HS + h * HS;
-            for (int j = 0; j < HS; j++) o[j] = 0.0f;
-            for (int t = 0; t <= last; t++) {
-                const float* vt = v + (size_t)t * kv_stride + kvo;
-                float w = p[t] * inv;
-                for (int j = 0; j < HS; j++) o[j] += w * vt[j];
-            }
+            int kvo = (h / group) * HS;
+            attention_one_query(out + (size_t)i * NH * HS + h * HS, scores + ((size_t)i * NH + h) * keys,
+                                q + (size_t)i * q_stride + h * HS, k + kvo, v + kvo, kv_stride, NULL, pos0 + i + 1, HS, scale);
         }
     }
 }
