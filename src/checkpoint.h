@@ -161,6 +161,8 @@ static void e4srec_file_free(E4SRecFile* f);
 // a LoRA model's frozen weights: the first L layers of the file it was trained from,
 // a base checkpoint (--init) or an E4SRec teacher (a student from its first layers)
 static void e4srec_load_frozen(E4SRec* m, const char* path, const char* base, uint32_t checksum) {
+    static int depth = 0;  // a student over a LoRA teacher over a base is 2; a file naming itself would never end
+    if (++depth > 8) die("'%s': its chain of LoRA bases is deeper than 8 files: a file names itself, or is damaged", path);
     if (access(base, R_OK) != 0) die("'%s' holds LoRA adapters over '%s', which is not readable from here", path, base);
     uint32_t have = binfile_checksum(base);
     if (have != checksum) {
@@ -179,6 +181,7 @@ static void e4srec_load_frozen(E4SRec* m, const char* path, const char* base, ui
         e4srec_copy_first_layers(m, &t.model);
         e4srec_file_free(&t);
     }
+    depth--;
 }
 
 static void e4srec_load(E4SRecFile* f, const char* path) {

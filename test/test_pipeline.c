@@ -554,6 +554,22 @@ static void test_pipe_lora(void) {
     e4srec_forward(&ck.model, items, NULL, 2);
     check_close("LoRA: the merged checkpoint scores as the trained model", ck.model.acts.logits, want, 2 * I, 1e-5f, 1e-5f);
     e4srec_file_free(&ck);
+    // a crafted checkpoint that names itself as its base (same length path, its own checksum) is refused, not recursed into
+    {
+        const char* self = TEST_LORA_DIR "/self.bin";  // as long as the base's path
+        size_t n = 0;
+        char* buf = read_file(best, &n);
+        char* payload = buf + HEADER_INTS * sizeof(int32_t);
+        size_t plen = n - HEADER_INTS * sizeof(int32_t), blen = strlen(a.init);
+        for (size_t i = 0; i + blen <= plen; i++) {
+            if (memcmp(payload + i, a.init, blen) == 0) { memcpy(payload + i, self, blen); break; }
+        }
+        int32_t* dims = (int32_t*)buf + 6;
+        dims[19] = (int32_t)fnv1a(payload, plen);
+        binfile_write(self, KIND_E4SREC, dims, HEADER_DIMS, payload, plen);
+        free(buf);
+        check_dies("a LoRA checkpoint naming itself as its base", test_pipe_load_e4srec, (void*)self, "deeper than 8");
+    }
     // the same path now holds another base: the adapters are refused
     test_pipe_write_base(&f, TEST_LORA_DIR "/base.bin", 2);
     check_dies("LoRA checkpoint over another base", test_pipe_load_e4srec, (void*)best, "another base");
