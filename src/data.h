@@ -28,14 +28,32 @@ typedef struct {
 static int seq_len(const SeqData* d, int u) { return d->offsets[u + 1] - d->offsets[u]; }
 static const int* seq_items(const SeqData* d, int u) { return d->items + d->offsets[u]; }
 
-static int is_space_char(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+static int is_space_char(char c) { return c == ' ' || c == '\t'; }
+
+// a line ends at "\n", "\r\n" or a lone "\r" (old Mac files): a lone "\r" must not join two lines
+static int is_line_break(char c) { return c == '\n' || c == '\r'; }
+
+// where the line break at p ends (p < end, is_line_break(*p))
+static const char* skip_line_break(const char* p, const char* end) {
+    return p + (*p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1);
+}
+
+// lines in text[0..len) by the rule above, plus one for a last line without a break
+static size_t count_lines(const char* text, size_t len) {
+    size_t n = 1;
+    for (const char* p = text; p < text + len;) {
+        if (is_line_break(*p)) { n++; p = skip_line_break(p, text + len); }
+        else p++;
+    }
+    return n;
+}
 
 // parses the token starting at p (it ends at whitespace, a newline or `end`) as an
 // id >= 1; *token_end gets where it stopped. line/col only serve the messages.
 static int parse_id(const char* p, const char* end, const char** token_end, const char* path, int line, int col,
                     const char* what) {
     const char* q = p;
-    while (q < end && *q != '\n' && !is_space_char(*q)) q++;
+    while (q < end && !is_line_break(*q) && !is_space_char(*q)) q++;
     *token_end = q;
     int len = (int)(q - p);
     const char* digits = p + (*p == '-');
@@ -59,8 +77,7 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
     size_t len = 0;
     char* text = read_file(path, &len);
     const char* end = text + len;
-    size_t max_lines = 1;
-    for (size_t i = 0; i < len; i++) max_lines += text[i] == '\n';
+    size_t max_lines = count_lines(text, len);
     d->offsets = (int*)mallocCheck((max_lines + 1) * sizeof(int));
     d->user_ids = (int*)mallocCheck(max_lines * sizeof(int));
     d->items = (int*)mallocCheck((len / 2 + 1) * sizeof(int));  // a token takes a character and a separator
@@ -72,7 +89,7 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
         int user = 0, user_col = 0;
         for (;;) {
             while (p < end && is_space_char(*p)) p++;
-            if (p == end || *p == '\n') break;
+            if (p == end || is_line_break(*p)) break;
             int col = (int)(p - line_start) + 1;
             if (user_col == 0) {
                 user = parse_id(p, end, &p, path, line, col, "user id");
@@ -97,7 +114,7 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
             d->user_ids[d->n_users++] = user;
             d->offsets[d->n_users] = d->n_events;
         }
-        p += p < end;  // past the newline
+        if (p < end) p = skip_line_break(p, end);
     }
     free(text);
     if (d->n_users == 0) die("%s:1:1: empty file: expected lines 'user_id item item ...'", path);
@@ -406,8 +423,7 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
 static void prep_ratings(const char* csv_path, const char* out_path) {
     size_t len = 0;
     char* text = read_file(csv_path, &len);
-    int max_lines = 1;
-    for (size_t i = 0; i < len; i++) max_lines += text[i] == '\n';
+    int max_lines = (int)count_lines(text, len);
     const char* sep = NULL;  // decided by the first non-blank line
     PrepIndex users, items;
     prep_index_init(&users, max_lines);
@@ -416,12 +432,12 @@ static void prep_ratings(const char* csv_path, const char* out_path) {
     int n = 0, n_data_lines = 0;
     char* p = text;
     for (int line = 1; p < text + len; line++) {
-        char* eol = memchr(p, '\n', text + len - p);
-        char* row_end = eol ? eol : text + len;
-        *row_end = 0;  // read_file NUL-terminates, so this is in bounds without a newline too
-        if (row_end > p && row_end[-1] == '\r') row_end[-1] = 0;
+        char* row_end = p;
+        while (row_end < text + len && !is_line_break(*row_end)) row_end++;
+        char* next = row_end < text + len ? (char*)skip_line_break(row_end, text + len) : text + len + 1;
+        *row_end = 0;  // read_file NUL-terminates, so this is in bounds without a line break too
         char* row = p;
-        p = row_end + 1;
+        p = next;
         if (strspn(row, " \t\r") == strlen(row)) continue;  // blank line
         int first = sep == NULL;
         if (first) sep = strstr(row, "::") ? "::" : ",";

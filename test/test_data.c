@@ -28,6 +28,12 @@ static void test_data_load_good(void) {
     CHECK(d.n_items == 9, "load: expect_n_items 9 gives n_items %d", d.n_items);
     seqdata_free(&d);
     unlink(path);
+    // a lone \r ends a line too (old Mac files): three users, not one
+    test_data_temp(path, "1 1 2 3\r2 4 5 6\r\n3 1 2 3\r");
+    seqdata_load(&d, path, 0);
+    CHECK(d.n_users == 3 && d.n_events == 9 && d.user_ids[1] == 2, "load: lone \\r line ends gave %d users, want 3", d.n_users);
+    seqdata_free(&d);
+    unlink(path);
 }
 
 typedef struct {
@@ -263,6 +269,12 @@ static void test_data_prep(void) {
     test_data_temp(ml_path, ml);
     CHECK(test_data_prep_matches(ml_path, expected), "prep: the '::' version gives the same output");
     unlink(ml_path);
+    // the same with every line ending in a lone \r
+    for (char* c = text; *c; c++) if (*c == '\n') *c = '\r';
+    char cr_path[64];
+    test_data_temp(cr_path, text);
+    CHECK(test_data_prep_matches(cr_path, expected), "prep: lone \\r line ends give the same output");
+    unlink(cr_path);
     free(ml);
     free(text);
 
