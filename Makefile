@@ -37,7 +37,7 @@ else
   FOUND_CUDA = CUDA: nvcc not found, CPU only
 endif
 
-.PHONY: all test test-gpu clean report
+.PHONY: all test test-asan test-gpu clean report
 
 all: report slmrec
 
@@ -58,6 +58,15 @@ test/test_runner: slmrec.c $(HEADERS) $(TEST_SOURCES)
 test: report test/test_runner
 	./test/test_runner
 
+# the same tests under AddressSanitizer and UndefinedBehaviorSanitizer, OpenMP kept on;
+# any finding stops the run (leak checking is off: a refused input exits through die())
+SANITIZE = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+test/test_runner_asan: slmrec.c $(HEADERS) $(TEST_SOURCES)
+	$(CC) $(CFLAGS) $(SANITIZE) -DTESTING -o $@ test/test.c $(LDLIBS)
+
+test-asan: report test/test_runner_asan
+	ASAN_OPTIONS=detect_leaks=0 ./test/test_runner_asan
+
 ifneq ($(HAVE_NVCC),yes)
 test-gpu: report
 	@echo "SKIP: nvcc not found, so the CUDA path was not built: the GPU tests did not run"
@@ -65,6 +74,6 @@ test-gpu: report
 endif
 
 clean:
-	rm -f slmrec test/test_runner test/test_gpu kernels.o build.flavor
+	rm -f slmrec test/test_runner test/test_runner_asan test/test_gpu kernels.o build.flavor
 
 FORCE:

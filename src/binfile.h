@@ -127,7 +127,7 @@ static void cursor_take(Cursor* c, void* dst, size_t nbytes, const char* what) {
         die("'%s' ends inside %s (needs %zu bytes at offset %zu, payload is %zu): dimensions and payload disagree",
             c->path, what, nbytes, c->pos, c->size);
     }
-    memcpy(dst, c->data + c->pos, nbytes);
+    if (nbytes) memcpy(dst, c->data + c->pos, nbytes);  // dst may be NULL for an empty tensor: memcpy(NULL, ., 0) is UB
     c->pos += nbytes;
 }
 
@@ -152,6 +152,6 @@ static void buffer_put(Buffer* b, const void* src, size_t nbytes) {
         b->data = p;
         b->cap = cap;
     }
-    memcpy(b->data + b->size, src, nbytes);
+    if (nbytes) memcpy(b->data + b->size, src, nbytes);  // src may be NULL for an empty tensor
     b->size += nbytes;
 }
