@@ -2,6 +2,7 @@
 // and atomic (temp + rename) output files. Everything else builds on these.
 #pragma once
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -115,10 +116,24 @@ static void outfile_open(OutFile* o, const char* path) {
     o->f = fopenCheck(o->tmp, "wb");
 }
 
+// the bytes reach the disk before the rename, and the rename before we return, so
+// a power loss leaves the old file or the new one, never a renamed empty one
 static void outfile_commit(OutFile* o) {
+    if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0) die("cannot write '%s' to disk: %s", o->tmp, strerror(errno));
     fcloseCheck(o->f);
     if (rename(o->tmp, o->path) != 0) {
         die("cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
+    }
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", o->path);
+    char* slash = strrchr(dir, '/');
+    if (slash == NULL) snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {  // a directory that cannot be opened or synced (some filesystems) is left as it is
+        fsync(fd);
+        close(fd);
     }
 }
 
