@@ -1260,12 +1260,15 @@ static int parse_history(const char* text, int* out, int cap, int n_items) {
 }
 
 // one user's line of recommend --data: "user item:score ..." from that user's score row
-static void recommend_line(FILE* f, const SeqData* d, int u, const float* scores, int n_items, int k, int exclude_seen,
-                           int* best, float* best_scores) {
-    top_k(scores, n_items, k, seq_items(d, u), exclude_seen ? seq_len(d, u) : 0, best, best_scores);
+// one user's line "user item:score ..."; returns how many items it lists (fewer than k
+// when --exclude-seen leaves fewer)
+static int recommend_line(FILE* f, const SeqData* d, int u, const float* scores, int n_items, int k, int exclude_seen,
+                          int* best, float* best_scores) {
+    int found = top_k(scores, n_items, k, seq_items(d, u), exclude_seen ? seq_len(d, u) : 0, best, best_scores);
     fprintf(f, "%d", d->user_ids[u]);
-    for (int j = 0; j < k; j++) fprintf(f, " %d:%.4f", best[j], best_scores[j]);
+    for (int j = 0; j < found; j++) fprintf(f, " %d:%.4f", best[j], best_scores[j]);
     fputc('\n', f);
+    return found;
 }
 
 #define RECOMMEND_BATCH 256  // users scored per forward with --data
@@ -1303,21 +1306,27 @@ static int cmd_recommend(int argc, char** argv) {
         int n = parse_history(history, ids, 4096, I - 1);
         history_left_padded(hist, ids, n, S);
         lm.t.score(lm.t.model, hist, 1, scores);
-        top_k(scores, I - 1, k, ids, exclude_seen ? n : 0, best, best_scores);
+        int found = top_k(scores, I - 1, k, ids, exclude_seen ? n : 0, best, best_scores);
         printf("rank  item       score\n");
-        for (int j = 0; j < k; j++) printf("%4d  %6d  %10.4f\n", j + 1, best[j], best_scores[j]);
+        for (int j = 0; j < found; j++) printf("%4d  %6d  %10.4f\n", j + 1, best[j], best_scores[j]);
+        if (found < k) fprintf(stderr, "recommend: only %d items are left once the history is excluded (--k %d)\n", found, k);
         free(ids);
     } else {
         OutFile o = {0};
         if (out) outfile_open(&o, out);
         FILE* f = out ? o.f : stdout;
+        int short_lines = 0;
         for (int u0 = 0; u0 < d.n_users; u0 += batch) {
             int n = min_int(batch, d.n_users - u0);
             for (int i = 0; i < n; i++) history_left_padded(hist + (size_t)i * S, seq_items(&d, u0 + i), seq_len(&d, u0 + i), S);
             lm.t.score(lm.t.model, hist, n, scores);  // (n, I)
-            for (int i = 0; i < n; i++) recommend_line(f, &d, u0 + i, scores + (size_t)i * I, I - 1, k, exclude_seen, best, best_scores);
+            for (int i = 0; i < n; i++) {
+                short_lines += recommend_line(f, &d, u0 + i, scores + (size_t)i * I, I - 1, k, exclude_seen, best, best_scores) < k;
+            }
         }
         if (out) outfile_commit(&o);
+        if (short_lines) fprintf(stderr, "recommend: %d users have fewer than %d items left once their history is excluded: "
+                                 "their lines list what there is\n", short_lines, k);
         seqdata_free(&d);
     }
     free(hist); free(best); free(scores); free(best_scores);

@@ -238,18 +238,22 @@ static double now_seconds(void) {
 }
 
 // the k best items of one score row (1..n_items; row 0 is the pad), best first,
-// leaving out the n_exclude ids of exclude (a user's history, say)
-static void top_k(const float* scores, int n_items, int k, const int* exclude, int n_exclude, int* best, float* best_scores) {
+// leaving out the n_exclude ids of exclude (a user's history, say). Returns how
+// many it found: fewer than k when fewer items remain; best[found..k) are 0.
+static int top_k(const float* scores, int n_items, int k, const int* exclude, int n_exclude, int* best, float* best_scores) {
+    int found = 0;
     for (int j = 0; j < k; j++) { best[j] = 0; best_scores[j] = -INFINITY; }
     for (int i = 1; i <= n_items; i++) {
         int seen = 0;
         for (int h = 0; h < n_exclude && !seen; h++) seen = exclude[h] == i;
-        if (seen || !(scores[i] > best_scores[k - 1])) continue;
-        int j = k - 1;
+        if (seen || (found == k && !(scores[i] > best_scores[k - 1]))) continue;
+        if (found < k) found++;
+        int j = found - 1;
         while (j > 0 && scores[i] > best_scores[j - 1]) { best[j] = best[j - 1]; best_scores[j] = best_scores[j - 1]; j--; }
         best[j] = i;
         best_scores[j] = scores[i];
     }
+    return found;
 }
 
 static int max_int(int a, int b) { return a > b ? a : b; }

@@ -223,6 +223,14 @@ static void test_pipe_topk(void) {
     int seen[1] = {5};
     top_k(scores, 7, 3, seen, 1, best, bs);
     CHECK(best[0] == 2 && best[1] == 3 && best[2] == 7, "top-3 without seen item 5: got %d %d %d", best[0], best[1], best[2]);
+    int history[5] = {1, 2, 3, 5, 7};  // 2 of the 7 items left: the pad item 0 is never listed
+    int found = top_k(scores, 7, 3, history, 5, best, bs);
+    CHECK(found == 2 && best[0] == 6 && best[1] == 4 && best[2] == 0, "top-3 of the 2 unseen items: found %d, got %d %d",
+          found, best[0], best[1]);
+    float low[4] = {0.0f, -INFINITY, -INFINITY, 1.0f};  // a -inf score is still an item
+    found = top_k(low, 3, 3, NULL, 0, best, bs);
+    CHECK(found == 3 && best[0] == 3 && best[1] == 1 && best[2] == 2, "top-3 with -inf scores: found %d, got %d %d %d",
+          found, best[0], best[1], best[2]);
     int ids[8];
     CHECK(parse_history("3, 17 42", ids, 8, 50) == 3 && ids[2] == 42, "history '3, 17 42' parses");
 }
