@@ -15,6 +15,7 @@
 
 // leave-one-out needs at least one training item, the valid target and the test target
 #define SEQ_MIN_LEN 3
+#define SEQ_MAX_ITEM_ID (1 << 24)  // ids index the item tables (rows = largest id + 1): 16.7M is far beyond any public data set
 
 typedef struct {
     int n_users;
@@ -97,6 +98,10 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
                 continue;
             }
             int item = parse_id(p, end, &p, path, line, col, "item id");
+            if (item > SEQ_MAX_ITEM_ID) {
+                die("%s:%d:%d: item id %d is above the limit of %d: item tables have a row per id up to the largest\n"
+                    "  hint: renumber the items 1..n (./slmrec prep does)", path, line, col, item, SEQ_MAX_ITEM_ID);
+            }
             if (expect_n_items > 0 && item > expect_n_items) {
                 die("%s:%d:%d: n_items mismatch: item %d is above the expected n_items = %d\n"
                     "  hint: the model or checkpoint was built for another data file", path, line, col, item, expect_n_items);
@@ -118,6 +123,15 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
     }
     free(text);
     if (d->n_users == 0) die("%s:1:1: empty file: expected lines 'user_id item item ...'", path);
+    // sparse ids cost a table row each: say so when most rows would be unused
+    unsigned char* used = (unsigned char*)callocCheck((size_t)d->n_items + 1, 1);
+    int distinct = 0;
+    for (int i = 0; i < d->n_events; i++) { distinct += !used[d->items[i]]; used[d->items[i]] = 1; }
+    free(used);
+    if (d->n_items > 2 * distinct && d->n_items > 1000) {
+        fprintf(stderr, "warning: '%s': the largest item id is %d but only %d distinct items occur: the item tables\n"
+                "  get %d rows, most unused (./slmrec prep renumbers items 1..n)\n", path, d->n_items, distinct, d->n_items + 1);
+    }
     if (expect_n_items > 0) d->n_items = expect_n_items;
 }
 

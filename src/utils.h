@@ -3,6 +3,7 @@
 #pragma once
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -86,6 +87,8 @@ static void* calloc_check(size_t n, size_t size, const char* file, int line) {
 
 // the whole file in memory, NUL-terminated; *len gets its size in bytes
 static char* read_file(const char* path, size_t* len) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) die("'%s' is a directory, expected a file", path);
     FILE* f = fopenCheck(path, "rb");
     fseekCheck(f, 0, SEEK_END);
     long n = ftell(f);

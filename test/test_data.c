@@ -56,6 +56,12 @@ static void test_data_load_missing(void* arg) {
     seqdata_load(&d, "/tmp/slmrec_no_such_dir/data.txt", 0);
 }
 
+static void test_data_load_dir(void* unused) {
+    (void)unused;
+    SeqData d;
+    seqdata_load(&d, "/tmp", 0);
+}
+
 static void test_data_load_refusals(void) {
     TestDataBadFile bad[] = {
         {"1 1 2 3\n2 4 x 6\n", 0, ":2:5: expected an integer item id, got 'x'"},
@@ -70,11 +76,14 @@ static void test_data_load_refusals(void) {
         {"1 1 2 3\n5\n", 0, ":2:1: user 5 has no items"},
         {"1 1 2 3\n 6 1 2\n", 0, ":2:2: user 6 has 2 item(s); leave-one-out needs at least 3"},
         {"1 1 2 3\n2 4 6 5\n", 5, ":2:5: n_items mismatch: item 6 is above the expected n_items = 5"},
+        {"1 1 2 2147483647\n", 0, ":1:7: item id 2147483647 is above the limit of 16777216"},
+        {"1 1 2 1000000000\n", 0, ":1:7: item id 1000000000 is above the limit"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         check_dies("seqdata_load refuses a bad file", test_data_load_child, &bad[i], bad[i].message);
     }
     check_dies("seqdata_load refuses a missing file", test_data_load_missing, NULL, "cannot open");
+    check_dies("seqdata_load names a directory given as a file", test_data_load_dir, NULL, "'/tmp' is a directory, expected a file");
 }
 
 // ----------------------------------------------------------------------------
