@@ -37,10 +37,17 @@ static int mark_user_items(const SeqData* d, int u, int* mark /*(n_items + 1)*/,
 // same number of candidates: min(EVAL_N_NEG, n_items - the most distinct items any user saw)
 static void negatives_build(Negatives* neg, const SeqData* d, Split split) {
     int* mark = (int*)callocCheck(d->n_items + 1, sizeof(int));  // (n_items + 1) stamp u + 1 = seen by user u
-    int max_seen = 0;
-    for (int u = 0; u < d->n_users; u++) max_seen = max_int(max_seen, mark_user_items(d, u, mark, u + 1));
+    int max_seen = 0, busiest = 0;
+    for (int u = 0; u < d->n_users; u++) {
+        int seen = mark_user_items(d, u, mark, u + 1);
+        if (seen > max_seen) { max_seen = seen; busiest = u; }
+    }
+    if (max_seen == d->n_items) {
+        die("user %d has interacted with every one of the %d items: no negatives are left to sample, and every sampled\n"
+            "  metric would read 1.0 (the sampled protocol needs items each user has not seen)", d->user_ids[busiest], d->n_items);
+    }
     neg->n_users = d->n_users;
-    neg->n_neg = min_int(EVAL_N_NEG, d->n_items - max_seen);
+    neg->n_neg = min_int(EVAL_N_NEG, d->n_items - max_seen);  // the tables name the count: s<n_neg>_HR@1 ...
     neg->items = (int*)mallocCheck((size_t)d->n_users * neg->n_neg * sizeof(int));
     Rng rng;
     rng_seed(&rng, split == SPLIT_VALID ? EVAL_SEED_VALID : EVAL_SEED_TEST);

@@ -374,7 +374,19 @@ static void test_data_metrics_output(void) {
     }
 }
 
+static void test_data_negatives_none_left(void* unused) {
+    (void)unused;
+    char path[64];
+    test_data_temp(path, "1 1 2 3\n2 3 2 1\n4 2 1 2\n");  // users 1 and 2 have seen all 3 items
+    SeqData d;
+    seqdata_load(&d, path, 0);
+    Negatives neg;
+    negatives_build(&neg, &d, SPLIT_TEST);
+}
+
 static void test_data_negatives(void) {
+    check_dies("a user who has seen every item leaves no negatives", test_data_negatives_none_left, NULL,
+               "user 1 has interacted with every one of the 3 items");
     SeqData d;
     synth_generate(&d, 300, 60, 8, 3);
     Negatives valid, valid2, test;
