@@ -64,10 +64,14 @@ static int parse_id(const char* p, const char* end, const char** token_end, cons
         ok = isdigit((unsigned char)*c);
         if (value <= INT_MAX) value = value * 10 + (*c - '0');  // stops growing once it overflows
     }
-    if (!ok) die("%s:%d:%d: expected an integer %s, got '%.*s'", path, line, col, what, len, p);
-    if (value > INT_MAX) die("%s:%d:%d: id overflow: %s '%.*s' does not fit in a 32-bit int", path, line, col, what, len, p);
+    char shown[ECHO_CAP];
+    if (!ok) die("%s:%d:%d: expected an integer %s, got '%s'", path, line, col, what, echo_input(p, (size_t)len, shown));
+    if (value > INT_MAX) {
+        die("%s:%d:%d: id overflow: %s '%s' does not fit in a 32-bit int", path, line, col, what, echo_input(p, (size_t)len, shown));
+    }
     if (*p == '-' || value == 0) {
-        die("%s:%d:%d: %s must be >= 1, got '%.*s' (ids start at 1; item 0 is the pad id)", path, line, col, what, len, p);
+        die("%s:%d:%d: %s must be >= 1, got '%s' (ids start at 1; item 0 is the pad id)", path, line, col, what,
+            echo_input(p, (size_t)len, shown));
     }
     return (int)value;
 }

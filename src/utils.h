@@ -68,6 +68,22 @@ static void fclose_check(FILE* f, const char* file, int line) {
 }
 #define fcloseCheck(f) fclose_check(f, __FILE__, __LINE__)
 
+// a piece of input fit to echo in a message: at most 32 bytes of it, invisible bytes
+// as \xNN, "..." when cut. out needs 32 * 4 + 4 bytes.
+#define ECHO_MAX 32
+#define ECHO_CAP (ECHO_MAX * 4 + 4)
+static const char* echo_input(const char* p, size_t len, char out[ECHO_CAP]) {
+    size_t n = 0;
+    for (size_t i = 0; i < len && i < ECHO_MAX; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f) out[n++] = (char)c;
+        else n += (size_t)snprintf(out + n, 5, "\\x%02x", c);
+    }
+    if (len > ECHO_MAX) { memcpy(out + n, "...", 3); n += 3; }
+    out[n] = 0;
+    return out;
+}
+
 static void* malloc_check(size_t size, const char* file, int line) {
     void* p = malloc(size ? size : 1);
     if (p == NULL) {

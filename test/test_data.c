@@ -77,6 +77,9 @@ static void test_data_load_refusals(void) {
         {"1 1 2 3\n 6 1 2\n", 0, ":2:2: user 6 has 2 item(s); leave-one-out needs at least 3"},
         {"1 1 2 3\n2 4 6 5\n", 5, ":2:5: n_items mismatch: item 6 is above the expected n_items = 5"},
         {"1 1 2 2147483647\n", 0, ":1:7: item id 2147483647 is above the limit of 16777216"},
+        {"1 1 2 3\x01\x7f\n", 0, ":1:7: expected an integer item id, got '3\\x01\\x7f'"},
+        {"1 1 2 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", 0,
+         "got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'"},
         {"1 1 2 1000000000\n", 0, ":1:7: item id 1000000000 is above the limit"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
