@@ -397,7 +397,11 @@ static int prep_split(char* line, const char* sep, char** fields, int max_fields
 }
 
 // whole-field parses: no trailing characters, no overflow
+// a decimal number: strtod alone would also take "0x5", "inf" or "nan"
 static int prep_parse_number(const char* s, double* value) {
+    for (const char* c = s; *c; c++) {
+        if (!isdigit((unsigned char)*c) && !strchr("+-.eE", *c)) return 0;
+    }
     char* end;
     errno = 0;
     *value = strtod(s, &end);
@@ -441,6 +445,8 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
 static void prep_ratings(const char* csv_path, const char* out_path) {
     size_t len = 0;
     char* text = read_file(csv_path, &len);
+    const char* nul = memchr(text, 0, len);
+    if (nul) die("%s: byte %zu is NUL: a ratings CSV is text", csv_path, (size_t)(nul - text));
     int max_lines = (int)count_lines(text, len);
     const char* sep = NULL;  // decided by the first non-blank line
     PrepIndex users, items;

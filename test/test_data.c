@@ -260,7 +260,17 @@ static int test_data_prep_matches(const char* csv_path, const char* expected_pat
     return same;
 }
 
+// prep of a file whose second line holds a NUL byte (test_data_temp writes C strings)
+static void test_data_prep_nul(void* unused) {
+    (void)unused;
+    const char bytes[] = "u,i,5,1\nu,j\0,5,2\n";
+    char in[] = "/tmp/slmrec_prep_nul_XXXXXX";
+    write_temp(in, bytes, sizeof(bytes) - 1);
+    prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt");
+}
+
 static void test_data_prep(void) {
+    check_dies("prep refuses a NUL byte", test_data_prep_nul, NULL, "byte 11 is NUL");
     const char* csv = "data/tiny_ratings.csv";
     const char* expected = "data/tiny_ratings.expected.txt";
     if (access(csv, R_OK) != 0) { skip("prep on data/tiny_ratings.csv", "file missing: run the tests from the repo root"); return; }
@@ -295,6 +305,8 @@ static void test_data_prep(void) {
     check_dies("prep refuses a short line", test_data_prep_child, "u,i,5,1\nu,i,5\n", ":2: expected 4 fields");
     check_dies("prep refuses an empty id", test_data_prep_child, "u,,5,1\n", ":1: empty item id");
     check_dies("prep refuses when nothing survives", test_data_prep_child, "u,i,5,1\nu,j,5,2\n", "no events left");
+    check_dies("prep refuses a hex rating", test_data_prep_child, "u,i,5,1\nu,j,0x5,2\n", ":2: rating '0x5' is not a number");
+    check_dies("prep refuses an inf rating", test_data_prep_child, "u,i,5,1\nu,j,inf,2\n", ":2: rating 'inf' is not a number");
 }
 
 // ----------------------------------------------------------------------------
