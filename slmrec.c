@@ -393,6 +393,17 @@ static void config_check(Config* c) {
     if (!(c->sas_dropout >= 0.0f && c->sas_dropout < 1.0f)) die("--sasrec-dropout must be in [0, 1)");
     if (c->vocab < TOK_BASE_VOCAB) die("--vocab %d is below the %d byte-level base tokens", c->vocab, TOK_BASE_VOCAB);
     if (c->epochs < 1 || c->sas_epochs < 1) die("--epochs and --sasrec-epochs must be at least 1");
+    if (c->epochs > 1000000 || c->sas_epochs > 1000000 || c->st_epochs > 1000000) {
+        die("--epochs, --sasrec-epochs and --student-epochs must be at most 1000000 (the schedule counts epochs x steps)");
+    }
+    struct { const char* flag; float value; } not_negative[] = {
+        {"--time-budget", c->time_budget}, {"--clip", c->clip}, {"--weight-decay", c->weight_decay},
+        {"--patience", (float)c->patience}, {"--sasrec-patience", (float)c->sas_patience},
+        {"--student-patience", (float)c->st_patience}, {"--stop-after", (float)c->stop_after},
+        {"--l1", c->l1}, {"--l2", c->l2}, {"--l3", c->l3}};
+    for (size_t i = 0; i < sizeof(not_negative) / sizeof(not_negative[0]); i++) {
+        if (not_negative[i].value < 0.0f) die("%s must not be negative, got %g", not_negative[i].flag, not_negative[i].value);
+    }
     if (c->hidden < 1 || c->ffn < 1 || c->sas_dim < 1 || c->sas_blocks < 1) {
         die("--hidden, --ffn, --sasrec-dim and --sasrec-blocks must be positive");
     }

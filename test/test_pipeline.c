@@ -587,6 +587,27 @@ static void test_pipe_lora(void) {
     pipe_fixture_free(&f);
 }
 
+// every numeric flag is checked before any work: one bad value each
+typedef struct { const char* flag; const char* value; } TestBadFlag;
+
+static void test_pipe_bad_flag_run(void* arg) {
+    const TestBadFlag* f = (const TestBadFlag*)arg;
+    char data_flag[] = "--data", data[] = "/nonexistent/never-read.txt";
+    char* argv[] = {(char*)f->flag, (char*)f->value, data_flag, data};
+    cmd_run(4, argv);
+}
+
+static void test_pipe_bad_flags(void) {
+    TestBadFlag bad[] = {{"--time-budget", "-1"}, {"--clip", "-0.5"}, {"--weight-decay", "-1"}, {"--patience", "-2"},
+                         {"--stop-after", "-1"}, {"--l1", "-1"}, {"--l3", "-0.1"}, {"--sasrec-patience", "-1"},
+                         {"--epochs", "2147483647"}, {"--lora-rank", "-3"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "run refuses %s %s before reading any data", bad[i].flag, bad[i].value);
+        check_dies(name, test_pipe_bad_flag_run, &bad[i], bad[i].flag);
+    }
+}
+
 static void run_pipeline_tests(void) {
     test_pipe_resume();
     test_pipe_online();
@@ -596,4 +617,5 @@ static void run_pipeline_tests(void) {
     test_pipe_whole();
     test_pipe_lora();
     test_pipe_time_budget();
+    test_pipe_bad_flags();
 }
