@@ -102,17 +102,8 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
 static void float_bits(int* dst, float x) { memcpy(dst, &x, sizeof(float)); }
 static float bits_float(int x) { float f; memcpy(&f, &x, sizeof(float)); return f; }
 
-// the trained tensors of a LoRA model, in file order
-static int e4srec_lora_trained(E4SRec* m, float** ptrs, size_t* sizes) {
-    float* p[4] = {m->params.proj_w, m->params.proj_b, m->params.score_w, m->lora->params_memory};
-    size_t n[4] = {m->param_sizes[1], m->param_sizes[2], m->param_sizes[10], m->lora->num_params};
-    memcpy(ptrs, p, sizeof(p));
-    memcpy(sizes, n, sizeof(n));
-    return 4;
-}
-
 // writes m (+ adapters, + train state when o != NULL) to path, atomically
-static void e4srec_save(const char* path, E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
+static void e4srec_save(const char* path, const E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
                         const TrainProgress* p, const Optimizer* o) {
     const E4SRecConfig* c = &m->cfg;
     const Lora* lo = m->lora;
@@ -131,12 +122,10 @@ static void e4srec_save(const char* path, E4SRec* m, const Tokenizer* tok, const
         int32_t len = (int32_t)strlen(lo->base_path);
         buffer_put(&b, &len, sizeof(len));
         buffer_put(&b, lo->base_path, (size_t)len);
-        float* ptrs[4];
-        size_t sizes[4];
-        for (int i = 0, n = e4srec_lora_trained(m, ptrs, sizes); i < n; i++) ckpt_put_f32(&b, ptrs[i], sizes[i]);
-    } else {
-        ckpt_put_f32(&b, m->params_memory, m->num_params);
     }
+    float *params[E4SREC_MAX_TRAINED], *grads[E4SREC_MAX_TRAINED];
+    size_t sizes[E4SREC_MAX_TRAINED];
+    for (int i = 0, n = e4srec_trained(m, params, grads, sizes); i < n; i++) ckpt_put_f32(&b, params[i], sizes[i]);
     ckpt_put_f32(&b, adapters, (size_t)n_adapters * c->D * c->C);
     if (o) ckpt_put_state(&b, p, o);
     binfile_write(path, KIND_E4SREC, dims, E4SREC_DIMS, b.data, b.size);
@@ -225,13 +214,11 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
         e4srec_add_lora(m, lora_rank, bits_float(dims[17]), lora_targets);
         snprintf(m->lora->base_path, sizeof(m->lora->base_path), "%s", base);
         m->lora->base_checksum = (uint32_t)dims[19];
-        float* ptrs[4];
-        size_t sizes[4];
-        for (int i = 0, n = e4srec_lora_trained(m, ptrs, sizes); i < n; i++) {
-            cursor_take(&cur, ptrs[i], sizes[i] * sizeof(float), "the trained weights");
-        }
-    } else {
-        cursor_take(&cur, m->params_memory, m->num_params * sizeof(float), "the parameters");
+    }
+    float *params[E4SREC_MAX_TRAINED], *grads[E4SREC_MAX_TRAINED];
+    size_t sizes[E4SREC_MAX_TRAINED];
+    for (int i = 0, n = e4srec_trained(m, params, grads, sizes); i < n; i++) {
+        cursor_take(&cur, params[i], sizes[i] * sizeof(float), lora_rank ? "the trained weights" : "the parameters");
     }
     size_t na = (size_t)f->n_adapters * c.D * c.C;
     f->adapters = na ? (float*)mallocCheck(na * sizeof(float)) : NULL;

@@ -531,10 +531,29 @@ static void e4srec_add_lora(E4SRec* m, int rank, float alpha, int targets) {
     if (B) lora_alloc_acts(m->lora, B * e4srec_T(c));
 }
 
-// the parameters an optimizer updates: all of them, or with LoRA the adapters, input_proj and score
+// what trains, as blocks of parameters with their gradients: every parameter, or with
+// LoRA input_proj (weight and bias, adjacent), score and the adapters. The optimizer,
+// the parameter count and the LoRA checkpoint all read this one list.
+#define E4SREC_MAX_TRAINED 3
+static int e4srec_trained(const E4SRec* m, float** params, float** grads, size_t* sizes) {
+    if (m->lora == NULL) {
+        params[0] = m->params_memory; grads[0] = m->grads_memory; sizes[0] = m->num_params;
+        return 1;
+    }
+    float* p[E4SREC_MAX_TRAINED] = {m->params.proj_w, m->params.score_w, m->lora->params_memory};
+    float* g[E4SREC_MAX_TRAINED] = {m->grads.proj_w, m->grads.score_w, m->lora->grads_memory};
+    size_t n[E4SREC_MAX_TRAINED] = {m->param_sizes[1] + m->param_sizes[2], m->param_sizes[10], m->lora->num_params};
+    memcpy(params, p, sizeof(p));
+    memcpy(grads, g, sizeof(g));
+    memcpy(sizes, n, sizeof(n));
+    return E4SREC_MAX_TRAINED;
+}
+
 static size_t e4srec_trainable_params(const E4SRec* m) {
-    if (m->lora == NULL) return m->num_params;
-    return m->param_sizes[1] + m->param_sizes[2] + m->param_sizes[10] + m->lora->num_params;
+    float *p[E4SREC_MAX_TRAINED], *g[E4SREC_MAX_TRAINED];
+    size_t sizes[E4SREC_MAX_TRAINED], total = 0;
+    for (int i = 0, n = e4srec_trained(m, p, g, sizes); i < n; i++) total += sizes[i];
+    return total;
 }
 
 // folds the adapters into the decoder's weights and drops them: the same scores, one matmul per site

@@ -160,14 +160,9 @@ static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
 static void e4srec_job_optimizer(Optimizer* o, const E4SRecJob* j, AdamWConfig cfg) {
     memset(o, 0, sizeof(*o));
     o->cfg = cfg;
-    E4SRec* m = j->model;
-    if (m->lora) {
-        optimizer_add(o, m->params.proj_w, m->grads.proj_w, m->param_sizes[1] + m->param_sizes[2]);  // proj_w, proj_b adjacent
-        optimizer_add(o, m->params.score_w, m->grads.score_w, m->param_sizes[10]);
-        optimizer_add(o, m->lora->params_memory, m->lora->grads_memory, m->lora->num_params);
-    } else {
-        optimizer_add(o, m->params_memory, m->grads_memory, m->num_params);
-    }
+    float *params[E4SREC_MAX_TRAINED], *grads[E4SREC_MAX_TRAINED];
+    size_t sizes[E4SREC_MAX_TRAINED];
+    for (int i = 0, n = e4srec_trained(j->model, params, grads, sizes); i < n; i++) optimizer_add(o, params[i], grads[i], sizes[i]);
     if (j->slm && j->slm->num_adapter_params) optimizer_add(o, j->slm->adapters, j->slm->dadapters, j->slm->num_adapter_params);
     if (j->online) optimizer_add(o, j->slm->teacher->params_memory, j->slm->teacher->grads_memory, j->slm->teacher->num_params);
     optimizer_ready(o);
