@@ -67,21 +67,27 @@ static void parse_args(const char* cmd, const char* summary, int argc, char** ar
         }
         const ArgSpec* s = NULL;
         for (int i = 0; i < n; i++) if (strcmp(argv[a], specs[i].name) == 0) s = &specs[i];
-        if (s == NULL) die("%s: unknown flag '%s' (see ./slmrec %s --help)", cmd, argv[a], cmd);
+        if (s == NULL) {
+            char echo[ECHO_CAP];
+            die("%s: unknown flag '%s' (see ./slmrec %s --help)", cmd, echo_input(argv[a], strlen(argv[a]), echo), cmd);
+        }
         if (s->type == ARG_BOOL) { *(int*)s->dst = 1; continue; }
         if (a + 1 >= argc) die("%s: flag %s needs a value (%s)", cmd, s->name, s->help);
         const char* v = argv[++a];
         char* end = NULL;
+        char echo[ECHO_CAP];
         errno = 0;
         if (s->type == ARG_INT) {
             long x = strtol(v, &end, 10);
             if (*v == 0 || *end != 0 || errno || x < -2147483647L || x > 2147483647L) {
-                die("%s: flag %s expects an integer, got '%s'", cmd, s->name, v);
+                die("%s: flag %s expects an integer, got '%s'", cmd, s->name, echo_input(v, strlen(v), echo));
             }
             *(int*)s->dst = (int)x;
         } else if (s->type == ARG_FLOAT) {
             float x = strtof(v, &end);
-            if (*v == 0 || *end != 0 || errno || !isfinite(x)) die("%s: flag %s expects a number, got '%s'", cmd, s->name, v);
+            if (*v == 0 || *end != 0 || errno || !isfinite(x)) {
+                die("%s: flag %s expects a number, got '%s'", cmd, s->name, echo_input(v, strlen(v), echo));
+            }
             *(float*)s->dst = x;
         } else {
             *(const char**)s->dst = v;
@@ -147,17 +153,21 @@ static OracleReport oracle_run(const char* path, int print) {
 
 // either fixture: the HF one of E4SRec / SLMRec, or the PyTorch one of DLLM2Rec
 static OracleReport oracle_run_any(const char* path, int print) {
+    const char* outer = input_begin(path);
     Safetensors st;
     st_open(&st, path);
+    OracleReport r;
     if (!oracle_is_dllm2rec(&st)) {
         st_close(&st);
-        return oracle_run(path, print);
+        r = oracle_run(path, print);
+    } else {
+        char json_path[1024];
+        char* meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
+        r = dllm2rec_oracle_run(&st, meta, json_path, print);
+        free(meta);
+        st_close(&st);
     }
-    char json_path[1024];
-    char* meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
-    OracleReport r = dllm2rec_oracle_run(&st, meta, json_path, print);
-    free(meta);
-    st_close(&st);
+    input_end(outer);
     return r;
 }
 
@@ -382,7 +392,9 @@ static DLLM2RecConfig config_dllm2rec(const Config* c) {
     return r;
 }
 
+#define MAX_OUT_DIR 1000  // <out>/<file name> is built in buffers of 1100 bytes
 static void config_check(Config* c) {
+    if (c->out && strlen(c->out) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(c->out), MAX_OUT_DIR);
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
     if (c->batch < 1 || c->sas_batch < 1) die("--batch and --sasrec-batch must be positive");
     if (c->heads < 1 || c->kv_heads < 1 || c->heads % c->kv_heads || c->hidden % c->heads || (c->hidden / c->heads) % 2) {
@@ -393,8 +405,8 @@ static void config_check(Config* c) {
     if (!(c->sas_dropout >= 0.0f && c->sas_dropout < 1.0f)) die("--sasrec-dropout must be in [0, 1)");
     if (c->vocab < TOK_BASE_VOCAB) die("--vocab %d is below the %d byte-level base tokens", c->vocab, TOK_BASE_VOCAB);
     if (c->epochs < 1 || c->sas_epochs < 1) die("--epochs and --sasrec-epochs must be at least 1");
-    if (c->epochs > 1000000 || c->sas_epochs > 1000000 || c->st_epochs > 1000000) {
-        die("--epochs, --sasrec-epochs and --student-epochs must be at most 1000000 (the schedule counts epochs x steps)");
+    if (c->epochs > MAX_EPOCHS || c->sas_epochs > MAX_EPOCHS || c->st_epochs > MAX_EPOCHS) {
+        die("--epochs, --sasrec-epochs and --student-epochs must be at most %d (the schedule counts epochs x steps)", MAX_EPOCHS);
     }
     struct { const char* flag; float value; } not_negative[] = {
         {"--time-budget", c->time_budget}, {"--clip", c->clip}, {"--weight-decay", c->weight_decay},
@@ -493,6 +505,7 @@ static TrainConfig config_train(const Config* c, TrainWhat what) {
 }
 
 static void make_dir(const char* dir) {
+    if (strlen(dir) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(dir), MAX_OUT_DIR);
     char path[1024];
     snprintf(path, sizeof(path), "%s", dir);
     for (char* p = path + 1; *p; p++) {  // mkdir -p
@@ -826,15 +839,21 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
 // commands
 
 // reads the data before creating anything, so a bad file leaves no output behind
-static void open_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tneg) {
+// the data and its sampled negatives: read and checked, nothing written yet
+static void read_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tneg) {
     read_data(d, c);
+    negatives_build(vneg, d, SPLIT_VALID);
+    negatives_build(tneg, d, SPLIT_TEST);
+}
+
+// called once every input has been read and checked: a refused input leaves no
+// output directory or log.txt behind
+static void open_log(const Config* c, const SeqData* d) {
     make_dir(c->out);
     char path[1100];
     snprintf(path, sizeof(path), "%s/log.txt", c->out);
     log_file = fopenCheck(path, c->resume ? "a" : "w");
     log_data(d, c);
-    negatives_build(vneg, d, SPLIT_VALID);
-    negatives_build(tneg, d, SPLIT_TEST);
 }
 
 static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
@@ -864,8 +883,9 @@ static int pipeline(Config* c, const Llama* base) {
     double t0 = now_seconds();
     SeqData d;
     Negatives vneg, tneg;
-    open_run(c, &d, &vneg, &tneg);
+    read_run(c, &d, &vneg, &tneg);
     if (c->topk > d.n_items) die("--topk %d exceeds the %d items of the data", c->topk, d.n_items);
+    open_log(c, &d);
     ResultRow rows[PIPELINE_ROWS];
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
     Prompt p;
@@ -987,7 +1007,8 @@ static int cmd_train_sasrec(int argc, char** argv) {
     config_check(&c);
     SeqData d;
     Negatives vneg, tneg;
-    open_run(&c, &d, &vneg, &tneg);
+    read_run(&c, &d, &vneg, &tneg);
+    open_log(&c, &d);
     ResultRow row;
     free(stage_sasrec(&c, &d, &vneg, &tneg, &row));
     stage_report(&c, &d, &row, "sasrec");
@@ -1021,12 +1042,13 @@ static int cmd_train_teacher(int argc, char** argv) {
     if (c.lora_rank && base == NULL) die("train-teacher: --lora-rank trains adapters over a pretrained decoder: add --init BASE.bin");
     SeqData d;
     Negatives vneg, tneg;
-    open_run(&c, &d, &vneg, &tneg);
+    read_run(&c, &d, &vneg, &tneg);
     SASRecFile sf;
     sasrec_load(&sf, sasrec_path);
     if (sf.model.cfg.I != d.n_items + 1) {
         die("'%s' was trained on %d items, '%s' has %d", sasrec_path, sf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
     }
+    open_log(&c, &d);
     Prompt p;
     prompt_build(&p, &c, base);
     E4SRecConfig ec = e4srec_config_for(&c, base, &p, layers, sf.model.cfg.D, sf.model.cfg.I);
@@ -1076,7 +1098,7 @@ static int cmd_distill(int argc, char** argv) {
     if (c.lora_rank && c.init_random) die("distill: --init-random with --lora-rank would freeze a random decoder");
     SeqData d;
     Negatives vneg, tneg;
-    open_run(&c, &d, &vneg, &tneg);
+    read_run(&c, &d, &vneg, &tneg);
     E4SRecFile tf;
     e4srec_load(&tf, teacher_path);
     E4SRec* teacher = &tf.model;
@@ -1085,6 +1107,7 @@ static int cmd_distill(int argc, char** argv) {
     if (base && !tokenizer_same(&base->tok, &tf.tok)) {
         die("--init '%s' has another vocabulary than the teacher '%s': the student reads the teacher's prompt", c.init, teacher_path);
     }
+    open_log(&c, &d);
     // the student's shape is the teacher's (the results record it)
     c.max_len = teacher->cfg.S;
     c.hidden = teacher->cfg.C;
@@ -1148,16 +1171,19 @@ static int cmd_dllm2rec(int argc, char** argv) {
     config_check(&c);
     SeqData d;
     Negatives vneg, tneg;
-    open_run(&c, &d, &vneg, &tneg);
+    read_run(&c, &d, &vneg, &tneg);
     if (c.topk > d.n_items) die("dllm2rec: --topk %d exceeds the %d items of '%s'", c.topk, d.n_items, c.data ? c.data : "synthetic");
     TeacherSignals sig = {0};
+    E4SRecFile tf;
     if (distilled) {
-        E4SRecFile tf;
         e4srec_load(&tf, teacher_path);
         e4srec_merge_lora(&tf.model);
         if (tf.model.cfg.I != d.n_items + 1) {
             die("'%s' was trained on %d items, '%s' has %d", teacher_path, tf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
         }
+    }
+    open_log(&c, &d);
+    if (distilled) {
         char sig_path[1100];
         snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c.out);
         signals_get(&sig, c.signals ? c.signals : sig_path, teacher_path, &tf.model, &d, c.topk);
@@ -1357,7 +1383,7 @@ static int cmd_synth(int argc, char** argv) {
     };
     parse_args("synth", "Writes the built-in synthetic data set (data/README.md describes the generator).", argc, argv, specs, 5);
     if (out == NULL) die("synth: --out FILE is required");
-    if (users < 1 || items < 10 || mean_len < SYNTH_MIN_LEN) die("synth: needs --users >= 1, --items >= 10, --mean-len >= %d", SYNTH_MIN_LEN);
+    check_range("synth", "--items", items, 10, MAX_ITEM_ID);
     SeqData d;
     synth_generate(&d, users, items, mean_len, (uint64_t)seed);
     seqdata_write(&d, out);
@@ -1369,16 +1395,34 @@ static int cmd_synth(int argc, char** argv) {
 static int cmd_prep(int argc, char** argv) {
     const char* in = NULL;
     const char* out = NULL;
+    int header = 0;
     ArgSpec specs[] = {
         {"--in", ARG_STR, &in, "ratings CSV user,item,rating,timestamp (or MovieLens user::item::rating::timestamp)"},
         {"--out", ARG_STR, &out, "sequence file to write"},
+        {"--header", ARG_BOOL, &header, "the first line names the columns: skip it"},
     };
     parse_args("prep", "Raw ratings -> sequence file: rating > 3, iterative 5-core, chronological, dense ids from 1.",
-               argc, argv, specs, 2);
+               argc, argv, specs, 3);
     if (in == NULL || out == NULL) die("prep: --in CSV and --out FILE are required");
-    prep_ratings(in, out);
+    prep_ratings(in, out, header);
     return 0;
 }
+static int cmd_upgrade(int argc, char** argv) {
+    const char* in = NULL;
+    const char* out = NULL;
+    ArgSpec specs[] = {
+        {"--in", ARG_STR, &in, "a format-3 slmrec file (checkpoint, tokenizer, teacher signals)"},
+        {"--out", ARG_STR, &out, "the format-4 file to write (not --in: the old file stays until you remove it)"},
+    };
+    parse_args("upgrade", "Format 3 -> 4: the same contents, the checksum now covering the header too.\n"
+               "LoRA adapter files cannot be converted (their base's checksum changes): retrain them.", argc, argv, specs, 2);
+    if (in == NULL || out == NULL) die("upgrade: --in OLD and --out NEW are required");
+    if (strcmp(in, out) == 0) die("upgrade: --in and --out are both '%s': write the new file beside the old one", in);
+    binfile_upgrade(in, out);
+    printf("%s -> %s (format %d)\n", in, out, BIN_VERSION);
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // bench: the GPU path's throughput at the shapes of the PyTorch peer
 // (../shared/peers/peer_e4srec.py speed): batch 256 to train and 512 to infer,
@@ -1813,6 +1857,7 @@ static const Command commands[] = {
     {"run", cmd_run, "the whole pipeline on a data file: SASRec, teacher, E4SRec_N, SLMRec_N<-M, DLLM2Rec students"},
     {"synth", cmd_synth, "write the built-in synthetic data set"},
     {"prep", cmd_prep, "raw ratings CSV -> sequence file (rating > 3, 5-core, chronological)"},
+    {"upgrade", cmd_upgrade, "convert a format-3 checkpoint, tokenizer or signals file to this build's format"},
     {"train-sasrec", cmd_train_sasrec, "stage 1: SASRec, whose item table the E4SRec models read"},
     {"train-teacher", cmd_train_teacher, "stage 2: an E4SRec model (the teacher, or a plain E4SRec_l)"},
     {"distill", cmd_distill, "stage 3: the SLMRec student of a teacher (offline, or --online)"},

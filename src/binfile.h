@@ -2,14 +2,19 @@
 // (checkpoints, tokenizers). Layout:
 //   int32 header[256]: [0] magic, [1] version, [2] kind, [3] payload bytes
 //   (low 32 bits), [4] payload bytes (high 32 bits), [5] FNV-1a checksum of the
-//   payload, [6..] the kind's own dimensions (HEADER_DIMS of them);
-//   then the payload (little-endian float32 / int32 tensors in a fixed order).
+//   header (with [5] read as 0) and the payload, [6..] the kind's own dimensions
+//   (HEADER_DIMS of them); then the payload (little-endian float32 / int32
+//   tensors in a fixed order).
 // A file is read whole and verified before any field is used: nothing is half-loaded.
+// The checksum catches damage, not forgery: every loader also range-checks the
+// dimensions it reads (a crafted file can always recompute the checksum).
 #pragma once
 #include "utils.h"
 
 #define BIN_MAGIC 20261123  // the project's birthday
-#define BIN_VERSION 3  // 2: the training state holds the best epoch; 3: and the batch, AdamW settings, train seconds
+// 2: the training state holds the best epoch; 3: and the batch, AdamW settings, train seconds;
+// 4: the checksum covers the header too (3 left the dimensions unguarded). `slmrec upgrade` converts 3.
+#define BIN_VERSION 4
 #define HEADER_INTS 256
 #define HEADER_DIMS (HEADER_INTS - 6)
 
@@ -28,11 +33,28 @@ static const char* bin_kind_name(int kind) {
     }
 }
 
-static uint32_t fnv1a(const void* data, size_t n) {
+#define FNV_START 2166136261u
+static uint32_t fnv1a(uint32_t h, const void* data, size_t n) {
     const unsigned char* p = (const unsigned char*)data;
-    uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; }
     return h;
+}
+
+// the checksum of a file: its header with the checksum field read as 0, then its payload
+static uint32_t binfile_sum(const int32_t* header, const void* payload, size_t nbytes) {
+    int32_t h[HEADER_INTS];
+    memcpy(h, header, sizeof(h));
+    h[5] = 0;
+    return fnv1a(fnv1a(FNV_START, h, sizeof(h)), payload, nbytes);
+}
+
+// recomputes the checksum of a whole file image in memory (tests craft files with it)
+static void binfile_reseal(char* file, size_t len) {
+    if (len < HEADER_INTS * sizeof(int32_t)) return;
+    int32_t header[HEADER_INTS];
+    memcpy(header, file, sizeof(header));
+    header[5] = (int32_t)binfile_sum(header, file + sizeof(header), len - sizeof(header));
+    memcpy(file + 5 * sizeof(int32_t), &header[5], sizeof(int32_t));
 }
 
 // writes header + payload to path atomically (temp file, then rename)
@@ -44,8 +66,8 @@ static void binfile_write(const char* path, int kind, const int* dims, int ndims
     header[2] = kind;
     header[3] = (int32_t)(uint32_t)(nbytes & 0xffffffffu);
     header[4] = (int32_t)(uint32_t)((uint64_t)nbytes >> 32);
-    header[5] = (int32_t)fnv1a(payload, nbytes);
     for (int i = 0; i < ndims; i++) header[6 + i] = dims[i];
+    header[5] = (int32_t)binfile_sum(header, payload, nbytes);
     OutFile o;
     outfile_open(&o, path);
     fwriteCheck(header, sizeof(int32_t), HEADER_INTS, o.f);
@@ -69,6 +91,9 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
         die("'%s' has magic %d, expected %d: not a slmrec file (a llama2.c or HF file needs the import-* commands)",
             path, header[0], BIN_MAGIC);
     }
+    if (header[1] == 3) {
+        die("'%s' is format version 3, this build reads version %d: convert it with `slmrec upgrade %s NEW`", path, BIN_VERSION, path);
+    }
     if (header[1] != BIN_VERSION) {
         die("'%s' is format version %d, this build reads version %d: re-create it with this build", path, header[1], BIN_VERSION);
     }
@@ -81,7 +106,7 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
         die("'%s' payload is %zu bytes, its header says %zu: the file is truncated or was appended to", path, have, want);
     }
     const char* payload = buf + HEADER_INTS * sizeof(int32_t);
-    if ((int32_t)fnv1a(payload, have) != header[5]) {
+    if ((int32_t)binfile_sum(header, payload, have) != header[5]) {
         die("'%s' fails its checksum: the file is corrupted; re-create or re-copy it", path);
     }
     memcpy(dims, header + 6, HEADER_DIMS * sizeof(int));
@@ -90,6 +115,29 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
     free(buf);
     *nbytes = have;
     return out;
+}
+
+// format 3 -> 4: the same header and payload, the checksum now over both. The old
+// payload checksum is verified first. A LoRA adapter file is refused: it is keyed by
+// its base's checksum, which the base's own upgrade changes.
+static void binfile_upgrade(const char* in, const char* out) {
+    size_t len = 0;
+    char* buf = read_file(in, &len);
+    int32_t header[HEADER_INTS];
+    if (len < sizeof(header)) die("'%s' is %zu bytes, shorter than the %zu-byte header: not a slmrec file", in, len, sizeof(header));
+    memcpy(header, buf, sizeof(header));
+    if (header[0] != BIN_MAGIC) die("'%s' has magic %d, expected %d: not a slmrec file", in, header[0], BIN_MAGIC);
+    if (header[1] != 3) die("'%s' is format version %d: upgrade converts version 3 to %d", in, header[1], BIN_VERSION);
+    const char* payload = buf + sizeof(header);
+    size_t have = len - sizeof(header), want = (size_t)(uint32_t)header[3] | ((size_t)(uint32_t)header[4] << 32);
+    if (have != want || (int32_t)fnv1a(FNV_START, payload, have) != header[5]) {
+        die("'%s' is truncated or corrupted (size or payload checksum do not match its header): nothing to convert", in);
+    }
+    if (header[2] == KIND_E4SREC && header[6 + 16] != 0) {  // E4SRec dimension 16: the LoRA rank (checkpoint.h)
+        die("'%s' holds LoRA adapters keyed by their base file's format-3 checksum: retrain them with this build", in);
+    }
+    binfile_write(out, header[2], header + 6, HEADER_DIMS, payload, have);
+    free(buf);
 }
 
 // the first n header ints of a slmrec file, after checking its magic

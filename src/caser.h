@@ -97,10 +97,11 @@ static void caser_point_params(CaserParams* p, float* memory, const size_t* size
 static void caser_build(Caser* m, const CaserConfig* cfg) {
     memset(m, 0, sizeof(*m));
     int tallest = caser_height(CASER_HEIGHTS - 1);
-    if (cfg->I < 2 || cfg->D < 1 || cfg->NF < 1 || cfg->T < tallest || !(cfg->dropout >= 0.0f && cfg->dropout < 1.0f)) {
-        die("caser: bad dimensions (I=%d D=%d T=%d filters=%d dropout=%g): the history must be at least %d long",
-            cfg->I, cfg->D, cfg->T, cfg->NF, cfg->dropout, tallest);
-    }
+    check_range("caser", "item table rows", cfg->I, 2, (double)MAX_ITEM_ID + 1);
+    check_range("caser", "width", cfg->D, 1, MAX_REC_WIDTH);
+    check_range("caser", "filters", cfg->NF, 1, MAX_REC_WIDTH);
+    check_range("caser", "history length (at least the tallest filter's height)", cfg->T, tallest, MAX_REC_HISTORY);
+    check_range("caser", "dropout", cfg->dropout, 0.0, 0.99);
     m->cfg = *cfg;
     caser_param_sizes(m->param_sizes, cfg);
     m->num_params = sizes_total(m->param_sizes, CASER_NUM_PARAMS);

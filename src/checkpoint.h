@@ -86,6 +86,13 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
     cursor_take(c, o->m, o->n_total * sizeof(float), "the first moments");
     cursor_take(c, o->v, o->n_total * sizeof(float), "the second moments");
     cursor_take(c, &p->train_seconds, sizeof(double), "the training time");
+    // a crafted state would resume into nonsense: every field in range
+    check_range(c->path, "the epochs completed", ints[0], 0, MAX_EPOCHS);
+    check_range(c->path, "the steps taken", ints[1], 0, INT32_MAX);
+    check_range(c->path, "the epochs without improvement", ints[2], 0, ints[0]);
+    check_range(c->path, "the best epoch", ints[3], 0, ints[0]);
+    if (!(p->best == -1.0f || (p->best >= 0.0f && p->best <= 1.0f))) check_range(c->path, "the best valid NDCG@10", p->best, 0, 1);
+    check_range(c->path, "the training seconds", p->train_seconds, 0, 1e9);
     p->epoch = ints[0];
     p->step = ints[1];
     p->bad_epochs = ints[2];
@@ -150,7 +157,9 @@ static void e4srec_file_free(E4SRecFile* f);
 // a LoRA model's frozen weights: the first L layers of the file it was trained from,
 // a base checkpoint (--init) or an E4SRec teacher (a student from its first layers)
 static void e4srec_load_frozen(E4SRec* m, const char* path, const char* base, uint32_t checksum) {
-    static int depth = 0;  // a student over a LoRA teacher over a base is 2; a file naming itself would never end
+    // a student over a LoRA teacher over a base is 2. A file cannot name itself honestly (its
+    // checksum would have to cover itself); the limit stops a forged cycle
+    static int depth = 0;
     if (++depth > 8) die("'%s': its chain of LoRA bases is deeper than 8 files: a file names itself, or is damaged", path);
     if (access(base, R_OK) != 0) die("'%s' holds LoRA adapters over '%s', which is not readable from here", path, base);
     uint32_t have = binfile_checksum(base);
@@ -175,6 +184,7 @@ static void e4srec_load_frozen(E4SRec* m, const char* path, const char* base, ui
 
 static void e4srec_load(E4SRecFile* f, const char* path) {
     memset(f, 0, sizeof(*f));
+    const char* outer = input_begin(path);
     int dims[HEADER_DIMS];
     size_t nbytes = 0;
     f->payload = (char*)binfile_read(path, KIND_E4SREC, dims, &nbytes);
@@ -184,11 +194,12 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     f->n_adapters = dims[14];
     f->has_state = dims[15];
     int lora_rank = dims[16], lora_targets = dims[18];
-    if (c.P1 < 0 || c.P2 < 0 || c.P1 > 4096 || c.P2 > 4096 || f->n_adapters < 0 || f->n_adapters > 64 ||
-        lora_rank < 0 || lora_rank > LORA_MAX_RANK || lora_targets < 0 || lora_targets > LORA_ALL_TARGETS) {
-        die("'%s': implausible dimensions (prompt %d + %d tokens, %d adapters, LoRA rank %d targets %d): the file is damaged",
-            path, c.P1, c.P2, f->n_adapters, lora_rank, lora_targets);
-    }
+    check_range(path, "the adapter count", f->n_adapters, 0, c.L);
+    check_range(path, "the training-state flag", f->has_state, 0, 1);
+    check_range(path, "the LoRA rank", lora_rank, 0, LORA_MAX_RANK);
+    check_range(path, "the LoRA targets", lora_targets, 0, LORA_ALL_TARGETS);
+    if (lora_rank) check_range(path, "the LoRA alpha", bits_float(dims[17]), 1e-6, 1e6);
+    e4srec_validate_config(&c);  // before any allocation sized by it
     Cursor cur = {f->payload, nbytes, 0, path};
     int* instr = (int*)mallocCheck((c.P1 + 1) * sizeof(int));
     int* resp = (int*)mallocCheck((c.P2 + 1) * sizeof(int));
@@ -227,6 +238,7 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     if (!f->has_state) cursor_done(&cur);
     free(instr);
     free(resp);
+    input_end(outer);
 }
 
 // copies what src trained into dst (the same model): every weight, and the LoRA adapters
@@ -279,15 +291,15 @@ static void sasrec_load(SASRecFile* f, const char* path) {
     size_t nbytes = 0;
     f->payload = (char*)binfile_read(path, KIND_SASREC, dims, &nbytes);
     SASRecConfig c = {.I = dims[0], .D = dims[1], .L = dims[2], .NH = dims[3], .T = dims[4], .dropout = bits_float(dims[5])};
-    if (c.I < 2 || c.D < 1 || c.L < 1 || c.NH < 1 || c.T < 1 || c.D % c.NH) {
-        die("'%s': implausible SASRec dimensions (I=%d D=%d L=%d heads=%d T=%d): the file is damaged", path, c.I, c.D, c.L, c.NH, c.T);
-    }
     f->has_state = dims[6];
+    const char* outer = input_begin(path);
+    check_range(path, "the training-state flag", f->has_state, 0, 1);
     sasrec_build(&f->model, &c);
     Cursor cur = {f->payload, nbytes, 0, path};
     cursor_take(&cur, f->model.params_memory, f->model.num_params * sizeof(float), "the parameters");
     f->state = cur;
     if (!f->has_state) cursor_done(&cur);
+    input_end(outer);
 }
 
 static void sasrec_file_free(SASRecFile* f) {

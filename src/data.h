@@ -15,7 +15,6 @@
 
 // leave-one-out needs at least one training item, the valid target and the test target
 #define SEQ_MIN_LEN 3
-#define SEQ_MAX_ITEM_ID (1 << 24)  // ids index the item tables (rows = largest id + 1): 16.7M is far beyond any public data set
 
 typedef struct {
     int n_users;
@@ -79,6 +78,7 @@ static int parse_id(const char* p, const char* end, const char** token_end, cons
 // expect_n_items = 0 takes the largest item id; otherwise the file must fit it
 // (a model or checkpoint built for that many items)
 static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
+    const char* outer = input_begin(path);  // named by any refusal below
     size_t len = 0;
     char* text = read_file(path, &len);
     const char* end = text + len;
@@ -102,9 +102,9 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
                 continue;
             }
             int item = parse_id(p, end, &p, path, line, col, "item id");
-            if (item > SEQ_MAX_ITEM_ID) {
+            if (item > MAX_ITEM_ID) {
                 die("%s:%d:%d: item id %d is above the limit of %d: item tables have a row per id up to the largest\n"
-                    "  hint: renumber the items 1..n (./slmrec prep does)", path, line, col, item, SEQ_MAX_ITEM_ID);
+                    "  hint: renumber the items 1..n (./slmrec prep does)", path, line, col, item, MAX_ITEM_ID);
             }
             if (expect_n_items > 0 && item > expect_n_items) {
                 die("%s:%d:%d: n_items mismatch: item %d is above the expected n_items = %d\n"
@@ -137,6 +137,7 @@ static void seqdata_load(SeqData* d, const char* path, int expect_n_items) {
                 "  get %d rows, most unused (./slmrec prep renumbers items 1..n)\n", path, d->n_items, distinct, d->n_items + 1);
     }
     if (expect_n_items > 0) d->n_items = expect_n_items;
+    input_end(outer);
 }
 
 static void seqdata_free(SeqData* d) {
@@ -271,10 +272,9 @@ static SynthSampler synth_sampler(const int* items, double* cdf, int n, const do
 }
 
 static void synth_generate(SeqData* d, int n_users, int n_items, int mean_len, uint64_t seed) {
-    if (n_users < 1 || n_items < 2 || mean_len < SYNTH_MIN_LEN) {
-        die("synth: need n_users >= 1, n_items >= 2 and mean_len >= %d (got %d, %d, %d)",
-            SYNTH_MIN_LEN, n_users, n_items, mean_len);
-    }
+    check_range("synth", "--users", n_users, 1, 1 << 26);
+    check_range("synth", "--items", n_items, 2, MAX_ITEM_ID);
+    check_range("synth", "--mean-len", mean_len, SYNTH_MIN_LEN, MAX_REC_HISTORY);
     Rng rng;
     rng_seed(&rng, seed);
     int n_clusters = max_int(1, min_int(SYNTH_CLUSTERS, n_items / 10));
@@ -315,7 +315,10 @@ static void synth_generate(SeqData* d, int n_users, int n_items, int mean_len, u
     d->user_ids = (int*)mallocCheck(n_users * sizeof(int));
     d->offsets[0] = 0;
     for (int u = 0; u < n_users; u++) {
-        int extra = (int)(-log(1.0 - rng_f32(&rng)) * (mean_len - SYNTH_MIN_LEN) + 0.5);
+        int extra = (int)(-log(1.0 - rng_f32(&rng)) * (mean_len - SYNTH_MIN_LEN) + 0.5);  // at most ~17 x mean_len
+        if (d->offsets[u] > INT_MAX - SYNTH_MIN_LEN - extra) {
+            die("synth: --users %d x --mean-len %d is more than the %d events a data set holds", n_users, mean_len, INT_MAX);
+        }
         d->offsets[u + 1] = d->offsets[u] + SYNTH_MIN_LEN + extra;
         d->user_ids[u] = u + 1;
     }
@@ -442,7 +445,10 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
     return n;
 }
 
-static void prep_ratings(const char* csv_path, const char* out_path) {
+// header: the first non-blank line names the columns and is skipped; without it a
+// first line that is not a rating is refused like any other (it may be data gone wrong)
+static void prep_ratings(const char* csv_path, const char* out_path, int header) {
+    const char* outer = input_begin(csv_path);  // named by any refusal below
     size_t len = 0;
     char* text = read_file(csv_path, &len);
     const char* nul = memchr(text, 0, len);
@@ -465,6 +471,7 @@ static void prep_ratings(const char* csv_path, const char* out_path) {
         if (strspn(row, " \t\r") == strlen(row)) continue;  // blank line
         int first = sep == NULL;
         if (first) sep = strstr(row, "::") ? "::" : ",";
+        if (first && header) continue;
         char* f[4];  // user, item, rating, timestamp
         int n_fields = prep_split(row, sep, f, 4);
         if (n_fields != 4) {
@@ -472,12 +479,13 @@ static void prep_ratings(const char* csv_path, const char* out_path) {
         }
         double rating;
         long long timestamp;
+        char echo[ECHO_CAP];
         if (!prep_parse_number(f[2], &rating)) {
-            if (first) continue;  // a header line such as "user,item,rating,timestamp"
-            die("%s:%d: rating '%s' is not a number", csv_path, line, f[2]);
+            die("%s:%d: rating '%s' is not a number%s", csv_path, line, echo_input(f[2], strlen(f[2]), echo),
+                first ? " (if this line names the columns, add --header)" : "");
         }
         if (!prep_parse_integer(f[3], &timestamp)) {
-            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, f[3]);
+            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, echo_input(f[3], strlen(f[3]), echo));
         }
         if (f[0][0] == 0 || f[1][0] == 0) die("%s:%d: empty %s id", csv_path, line, f[0][0] == 0 ? "user" : "item");
         n_data_lines++;
@@ -512,4 +520,5 @@ static void prep_ratings(const char* csv_path, const char* out_path) {
     prep_index_free(&users);
     prep_index_free(&items);
     free(text);
+    input_end(outer);
 }

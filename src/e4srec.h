@@ -141,15 +141,14 @@ static void e4srec_point_params(E4SRecParams* p, float* memory, const size_t* si
     arena_point(memory, ptrs, sizes, E4SREC_NUM_PARAMS);
 }
 
+#define E4SREC_MAX_PROMPT 4096   // tokens in each of the two prompt parts
 static void e4srec_validate_config(const E4SRecConfig* c) {
-    if (c->L < 1 || c->C < 1 || c->F < 1 || c->V < 1 || c->D < 1 || c->I < 2 || c->S < 1) {
-        die("e4srec: every dimension must be positive (L=%d C=%d F=%d V=%d D=%d I=%d S=%d)",
-            c->L, c->C, c->F, c->V, c->D, c->I, c->S);
-    }
-    if (c->NH < 1 || c->KVH < 1 || c->NH % c->KVH != 0) {
-        die("e4srec: %d query heads must be a multiple of %d key/value heads", c->NH, c->KVH);
-    }
-    if (c->HS % 2 != 0) die("e4srec: head size %d must be even for RoPE", c->HS);
+    decoder_check("e4srec", c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->rms_eps, c->rope_theta);
+    check_range("e4srec", "item embedding width", c->D, 1, DEC_MAX_WIDTH);
+    check_range("e4srec", "item table rows", c->I, 2, (double)MAX_ITEM_ID + 1);
+    check_range("e4srec", "instruction tokens", c->P1, 0, E4SREC_MAX_PROMPT);
+    check_range("e4srec", "response tokens", c->P2, 0, E4SREC_MAX_PROMPT);
+    check_range("e4srec", "history length", c->S, 1, DEC_MAX_POSITIONS - 2 * E4SREC_MAX_PROMPT);
 }
 
 // allocates parameters and gradients (zeroed); the caller fills the parameters

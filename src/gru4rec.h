@@ -85,7 +85,9 @@ static void gru4rec_point_params(GRU4RecParams* p, float* memory, const size_t* 
 
 static void gru4rec_build(GRU4Rec* m, const GRU4RecConfig* cfg) {
     memset(m, 0, sizeof(*m));
-    if (cfg->I < 2 || cfg->D < 1 || cfg->T < 1) die("gru4rec: bad dimensions (I=%d D=%d T=%d)", cfg->I, cfg->D, cfg->T);
+    check_range("gru4rec", "item table rows", cfg->I, 2, (double)MAX_ITEM_ID + 1);
+    check_range("gru4rec", "width", cfg->D, 1, MAX_REC_WIDTH);
+    check_range("gru4rec", "history length", cfg->T, 1, MAX_REC_HISTORY);
     m->cfg = *cfg;
     gru4rec_param_sizes(m->param_sizes, cfg);
     m->num_params = sizes_total(m->param_sizes, GRU4REC_NUM_PARAMS);

@@ -26,6 +26,7 @@ static void rope_rows_to_half_split(float* dst, const float* src, int heads, int
 }
 
 static void llama_import_llama2c(Llama* m, const char* model_path, const char* tok_path) {
+    const char* outer = input_begin(model_path);  // named by any refusal below
     size_t size = 0;
     char* file = read_file(model_path, &size);
     int32_t h[7];
@@ -80,6 +81,7 @@ static void llama_import_llama2c(Llama* m, const char* model_path, const char* t
     tokenizer_load_llama2c(&m->tok, tok_path);
     m->has_tok = 1;
     if (m->tok.vocab_size != c.V) die("'%s' has %d tokens, the model '%s' %d", tok_path, m->tok.vocab_size, model_path, c.V);
+    input_end(outer);
 }
 
 // ----------------------------------------------------------------------------
@@ -170,6 +172,7 @@ typedef struct {
 } HfSlot;
 
 static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
+    const char* outer = input_begin(dir);  // named by any refusal below
     char path[1024];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     if (access(path, R_OK) != 0) die("'%s' not found: '%s' is not a Hugging Face model directory", path, dir);
@@ -263,4 +266,5 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
         m->has_tok = 1;
         if (m->tok.vocab_size != c.V) die("'%s' has %d tokens, the model in '%s' %d", tok_path, m->tok.vocab_size, dir, c.V);
     }
+    input_end(outer);
 }

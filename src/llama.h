@@ -82,19 +82,35 @@ static void hf_layer_slices(const DecoderTensors* d, int l, float* ptrs[HF_LAYER
 
 static int llama_QKV(const LlamaConfig* c) { return (c->NH + 2 * c->KVH) * c->HS; }
 
+// a decoder's shape, wherever it was read (a checkpoint, config.json, flags). The bounds
+// are far beyond any model this runs, and keep every product the code forms in int
+// (heads x head size, C x F, T x QKV) below 2^31 and the parameter count inside size_t.
+#define DEC_MAX_VOCAB (1 << 20)
+#define DEC_MAX_WIDTH (1 << 14)   // C, and heads x head size
+#define DEC_MAX_MLP (1 << 16)
+#define DEC_MAX_LAYERS 256
+#define DEC_MAX_HEADS 256
+#define DEC_MAX_HEAD_SIZE 512
+#define DEC_MAX_POSITIONS (1 << 16)
+static void decoder_check(const char* source, int V, int C, int F, int L, int NH, int KVH, int HS, float eps, float theta) {
+    check_range(source, "vocab_size", V, 1, DEC_MAX_VOCAB);
+    check_range(source, "hidden size", C, 1, DEC_MAX_WIDTH);
+    check_range(source, "MLP width", F, 1, DEC_MAX_MLP);
+    check_range(source, "layers", L, 1, DEC_MAX_LAYERS);
+    check_range(source, "query heads", NH, 1, DEC_MAX_HEADS);
+    check_range(source, "key/value heads", KVH, 1, NH);
+    check_range(source, "head size", HS, 2, DEC_MAX_HEAD_SIZE);
+    check_range(source, "query heads x head size", (double)NH * HS, 1, DEC_MAX_WIDTH);
+    if (NH % KVH != 0) die("%s: %d query heads are not a multiple of %d key/value heads", source, NH, KVH);
+    if (HS % 2 != 0) die("%s: head size %d must be even for RoPE", source, HS);
+    check_range(source, "rms_norm_eps", eps, 1e-12, 0.1);
+    check_range(source, "rope_theta", theta, 2.0, 1e9);
+}
+
 static void llama_validate_config(const LlamaConfig* c, const char* source) {
-    const int limit = 1 << 20;
-    int dims[] = {c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->max_seq};
-    const char* names[] = {"vocab_size", "hidden size", "MLP width", "layers", "heads", "key/value heads", "head size", "max_seq"};
-    for (int i = 0; i < 8; i++) {
-        if (dims[i] < 1 || dims[i] > limit) die("'%s': %s %d is outside 1..%d", source, names[i], dims[i], limit);
-    }
-    if (c->NH % c->KVH != 0) die("'%s': %d query heads are not a multiple of %d key/value heads", source, c->NH, c->KVH);
-    if (c->HS % 2 != 0) die("'%s': head size %d must be even for RoPE", source, c->HS);
-    if (!(c->rms_eps > 0.0f && c->rms_eps < 1.0f) || !(c->rope_theta > 1.0f && c->rope_theta < 1e9f)) {
-        die("'%s': rms_norm_eps %g or rope_theta %g is out of range", source, c->rms_eps, c->rope_theta);
-    }
-    if (c->tied != 0 && c->tied != 1) die("'%s': the tied-classifier flag is %d, expected 0 or 1", source, c->tied);
+    decoder_check(source, c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->rms_eps, c->rope_theta);
+    check_range(source, "max_seq", c->max_seq, 1, DEC_MAX_POSITIONS);
+    check_range(source, "the tied-classifier flag", c->tied, 0, 1);
 }
 
 // allocates the parameters (zeroed) for cfg; the caller fills them
@@ -154,6 +170,7 @@ static void llama_save(const char* path, const Llama* m) {
 }
 
 static void llama_load(Llama* m, const char* path) {
+    const char* outer = input_begin(path);  // named by any refusal below
     int dims[HEADER_DIMS];
     size_t nbytes = 0;
     char* payload = (char*)binfile_read(path, KIND_LLAMA, dims, &nbytes);
@@ -171,6 +188,7 @@ static void llama_load(Llama* m, const char* path) {
     cursor_take(&cur, m->params_memory, m->num_params * sizeof(float), "the parameters");
     cursor_done(&cur);
     free(payload);
+    input_end(outer);
 }
 
 // ----------------------------------------------------------------------------

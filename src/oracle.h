@@ -8,18 +8,41 @@
 #include "distill.h"
 #include "safetensors.h"
 
-// a number from a flat JSON text: the value after "key": (the fixture's sidecar)
-static double json_number(const char* text, const char* key, const char* path) {
+// numbers from a flat JSON text (a fixture's sidecar): the value after "key": when
+// n = 1, the first n elements of its array otherwise
+static void json_numbers(const char* text, const char* key, const char* path, double* out, int n) {
     char pattern[128];
     snprintf(pattern, sizeof(pattern), "\"%s\"", key);
     const char* p = strstr(text, pattern);
     if (p == NULL) die("'%s' has no \"%s\"", path, key);
-    p = strchr(p + strlen(pattern), ':');
-    while (p && (*p == ':' || *p == ' ' || *p == '\n' || *p == '[')) p++;
-    char* end = NULL;
-    double v = p ? strtod(p, &end) : 0.0;
-    if (p == NULL || end == p) die("'%s': \"%s\" is not followed by a number", path, key);
+    p += strlen(pattern);
+    const char* blank = " \t\r\n";
+    p += strspn(p, blank);
+    if (*p++ != ':') die("'%s': \"%s\" is not followed by ':'", path, key);
+    p += strspn(p, blank);
+    if (n > 1 && *p++ != '[') die("'%s': \"%s\" should be an array of %d numbers", path, key, n);
+    for (int i = 0; i < n; i++) {
+        p += strspn(p, blank);
+        if (i > 0 && *p++ != ',') die("'%s': \"%s\" should be an array of %d numbers", path, key, n);
+        char* end = NULL;
+        out[i] = strtod(p, &end);
+        if (end == p) die("'%s': \"%s\" is not followed by %s", path, key, n > 1 ? "an array of numbers" : "a number");
+        p = end;
+    }
+}
+
+static double json_number(const char* text, const char* key, const char* path) {
+    double v;
+    json_numbers(text, key, path, &v, 1);
     return v;
+}
+
+// an integer field of a sidecar, in [lo, hi]
+static int json_int(const char* text, const char* key, const char* path, int lo, int hi) {
+    double v = json_number(text, key, path);
+    check_range(path, key, v, lo, hi);
+    if (v != (int)v) die("'%s': \"%s\" is %g, expected an integer", path, key, v);
+    return (int)v;
 }
 
 typedef struct {
@@ -126,42 +149,46 @@ static char* oracle_read_sidecar(const char* path, char* json_path, size_t cap) 
 
 static void oracle_fixture_open(OracleFixture* f, const char* path) {
     memset(f, 0, sizeof(*f));
+    const char* outer = input_begin(path);
     Safetensors* st = &f->st;
     st_open(st, path);
     char json_path[1024];
     const char* meta = f->meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
 
-    const StTensor* tok = st_get(st, "teacher.llama.embed_tokens.weight", 0);
-    const StTensor* items_t = st_get(st, "inputs.items", 0);
-    const StTensor* table_t = st_get(st, "teacher.item_emb", 0);
+    const StTensor* tok = st_shape(st, "teacher.llama.embed_tokens.weight", 2);
+    const StTensor* items_t = st_shape(st, "inputs.items", 2);
+    const StTensor* table_t = st_shape(st, "teacher.item_emb", 2);
     E4SRecConfig* cfg = &f->cfg;
     cfg->V = (int)tok->shape[0];
     cfg->C = (int)tok->shape[1];
-    cfg->F = (int)st_get(st, "teacher.llama.layers.0.mlp.gate_proj.weight", 0)->shape[0];
-    cfg->NH = (int)json_number(meta, "num_attention_heads", json_path);
-    cfg->KVH = (int)json_number(meta, "num_key_value_heads", json_path);
-    cfg->HS = (int)json_number(meta, "head_dim", json_path);
+    cfg->F = (int)st_shape(st, "teacher.llama.layers.0.mlp.gate_proj.weight", 2)->shape[0];
+    cfg->NH = json_int(meta, "num_attention_heads", json_path, 1, DEC_MAX_HEADS);
+    cfg->KVH = json_int(meta, "num_key_value_heads", json_path, 1, DEC_MAX_HEADS);
+    cfg->HS = json_int(meta, "head_dim", json_path, 2, DEC_MAX_HEAD_SIZE);
     cfg->rms_eps = (float)json_number(meta, "rms_norm_eps", json_path);
     cfg->rope_theta = (float)json_number(meta, "rope_theta", json_path);
     cfg->D = (int)table_t->shape[1];
     cfg->I = (int)table_t->shape[0];
-    cfg->P1 = (int)st_get(st, "inputs.instr", 0)->shape[1];
-    cfg->P2 = (int)st_get(st, "inputs.resp", 0)->shape[1];
+    cfg->P1 = (int)st_shape(st, "inputs.instr", 2)->shape[1];
+    cfg->P2 = (int)st_shape(st, "inputs.resp", 2)->shape[1];
     cfg->S = (int)items_t->shape[1];
     f->B = (int)items_t->shape[0];
     int teacher_L = 0;
     char name[256];
-    for (;; teacher_L++) {
+    for (; teacher_L < DEC_MAX_LAYERS; teacher_L++) {
         snprintf(name, sizeof(name), "teacher.llama.layers.%d.input_layernorm.weight", teacher_L);
         if (st_find(st, name) == NULL) break;
     }
     f->teacher_cfg = f->student_cfg = *cfg;
     f->teacher_cfg.L = teacher_L;
-    f->student_cfg.L = (int)json_number(meta, "student_layers", json_path);
-    f->blocks = (int)json_number(meta, "distill_blocks", json_path);
-    f->l1 = (float)json_number(meta, "lambdas", json_path);  // the first of the three
-    const char* lam = strstr(meta, "\"lambdas\"");
-    if (lam == NULL || sscanf(strchr(lam, '[') + 1, "%*f , %f , %f", &f->l2, &f->l3) != 2) die("'%s': cannot read \"lambdas\"", json_path);
+    e4srec_validate_config(&f->teacher_cfg);  // every dimension in range before anything is sized by it
+    f->student_cfg.L = json_int(meta, "student_layers", json_path, 1, teacher_L);
+    f->blocks = json_int(meta, "distill_blocks", json_path, 1, f->student_cfg.L);
+    double lambdas[3];
+    json_numbers(meta, "lambdas", json_path, lambdas, 3);
+    f->l1 = (float)lambdas[0];
+    f->l2 = (float)lambdas[1];
+    f->l3 = (float)lambdas[2];
 
     int B = f->B, S = cfg->S;
     f->table = (float*)mallocCheck((size_t)cfg->I * cfg->D * sizeof(float));
@@ -171,15 +198,16 @@ static void oracle_fixture_open(OracleFixture* f, const char* path) {
     f->targets = (int*)mallocCheck(B * sizeof(int));
     int* mask = (int*)mallocCheck((size_t)B * S * sizeof(int));
     st_read_f32(st, "teacher.item_emb", f->table, (size_t)cfg->I * cfg->D);
-    st_read_i32(st, "inputs.instr", f->instr, cfg->P1);
-    st_read_i32(st, "inputs.resp", f->resp, cfg->P2);
-    st_read_i32(st, "inputs.items", f->items, (size_t)B * S);
-    st_read_i32(st, "inputs.mask", mask, (size_t)B * S);
-    st_read_i32(st, "inputs.target", f->targets, B);
+    st_read_ids(st, "inputs.instr", f->instr, cfg->P1, 0, cfg->V - 1);
+    st_read_ids(st, "inputs.resp", f->resp, cfg->P2, 0, cfg->V - 1);
+    st_read_ids(st, "inputs.items", f->items, (size_t)B * S, 0, cfg->I - 1);
+    st_read_ids(st, "inputs.mask", mask, (size_t)B * S, 0, 1);
+    st_read_ids(st, "inputs.target", f->targets, B, 1, cfg->I - 1);
     for (int i = 0; i < B * S; i++) {
         if (mask[i] != (f->items[i] > 0)) die("'%s': inputs.mask must be 1 exactly where inputs.items is not the pad id 0", path);
     }
     free(mask);
+    input_end(outer);
 }
 
 static void oracle_fixture_free(OracleFixture* f) {

@@ -62,15 +62,17 @@ static void dllm2rec_oracle_student(OracleReport* r, const Safetensors* st, cons
                                     StudentKind kind) {
     const char* who = STUDENT_FLAG_NAMES[kind];
     char name[256], full[300];
-    const StTensor* items_t = st_get(st, "items", 0);
-    const StTensor* et_t = st_get(st, "e_T", 0);
-    const StTensor* cand_t = st_get(st, "cand", 0);
+    const StTensor* items_t = st_shape(st, "items", 2);
+    const StTensor* et_t = st_shape(st, "e_T", 2);
+    const StTensor* cand_t = st_shape(st, "cand", 2);
     snprintf(name, sizeof(name), "%s.param.item_emb", who);
-    const StTensor* emb_t = st_get(st, name, 0);
+    const StTensor* emb_t = st_shape(st, name, 2);
     int B = (int)items_t->shape[0], T = (int)items_t->shape[1], I = (int)et_t->shape[0], C = (int)et_t->shape[1];
     int K = (int)cand_t->shape[1], D = (int)emb_t->shape[1];
     StudentConfig sc = {.kind = kind, .I = I, .D = D, .T = T, .L = 1, .NH = 1, .dropout = 0.0f,
-                        .NF = (int)json_number(meta, "NF", json_path), .ed = (float)json_number(meta, "ed", json_path), .C = C};
+                        .NF = json_int(meta, "NF", json_path, 1, MAX_REC_WIDTH), .ed = (float)json_number(meta, "ed", json_path), .C = C};
+    check_range(json_path, "ed", sc.ed, 0, 1e6);
+    check_range(st->path, "the candidates per sample (cand's second dimension)", K, 1, I - 1);
     float* e_T = (float*)mallocCheck((size_t)I * C * sizeof(float));
     st_read_f32(st, "e_T", e_T, (size_t)I * C);
     Student s;
@@ -86,10 +88,10 @@ static void dllm2rec_oracle_student(OracleReport* r, const Safetensors* st, cons
     float* cand_score = (float*)mallocCheck((size_t)B * K * sizeof(float));
     float* propensity = (float*)mallocCheck(I * sizeof(float));
     float* dlogits = (float*)mallocCheck((size_t)B * I * sizeof(float));
-    st_read_i32(st, "items", items, (size_t)B * T);
-    st_read_i32(st, "target", target, B);
-    st_read_i32(st, "neg", neg, B);
-    st_read_i32(st, "cand", cand, (size_t)B * K);
+    st_read_ids(st, "items", items, (size_t)B * T, 0, I - 1);
+    st_read_ids(st, "target", target, B, 1, I - 1);
+    st_read_ids(st, "neg", neg, B, 1, I - 1);
+    st_read_ids(st, "cand", cand, (size_t)B * K, 1, I - 1);
     st_read_f32(st, "cand_scores", cand_score, (size_t)B * K);
     st_read_f32(st, "propensity", propensity, I);
     DLLM2RecConfig cfg = dllm2rec_defaults();

@@ -87,10 +87,13 @@ static size_t json_uint(Json* j) {
     return v;
 }
 
-// skips any JSON value (used for __metadata__)
-static void json_skip(Json* j) {
+// skips any JSON value (used for __metadata__); nesting deeper than JSON_MAX_DEPTH is
+// refused rather than recursed into (a hostile header would overflow the stack)
+#define JSON_MAX_DEPTH 64
+static void json_skip(Json* j, int depth) {
     json_ws(j);
     if (j->p >= j->end) json_fail(j, "unexpected end");
+    if (depth > JSON_MAX_DEPTH) json_fail(j, "values nested deeper than 64");
     char c = *j->p;
     if (c == '"') { char tmp[4096]; json_string(j, tmp, sizeof(tmp)); return; }
     if (c == '{' || c == '[') {
@@ -99,7 +102,7 @@ static void json_skip(Json* j) {
         if (json_peek(j, close)) { j->p++; return; }
         for (;;) {
             if (close == '}') { char key[4096]; json_string(j, key, sizeof(key)); json_expect(j, ':'); }
-            json_skip(j);
+            json_skip(j, depth + 1);
             if (json_peek(j, ',')) { j->p++; continue; }
             json_expect(j, close);
             return;
@@ -152,7 +155,7 @@ static void st_parse_tensor(Json* j, StTensor* t) {
             json_expect(j, ']');
             have_offsets = 1;
         } else {
-            json_skip(j);
+            json_skip(j, 1);
         }
         if (json_peek(j, ',')) j->p++;
     }
@@ -186,7 +189,7 @@ static void st_open(Safetensors* st, const char* path) {
         json_string(&j, name, sizeof(name));
         json_expect(&j, ':');
         if (strcmp(name, "__metadata__") == 0) {
-            json_skip(&j);
+            json_skip(&j, 1);
         } else {
             if (st->n_tensors == cap) {
                 cap *= 2;
@@ -201,6 +204,7 @@ static void st_open(Safetensors* st, const char* path) {
                 die("'%s': tensor '%s' data_offsets [%zu, %zu] lie outside the %zu data bytes: the file is truncated or corrupt",
                     path, name, t->begin, t->end, st->data_size);
             }
+            if (t->numel > SIZE_MAX / st_dtype_size(t->dtype)) die("'%s': tensor '%s' has a shape whose byte size overflows", path, name);
             if (t->end - t->begin != t->numel * st_dtype_size(t->dtype)) {
                 die("'%s': tensor '%s' has %zu bytes but its shape and dtype need %zu",
                     path, name, t->end - t->begin, t->numel * st_dtype_size(t->dtype));
@@ -224,11 +228,23 @@ static const StTensor* st_find(const Safetensors* st, const char* name) {
     return NULL;
 }
 
+// tensor `name`, which must hold exactly numel elements
 static const StTensor* st_get(const Safetensors* st, const char* name, size_t numel) {
     const StTensor* t = st_find(st, name);
     if (t == NULL) die("'%s' has no tensor '%s'", st->path, name);
-    if (numel != 0 && t->numel != numel) {
-        die("'%s': tensor '%s' has %zu elements, expected %zu", st->path, name, t->numel, numel);
+    if (t->numel != numel) die("'%s': tensor '%s' has %zu elements, expected %zu", st->path, name, t->numel, numel);
+    return t;
+}
+
+// tensor `name` read for its shape: exactly ndim dimensions, each 1 .. 2^24
+static const StTensor* st_shape(const Safetensors* st, const char* name, int ndim) {
+    const StTensor* t = st_find(st, name);
+    if (t == NULL) die("'%s' has no tensor '%s'", st->path, name);
+    if (t->ndim != ndim) die("'%s': tensor '%s' has %d dimensions, expected %d", st->path, name, t->ndim, ndim);
+    for (int i = 0; i < ndim; i++) {
+        if (t->shape[i] < 1 || t->shape[i] > (1 << 24)) {
+            die("'%s': tensor '%s' has dimension %d of size %zu, expected 1 .. 2^24", st->path, name, i, t->shape[i]);
+        }
     }
     return t;
 }
@@ -265,15 +281,20 @@ static double st_element(const Safetensors* st, const StTensor* t, size_t i) {
     return 0;
 }
 
-// copies tensor `name` (any dtype) into dst as float32; numel 0 = don't check size
+// copies tensor `name` (any dtype, numel elements) into dst as float32
 static const StTensor* st_read_f32(const Safetensors* st, const char* name, float* dst, size_t numel) {
     const StTensor* t = st_get(st, name, numel);
-    for (size_t i = 0; i < t->numel; i++) dst[i] = (float)st_element(st, t, i);
+    for (size_t i = 0; i < numel; i++) dst[i] = (float)st_element(st, t, i);
     return t;
 }
 
-static const StTensor* st_read_i32(const Safetensors* st, const char* name, int* dst, size_t numel) {
+// copies the ids of tensor `name` (numel elements) into dst; each must lie in [lo, hi]:
+// they index tables, so one out of range is refused here, where it is read
+static void st_read_ids(const Safetensors* st, const char* name, int* dst, size_t numel, int lo, int hi) {
     const StTensor* t = st_get(st, name, numel);
-    for (size_t i = 0; i < t->numel; i++) dst[i] = (int)st_element(st, t, i);
-    return t;
+    for (size_t i = 0; i < numel; i++) {
+        double v = st_element(st, t, i);
+        if (!(v >= lo && v <= hi)) die("'%s': %s[%zu] is %.17g, expected an id in %d..%d", st->path, name, i, v, lo, hi);
+        dst[i] = (int)v;
+    }
 }

@@ -141,10 +141,13 @@ static void sasrec_point_params(SASRecParams* p, float* memory, const size_t* si
 // allocates parameters and gradients (zeroed); the caller fills the parameters
 static void sasrec_build(SASRec* m, const SASRecConfig* cfg) {
     memset(m, 0, sizeof(*m));
-    if (cfg->I < 2 || cfg->D < 1 || cfg->L < 1 || cfg->T < 1 || cfg->NH < 1 || cfg->D % cfg->NH) {
-        die("sasrec: bad dimensions (I=%d D=%d L=%d heads=%d T=%d): heads must divide D", cfg->I, cfg->D, cfg->L,
-            cfg->NH, cfg->T);
-    }
+    check_range("sasrec", "item table rows", cfg->I, 2, (double)MAX_ITEM_ID + 1);
+    check_range("sasrec", "width", cfg->D, 1, MAX_REC_WIDTH);
+    check_range("sasrec", "blocks", cfg->L, 1, MAX_REC_LAYERS);
+    check_range("sasrec", "heads", cfg->NH, 1, cfg->D);
+    check_range("sasrec", "history length", cfg->T, 1, MAX_REC_HISTORY);
+    check_range("sasrec", "dropout", cfg->dropout, 0.0, 0.99);
+    if (cfg->D % cfg->NH) die("sasrec: %d heads do not divide the width %d", cfg->NH, cfg->D);
     m->cfg = *cfg;
     sasrec_param_sizes(m->param_sizes, cfg);
     m->num_params = sizes_total(m->param_sizes, SASREC_NUM_PARAMS);

@@ -27,8 +27,8 @@ static int dllm2rec_samples(const SeqData* d, int* users, int* cuts) {
 }
 
 static uint32_t seqdata_checksum(const SeqData* d) {
-    uint32_t h = fnv1a(d->offsets, (d->n_users + 1) * sizeof(int));
-    return h ^ (fnv1a(d->items, (size_t)d->n_events * sizeof(int)) * 16777619u);
+    uint32_t h = fnv1a(FNV_START, d->offsets, (d->n_users + 1) * sizeof(int));
+    return h ^ (fnv1a(FNV_START, d->items, (size_t)d->n_events * sizeof(int)) * 16777619u);
 }
 
 typedef struct {

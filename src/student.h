@@ -166,10 +166,11 @@ static void student_load(StudentFile* f, const char* path) {
     StudentConfig c = {.kind = (StudentKind)dims[0], .I = dims[1], .D = dims[2], .T = dims[3], .L = dims[4], .NH = dims[5],
                        .dropout = bits_float(dims[6]), .NF = dims[7], .ed = bits_float(dims[8]), .C = dims[9]};
     f->has_state = dims[10];
-    if (dims[0] < 0 || dims[0] > 2 || c.I < 2 || c.D < 1 || c.T < 1 || !(c.ed >= 0.0f) || (c.ed > 0.0f && c.C < 1)) {
-        die("'%s': implausible student dimensions (kind %d, I=%d D=%d T=%d ed=%g C=%d): the file is damaged", path, dims[0],
-            c.I, c.D, c.T, c.ed, c.C);
-    }
+    const char* outer = input_begin(path);
+    check_range(path, "the student kind", dims[0], 0, 2);
+    check_range(path, "the training-state flag", f->has_state, 0, 1);
+    check_range(path, "the embedding distillation weight", c.ed, 0, 1e6);
+    if (c.ed > 0.0f) check_range(path, "the teacher item width", c.C, 1, DEC_MAX_WIDTH);
     Cursor cur = {f->payload, nbytes, 0, path};
     student_build(&f->model, &c, NULL);
     cursor_take(&cur, f->model.model_params, f->model.model_n * sizeof(float), "the parameters");
@@ -179,6 +180,7 @@ static void student_load(StudentFile* f, const char* path) {
     }
     f->state = cur;
     if (!f->has_state) cursor_done(&cur);
+    input_end(outer);
 }
 
 static void student_file_free(StudentFile* f) {

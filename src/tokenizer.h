@@ -126,6 +126,7 @@ static void tokenizer_index(Tokenizer* t, const char* source) {
 // int32 length, bytes. The file does not store V: it is the number of records.
 
 static void tokenizer_load_llama2c(Tokenizer* t, const char* path) {
+    const char* outer = input_begin(path);  // named by any refusal below
     size_t size = 0;
     char* file = read_file(path, &size);
     int32_t max_len = 0;
@@ -173,6 +174,7 @@ static void tokenizer_load_llama2c(Tokenizer* t, const char* path) {
     t->eos_id = TOK_EOS;
     t->add_dummy_prefix = 1;
     tokenizer_index(t, path);
+    input_end(outer);
 }
 
 // ----------------------------------------------------------------------------
@@ -265,6 +267,7 @@ static void tokenizer_save(const Tokenizer* t, const char* path) {
 }
 
 static void tokenizer_load(Tokenizer* t, const char* path) {
+    const char* outer = input_begin(path);  // named by any refusal below
     int header_dims[HEADER_DIMS];
     size_t nbytes = 0;
     char* payload = (char*)binfile_read(path, KIND_TOKENIZER, header_dims, &nbytes);
@@ -278,6 +281,7 @@ static void tokenizer_load(Tokenizer* t, const char* path) {
             path, header_dims[0], header_dims[1], header_dims[2], header_dims[3], header_dims[4]);
     }
     free(payload);
+    input_end(outer);
 }
 
 // ----------------------------------------------------------------------------

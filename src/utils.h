@@ -19,14 +19,45 @@
 // ----------------------------------------------------------------------------
 // fatal errors: one clear message on stderr, non-zero exit
 
+// the file being read: die() names it when its message does not, so that a check deep
+// inside a loader (a dimension, an allocation) still says which input asked for it
+static const char* die_input = NULL;
+static const char* input_begin(const char* path) { const char* outer = die_input; die_input = path; return outer; }
+static void input_end(const char* outer) { die_input = outer; }
+
+#ifdef FUZZING
+#include <setjmp.h>
+static jmp_buf* die_jump = NULL;  // set by the fuzzing harness around each input
+#endif
+
 static void die(const char* fmt, ...) {
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    fprintf(stderr, "error: %s", msg);
+    if (die_input && strstr(msg, die_input) == NULL) fprintf(stderr, " (reading '%s')", die_input);
+    fprintf(stderr, "\n");
+#ifdef FUZZING
+    // a fuzzing harness (test/fuzz.c) runs many inputs in one process: it takes the
+    // refusal back here instead of exiting; what was being read is over
+    if (die_jump) { die_input = NULL; longjmp(*die_jump, 1); }
+#endif
     exit(EXIT_FAILURE);
+}
+
+// item ids index the item tables (rows = largest id + 1): 16.7M is far beyond any public data set
+#define MAX_ITEM_ID (1 << 24)
+// the conventional recommenders' widths, layers and history lengths (SASRec, GRU4Rec, Caser)
+#define MAX_REC_WIDTH 4096
+#define MAX_REC_LAYERS 64
+#define MAX_REC_HISTORY 4096
+#define MAX_EPOCHS 1000000
+
+// a number read from a file or a flag must lie in [lo, hi] (NaN never does)
+static void check_range(const char* source, const char* what, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi)) die("%s: %s is %.10g, expected %.10g to %.10g", source, what, v, lo, hi);
 }
 
 // every libc call that can fail goes through one of these: file:line, what, a hint

@@ -242,13 +242,13 @@ static void test_data_prep_child(void* arg) {
     char in[64], out[64];
     test_data_temp(in, content);
     test_data_temp(out, "");
-    prep_ratings(in, out);
+    prep_ratings(in, out, 0);
 }
 
-static int test_data_prep_matches(const char* csv_path, const char* expected_path) {
+static int test_data_prep_matches(const char* csv_path, int header, const char* expected_path) {
     char out[64];
     test_data_temp(out, "");
-    prep_ratings(csv_path, out);
+    prep_ratings(csv_path, out, header);
     size_t n_got = 0, n_want = 0;
     char* got = read_file(out, &n_got);
     char* want = read_file(expected_path, &n_want);
@@ -266,7 +266,7 @@ static void test_data_prep_nul(void* unused) {
     const char bytes[] = "u,i,5,1\nu,j\0,5,2\n";
     char in[] = "/tmp/slmrec_prep_nul_XXXXXX";
     write_temp(in, bytes, sizeof(bytes) - 1);
-    prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt");
+    prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt", 0);
 }
 
 static void test_data_prep(void) {
@@ -274,7 +274,9 @@ static void test_data_prep(void) {
     const char* csv = "data/tiny_ratings.csv";
     const char* expected = "data/tiny_ratings.expected.txt";
     if (access(csv, R_OK) != 0) { skip("prep on data/tiny_ratings.csv", "file missing: run the tests from the repo root"); return; }
-    CHECK(test_data_prep_matches(csv, expected), "prep: %s matches %s byte for byte", csv, expected);
+    CHECK(test_data_prep_matches(csv, 1, expected), "prep --header: %s matches %s byte for byte", csv, expected);
+    check_dies("prep without --header refuses a first line of column names", test_data_prep_child,
+               "user,item,rating,timestamp\nu,i,5,1\n", ":1: rating 'rating' is not a number (if this line names the columns, add --header)");
 
     // the same ratings MovieLens-style: "::" separated, no header
     size_t len = 0;
@@ -289,13 +291,13 @@ static void test_data_prep(void) {
     *w = 0;
     char ml_path[64];
     test_data_temp(ml_path, ml);
-    CHECK(test_data_prep_matches(ml_path, expected), "prep: the '::' version gives the same output");
+    CHECK(test_data_prep_matches(ml_path, 0, expected), "prep: the '::' version gives the same output");
     unlink(ml_path);
     // the same with every line ending in a lone \r
     for (char* c = text; *c; c++) if (*c == '\n') *c = '\r';
     char cr_path[64];
     test_data_temp(cr_path, text);
-    CHECK(test_data_prep_matches(cr_path, expected), "prep: lone \\r line ends give the same output");
+    CHECK(test_data_prep_matches(cr_path, 1, expected), "prep: lone \\r line ends give the same output");
     unlink(cr_path);
     free(ml);
     free(text);
@@ -306,6 +308,8 @@ static void test_data_prep(void) {
     check_dies("prep refuses an empty id", test_data_prep_child, "u,,5,1\n", ":1: empty item id");
     check_dies("prep refuses when nothing survives", test_data_prep_child, "u,i,5,1\nu,j,5,2\n", "no events left");
     check_dies("prep refuses a hex rating", test_data_prep_child, "u,i,5,1\nu,j,0x5,2\n", ":2: rating '0x5' is not a number");
+    check_dies("prep echoes a bad field cut, invisible bytes escaped", test_data_prep_child,
+               "u,i,5,1\nu,j,\x01" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,2\n", ":2: rating '\\x01" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is not");
     check_dies("prep refuses an inf rating", test_data_prep_child, "u,i,5,1\nu,j,inf,2\n", ":2: rating 'inf' is not a number");
 }
 

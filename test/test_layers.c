@@ -450,6 +450,14 @@ static void test_oracle(void) {
 }
 
 static void open_safetensors(void* path) { Safetensors st; st_open(&st, (const char*)path); }
+static void read_safetensors_table(void* path) { Safetensors st; st_open(&st, (const char*)path); st_shape(&st, "a", 2); }
+static void open_oracle_fixture(void* path) { OracleFixture f; oracle_fixture_open(&f, (const char*)path); }
+
+static void test_layers_write(const char* path, const void* bytes, size_t n) {
+    FILE* f = fopenCheck(path, "wb");
+    fwriteCheck(bytes, 1, n, f);
+    fcloseCheck(f);
+}
 
 static void test_bad_safetensors(void) {
     struct { const char* what; const char* header; size_t data_bytes; const char* expect; } cases[] = {
@@ -458,6 +466,11 @@ static void test_bad_safetensors(void) {
         {"unknown dtype", "{\"a\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2, "not supported"},
         {"broken JSON", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8}}", 8, "malformed"},
         {"missing field", "{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "lacks"},
+        {"a shape whose byte size overflows", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,1],\"data_offsets\":[0,0]}}", 0,
+         "byte size overflows"},
+        {"metadata nested 100 deep",
+         "{\"__metadata__\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0, "nested deeper than 64"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t hl = strlen(cases[i].header);
@@ -482,17 +495,57 @@ static void test_bad_safetensors(void) {
     write_temp(huge, hb, 16);
     check_dies("header length beyond the file", open_safetensors, huge, "does not fit");
     unlink(huge);
-    // a truncated copy of the real fixture
-    const char* fixture = "../shared/fixtures/slmrec_oracle.safetensors";
-    if (access(fixture, R_OK) == 0) {
-        size_t len = 0;
-        char* all = read_file(fixture, &len);
-        char cut[] = "/tmp/slmrec_bad_XXXXXX";
-        write_temp(cut, all, len / 2);
-        check_dies("the fixture cut in half", open_safetensors, cut, "outside");
-        unlink(cut);
-        free(all);
+    // a tensor read for its shape: the rank it should have, no empty dimension
+    struct { const char* what; const char* header; const char* expect; } shapes[] = {
+        {"an empty tensor where a table is read", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,6],\"data_offsets\":[0,0]}}", "dimension 0 of size 0"},
+        {"a 1-D tensor where 2-D is read", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "has 1 dimensions, expected 2"},
+    };
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        size_t hl = strlen(shapes[i].header);
+        char bytes[256] = {0};
+        uint64_t h64 = hl;
+        memcpy(bytes, &h64, 8);
+        memcpy(bytes + 8, shapes[i].header, hl);
+        char path[] = "/tmp/slmrec_bad_XXXXXX";
+        write_temp(path, bytes, 8 + hl + 8);
+        check_dies(shapes[i].what, read_safetensors_table, path, shapes[i].expect);
+        unlink(path);
     }
+    // copies of the real fixture: cut in half, an id out of range, a damaged sidecar
+    const char* fixture = "../shared/fixtures/slmrec_oracle.safetensors";
+    if (access(fixture, R_OK) != 0) { skip("damaged copies of the oracle fixture", "../shared/fixtures not found"); return; }
+    size_t len = 0, json_len = 0;
+    char* all = read_file(fixture, &len);
+    char* sidecar = read_file("../shared/fixtures/slmrec_oracle.json", &json_len);
+    char cut[] = "/tmp/slmrec_bad_XXXXXX";
+    write_temp(cut, all, len / 2);
+    check_dies("the fixture cut in half", open_safetensors, cut, "outside");
+    unlink(cut);
+    const char* copy = "/tmp/slmrec_bad_fixture.safetensors";
+    const char* copy_json = "/tmp/slmrec_bad_fixture.json";
+    Safetensors st;
+    st_open(&st, fixture);
+    size_t target_at = (size_t)(st.data - st.file) + st_find(&st, "inputs.target")->begin;
+    st_close(&st);
+    int32_t bad_target = 99999, saved;
+    memcpy(&saved, all + target_at, 4);
+    memcpy(all + target_at, &bad_target, 4);
+    test_layers_write(copy, all, len);
+    test_layers_write(copy_json, sidecar, json_len);
+    check_dies("a fixture whose target is not an item", open_oracle_fixture, (void*)copy, "inputs.target[0] is 99999, expected an id in 1..");
+    memcpy(all + target_at, &saved, 4);
+    test_layers_write(copy, all, len);
+    char* lam = strstr(sidecar, "\"lambdas\"");
+    if (lam) {
+        char* bracket = strchr(lam, '[');
+        *bracket = '7';  // "lambdas": 7 1.0, ...]: no array
+        test_layers_write(copy_json, sidecar, json_len);
+        check_dies("a sidecar whose lambdas are not an array", open_oracle_fixture, (void*)copy, "\"lambdas\" should be an array of 3 numbers");
+    }
+    unlink(copy);
+    unlink(copy_json);
+    free(all);
+    free(sidecar);
 }
 
 static void run_layer_tests(void) {

@@ -211,6 +211,118 @@ static void test_pipe_bad_checkpoints(void) {
     check_dies("a foreign file", test_pipe_load_e4srec, foreign, "not a slmrec");
     unlink(foreign);
     check_dies("an E4SRec file read as SASRec", test_pipe_load_sasrec, (void*)good, "expected a sasrec");
+    bytes[len - 100] ^= 0x40;
+    // the header is under the checksum: an edited dimension is refused as damage...
+    char edited[] = "/tmp/slmrec_ckpt_XXXXXX";
+    int32_t eps_bits = ((int32_t*)bytes)[6 + 12];
+    ((int32_t*)bytes)[6 + 12] = eps_bits + 1;
+    write_temp(edited, bytes, len);
+    check_dies("a checkpoint with an edited rms_eps", test_pipe_load_e4srec, edited, "checksum");
+    unlink(edited);
+    ((int32_t*)bytes)[6 + 12] = eps_bits;
+    // ...and a forged one (checksum recomputed) by its range check, before anything is sized by it
+    struct { int dim; int32_t value; const char* expect; } forged[] = {
+        {1, -1, "hidden size"}, {4, 1 << 30, "query heads"}, {5, 3, "key/value heads"}, {6, 7, "head size"},
+        {8, 1 << 30, "item table rows"}, {9, -5, "instruction tokens"}, {11, 0, "history length"},
+        {12, 0x7fc00000, "rms_norm_eps"}, {13, 0x3f000000, "rope_theta"}, {14, 99, "adapter count"},
+        {15, 7, "training-state flag"}, {16, -1, "LoRA rank"},
+    };
+    for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+        char* copy = (char*)mallocCheck(len);
+        memcpy(copy, bytes, len);
+        ((int32_t*)copy)[6 + forged[i].dim] = forged[i].value;
+        binfile_reseal(copy, len);
+        char name[80], fpath[] = "/tmp/slmrec_ckpt_XXXXXX";
+        snprintf(name, sizeof(name), "a forged checkpoint header (dimension %d = %d)", forged[i].dim, forged[i].value);
+        write_temp(fpath, copy, len);
+        check_dies(name, test_pipe_load_e4srec, fpath, forged[i].expect);
+        unlink(fpath);
+        free(copy);
+    }
+    // dimensions each in range whose parameters need 4 TiB: the failed allocation names the file
+    int32_t* dims = (int32_t*)bytes + 6;
+    dims[0] = 1 << 20;  // V
+    dims[1] = 1 << 14;  // C
+    dims[2] = 1 << 16;  // F
+    dims[3] = 256;      // L
+    binfile_reseal(bytes, len);
+    char huge[] = "/tmp/slmrec_ckpt_XXXXXX";
+    write_temp(huge, bytes, len);
+    check_dies("a checkpoint whose model cannot be allocated", test_pipe_load_e4srec, huge, "failed (reading '/tmp/slmrec_ckpt_");
+    unlink(huge);
+    free(bytes);
+}
+
+// a crafted training state (checksum recomputed) is refused when a run resumes from it
+typedef struct { PipeFixture* f; const char* out; } TestResume;
+
+static void test_pipe_resume_child(void* arg) {
+    TestResume* r = (TestResume*)arg;
+    Config c = r->f->c;
+    c.out = r->out;
+    c.resume = 1;
+    test_pipe_train_e4srec(&c, &r->f->d, &r->f->vn, &r->f->tn, r->f->table, &r->f->p, NULL, 2);
+}
+
+static void test_pipe_crafted_state(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    Config c = f.c;
+    c.out = "/tmp/slmrec_test_crafted";
+    c.stop_after = 1;
+    make_dir(c.out);
+    const char* last = "/tmp/slmrec_test_crafted/tiny.last.bin";
+    unlink(last);
+    test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, NULL, 2);
+    E4SRecFile ck;
+    e4srec_load(&ck, last);
+    size_t state_at = HEADER_INTS * sizeof(int32_t) + ck.state.pos;  // the state's first byte in the file
+    e4srec_file_free(&ck);
+    size_t len = 0;
+    char* good = read_file(last, &len);
+    // int fields: epoch, step, bad epochs, best epoch; then the best metric (f32)
+    struct { size_t at; int32_t value; const char* expect; } crafted[] = {
+        {0, -1, "epochs completed"}, {4, -7, "steps taken"}, {8, 5, "epochs without improvement"},
+        {12, 9, "best epoch"}, {20, 0x7fc00000, "best valid NDCG@10"},
+    };
+    TestResume r = {&f, c.out};
+    for (size_t i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++) {
+        char* copy = (char*)mallocCheck(len);
+        memcpy(copy, good, len);
+        memcpy(copy + state_at + crafted[i].at, &crafted[i].value, sizeof(int32_t));
+        binfile_reseal(copy, len);
+        FILE* out = fopenCheck(last, "wb");
+        fwriteCheck(copy, 1, len, out);
+        fcloseCheck(out);
+        check_dies(crafted[i].expect, test_pipe_resume_child, &r, crafted[i].expect);
+        free(copy);
+    }
+    free(good);
+    pipe_fixture_free(&f);
+}
+
+// format 3 (checksum over the payload only) is refused with the conversion command, which converts it
+static void test_pipe_upgrade(void) {
+    const char* good = "/tmp/slmrec_test_resume_a/tiny.bin";
+    size_t len = 0;
+    char* bytes = read_file(good, &len);
+    int32_t* header = (int32_t*)bytes;
+    const char* payload = bytes + HEADER_INTS * sizeof(int32_t);
+    header[1] = 3;
+    header[5] = (int32_t)fnv1a(FNV_START, payload, len - HEADER_INTS * sizeof(int32_t));
+    const char* old = "/tmp/slmrec_test_v3.bin";
+    const char* upgraded = "/tmp/slmrec_test_v4.bin";
+    FILE* f = fopenCheck(old, "wb");
+    fwriteCheck(bytes, 1, len, f);
+    fcloseCheck(f);
+    check_dies("a format-3 checkpoint", test_pipe_load_e4srec, (void*)old, "slmrec upgrade");
+    char in_flag[] = "--in", out_flag[] = "--out";
+    char* argv[] = {in_flag, (char*)old, out_flag, (char*)upgraded};
+    unlink(upgraded);
+    cmd_upgrade(4, argv);
+    CHECK(files_equal(good, upgraded), "upgrade turns a format-3 file into the format-4 file of the same contents");
+    unlink(old);
+    unlink(upgraded);
     free(bytes);
 }
 
@@ -562,22 +674,6 @@ static void test_pipe_lora(void) {
     e4srec_forward(&ck.model, items, NULL, 2);
     check_close("LoRA: the merged checkpoint scores as the trained model", ck.model.acts.logits, want, 2 * I, 1e-5f, 1e-5f);
     e4srec_file_free(&ck);
-    // a crafted checkpoint that names itself as its base (same length path, its own checksum) is refused, not recursed into
-    {
-        const char* self = TEST_LORA_DIR "/self.bin";  // as long as the base's path
-        size_t n = 0;
-        char* buf = read_file(best, &n);
-        char* payload = buf + HEADER_INTS * sizeof(int32_t);
-        size_t plen = n - HEADER_INTS * sizeof(int32_t), blen = strlen(a.init);
-        for (size_t i = 0; i + blen <= plen; i++) {
-            if (memcmp(payload + i, a.init, blen) == 0) { memcpy(payload + i, self, blen); break; }
-        }
-        int32_t* dims = (int32_t*)buf + 6;
-        dims[19] = (int32_t)fnv1a(payload, plen);
-        binfile_write(self, KIND_E4SREC, dims, HEADER_DIMS, payload, plen);
-        free(buf);
-        check_dies("a LoRA checkpoint naming itself as its base", test_pipe_load_e4srec, (void*)self, "deeper than 8");
-    }
     // the same path now holds another base: the adapters are refused
     test_pipe_write_base(&f, TEST_LORA_DIR "/base.bin", 2);
     check_dies("LoRA checkpoint over another base", test_pipe_load_e4srec, (void*)best, "another base");
@@ -597,6 +693,11 @@ static void test_pipe_bad_flag_run(void* arg) {
     cmd_run(4, argv);
 }
 
+static void test_pipe_synth_child(void* arg) {
+    char* argv[] = {(char*)"--out", (char*)"/tmp/slmrec_test_synth_never.txt", (char*)"--users", (char*)arg, (char*)"--mean-len", (char*)"4096"};
+    cmd_synth(6, argv);
+}
+
 static void test_pipe_bad_flags(void) {
     TestBadFlag bad[] = {{"--time-budget", "-1"}, {"--clip", "-0.5"}, {"--weight-decay", "-1"}, {"--patience", "-2"},
                          {"--stop-after", "-1"}, {"--l1", "-1"}, {"--l3", "-0.1"}, {"--sasrec-patience", "-1"},
@@ -606,16 +707,56 @@ static void test_pipe_bad_flags(void) {
         snprintf(name, sizeof(name), "run refuses %s %s before reading any data", bad[i].flag, bad[i].value);
         check_dies(name, test_pipe_bad_flag_run, &bad[i], bad[i].flag);
     }
+    char long_out[1002];
+    memset(long_out, 'a', 1001);
+    long_out[1001] = 0;
+    TestBadFlag too_long = {"--out", long_out};
+    check_dies("run refuses an --out path too long to hold its files' names", test_pipe_bad_flag_run, &too_long,
+               "--out is 1001 characters long");
+    check_dies("synth refuses --users beyond its limit", test_pipe_synth_child, "100000000", "--users is 100000000");
+    check_dies("synth refuses --users x --mean-len beyond 2^31 events", test_pipe_synth_child, "60000000", "more than the");
+    CHECK(access("/tmp/slmrec_test_synth_never.txt", F_OK) != 0, "a refused synth leaves no file");
+}
+
+// a command refused for a bad input file leaves no output directory and no log.txt behind
+typedef struct { int (*cmd)(int, char**); const char* flag; const char* file; } TestRefusedRun;
+
+static void test_pipe_refused_run(void* arg) {
+    const TestRefusedRun* r = (const TestRefusedRun*)arg;
+    char out_flag[] = "--out", out[] = "/tmp/slmrec_test_left/out", student_flag[] = "--student", student[] = "gru4rec";
+    char* argv[] = {(char*)r->flag, (char*)r->file, out_flag, out, student_flag, student};
+    r->cmd(r->cmd == cmd_dllm2rec ? 6 : 4, argv);
+}
+
+static void test_pipe_nothing_left(void) {
+    char garbage[] = "/tmp/slmrec_test_garbage_XXXXXX";
+    write_temp(garbage, "not a checkpoint, not a sequence file\n\x01", 40);
+    TestRefusedRun runs[] = {
+        {cmd_train_teacher, "--sasrec", garbage}, {cmd_distill, "--teacher", garbage},
+        {cmd_dllm2rec, "--teacher", garbage}, {cmd_train_sasrec, "--data", garbage},
+        {cmd_train_teacher, "--sasrec", "/tmp/slmrec_test_no_such_file.bin"},
+    };
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        CHECK(system("rm -rf /tmp/slmrec_test_left") == 0, "clear /tmp/slmrec_test_left");
+        char name[128];
+        snprintf(name, sizeof(name), "a refused %s %s", runs[i].flag, runs[i].file);
+        check_dies(name, test_pipe_refused_run, &runs[i], runs[i].file);
+        CHECK(access("/tmp/slmrec_test_left", F_OK) != 0, "%s left /tmp/slmrec_test_left behind", name);
+    }
+    unlink(garbage);
 }
 
 static void run_pipeline_tests(void) {
     test_pipe_resume();
     test_pipe_online();
     test_pipe_bad_checkpoints();
+    test_pipe_upgrade();
+    test_pipe_crafted_state();
     test_pipe_topk();
     test_pipe_bad_history();
     test_pipe_whole();
     test_pipe_lora();
     test_pipe_time_budget();
     test_pipe_bad_flags();
+    test_pipe_nothing_left();
 }

@@ -366,7 +366,7 @@ static void test_student_refusals(void) {
         snprintf(name, sizeof(name), "%s refuses item id -1", STUDENT_NAMES[kind]);
         check_dies(name, test_student_refused, &neg, "outside the item table");
     }
-    check_dies("caser refuses a history shorter than its tallest filter", test_caser_too_short, NULL, "at least 4 long");
+    check_dies("caser refuses a history shorter than its tallest filter", test_caser_too_short, NULL, "history length (at least the tallest filter's height) is 3, expected 4");
     check_dies("a student with ed > 0 and no teacher width is refused", test_student_no_teacher, NULL, "needs a teacher item table");
 }
 
@@ -441,7 +441,7 @@ static void test_student_files(Rng* rng) {
     test_student_rewrite_dim(with_ed, with_ed, 8, half);  // ed = 0.5: an embedding map the payload lacks
     check_dies("a student file whose header says ed > 0 over a plain payload", load_student_file, with_ed, "ends inside");
     test_student_rewrite_dim(path, bad_kind, 0, 7);
-    check_dies("a student file of kind 7", load_student_file, bad_kind, "implausible student dimensions");
+    check_dies("a student file of kind 7", load_student_file, bad_kind, "the student kind is 7");
     // and a SASRec file read as a student
     SASRecConfig sc = {.I = ST_I, .D = ST_D, .L = 1, .NH = 2, .T = ST_T, .dropout = 0.0f};
     SASRec m;
