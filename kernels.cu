@@ -903,10 +903,11 @@ __global__ void kd_cosine_backward_kernel(float* da, float dloss, const float* a
     float xy = 0.0f, xx = 0.0f, yy = 0.0f;
     for (int i = threadIdx.x; i < C; i += blockDim.x) { xy += x[i] * y[i]; xx += x[i] * x[i]; yy += y[i] * y[i]; }
     xy = block_sum(xy); xx = block_sum(xx); yy = block_sum(yy);
-    float nx = sqrtf(xx), ny = sqrtf(yy), cosv = xy / fmaxf(nx * ny, 1e-8f);
+    float norms = sqrtf(xx) * sqrtf(yy), cosv = xy / fmaxf(norms, 1e-8f);
+    float along_x = norms > 1e-8f ? cosv / xx : 0.0f;  // clamped forward: see kd_cosine_backward (layers.h)
     float k = -dloss / B;
     float* d = da + (size_t)blockIdx.x * C;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) d[i] += k * (y[i] / fmaxf(nx * ny, 1e-8f) - cosv * x[i] / xx);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) d[i] += k * (y[i] / fmaxf(norms, 1e-8f) - along_x * x[i]);
 }
 
 static void kd_cosine_backward_cuda(float* da, float dloss, const float* a, const float* b, int B, int C) {
@@ -1068,7 +1069,7 @@ struct GpuE4SRec {
     // distillation (a student only)
     struct GpuE4SRec* teacher;
     int blocks;
-    float l1, l2, l3;
+    float lambda_cos, lambda_norm, lambda_ms;
     // optimizer
     int train;
     AdamWConfig opt;
@@ -1309,8 +1310,8 @@ static void upload_batch(GpuE4SRec* g, const int* items, const int* targets, int
     cudaCheck(cudaEventRecord(g->batch_copied, 0));
 }
 
-__global__ void slmrec_total_kernel(float* scalars, float l1, float l2, float l3) {
-    scalars[SCALAR_TOTAL] = scalars[SCALAR_CE] + l1 * scalars[SCALAR_DCOS] + l2 * scalars[SCALAR_DNORM] + l3 * scalars[SCALAR_LMS];
+__global__ void slmrec_total_kernel(float* scalars, float lambda_cos, float lambda_norm, float lambda_ms) {
+    scalars[SCALAR_TOTAL] = scalars[SCALAR_CE] + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
 }
 
 static int student_depth(const GpuE4SRec* g, int i) { return g->cfg.L / g->blocks * i; }
@@ -1349,7 +1350,7 @@ static void step_forward(GpuE4SRec* g, int B) {
             mean_rows_cuda(g->scalars + SCALAR_LMS, a.rows, B, 0.0f, 1.0f, true);
         }
     }
-    slmrec_total_kernel<<<1, 1>>>(g->scalars, g->l1, g->l2, g->l3);
+    slmrec_total_kernel<<<1, 1>>>(g->scalars, g->lambda_cos, g->lambda_norm, g->lambda_ms);
     launchCheck();
 }
 
@@ -1369,13 +1370,13 @@ static void step_backward(GpuE4SRec* g) {
         for (int i = 1; i <= g->blocks; i++) {
             size_t ks = (size_t)student_depth(g, i) * B * C;
             const float* ht = last_state(g->teacher, teacher_depth(g, i));
-            kd_cosine_backward_cuda(a.dlast + ks, g->l1, a.last + ks, ht, B, C);
-            kd_l2_backward_cuda(a.dlast + ks, g->l2, a.last + ks, ht, B, C);
+            kd_cosine_backward_cuda(a.dlast + ks, g->lambda_cos, a.last + ks, ht, B, C);
+            kd_l2_backward_cuda(a.dlast + ks, g->lambda_norm, a.last + ks, ht, B, C);
         }
         for (int i = 1; i <= gpu_adapters(g); i++) {
             size_t ks = (size_t)student_depth(g, i) * B * C;
             cudaCheck(cudaMemsetAsync(a.duser, 0, (size_t)B * D * sizeof(float)));
-            crossentropy_items_backward_cuda(a.duser, g->l3 / B, a.ce_stats + (size_t)i * B * 3, a.user + (size_t)i * B * D,
+            crossentropy_items_backward_cuda(a.duser, g->lambda_ms / B, a.ce_stats + (size_t)i * B * 3, a.user + (size_t)i * B * D,
                                              g->item_table, g->targets, B, D, I);
             matmul_backward_cuda(a.dlast + ks, g->dadapters + (size_t)(i - 1) * D * C, (float*)NULL, a.duser, a.last + ks,
                                  g->adapters + (size_t)(i - 1) * D * C, B, C, D);
@@ -1498,7 +1499,7 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
     GpuE4SRec* g = gpu_build(s->student, s->adapters, s->blocks - 1, max_B, use_bf16, opt);
     g->teacher = teacher;
     g->blocks = s->blocks;
-    g->l1 = s->l1; g->l2 = s->l2; g->l3 = s->l3;
+    g->lambda_cos = s->lambda_cos; g->lambda_norm = s->lambda_norm; g->lambda_ms = s->lambda_ms;
     return g;
 }
 

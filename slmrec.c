@@ -129,7 +129,7 @@ static OracleReport oracle_run(const char* path, int print) {
     // student: the SLMRec loss against the frozen teacher
     oracle_load_model(&student, &f.st, "student", &f.student_cfg, f.table, f.instr, f.resp);
     SLMRec slm;
-    slmrec_build(&slm, &student, &teacher, f.blocks, f.l1, f.l2, f.l3, NULL);
+    slmrec_build(&slm, &student, &teacher, f.blocks, f.lambda_cos, f.lambda_norm, f.lambda_ms, NULL);
     oracle_load_adapters(&slm, &f);
     SLMRecLosses loss = slmrec_forward(&slm, f.items, f.targets, f.B);
     slmrec_backward(&slm);
@@ -215,7 +215,7 @@ typedef struct {
     float lora_alpha;
     const char* lora_targets;
     int blocks, online, init_random;
-    float l1, l2, l3;
+    float lambda_cos, lambda_norm, lambda_ms;
     // DLLM2Rec students (SASRec reads its blocks and heads from the SASRec flags)
     int st_dim, st_epochs, st_batch, st_patience, caser_filters, topk;
     float st_lr, st_dropout, lam, ed, dros_alpha, dros_beta;
@@ -242,7 +242,7 @@ static Config config_defaults(void) {
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
-        .blocks = 4, .online = 0, .init_random = 0, .l1 = 1.0f, .l2 = 0.1f, .l3 = 1.0f,
+        .blocks = 4, .online = 0, .init_random = 0, .lambda_cos = 1.0f, .lambda_norm = 0.1f, .lambda_ms = 1.0f,
         .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = 10,
         .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = 0.7f, .ed = 0.3f, .dros_alpha = 1.0f, .dros_beta = 1.0f,
         .gammas = "0.3,0.5,0.1", .base_loss = "ce", .rd_neg = "paper", .signals = NULL,
@@ -313,9 +313,9 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
 static int flags_distill(ArgSpec* s, Config* c) {
     ArgSpec f[] = {
         {"--blocks", ARG_INT, &c->blocks, "distillation blocks B (must divide both layer counts)"},
-        {"--l1", ARG_FLOAT, &c->l1, "weight of Dcos"},
-        {"--l2", ARG_FLOAT, &c->l2, "weight of Dnorm"},
-        {"--l3", ARG_FLOAT, &c->l3, "weight of the multi-supervision CE"},
+        {"--lambda-cos", ARG_FLOAT, &c->lambda_cos, "weight of Dcos"},
+        {"--lambda-norm", ARG_FLOAT, &c->lambda_norm, "weight of Dnorm"},
+        {"--lambda-ms", ARG_FLOAT, &c->lambda_ms, "weight of the multi-supervision CE"},
         {"--online", ARG_BOOL, &c->online, "train the teacher together with the student (online KD)"},
         {"--init-random", ARG_BOOL, &c->init_random, "start the student from random weights, not the teacher's first layers"},
     };
@@ -412,7 +412,7 @@ static void config_check(Config* c) {
         {"--time-budget", c->time_budget}, {"--clip", c->clip}, {"--weight-decay", c->weight_decay},
         {"--patience", (float)c->patience}, {"--sasrec-patience", (float)c->sas_patience},
         {"--student-patience", (float)c->st_patience}, {"--stop-after", (float)c->stop_after},
-        {"--l1", c->l1}, {"--l2", c->l2}, {"--l3", c->l3}};
+        {"--lambda-cos", c->lambda_cos}, {"--lambda-norm", c->lambda_norm}, {"--lambda-ms", c->lambda_ms}};
     for (size_t i = 0; i < sizeof(not_negative) / sizeof(not_negative[0]); i++) {
         if (not_negative[i].value < 0.0f) die("%s must not be negative, got %g", not_negative[i].flag, not_negative[i].value);
     }
@@ -599,10 +599,10 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     json_write_string(o.f, c->data ? c->data : "synthetic");
     fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
-            "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"l1\": %g, \"l2\": %g, \"l3\": %g, "
+            "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
             "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
             "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->max_len,
-            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->lr, c->epochs, c->blocks, c->l1, c->l2, c->l3, c->sas_dim,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->lr, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
             c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
     json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
     fprintf(o.f, ", \"init\": ");
@@ -712,7 +712,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     Rng rng;
     rng_seed(&rng, (uint64_t)c->seed + 1000 * m->cfg.L + (teacher != NULL));
     SLMRec slm;
-    if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->l1, c->l2, c->l3, &rng);
+    if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
     Optimizer opt;
@@ -1049,6 +1049,7 @@ static int cmd_train_teacher(int argc, char** argv) {
         die("'%s' was trained on %d items, '%s' has %d", sasrec_path, sf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
     }
     open_log(&c, &d);
+    c.sas_dim = sf.model.cfg.D;  // the results record the item table's width, which the SASRec file sets
     Prompt p;
     prompt_build(&p, &c, base);
     E4SRecConfig ec = e4srec_config_for(&c, base, &p, layers, sf.model.cfg.D, sf.model.cfg.I);
@@ -1085,7 +1086,7 @@ static int cmd_distill(int argc, char** argv) {
     };
     memcpy(specs + n, own, sizeof(own));
     n += 2;
-    parse_args("distill", "Stage 3: the SLMRec_N<-M student: CE + l1 Dcos + l2 Dnorm + l3 multi-supervision CE against\n"
+    parse_args("distill", "Stage 3: the SLMRec_N<-M student: CE + lambda_cos Dcos + lambda_norm Dnorm + lambda_ms multi-supervision CE against\n"
                "the teacher's hidden states at B evenly spaced depths; offline (frozen teacher) by default,\n"
                "--online trains both. The student shares the teacher's prompt, tokenizer and item table, and\n"
                "its model flags (--hidden etc.) are taken from the teacher file. Writes <out>/slmrec_N_from_M.bin.",
@@ -1107,6 +1108,9 @@ static int cmd_distill(int argc, char** argv) {
     if (base && !tokenizer_same(&base->tok, &tf.tok)) {
         die("--init '%s' has another vocabulary than the teacher '%s': the student reads the teacher's prompt", c.init, teacher_path);
     }
+    if (c.blocks < 1 || layers % c.blocks || teacher->cfg.L % c.blocks) {
+        die("distill: --blocks %d must divide both --layers %d and the teacher's %d layers", c.blocks, layers, teacher->cfg.L);
+    }
     open_log(&c, &d);
     // the student's shape is the teacher's (the results record it)
     c.max_len = teacher->cfg.S;
@@ -1114,6 +1118,7 @@ static int cmd_distill(int argc, char** argv) {
     c.ffn = teacher->cfg.F;
     c.heads = teacher->cfg.NH;
     c.kv_heads = teacher->cfg.KVH;
+    c.sas_dim = teacher->cfg.D;  // the width of the item table it reads
     E4SRecConfig sc = teacher->cfg;
     sc.L = layers;
     E4SRec student;
@@ -1425,7 +1430,7 @@ static int cmd_upgrade(int argc, char** argv) {
 
 // ----------------------------------------------------------------------------
 // bench: the GPU path's throughput at the shapes of the PyTorch peer
-// (../shared/peers/peer_e4srec.py speed): batch 256 to train and 512 to infer,
+// (peer_e4srec.py speed, method.md 11): batch 256 to train and 512 to infer,
 // 20 + 50 + 4 tokens (instruction, item history, response), 12,101 items of
 // width 64, a 32,000-token vocabulary; random weights and items.
 

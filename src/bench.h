@@ -2,7 +2,7 @@
 // machine: its fp32 FMA peak (a register-only loop), the matmul at the shapes
 // the models use in GFLOP/s and % of that peak, and E4SRec / SASRec training and
 // inference samples/s at the Beauty shapes, the numbers to set beside the
-// PyTorch peer (../shared/peers/peer_cpu.py) measured on the same machine.
+// PyTorch peer (peer_cpu.py, method.md 11) measured on the same machine.
 #pragma once
 #include "jobs.h"
 

@@ -155,7 +155,7 @@ static int binfile_kind(const char* path) {
     return head[2];
 }
 
-// the payload checksum stored in a slmrec file's header: a key for what was
+// the checksum stored in a slmrec file's header (of its header and payload): a key for what was
 // computed from that file (the file itself is verified when it is loaded)
 static uint32_t binfile_checksum(const char* path) {
     int32_t head[6];

@@ -1,4 +1,4 @@
-// checkpoint.h: model files in the binfile container (SPEC 4). An E4SRec
+// checkpoint.h: model files in the binfile container (method.md 9). An E4SRec
 // checkpoint is self-contained: dimensions, prompt token ids, the tokenizer
 // they came from, the frozen item table, the parameters, the SLMRec adapters
 // (a distilled student), and optionally the training state (progress, RNG,

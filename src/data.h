@@ -1,4 +1,4 @@
-// data.h: the data of SPEC section 1. Defines SeqData (sequence files, loaded
+// data.h: the data of method.md 2. Defines SeqData (sequence files, loaded
 // with strict validation, written atomically), the leave-one-out split and
 // left-padded histories, the training batches of both model families (E4SRec
 // next-item samples, SASRec shifted sequences), the synthetic generator

@@ -1,11 +1,12 @@
-// distill.h: the SLMRec loss (SPEC 3.3). A student E4SRec of N layers learns
+// distill.h: the SLMRec loss (method.md 5). A student E4SRec of N layers learns
 // from a frozen teacher of M layers through B blocks: at depth (N/B)*i of the
 // student and (M/B)*i of the teacher (i = 1..B; depth L = final RMSNorm output),
 // on the last token,
-//   Dcos  = sum_i (1 - mean_b cos(h_s, h_t))
-//   Dnorm = sum_i mean_b ||h_s - h_t||_2
-//   Lms   = sum_{i<B} CE(adapter_i(h_s) @ item_table^T, target)
-//   loss  = CE + l1 Dcos + l2 Dnorm + l3 Lms
+//   Dcos  = sum_i (1 - mean_b cos(h_s, h_t))       SLMRec eq. 3 (method.md 5.2)
+//   Dnorm = sum_i mean_b ||h_s - h_t||_2           SLMRec eq. 4 (method.md 5.3)
+//   Lms   = sum_{i<B} CE(adapter_i(h_s) @ item_table^T, target)   SLMRec eq. 5 (method.md 5.4)
+//   loss  = CE + lambda_cos Dcos + lambda_norm Dnorm + lambda_ms Lms   SLMRec eq. 6 (method.md 5.5)
+// Summed over blocks, Dnorm not squared, as the authors' code (method.md 5.6).
 #pragma once
 #include "e4srec.h"
 
@@ -17,7 +18,7 @@ typedef struct {
     E4SRec* student;
     E4SRec* teacher;
     int blocks;
-    float l1, l2, l3;
+    float lambda_cos, lambda_norm, lambda_ms;
     float* adapters;     // (blocks-1, D, C) Linear C -> D, no bias
     float* dadapters;    // (blocks-1, D, C)
     size_t num_adapter_params;
@@ -33,7 +34,7 @@ typedef struct {
 static int slmrec_student_depth(const SLMRec* s, int i) { return s->student->cfg.L / s->blocks * i; }
 static int slmrec_teacher_depth(const SLMRec* s, int i) { return s->teacher->cfg.L / s->blocks * i; }
 
-static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks, float l1, float l2, float l3, Rng* rng) {
+static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks, float lambda_cos, float lambda_norm, float lambda_ms, Rng* rng) {
     memset(s, 0, sizeof(*s));
     if (blocks < 1 || student->cfg.L % blocks != 0 || teacher->cfg.L % blocks != 0) {
         die("distill: %d blocks must divide both the student's %d and the teacher's %d layers",
@@ -46,7 +47,7 @@ static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks
     s->student = student;
     s->teacher = teacher;
     s->blocks = blocks;
-    s->l1 = l1; s->l2 = l2; s->l3 = l3;
+    s->lambda_cos = lambda_cos; s->lambda_norm = lambda_norm; s->lambda_ms = lambda_ms;
     s->num_adapter_params = (size_t)(blocks - 1) * student->cfg.D * student->cfg.C;
     s->adapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
     s->dadapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
@@ -93,7 +94,7 @@ static SLMRecLosses slmrec_forward(SLMRec* s, const int* items, const int* targe
         crossentropy_forward(s->ad_losses, s->ad_probs + (size_t)(i - 1) * B * I, logits, targets, B, I);
         for (int b = 0; b < B; b++) r.lms += s->ad_losses[b] / B;
     }
-    r.total = r.ce + s->l1 * r.dcos + s->l2 * r.dnorm + s->l3 * r.lms;
+    r.total = r.ce + s->lambda_cos * r.dcos + s->lambda_norm * r.dnorm + s->lambda_ms * r.lms;
     s->losses = r;
     return r;
 }
@@ -110,13 +111,13 @@ static void slmrec_backward(SLMRec* s) {
         size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
         const float* hs = st->acts.last + ks;
         const float* ht = te->acts.last + (size_t)slmrec_teacher_depth(s, i) * B * C;
-        kd_cosine_backward(st->dacts.dlast + ks, s->l1, hs, ht, B, C);
-        kd_l2_backward(st->dacts.dlast + ks, s->l2, hs, ht, B, C);
+        kd_cosine_backward(st->dacts.dlast + ks, s->lambda_cos, hs, ht, B, C);
+        kd_l2_backward(st->dacts.dlast + ks, s->lambda_norm, hs, ht, B, C);
     }
     float* dlosses = (float*)mallocCheck((size_t)B * sizeof(float));
     float* dlogits = (float*)mallocCheck((size_t)B * I * sizeof(float));
     float* duser = (float*)mallocCheck((size_t)B * D * sizeof(float));
-    for (int b = 0; b < B; b++) dlosses[b] = s->l3 / B;
+    for (int b = 0; b < B; b++) dlosses[b] = s->lambda_ms / B;
     for (int i = 1; i < s->blocks; i++) {
         size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
         float* adapter = s->adapters + (size_t)(i - 1) * D * C;

@@ -1,4 +1,4 @@
-// dllm2rec.h: the DLLM2Rec objective on a student's item logits s (B, I)
+// dllm2rec.h: the DLLM2Rec objective (method.md 6) on a student's item logits s (B, I)
 // (Cui et al., "Distillation Matters: Empowering Sequential Recommenders to
 // Match the Performance of Large Language Models", RecSys 2024):
 //

@@ -1,4 +1,4 @@
-// e4srec.h: the E4SRec model (SPEC 3.2): a LLaMA decoder fed
+// e4srec.h: the E4SRec model (method.md 4; SLMRec section 3): a LLaMA decoder fed
 //   [instruction tokens | input_proj(item_table[history]) | response tokens]
 // whose last-token final hidden state, through `score`, is scored against the
 // frozen item table. Teacher (M layers) and student (N layers) are this same

@@ -1,4 +1,4 @@
-// eval.h: the evaluation of SPEC section 2, both protocols at once. Defines the
+// eval.h: the evaluation of method.md 7, both protocols at once. Defines the
 // sampled-negatives table (fixed seeds, built from the data alone so every model
 // sees the same candidates), Metrics (sums per row, then means), the printed
 // table row and the JSON fields. rank = number of candidates scoring strictly
@@ -89,7 +89,7 @@ static const MetricSpec METRIC_SPECS[] = {
     {PROTOCOL_SAMPLED, METRIC_NDCG, 5}, {PROTOCOL_SAMPLED, METRIC_NDCG, 10}, {PROTOCOL_SAMPLED, METRIC_MRR, 0},
 };
 #define N_METRICS ((int)(sizeof(METRIC_SPECS) / sizeof(METRIC_SPECS[0])))
-#define METRIC_SELECTION 5  // full NDCG@10: model selection (SPEC section 2)
+#define METRIC_SELECTION 5  // full NDCG@10: model selection (method.md 7.4)
 
 typedef struct {
     double sum[N_METRICS];

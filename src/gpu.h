@@ -69,7 +69,7 @@ static size_t gpu_layout_key(void) {
     size_t parts[] = {sizeof(E4SRecConfig), sizeof(E4SRec), offsetof(E4SRec, param_sizes), offsetof(E4SRec, num_params),
                       offsetof(E4SRec, params_memory), offsetof(E4SRec, item_table), offsetof(E4SRec, instr),
                       offsetof(E4SRec, resp), sizeof(SLMRec), offsetof(SLMRec, student), offsetof(SLMRec, teacher),
-                      offsetof(SLMRec, blocks), offsetof(SLMRec, l1), offsetof(SLMRec, adapters),
+                      offsetof(SLMRec, blocks), offsetof(SLMRec, lambda_cos), offsetof(SLMRec, adapters),
                       sizeof(AdamWConfig), sizeof(SLMRecLosses)};
     size_t key = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) key = key * 1000003u + parts[i];

@@ -237,7 +237,7 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
 }
 
 // ----------------------------------------------------------------------------
-// DLLM2Rec's collaborative embedding distillation: a student's input embedding
+// DLLM2Rec's collaborative embedding distillation (method.md 6.5): a student's input embedding
 // of item i is its own collaborative embedding plus a learned map of the
 // teacher's frozen item representation,
 //   e(i) = item_emb[i] + ed * (w @ e_T[i] + b),   zero at the pad id 0.
@@ -620,7 +620,7 @@ static void dropout_backward(float* dinp, const float* dout, const float* mask, 
 }
 
 // ----------------------------------------------------------------------------
-// softmax cross-entropy over item logits. Target 0 (the pad id) marks a row
+// softmax cross-entropy over item logits (SLMRec eq. 1, method.md 4.3). Target 0 (the pad id) marks a row
 // with no target: zero loss, no gradient (SASRec's pad positions).
 
 static void crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int I) {
@@ -658,7 +658,7 @@ static void crossentropy_backward(float* dlogits, const float* dlosses, const fl
 // SLMRec feature distillation terms on (B, C) last-token hidden states.
 // Only the student side `a` gets a gradient: the teacher `b` is frozen.
 
-// 1 - mean_b cos(a_b, b_b)
+// 1 - mean_b cos(a_b, b_b): one block of SLMRec eq. 3 (method.md 5.2)
 static float kd_cosine_forward(const float* a, const float* b, int B, int C) {
     double acc = 0.0;
     for (int n = 0; n < B; n++) {
@@ -678,13 +678,16 @@ static void kd_cosine_backward(float* da, float dloss, const float* a, const flo
         const float* y = b + (size_t)n * C;
         float xy = 0.0f, xx = 0.0f, yy = 0.0f;
         for (int i = 0; i < C; i++) { xy += x[i] * y[i]; xx += x[i] * x[i]; yy += y[i] * y[i]; }
-        float nx = sqrtf(xx), ny = sqrtf(yy), cosv = xy / fmaxf(nx * ny, 1e-8f);
+        float norms = sqrtf(xx) * sqrtf(yy), cosv = xy / fmaxf(norms, 1e-8f);
+        // the forward clamps |x||y| at 1e-8: below it the denominator is a constant and
+        // only y / 1e-8 remains (an all-zero x would otherwise divide by |x|^2 = 0)
+        float along_x = norms > 1e-8f ? cosv / xx : 0.0f;
         float k = -dloss / B;
-        for (int i = 0; i < C; i++) da[(size_t)n * C + i] += k * (y[i] / fmaxf(nx * ny, 1e-8f) - cosv * x[i] / xx);
+        for (int i = 0; i < C; i++) da[(size_t)n * C + i] += k * (y[i] / fmaxf(norms, 1e-8f) - along_x * x[i]);
     }
 }
 
-// mean_b ||a_b - b_b||_2 (not squared)
+// mean_b ||a_b - b_b||_2 (not squared): one block of SLMRec eq. 4 (method.md 5.3)
 static float kd_l2_forward(const float* a, const float* b, int B, int C) {
     double acc = 0.0;
     for (int n = 0; n < B; n++) {

@@ -30,7 +30,7 @@ typedef struct {
     int targets;            // bit t set: target t is adapted
     int L;
     char base_path[1024];    // the file the frozen weights come from (a base, or a teacher checkpoint)
-    uint32_t base_checksum;  // and its payload checksum: an adapter file is refused against any other
+    uint32_t base_checksum;  // and its file checksum: an adapter file is refused against any other
     LoraShape shape[LORA_TARGETS];
     float* A[LORA_TARGETS];   // (L, r, in) of each adapted target, NULL otherwise
     float* B[LORA_TARGETS];   // (L, out, r)

@@ -1,4 +1,4 @@
-// oracle.h: the HF transformers oracle fixture (SPEC 6): a 4-layer teacher, a
+// oracle.h: the HF transformers oracle fixture (method.md 10.1): a 4-layer teacher, a
 // 2-layer student, the distillation adapters, one batch of right-padded
 // histories, and every number HF computed from them. Opens it, builds the models
 // from it, and compares a tensor of ours with the fixture's (per element
@@ -132,7 +132,7 @@ typedef struct {
     E4SRecConfig cfg;                // shared dimensions (L = 0)
     E4SRecConfig teacher_cfg, student_cfg;
     int B, blocks;
-    float l1, l2, l3;
+    float lambda_cos, lambda_norm, lambda_ms;
     float* table;                    // (I, D)
     int *instr, *resp;               // (P1), (P2)
     int *items, *targets;            // (B, S), (B)
@@ -186,9 +186,9 @@ static void oracle_fixture_open(OracleFixture* f, const char* path) {
     f->blocks = json_int(meta, "distill_blocks", json_path, 1, f->student_cfg.L);
     double lambdas[3];
     json_numbers(meta, "lambdas", json_path, lambdas, 3);
-    f->l1 = (float)lambdas[0];
-    f->l2 = (float)lambdas[1];
-    f->l3 = (float)lambdas[2];
+    f->lambda_cos = (float)lambdas[0];
+    f->lambda_norm = (float)lambdas[1];
+    f->lambda_ms = (float)lambdas[2];
 
     int B = f->B, S = cfg->S;
     f->table = (float*)mallocCheck((size_t)cfg->I * cfg->D * sizeof(float));

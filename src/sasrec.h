@@ -1,4 +1,4 @@
-// sasrec.h: SASRec (SPEC 3.1), stage 1 of the pipeline. Its trained item
+// sasrec.h: SASRec (method.md 3), stage 1 of the pipeline. Its trained item
 // table is the frozen item table of E4SRec.
 //
 //   h = dropout(item_emb[x] * sqrt(D) + pos_emb)
@@ -6,7 +6,7 @@
 //   out = LN_final(h); logits = out @ item_emb^T; full-softmax CE at every position with a target
 //
 // As torch.nn.TransformerEncoderLayer(D, NH, dim_feedforward=D, norm_first=True)
-// in ../shared/peers/peer_sasrec.py, with three differences:
+// in the PyTorch peer peer_sasrec.py (method.md 11), with three differences:
 //  * pads are not part of the model: each history is packed to its real items
 //    (position ids kept: the last item sits at T-1), and attention is causal
 //    over those items only, as E4SRec's key-padding mask. The peer runs every

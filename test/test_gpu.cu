@@ -7,7 +7,7 @@
 //   2. whole training steps through the C API of src/gpu.h: 10 AdamW steps of an
 //      E4SRec teacher (CE) and of an SLMRec student, same init and batches as the
 //      CPU path, fp32; bf16 tracking fp32; scoring and top-k; resuming moments;
-//   3. the HF oracle fixture (../shared) through the GPU model.
+//   3. the HF oracle fixture (method.md 10.1, read from ../shared) through the GPU model.
 // Tolerances, per element, |gpu - cpu| <= atol + rtol |cpu|:
 //   fp32: 1e-5 + 1e-4 |cpu|, as the CPU against HF.
 //   bf16: 1e-2 + 1.6e-2 |cpu|: the CPU twin reads the same bf16-rounded inputs, so
@@ -279,6 +279,7 @@ static void test_kd(const Shape& s, Rng* rng) {
     Device dev;
     Host a = randn(rng, (size_t)B * C, 1.0f), b = randn(rng, (size_t)B * C, 1.0f);
     for (int i = 0; i < C; i++) b[i] = a[i];  // row 0: equal states, the L2 subgradient 0
+    for (int i = 0; i < C; i++) a[(size_t)(B - 1) * C + i] = 0.0f;  // last row: an all-zero student state (clamped cosine)
     float *d_a = dev.put<float>(a), *d_b = dev.put<float>(b), *d_out = dev.alloc<float>(2), *d_rows = dev.alloc<float>(B);
     kd_cosine_forward_cuda(d_out, d_rows, d_a, d_b, B, C);
     kd_l2_forward_cuda(d_out + 1, d_rows, d_a, d_b, B, C);
@@ -601,7 +602,7 @@ static void test_oracle_gpu(void) {
     oracle_load_model(&teacher, &f.st, "teacher", &f.teacher_cfg, f.table, f.instr, f.resp);
     oracle_load_model(&student, &f.st, "student", &f.student_cfg, f.table, f.instr, f.resp);
     SLMRec slm;
-    slmrec_build(&slm, &student, &teacher, f.blocks, f.l1, f.l2, f.l3, NULL);
+    slmrec_build(&slm, &student, &teacher, f.blocks, f.lambda_cos, f.lambda_norm, f.lambda_ms, NULL);
     oracle_load_adapters(&slm, &f);
     AdamWConfig ac = adamw_defaults();
     // the teacher with CE: forward and backward only (no optimizer step), as the fixture

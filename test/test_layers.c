@@ -304,6 +304,11 @@ static void test_kd(Rng* rng) {
     // by hand: a = (3, 0), b = (0, 4): cos = 0 -> 1; ||a - b|| = 5
     float a[2] = {3, 0}, b[2] = {0, 4};
     CHECK(kd_cosine_forward(a, b, 1, 2) == 1.0f && kd_l2_forward(a, b, 1, 2) == 5.0f, "kd by hand: cosine and l2 terms");
+    // an all-zero student state: the forward clamps |x||y| at 1e-8, the gradient is y / 1e-8 (not NaN)
+    float zero[2] = {0, 0}, dzero[2] = {0, 0};
+    kd_cosine_backward(dzero, 1.0f, zero, b, 1, 2);
+    CHECK(dzero[0] == 0.0f && dzero[1] == -4.0f / 1e-8f, "kd cosine gradient at an all-zero state: got (%g, %g), want (0, %g)",
+          dzero[0], dzero[1], -4.0f / 1e-8f);
     free(c.a); free(c.b); free(da);
 }
 
@@ -400,7 +405,7 @@ static void test_models(Rng* rng) {
     memcpy(dad, slm.dadapters, slm.num_adapter_params * sizeof(float));
     fd_check("slmrec loss adapters", &fs, slm.adapters, slm.num_adapter_params, dad);
     SLMRecLosses l = slm.losses;
-    CHECK(fabsf(l.total - (l.ce + l.dcos + 0.1f * l.dnorm + l.lms)) < 1e-5f, "slmrec total = ce + l1 dcos + l2 dnorm + l3 lms");
+    CHECK(fabsf(l.total - (l.ce + l.dcos + 0.1f * l.dnorm + l.lms)) < 1e-5f, "slmrec total = ce + lambda_cos dcos + lambda_norm dnorm + lambda_ms lms");
     free(dad);
     slmrec_free(&slm);
     e4srec_free(&student);

@@ -562,6 +562,14 @@ static void test_pipe_whole(void) {
         CHECK(strstr(json, "\"SASRec\"") && strstr(json, "full_NDCG@10"), "sasrec.results.json names the model and its metrics");
         free(json);
     }
+    // distill records the student's dimensions, which are the teacher's, not the flags' defaults
+    char* dargv[] = {"--data", path, "--teacher", "/tmp/slmrec_test_pipeline/e4srec_4.bin", "--out", "/tmp/slmrec_test_stage",
+                     "--layers", "2", "--epochs", "1", "--blocks", "2"};
+    CHECK(cmd_distill(12, dargv) == 0, "distill exits 0");
+    json = read_file("/tmp/slmrec_test_stage/slmrec_2_from_4.results.json", &len);
+    CHECK(strstr(json, "\"max_len\": 8, \"hidden\": 16, \"ffn\": 24, \"heads\": 2, \"kv_heads\": 1") &&
+          strstr(json, "\"sasrec_dim\": 16"), "distill's results JSON records the teacher's dimensions: %.300s", json);
+    free(json);
     CHECK(system("rm -rf /tmp/slmrec_test_stage") == 0, "remove /tmp/slmrec_test_stage");
     test_pipe_dllm2rec(path, &d);
     unlink(path);
@@ -700,7 +708,7 @@ static void test_pipe_synth_child(void* arg) {
 
 static void test_pipe_bad_flags(void) {
     TestBadFlag bad[] = {{"--time-budget", "-1"}, {"--clip", "-0.5"}, {"--weight-decay", "-1"}, {"--patience", "-2"},
-                         {"--stop-after", "-1"}, {"--l1", "-1"}, {"--l3", "-0.1"}, {"--sasrec-patience", "-1"},
+                         {"--stop-after", "-1"}, {"--lambda-cos", "-1"}, {"--lambda-ms", "-0.1"}, {"--sasrec-patience", "-1"},
                          {"--epochs", "2147483647"}, {"--lora-rank", "-3"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char name[96];
