@@ -11,10 +11,8 @@ CUDA_LIB = $(CUDA_HOME)/lib64
 NVCC_VERSION := $(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
 
 # host code inside .cu files: the C headers' warnings on, their OpenMP pragmas honoured when available
-NVCC_HOST = -Wall,-Wextra,-Wno-unused-function$(if $(filter yes,$(OPENMP)),$(comma)-fopenmp,$(comma)-Wno-unknown-pragmas)
-# -diag-suppress 177 is nvcc's -Wno-unused-function: launchers the model does not call (the SASRec
-# layers) are there for test/test_gpu.cu and the GPU SASRec to come
-NVCCFLAGS = -O3 -std=c++17 -arch=$(CUDA_ARCH) -diag-suppress 177 -Xcompiler $(NVCC_HOST)
+NVCC_HOST = -Wall,-Wextra$(if $(filter yes,$(OPENMP)),$(comma)-fopenmp,$(comma)-Wno-unknown-pragmas)
+NVCCFLAGS = -O3 -std=c++17 -arch=$(CUDA_ARCH) -Xcompiler $(NVCC_HOST)
 comma := ,
 
 GPU_OBJS = kernels.o

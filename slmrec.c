@@ -1,33 +1,35 @@
 // slmrec.c: SLMRec (small language models for sequential recommendation) and
 // DLLM2Rec in C. The CPU reference and the command-line driver.
 //
-// Read in data-flow order; each header is one section:
+// Read in data-flow order; each header is one section (docs/method.md explains the
+// method; src/layers.h, src/e4srec.h and src/distill.h are the heart of it):
 #include <sys/stat.h>
 #include "src/utils.h"       // checked libc calls, arenas, RNG, timing, atomic outputs
-#include "src/binfile.h"     // the project's binary container (header, checksum)
-#include "src/safetensors.h" // HF safetensors reader (oracle fixture, HF checkpoints)
+#include "src/data.h"        // sequence files, split, batches, synthetic data, prep
 #include "src/layers.h"      // every layer, forward next to backward
-#include "src/llama.h"       // a pretrained LLaMA: the base checkpoint, generation with a KV cache
-#include "src/import.h"      // llama2.c and Hugging Face LLaMA models -> the base checkpoint
+#include "src/sasrec.h"      // SASRec: stage 1, its item table feeds E4SRec; a DLLM2Rec student
+#include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
+#include "src/llama.h"       // the LLaMA decoder's shape; a pretrained base, generation with a KV cache
+#include "src/lora.h"        // low-rank adapters inside the decoder's matmuls
 #include "src/e4srec.h"      // the E4SRec model: LLaMA decoder over [prompt | items | prompt]
 #include "src/distill.h"     // the SLMRec loss: CE + Dcos + Dnorm + multi-supervision
-#include "src/optim.h"       // AdamW, cosine schedule, clipping
-#include "src/oracle.h"      // the HF oracle fixture: its model, inputs, and the per-tensor comparison
-#ifdef SLMREC_CUDA
-#include "src/gpu.h"         // the CUDA path (kernels.cu): E4SRec/SLMRec on the GPU behind opaque handles
-#endif
-#include "src/data.h"        // sequence files, split, batches, synthetic data, prep
-#include "src/eval.h"        // full and sampled ranking metrics
-#include "src/tokenizer.h"   // byte-level BPE and llama2.c vocabularies
-#include "src/sasrec.h"      // SASRec: stage 1, its item table feeds E4SRec; a DLLM2Rec student
 #include "src/gru4rec.h"     // GRU4Rec: a DLLM2Rec student
 #include "src/caser.h"       // Caser: a DLLM2Rec student
 #include "src/dllm2rec.h"    // the DLLM2Rec objective: CE or BCE + DROS, importance-weighted ranking distillation
+#include "src/optim.h"       // AdamW, cosine schedule, clipping
+#include "src/eval.h"        // full and sampled ranking metrics
+#include "src/binfile.h"     // the project's binary container (header, checksum)
 #include "src/checkpoint.h"  // model files: weights, prompt, tokenizer, training state
 #include "src/student.h"     // a DLLM2Rec student behind one interface, its checkpoint
-#include "src/train.h"       // the training loop, evaluation, progress lines
 #include "src/signals.h"     // the teacher's top-K per training sample and item table, cached
-#include "src/jobs.h"        // each model as the trainer sees it
+#include "src/train.h"       // the training loop, evaluation, progress lines
+#ifdef SLMREC_CUDA
+#include "src/gpu.h"         // the CUDA path (kernels.cu): E4SRec/SLMRec on the GPU behind opaque handles
+#endif
+#include "src/jobs.h"        // each model as the trainer sees it (on the CPU or through gpu.h)
+#include "src/safetensors.h" // HF safetensors reader (oracle fixtures, HF checkpoints)
+#include "src/import.h"      // llama2.c and Hugging Face LLaMA models -> the base checkpoint
+#include "src/oracle.h"      // the HF oracle fixture: its model, inputs, and the per-tensor comparison
 #include "src/oracle_dllm2rec.h" // the PyTorch oracle fixture of DLLM2Rec: its students, inputs and comparison
 #include "src/bench.h"       // the CPU bench: FMA peak, matmul GFLOP/s, model samples/s
 
@@ -679,6 +681,17 @@ static void prompt_build(Prompt* p, const Config* c, const Llama* base) {
     p->resp = (int*)mallocCheck(cap * sizeof(int));
     p->P1 = tokenizer_encode(&p->tok, c->instruction, 1, 0, p->instr, cap);
     p->P2 = tokenizer_encode(&p->tok, c->response, 0, 0, p->resp, cap);
+    // a base's vocabulary without byte fallback could lose characters: say so if the text does not come back
+    const char* parts[2] = {c->instruction, c->response};
+    const int* ids[2] = {p->instr, p->resp};
+    int counts[2] = {p->P1, p->P2};
+    char* back = (char*)mallocCheck(4 * (n1 + n2) + 64);
+    for (int i = 0; i < 2; i++) {
+        tokenizer_decode(&p->tok, ids[i], counts[i], back, 4 * (n1 + n2) + 64);
+        const char* text = back + (p->tok.add_dummy_prefix && back[0] == ' ');  // the space the encoder put in front
+        if (strcmp(text, parts[i]) != 0) logf_("warning: the prompt text '%s' comes back from its tokens as '%s'\n", parts[i], back);
+    }
+    free(back);
     if (base) logf_("prompt: %d + %d tokens in the vocabulary of %d of --init '%s'\n", p->P1, p->P2, p->tok.vocab_size, c->init);
     else logf_("prompt: %d + %d tokens (BPE vocabulary of %d learned on the prompt)\n", p->P1, p->P2, p->tok.vocab_size);
 }
@@ -911,7 +924,8 @@ static int pipeline(Config* c, const Llama* base) {
     int go = !rows[0].stopped;
     for (int s = 0; s < 3 && go; s++) {
         if (stages[s].teacher && !c->init_random) {
-            e4srec_merge_lora(&teacher);  // the teacher is frozen from here on: its adapters fold into its weights
+            if (c->online) e4srec_merge_lora(&teacher);  // it trains on, its adapters folded into its weights
+            else e4srec_freeze(&teacher);
             e4srec_copy_first_layers(&student, &teacher);
             e4srec_start_lora(&student, c, teacher_path, &rng);
         }
@@ -1103,7 +1117,8 @@ static int cmd_distill(int argc, char** argv) {
     E4SRecFile tf;
     e4srec_load(&tf, teacher_path);
     E4SRec* teacher = &tf.model;
-    e4srec_merge_lora(teacher);  // frozen: forward only, so its adapters fold into its weights
+    if (c.online) e4srec_merge_lora(teacher);  // it trains with the student, its adapters folded into its weights
+    else e4srec_freeze(teacher);
     if (teacher->cfg.I != d.n_items + 1) die("'%s' was trained on %d items, the data has %d", teacher_path, teacher->cfg.I - 1, d.n_items);
     if (base && !tokenizer_same(&base->tok, &tf.tok)) {
         die("--init '%s' has another vocabulary than the teacher '%s': the student reads the teacher's prompt", c.init, teacher_path);
@@ -1182,7 +1197,7 @@ static int cmd_dllm2rec(int argc, char** argv) {
     E4SRecFile tf;
     if (distilled) {
         e4srec_load(&tf, teacher_path);
-        e4srec_merge_lora(&tf.model);
+        e4srec_freeze(&tf.model);
         if (tf.model.cfg.I != d.n_items + 1) {
             die("'%s' was trained on %d items, '%s' has %d", teacher_path, tf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
         }
@@ -1218,7 +1233,7 @@ static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int 
     lm->kind = binfile_kind(path);
     if (lm->kind == KIND_E4SREC) {
         e4srec_load(&lm->e4srec, path);
-        e4srec_merge_lora(&lm->e4srec.model);  // inference: the adapters fold into the weights
+        e4srec_freeze(&lm->e4srec.model);  // inference
         e4srec_job_init(&lm->e4srec_job, &lm->e4srec.model, NULL, 0, d, &lm->e4srec.tok, max_batch);
         lm->t = e4srec_trainable(&lm->e4srec_job, "model");
     } else if (lm->kind == KIND_SASREC) {
@@ -1457,6 +1472,7 @@ static const BenchShape bench_shapes[] = {
 #define BENCH_FLOPS_FORMULA "forward = 2 B T L (C QKV + C Q + 3 C F) + 4 B L T^2 Q + 2 B S D C + 2 B C D + 2 B D I " \
                             "(2 per multiply-add; attention over the full T x T); train step = 3 x forward"
 
+#ifdef SLMREC_CUDA
 static E4SRecConfig bench_config(const BenchShape* b) {
     E4SRecConfig c = {.V = 32000, .C = b->C, .F = b->F, .L = b->L, .NH = b->NH, .KVH = b->NH, .HS = b->C / b->NH,
                       .D = 64, .I = BENCH_ITEMS + 1, .P1 = 20, .P2 = 4, .S = 50, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
@@ -1481,7 +1497,6 @@ typedef struct {
     float loss;                         // the last training step's (a sanity check: finite)
 } BenchRow;
 
-#ifdef SLMREC_CUDA
 static double bench_mem_gib(void) {
     size_t used = 0, total = 0;
     gpu_memory(&used, &total);
@@ -1537,7 +1552,6 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     e4srec_free(&m);
     return r;
 }
-#endif
 
 static void bench_write_json(const char* path, const BenchRow* rows, int n, const char* device, const char* precision,
                              double peak, int steps, int warmup) {
@@ -1568,6 +1582,7 @@ static void bench_write_json(const char* path, const BenchRow* rows, int n, cons
     fprintf(o.f, "}\n");
     outfile_commit(&o);
 }
+#endif
 
 // the CPU model name, from /proc/cpuinfo where there is one
 static void cpu_model_name(char* out, size_t cap) {
@@ -1605,6 +1620,9 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
         printf("\n");
         fflush(stdout);
     }
+    double naive = bench_matmul_naive(&bench_matmuls[1], &rng);
+    printf("%-32s %6d %6d %6d | %7.1f (%5.1f%%): the blocked kernel is %.0fx faster\n", "  plain loop (mm_reference), 1 thread",
+           bench_matmuls[1].N, bench_matmuls[1].C, bench_matmuls[1].OC, naive, 100.0 * naive / peak, mm[1].gflops[0] / naive);
     // the models at the Beauty shapes: E4SRec_8 (C=64, F=172, 4/2 heads, batch 64, 50 slots + the
     // default prompt) on the peer's batch; SASRec (D=64, 2 blocks, batch 128) on the data's users
     SeqData d;
@@ -1882,7 +1900,9 @@ static void print_commands(void) {
     for (int i = 0; i < NUM_COMMANDS; i++) printf("  %-16s %s\n", commands[i].name, commands[i].help);
 }
 
-#ifndef TESTING
+#ifdef TESTING
+#define main slmrec_main  // the test runner has its own main and calls this one by that name
+#endif
 int main(int argc, char** argv) {
     if (argc < 2) return cmd_default();
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -1893,7 +1913,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < NUM_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
     }
-    die("unknown command '%s' (./slmrec --help lists the commands)", argv[1]);
+    char echo[ECHO_CAP];
+    die("unknown command '%s' (./slmrec --help lists the commands)", echo_input(argv[1], strlen(argv[1]), echo));
     return 1;
 }
-#endif
+#undef main

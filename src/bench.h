@@ -93,6 +93,22 @@ static BenchMatmulRow bench_matmul(const BenchMatmul* s, Rng* rng) {
     return r;
 }
 
+// the plain triple loop (mm_reference, single-threaded) at shape s, forward: what
+// packing, register blocking and threads buy
+static double bench_matmul_naive(const BenchMatmul* s, Rng* rng) {
+    size_t n_inp = (size_t)s->N * s->C, n_w = (size_t)s->OC * s->C;
+    float* inp = (float*)mallocCheck(n_inp * sizeof(float));
+    float* w = (float*)mallocCheck(n_w * sizeof(float));
+    float* out = (float*)callocCheck((size_t)s->N * s->OC, sizeof(float));
+    rng_fill_normal(rng, inp, n_inp, 1.0f);
+    rng_fill_normal(rng, w, n_w, 0.05f);
+    double t0 = now_seconds();
+    mm_reference(out, inp, (size_t)s->C, 1, w, 1, (size_t)s->C, s->N, s->C, s->OC);  // out += inp @ w^T
+    double seconds = now_seconds() - t0;
+    free(inp); free(w); free(out);
+    return 2.0 * s->N * s->C * s->OC / seconds / 1e9;
+}
+
 // ----------------------------------------------------------------------------
 // models at the Beauty shapes
 

@@ -48,15 +48,6 @@ static uint32_t binfile_sum(const int32_t* header, const void* payload, size_t n
     return fnv1a(fnv1a(FNV_START, h, sizeof(h)), payload, nbytes);
 }
 
-// recomputes the checksum of a whole file image in memory (tests craft files with it)
-static void binfile_reseal(char* file, size_t len) {
-    if (len < HEADER_INTS * sizeof(int32_t)) return;
-    int32_t header[HEADER_INTS];
-    memcpy(header, file, sizeof(header));
-    header[5] = (int32_t)binfile_sum(header, file + sizeof(header), len - sizeof(header));
-    memcpy(file + 5 * sizeof(int32_t), &header[5], sizeof(int32_t));
-}
-
 // writes header + payload to path atomically (temp file, then rename)
 static void binfile_write(const char* path, int kind, const int* dims, int ndims, const void* payload, size_t nbytes) {
     if (ndims > HEADER_DIMS) die("binfile_write: %d dims exceed the header's %d", ndims, HEADER_DIMS);

@@ -165,7 +165,6 @@ static void seqdata_write(const SeqData* d, const char* path) {
 
 typedef enum { SPLIT_VALID, SPLIT_TEST } Split;
 
-static const char* split_name(Split split) { return split == SPLIT_VALID ? "valid" : "test"; }
 
 // number of items before the split's target; the target is the item right after them
 static int history_len(const SeqData* d, int u, Split split) { return seq_len(d, u) - (split == SPLIT_VALID ? 2 : 1); }

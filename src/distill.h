@@ -28,6 +28,9 @@ typedef struct {
     float* ad_logits;    // (blocks-1, B, I)
     float* ad_probs;     // (blocks-1, B, I)
     float* ad_losses;    // (B)
+    float* ad_dlosses;   // (B)       backward scratch, reused by each adapter
+    float* ad_dlogits;   // (B, I)
+    float* ad_duser;     // (B, D)
     SLMRecLosses losses;
 } SLMRec;
 
@@ -55,18 +58,22 @@ static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks
 }
 
 static void slmrec_free(SLMRec* s) {
-    free(s->adapters); free(s->dadapters); free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses);
+    free(s->adapters); free(s->dadapters);
+    free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses); free(s->ad_dlosses); free(s->ad_dlogits); free(s->ad_duser);
     memset(s, 0, sizeof(*s));
 }
 
 static void slmrec_alloc_acts(SLMRec* s, int B) {
     if (B <= s->max_B) return;
-    free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses);
+    free(s->ad_user); free(s->ad_logits); free(s->ad_probs); free(s->ad_losses); free(s->ad_dlosses); free(s->ad_dlogits); free(s->ad_duser);
     size_t A = s->blocks - 1 > 0 ? s->blocks - 1 : 1, D = s->student->cfg.D, I = s->student->cfg.I;
     s->ad_user = (float*)callocCheck(A * B * D, sizeof(float));
     s->ad_logits = (float*)callocCheck(A * B * I, sizeof(float));
     s->ad_probs = (float*)callocCheck(A * B * I, sizeof(float));
     s->ad_losses = (float*)callocCheck(B, sizeof(float));
+    s->ad_dlosses = (float*)callocCheck(B, sizeof(float));
+    s->ad_dlogits = (float*)callocCheck((size_t)B * I, sizeof(float));
+    s->ad_duser = (float*)callocCheck((size_t)B * D, sizeof(float));
     s->max_B = B;
 }
 
@@ -76,7 +83,9 @@ static SLMRecLosses slmrec_forward(SLMRec* s, const int* items, const int* targe
     E4SRec* te = s->teacher;
     int C = st->cfg.C, D = st->cfg.D, I = st->cfg.I;
     slmrec_alloc_acts(s, B);
-    e4srec_forward(te, items, targets, B);  // the teacher's CE serves online distillation
+    // a frozen teacher (e4srec_freeze) gives its features as in inference; an online one
+    // also its CE, which trains it
+    e4srec_forward(te, items, te->grads_memory ? targets : NULL, B);
     SLMRecLosses r = {0, 0, 0, 0, 0};
     r.ce = e4srec_forward(st, items, targets, B);
     for (int i = 1; i <= s->blocks; i++) {
@@ -114,9 +123,7 @@ static void slmrec_backward(SLMRec* s) {
         kd_cosine_backward(st->dacts.dlast + ks, s->lambda_cos, hs, ht, B, C);
         kd_l2_backward(st->dacts.dlast + ks, s->lambda_norm, hs, ht, B, C);
     }
-    float* dlosses = (float*)mallocCheck((size_t)B * sizeof(float));
-    float* dlogits = (float*)mallocCheck((size_t)B * I * sizeof(float));
-    float* duser = (float*)mallocCheck((size_t)B * D * sizeof(float));
+    float *dlosses = s->ad_dlosses, *dlogits = s->ad_dlogits, *duser = s->ad_duser;
     for (int b = 0; b < B; b++) dlosses[b] = s->lambda_ms / B;
     for (int i = 1; i < s->blocks; i++) {
         size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
@@ -128,6 +135,5 @@ static void slmrec_backward(SLMRec* s) {
         matmul_backward(st->dacts.dlast + ks, s->dadapters + (size_t)(i - 1) * D * C, NULL, duser,
                         st->acts.last + ks, adapter, B, C, D);
     }
-    free(dlosses); free(dlogits); free(duser);
     e4srec_backward(st);
 }

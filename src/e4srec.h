@@ -71,7 +71,7 @@ typedef struct {
 } E4SRecActs;
 
 // gradients of activations: one layer's worth of scratch, reused going down
-#define E4SREC_NUM_DACTS 10
+#define E4SREC_NUM_DACTS 11
 typedef struct {
     float* dresidual; // (R, C)
     float* dln;       // (R, C)
@@ -83,6 +83,7 @@ typedef struct {
     float* dlast;     // (L+1, B, C)  gradient injected at each last-token hidden state (KD losses add here)
     float* duser;     // (B, D)
     float* dlogits;   // (B, I)
+    float* dlosses;   // (B)          the weight of each sample's CE
 } E4SRecDActs;
 
 typedef struct {
@@ -241,11 +242,11 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
                                    &a->lnf, &a->lnf_rstd, &a->branch, &a->last, &a->user, &a->logits, &a->probs};
     m->acts_memory = arena_alloc(ap, s, E4SREC_NUM_ACTS);
     size_t ds[E4SREC_NUM_DACTS] = {BT * C, BT * C, BT * QKV, BT * Q, BT * 2 * F, BT * F, BS * C,
-                                   (L + 1) * B * C, (size_t)B * c->D, (size_t)B * c->I};
+                                   (L + 1) * B * C, (size_t)B * c->D, (size_t)B * c->I, (size_t)B};
     E4SRecDActs* d = &m->dacts;
     float** dp[E4SREC_NUM_DACTS] = {&d->dresidual, &d->dln, &d->dqkv, &d->datty, &d->dgateup, &d->dswiglu,
-                                    &d->dproj, &d->dlast, &d->duser, &d->dlogits};
-    m->dacts_memory = arena_alloc(dp, ds, E4SREC_NUM_DACTS);
+                                    &d->dproj, &d->dlast, &d->duser, &d->dlogits, &d->dlosses};
+    if (m->grads_memory) m->dacts_memory = arena_alloc(dp, ds, E4SREC_NUM_DACTS);  // a frozen model has no backward
     m->row_start = (int*)mallocCheck((size_t)(B + 1) * sizeof(int));
     m->att_start = (size_t*)mallocCheck((size_t)(B + 1) * sizeof(size_t));
     m->pos = (int*)mallocCheck(BT * sizeof(int));
@@ -443,15 +444,13 @@ static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
     int B = m->B;
     E4SRecActs* a = &m->acts;
     E4SRecDActs* d = &m->dacts;
-    float* dlosses = (float*)mallocCheck((size_t)B * sizeof(float));
-    for (int b = 0; b < B; b++) dlosses[b] = ce_weight / B;
+    for (int b = 0; b < B; b++) d->dlosses[b] = ce_weight / B;
     memset(d->dlogits, 0, (size_t)B * c->I * sizeof(float));
     memset(d->duser, 0, (size_t)B * c->D * sizeof(float));
-    crossentropy_backward(d->dlogits, dlosses, a->probs, m->targets, B, c->I);
+    crossentropy_backward(d->dlogits, d->dlosses, a->probs, m->targets, B, c->I);
     matmul_backward(d->duser, NULL, NULL, d->dlogits, a->user, m->item_table, B, c->D, c->I);
     matmul_backward(d->dlast + (size_t)c->L * B * c->C, m->grads.score_w, NULL, d->duser,
                     a->last + (size_t)c->L * B * c->C, m->params.score_w, B, c->C, c->D);
-    free(dlosses);
 }
 
 // p + offset, or NULL when p is NULL (a frozen tensor has no gradient to write)
@@ -563,6 +562,20 @@ static void e4srec_merge_lora(E4SRec* m) {
     lora_free(m->lora);
     free(m->lora);
     m->lora = NULL;
+}
+
+// frozen: the teacher of offline distillation and the source of DLLM2Rec's signals
+// run forward only, as in inference: no CE, no backward, no optimizer step. Its LoRA
+// adapters fold into its weights and its gradient buffers are freed; grads_memory ==
+// NULL is what marks a model frozen (slmrec_forward reads it)
+static void e4srec_freeze(E4SRec* m) {
+    e4srec_merge_lora(m);
+    free(m->grads_memory);
+    m->grads_memory = NULL;
+    memset(&m->grads, 0, sizeof(m->grads));
+    free(m->dacts_memory);
+    m->dacts_memory = NULL;
+    memset(&m->dacts, 0, sizeof(m->dacts));
 }
 
 // ----------------------------------------------------------------------------

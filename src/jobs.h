@@ -11,6 +11,9 @@
 #include "signals.h"
 #include "student.h"
 #include "train.h"
+#ifdef SLMREC_CUDA
+#include "gpu.h"
+#endif
 
 typedef struct {
     E4SRec* model;        // the model being trained (the student when distilling)

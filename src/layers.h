@@ -599,9 +599,8 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-static void residual_backward(float* da, float* db, const float* dout, size_t n) {
-    for (size_t i = 0; i < n; i++) { da[i] += dout[i]; db[i] += dout[i]; }
-}
+// (no residual_backward: a sum's gradient reaches both inputs unchanged, so the
+// backward passes carry dresidual straight through both branches)
 
 // ----------------------------------------------------------------------------
 // dropout (SASRec): mask holds 0 or 1/(1-p) per element, drawn from rng in

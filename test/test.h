@@ -70,3 +70,13 @@ static void write_temp(char* path_template, const void* bytes, size_t n) {
     if (n && write(fd, bytes, n) != (ssize_t)n) die("write to temp file failed");
     close(fd);
 }
+
+// recomputes the checksum of a whole file image in memory (tests craft files with it:
+// a forged header must pass the checksum to reach the dimension checks)
+static void binfile_reseal(char* file, size_t len) {
+    if (len < HEADER_INTS * sizeof(int32_t)) return;
+    int32_t header[HEADER_INTS];
+    memcpy(header, file, sizeof(header));
+    header[5] = (int32_t)binfile_sum(header, file + sizeof(header), len - sizeof(header));
+    memcpy(file + 5 * sizeof(int32_t), &header[5], sizeof(int32_t));
+}

@@ -3,7 +3,7 @@
 //   1. every *_cuda launcher against its CPU twin (src/layers.h, src/optim.h) at
 //      three shapes: odd (T=7, C=12, 3 heads over 1 kv head), middle, and large
 //      (C=1024, F=2816, T=74, items in 3 chunks), in fp32 and in bf16 (the E4SRec
-//      layers; the item head, distillation, AdamW and the SASRec layers are fp32);
+//      layers; the item head, distillation and AdamW are fp32);
 //   2. whole training steps through the C API of src/gpu.h: 10 AdamW steps of an
 //      E4SRec teacher (CE) and of an SLMRec student, same init and batches as the
 //      CPU path, fp32; bf16 tracking fp32; scoring and top-k; resuming moments;
@@ -292,45 +292,6 @@ static void test_kd(const Shape& s, Rng* rng) {
     kd_cosine_backward(da.data(), 1.3f, a.data(), b.data(), B, C);
     kd_l2_backward(da.data(), 0.4f, a.data(), b.data(), B, C);
     close_to("kd_cosine_backward + kd_l2_backward +=", s.name, "fp32", get(d_da, da.size()), da, tol<float>());
-}
-
-// the SASRec-only layers, fp32: LayerNorm, ReLU, dropout with the CPU's mask
-static void test_sasrec_layers(const Shape& s, Rng* rng) {
-    int N = s.B * s.T, C = s.C;
-    size_t n = (size_t)N * C;
-    Device dev;
-    Host inp = randn(rng, n, 1.0f), w = randn(rng, C, 1.0f), b = randn(rng, C, 0.1f), out(n), mean(N), rstd(N);
-    for (size_t i = 0; i < n; i++) inp[i] += 0.5f;  // rows with a mean away from 0
-    float *d_inp = dev.put<float>(inp), *d_w = dev.put<float>(w), *d_out = dev.alloc<float>(n);
-    float *d_mean = dev.alloc<float>(N), *d_rstd = dev.alloc<float>(N);
-    layernorm_forward_cuda(d_out, d_mean, d_rstd, d_inp, d_w, dev.put<float>(b), N, C, 1e-5f);
-    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N, C, 1e-5f);
-    close_to("layernorm_forward", s.name, "fp32", get(d_out, n), out, tol<float>());
-    close_to("layernorm_forward mean", s.name, "fp32", get(d_mean, N), mean, tol<float>());
-    close_to("layernorm_forward rstd", s.name, "fp32", get(d_rstd, N), rstd, tol<float>());
-    Host dout = randn(rng, n, GRAD_STD), dinp = randn(rng, n, 1.0f), dw = randn(rng, C, 1.0f), db = randn(rng, C, 1.0f);
-    float *d_dout = dev.put<float>(dout), *d_dinp = dev.put<float>(dinp), *d_dw = dev.put<float>(dw), *d_db = dev.put<float>(db);
-    layernorm_backward_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, dev.put<float>(mean), dev.put<float>(rstd), N, C);
-    layernorm_backward(dinp.data(), dw.data(), db.data(), dout.data(), inp.data(), w.data(), mean.data(), rstd.data(), N, C);
-    close_to("layernorm_backward dinp +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
-    close_to("layernorm_backward dweight +=", s.name, "fp32", get(d_dw, C), dw, tol<float>());
-    close_to("layernorm_backward dbias +=", s.name, "fp32", get(d_db, C), db, tol<float>());
-    relu_forward_cuda(d_out, d_inp, n);
-    relu_forward(out.data(), inp.data(), n);
-    close_to("relu_forward", s.name, "fp32", get(d_out, n), out, tol<float>());
-    d_dinp = dev.put<float>(dinp);
-    relu_backward_cuda(d_dinp, d_dout, d_out, n);
-    relu_backward(dinp.data(), dout.data(), out.data(), n);
-    close_to("relu_backward +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
-    Host mask(n);
-    dropout_forward(out.data(), mask.data(), inp.data(), n, 0.3f, rng);  // the CPU draws the mask
-    float* d_mask = dev.put<float>(mask);
-    dropout_forward_cuda(d_inp, d_mask, d_inp, n);  // in place, as SASRec calls it
-    close_to("dropout_forward (the CPU's mask)", s.name, "fp32", get(d_inp, n), out, tol<float>());
-    d_dinp = dev.put<float>(dinp);
-    dropout_backward_cuda(d_dinp, d_dout, d_mask, n);
-    dropout_backward(dinp.data(), dout.data(), mask.data(), n);
-    close_to("dropout_backward +=", s.name, "fp32", get(d_dinp, n), dinp, tol<float>());
 }
 
 static void test_adamw(size_t n, float grad_std, Rng* rng) {
@@ -664,7 +625,6 @@ int main(void) {
         test_layers_at<bf16>(s, &rng);
         test_crossentropy_items(s, &rng);
         test_kd(s, &rng);
-        test_sasrec_layers(s, &rng);
         printf("[layers, %s] %s (%.1fs)\n", s.name, tests_failed == before ? "ok" : "FAILED", now_seconds() - t0);
     }
     test_adamw(1001, 0.01f, &rng);        // under the clip

@@ -701,6 +701,11 @@ static void test_pipe_bad_flag_run(void* arg) {
     cmd_run(4, argv);
 }
 
+static void test_pipe_main_child(void* arg) {
+    char* argv[] = {(char*)"slmrec", (char*)arg};
+    exit(slmrec_main(2, argv));
+}
+
 static void test_pipe_synth_child(void* arg) {
     char* argv[] = {(char*)"--out", (char*)"/tmp/slmrec_test_synth_never.txt", (char*)"--users", (char*)arg, (char*)"--mean-len", (char*)"4096"};
     cmd_synth(6, argv);
@@ -721,6 +726,8 @@ static void test_pipe_bad_flags(void) {
     TestBadFlag too_long = {"--out", long_out};
     check_dies("run refuses an --out path too long to hold its files' names", test_pipe_bad_flag_run, &too_long,
                "--out is 1001 characters long");
+    check_dies("an unknown command is named, cut to 32 bytes", test_pipe_main_child, "frobnicate-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+               "unknown command 'frobnicate-aaaaaaaaaaaaaaaaaaaaa...'");
     check_dies("synth refuses --users beyond its limit", test_pipe_synth_child, "100000000", "--users is 100000000");
     check_dies("synth refuses --users x --mean-len beyond 2^31 events", test_pipe_synth_child, "60000000", "more than the");
     CHECK(access("/tmp/slmrec_test_synth_never.txt", F_OK) != 0, "a refused synth leaves no file");
