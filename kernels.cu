@@ -6,6 +6,30 @@
 // Dimension names as in layers.h: B T C D NH KVH HS F L V I, N = B*T rows,
 // QKV = (NH + 2 KVH) HS, Q = NH HS, A = distillation adapters (blocks - 1).
 //
+// Where a twin's arguments differ from the CPU function's, and why:
+// * X* for activations (float or bf16, a template parameter); weights stay fp32.
+// * rope_*_cuda take (T, HS, theta) and compute the angle of position t % T in the
+//   kernel: the GPU batch is padded (B, T) while the CPU packs real tokens and reads
+//   each row's position and a precomputed RopeTable.
+// * attention_*_cuda keep the log-sum-exp per query row (lse) instead of the (T, T)
+//   probabilities: the backward recomputes them, so memory does not grow with T^2.
+// * crossentropy_items_*_cuda fuse the item logits (user @ item_table^T) into the
+//   CE, made in chunks of items: the (B, I) logits are never stored. The backward
+//   takes one dloss for all rows (the CPU's dlosses[b] are all equal) and stats
+//   (max, sum, target logit) from the forward.
+// * kd_*_forward_cuda add into a device scalar (*out +=, rows as scratch) instead
+//   of returning a float: nothing is read back to the host inside a step.
+// * grad_clip_cuda + adamw_update_cuda are optimizer_step split in two, with the
+//   norm and clip scale left on the device.
+// * a trailing `accumulate` (default true) lets the model overwrite where the CPU
+//   zeroes a buffer first.
+// * the model-level twins (e4srec_build_cuda, e4srec_alloc_acts_cuda,
+//   e4srec_forward_cuda, e4srec_backward_cuda, slmrec_forward_cuda,
+//   slmrec_backward_cuda, optimizer_step_cuda) take the device handle GpuE4SRec
+//   (model, its teacher, adapters and optimizer state in one) instead of the CPU's
+//   E4SRec / SLMRec / Optimizer, and slmrec_*_cuda also serve a plain model (the CE
+//   alone).
+//
 // Conventions, as on the CPU:
 // * every backward ACCUMULATES (+=) into the gradients it writes. Launchers whose
 //   CPU caller zeroes a buffer right before take a trailing `accumulate = true`;
@@ -1007,7 +1031,7 @@ static void* device_arena(void** ptrs[], const size_t* bytes, int n) {
 }
 
 template <typename X>
-static void alloc_acts(GpuE4SRec* g, int B) {
+static void e4srec_alloc_acts_cuda(GpuE4SRec* g, int B) {
     const E4SRecConfig* c = &g->cfg;
     size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T, BS = (size_t)B * c->S, A1 = gpu_adapters(g) + 1, x = sizeof(X), f = sizeof(float);
@@ -1062,7 +1086,7 @@ __global__ void gather_last_kernel(float* last, const X* h, int B, int T, int C)
 }
 
 template <typename X>
-static void forward_impl(GpuE4SRec* g, int B) {
+static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
     const E4SRecConfig* c = &g->cfg;
     int T = e4srec_T(c), C = c->C, S = c->S, D = c->D, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, L = c->L;
     size_t BT = (size_t)B * T;
@@ -1143,7 +1167,7 @@ __global__ void history_grad_kernel(X* dproj, const X* dres, int B, int T, int P
 
 // backpropagates acts.dlast (every depth's last-token gradient) into grads (e4srec_backward)
 template <typename X>
-static void backward_impl(GpuE4SRec* g) {
+static void e4srec_backward_cuda(GpuE4SRec* g) {
     const E4SRecConfig* c = &g->cfg;
     int B = g->B, T = e4srec_T(c), C = c->C, S = c->S, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, L = c->L;
     size_t BT = (size_t)B * T;
@@ -1225,15 +1249,15 @@ static const float* last_state(GpuE4SRec* g, int depth) { return g->use_bf16 ? l
 
 // forward and every loss term into scalars (e4srec_forward + slmrec_forward); batch already uploaded
 template <typename X>
-static void step_forward(GpuE4SRec* g, int B) {
+static void slmrec_forward_cuda(GpuE4SRec* g, int B) {
     const E4SRecConfig* c = &g->cfg;
     int C = c->C, D = c->D, I = c->I;
     GpuActs<X>& a = acts<X>(g);
     if (g->teacher) {  // the frozen teacher's features, no loss
-        if (g->teacher->use_bf16) forward_impl<bf16>(g->teacher, B);
-        else forward_impl<float>(g->teacher, B);
+        if (g->teacher->use_bf16) e4srec_forward_cuda<bf16>(g->teacher, B);
+        else e4srec_forward_cuda<float>(g->teacher, B);
     }
-    forward_impl<X>(g, B);
+    e4srec_forward_cuda<X>(g, B);
     crossentropy_items_forward_cuda(a.rows, a.ce_stats, a.user, g->item_table, g->targets, B, D, I);
     mean_rows_cuda(g->scalars + SCALAR_CE, a.rows, B, 0.0f, 1.0f, false);
     cudaCheck(cudaMemsetAsync(g->scalars + SCALAR_DCOS, 0, 3 * sizeof(float)));  // dcos, dnorm, lms
@@ -1259,7 +1283,7 @@ static void step_forward(GpuE4SRec* g, int B) {
 
 // gradients of the total loss into grads (zeroed here): e4srec_ce_backward + slmrec_backward + e4srec_backward
 template <typename X>
-static void step_backward(GpuE4SRec* g) {
+static void slmrec_backward_cuda(GpuE4SRec* g) {
     const E4SRecConfig* c = &g->cfg;
     int B = g->B, C = c->C, D = c->D, I = c->I, L = c->L;
     GpuActs<X>& a = acts<X>(g);
@@ -1285,11 +1309,11 @@ static void step_backward(GpuE4SRec* g) {
                                  g->adapters + (size_t)(i - 1) * D * C, B, C, D);
         }
     }
-    backward_impl<X>(g);
+    e4srec_backward_cuda<X>(g);
 }
 
 // clip by the global norm (model and adapters together), then AdamW (optimizer_step)
-static void step_optimizer(GpuE4SRec* g) {
+static void optimizer_step_cuda(GpuE4SRec* g) {
     float lr = lr_at(&g->opt, g->step);
     g->step++;
     grad_clip_cuda(g->scalars + SCALAR_GRAD_NORM, g->grads_memory, g->num_total, g->opt.clip);
@@ -1334,7 +1358,7 @@ void gpu_memory(size_t* used, size_t* total) {
 
 size_t gpu_layout_key_cuda(void) { return gpu_layout_key(); }
 
-static GpuE4SRec* gpu_build(const E4SRec* m, const float* adapters, int n_adapters, int max_B, int use_bf16, const AdamWConfig* opt) {
+static GpuE4SRec* e4srec_build_cuda(const E4SRec* m, const float* adapters, int n_adapters, int max_B, int use_bf16, const AdamWConfig* opt) {
     gpu_init();
     if (max_B < 1) die("gpu: max batch %d must be positive", max_B);
     GpuE4SRec* g = (GpuE4SRec*)callocCheck(1, sizeof(GpuE4SRec));
@@ -1386,20 +1410,20 @@ static GpuE4SRec* gpu_build(const E4SRec* m, const float* adapters, int n_adapte
     cudaCheck(cudaEventRecord(g->batch_copied, 0));
     cudaCheck(cudaMalloc((void**)&g->scalars, NUM_SCALARS * sizeof(float)));
     cudaCheck(cudaMemset(g->scalars, 0, NUM_SCALARS * sizeof(float)));
-    if (g->use_bf16) alloc_acts<bf16>(g, max_B);
-    else alloc_acts<float>(g, max_B);
+    if (g->use_bf16) e4srec_alloc_acts_cuda<bf16>(g, max_B);
+    else e4srec_alloc_acts_cuda<float>(g, max_B);
     return g;
 }
 
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt) {
-    return gpu_build(m, NULL, 0, max_B, use_bf16, opt);
+    return e4srec_build_cuda(m, NULL, 0, max_B, use_bf16, opt);
 }
 
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt) {
     if (opt == NULL) die("gpu_slmrec_create: a student needs an optimizer config");
     if (teacher->max_B < max_B) die("gpu_slmrec_create: the teacher handle holds %d rows, the student %d", teacher->max_B, max_B);
     if (teacher->cfg.S != s->student->cfg.S) die("gpu_slmrec_create: teacher and student read the same history, but S is %d and %d", teacher->cfg.S, s->student->cfg.S);
-    GpuE4SRec* g = gpu_build(s->student, s->adapters, s->blocks - 1, max_B, use_bf16, opt);
+    GpuE4SRec* g = e4srec_build_cuda(s->student, s->adapters, s->blocks - 1, max_B, use_bf16, opt);
     g->teacher = teacher;
     g->blocks = s->blocks;
     g->lambda_cos = s->lambda_cos; g->lambda_norm = s->lambda_norm; g->lambda_ms = s->lambda_ms;
@@ -1415,9 +1439,9 @@ void gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, i
         g->teacher->B = B;
         cudaCheck(cudaMemcpyAsync(g->teacher->items, g->items, (size_t)B * g->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice, 0));
     }
-    if (g->use_bf16) { step_forward<bf16>(g, B); step_backward<bf16>(g); }
-    else { step_forward<float>(g, B); step_backward<float>(g); }
-    step_optimizer(g);
+    if (g->use_bf16) { slmrec_forward_cuda<bf16>(g, B); slmrec_backward_cuda<bf16>(g); }
+    else { slmrec_forward_cuda<float>(g, B); slmrec_backward_cuda<float>(g); }
+    optimizer_step_cuda(g);
 }
 
 // waits for the last step and copies its loss terms (ce only, the rest 0, for a
@@ -1437,8 +1461,8 @@ void gpu_e4srec_score(GpuE4SRec* g, const int* items, int B, float* scores, int 
     const E4SRecConfig* c = &g->cfg;
     if (top_ids && (k < 1 || k > c->I - 1 || k > 1024)) die("gpu_e4srec_score: k = %d must be in 1..min(1024, %d items)", k, c->I - 1);
     upload_batch(g, items, NULL, B);
-    if (g->use_bf16) forward_impl<bf16>(g, B);
-    else forward_impl<float>(g, B);
+    if (g->use_bf16) e4srec_forward_cuda<bf16>(g, B);
+    else e4srec_forward_cuda<float>(g, B);
     const float* user = g->use_bf16 ? g->acts_h.user : g->acts_f.user;  // (B, D)
     int IC = min(c->I, ITEM_CHUNK);
     float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)B * IC * sizeof(float));  // (B, IC)

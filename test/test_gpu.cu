@@ -569,8 +569,8 @@ static void test_oracle_gpu(void) {
     // the teacher with CE: forward and backward only (no optimizer step), as the fixture
     GpuE4SRec* gt = gpu_e4srec_create(&teacher, f.B, 0, &ac);
     upload_batch(gt, f.items, f.targets, f.B);
-    step_forward<float>(gt, f.B);
-    step_backward<float>(gt);
+    slmrec_forward_cuda<float>(gt, f.B);
+    slmrec_backward_cuda<float>(gt);
     Host s = get(gt->scalars, NUM_SCALARS);
     oracle_check(&r, &f.st, "out.teacher.loss", &s[SCALAR_CE], 1);
     oracle_check_gpu_model(&r, &f.st, gt, &teacher, "teacher");
@@ -580,8 +580,8 @@ static void test_oracle_gpu(void) {
     upload_batch(gs, f.items, f.targets, f.B);
     gf->B = f.B;
     cudaCheck(cudaMemcpy(gf->items, gs->items, (size_t)f.B * gs->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice));
-    step_forward<float>(gs, f.B);
-    step_backward<float>(gs);
+    slmrec_forward_cuda<float>(gs, f.B);
+    slmrec_backward_cuda<float>(gs);
     s = get(gs->scalars, NUM_SCALARS);
     const char* loss_names[] = {"out.student.loss.ce", "out.student.loss.dcos", "out.student.loss.dnorm",
                                 "out.student.loss.lms", "out.student.loss.total"};
