@@ -1241,8 +1241,6 @@ __global__ void slmrec_total_kernel(float* scalars, float lambda_cos, float lamb
     scalars[SCALAR_TOTAL] = scalars[SCALAR_CE] + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
 }
 
-static int student_depth(const GpuE4SRec* g, int i) { return g->cfg.L / g->blocks * i; }
-static int teacher_depth(const GpuE4SRec* g, int i) { return g->teacher->cfg.L / g->blocks * i; }
 
 template <typename X> static const float* last_of(GpuE4SRec* g, int depth) { return acts<X>(g).last + (size_t)depth * g->B * g->cfg.C; }
 static const float* last_state(GpuE4SRec* g, int depth) { return g->use_bf16 ? last_of<bf16>(g, depth) : last_of<float>(g, depth); }
@@ -1263,13 +1261,13 @@ static void slmrec_forward_cuda(GpuE4SRec* g, int B) {
     cudaCheck(cudaMemsetAsync(g->scalars + SCALAR_DCOS, 0, 3 * sizeof(float)));  // dcos, dnorm, lms
     if (g->teacher) {
         for (int i = 1; i <= g->blocks; i++) {
-            const float* hs = a.last + (size_t)student_depth(g, i) * B * C;
-            const float* ht = last_state(g->teacher, teacher_depth(g, i));
+            const float* hs = a.last + (size_t)slmrec_depth(g->cfg.L, g->blocks, i) * B * C;
+            const float* ht = last_state(g->teacher, slmrec_depth(g->teacher->cfg.L, g->blocks, i));
             kd_cosine_forward_cuda(g->scalars + SCALAR_DCOS, a.rows, hs, ht, B, C);
             kd_l2_forward_cuda(g->scalars + SCALAR_DNORM, a.rows, hs, ht, B, C);
         }
         for (int i = 1; i <= gpu_adapters(g); i++) {
-            const float* hs = a.last + (size_t)student_depth(g, i) * B * C;
+            const float* hs = a.last + (size_t)slmrec_depth(g->cfg.L, g->blocks, i) * B * C;
             float* user = a.user + (size_t)i * B * D;
             float* stats = a.ce_stats + (size_t)i * B * 3;
             matmul_forward_cuda(user, hs, g->adapters + (size_t)(i - 1) * D * C, (const float*)NULL, B, C, D);
@@ -1295,13 +1293,13 @@ static void slmrec_backward_cuda(GpuE4SRec* g) {
                          g->params.score_w, B, C, D);
     if (g->teacher) {
         for (int i = 1; i <= g->blocks; i++) {
-            size_t ks = (size_t)student_depth(g, i) * B * C;
-            const float* ht = last_state(g->teacher, teacher_depth(g, i));
+            size_t ks = (size_t)slmrec_depth(g->cfg.L, g->blocks, i) * B * C;
+            const float* ht = last_state(g->teacher, slmrec_depth(g->teacher->cfg.L, g->blocks, i));
             kd_cosine_backward_cuda(a.dlast + ks, g->lambda_cos, a.last + ks, ht, B, C);
             kd_l2_backward_cuda(a.dlast + ks, g->lambda_norm, a.last + ks, ht, B, C);
         }
         for (int i = 1; i <= gpu_adapters(g); i++) {
-            size_t ks = (size_t)student_depth(g, i) * B * C;
+            size_t ks = (size_t)slmrec_depth(g->cfg.L, g->blocks, i) * B * C;
             cudaCheck(cudaMemsetAsync(a.duser, 0, (size_t)B * D * sizeof(float)));
             crossentropy_items_backward_cuda(a.duser, g->lambda_ms / B, a.ce_stats + (size_t)i * B * 3, a.user + (size_t)i * B * D,
                                              g->item_table, g->targets, B, D, I);

@@ -34,8 +34,10 @@ typedef struct {
     SLMRecLosses losses;
 } SLMRec;
 
-static int slmrec_student_depth(const SLMRec* s, int i) { return s->student->cfg.L / s->blocks * i; }
-static int slmrec_teacher_depth(const SLMRec* s, int i) { return s->teacher->cfg.L / s->blocks * i; }
+// the block-to-depth map (method.md 5.1): block i = 1..blocks of a model of L layers
+// supervises its hidden state at depth (L / blocks) i; depth L is the final norm's
+// output. The CPU and the GPU (kernels.cu) both read it from here.
+static int slmrec_depth(int L, int blocks, int i) { return L / blocks * i; }
 
 static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks, float lambda_cos, float lambda_norm, float lambda_ms, Rng* rng) {
     memset(s, 0, sizeof(*s));
@@ -89,13 +91,13 @@ static SLMRecLosses slmrec_forward(SLMRec* s, const int* items, const int* targe
     SLMRecLosses r = {0, 0, 0, 0, 0};
     r.ce = e4srec_forward(st, items, targets, B);
     for (int i = 1; i <= s->blocks; i++) {
-        const float* hs = st->acts.last + (size_t)slmrec_student_depth(s, i) * B * C;
-        const float* ht = te->acts.last + (size_t)slmrec_teacher_depth(s, i) * B * C;
+        const float* hs = st->acts.last + (size_t)slmrec_depth(st->cfg.L, s->blocks, i) * B * C;
+        const float* ht = te->acts.last + (size_t)slmrec_depth(te->cfg.L, s->blocks, i) * B * C;
         r.dcos += kd_cosine_forward(hs, ht, B, C);
         r.dnorm += kd_l2_forward(hs, ht, B, C);
     }
     for (int i = 1; i < s->blocks; i++) {
-        const float* hs = st->acts.last + (size_t)slmrec_student_depth(s, i) * B * C;
+        const float* hs = st->acts.last + (size_t)slmrec_depth(st->cfg.L, s->blocks, i) * B * C;
         float* user = s->ad_user + (size_t)(i - 1) * B * D;
         float* logits = s->ad_logits + (size_t)(i - 1) * B * I;
         matmul_forward(user, hs, s->adapters + (size_t)(i - 1) * D * C, NULL, B, C, D);
@@ -117,16 +119,16 @@ static void slmrec_backward(SLMRec* s) {
     memset(s->dadapters, 0, s->num_adapter_params * sizeof(float));
     e4srec_ce_backward(st, 1.0f);
     for (int i = 1; i <= s->blocks; i++) {
-        size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
+        size_t ks = (size_t)slmrec_depth(st->cfg.L, s->blocks, i) * B * C;
         const float* hs = st->acts.last + ks;
-        const float* ht = te->acts.last + (size_t)slmrec_teacher_depth(s, i) * B * C;
+        const float* ht = te->acts.last + (size_t)slmrec_depth(te->cfg.L, s->blocks, i) * B * C;
         kd_cosine_backward(st->dacts.dlast + ks, s->lambda_cos, hs, ht, B, C);
         kd_l2_backward(st->dacts.dlast + ks, s->lambda_norm, hs, ht, B, C);
     }
     float *dlosses = s->ad_dlosses, *dlogits = s->ad_dlogits, *duser = s->ad_duser;
     for (int b = 0; b < B; b++) dlosses[b] = s->lambda_ms / B;
     for (int i = 1; i < s->blocks; i++) {
-        size_t ks = (size_t)slmrec_student_depth(s, i) * B * C;
+        size_t ks = (size_t)slmrec_depth(st->cfg.L, s->blocks, i) * B * C;
         float* adapter = s->adapters + (size_t)(i - 1) * D * C;
         memset(dlogits, 0, (size_t)B * I * sizeof(float));
         memset(duser, 0, (size_t)B * D * sizeof(float));

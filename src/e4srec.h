@@ -29,19 +29,34 @@ typedef struct {
     float rms_eps, rope_theta;
 } E4SRecConfig;
 
-#define E4SREC_NUM_PARAMS 11
+// the parameters, one per line in memory and checkpoint order: name, element count,
+// shape. Per-layer tensors stack their L layers first. The HF names of each are in
+// e4srec_hf_tensor. The struct, the index enum, the size table and the arena's
+// pointers below are all made from this one list (CPU and CUDA read the same).
+#define E4SREC_PARAMS(X)                                                                            \
+    X(tok_emb,   (size_t)c->V * c->C)                  /* (V, C)          embed_tokens */            \
+    X(proj_w,    (size_t)c->C * c->D)                  /* (C, D)          input_proj */              \
+    X(proj_b,    (size_t)c->C)                         /* (C) */                                     \
+    X(rms1,      (size_t)c->L * c->C)                  /* (L, C)          input_layernorm */         \
+    X(wqkv,      (size_t)c->L * e4srec_QKV(c) * c->C)  /* (L, QKV, C)     q, k, v_proj by rows */    \
+    X(wo,        (size_t)c->L * c->C * c->NH * c->HS)  /* (L, C, NH*HS)   o_proj */                  \
+    X(rms2,      (size_t)c->L * c->C)                  /* (L, C)          post_attention_layernorm */\
+    X(wgateup,   (size_t)c->L * 2 * c->F * c->C)       /* (L, 2F, C)      gate_proj, up_proj by rows */ \
+    X(wdown,     (size_t)c->L * c->C * c->F)           /* (L, C, F)       down_proj */               \
+    X(rms_final, (size_t)c->C)                         /* (C)             norm */                    \
+    X(score_w,   (size_t)c->D * c->C)                  /* (D, C)          score */
+
+enum {
+#define E4SREC_PARAM_INDEX(name, size) E4SREC_PARAM_##name,
+    E4SREC_PARAMS(E4SREC_PARAM_INDEX)
+#undef E4SREC_PARAM_INDEX
+    E4SREC_NUM_PARAMS
+};
+
 typedef struct {
-    float* tok_emb;   // (V, C)
-    float* proj_w;    // (C, D)   input_proj
-    float* proj_b;    // (C)
-    float* rms1;      // (L, C)   input_layernorm
-    float* wqkv;      // (L, (NH+2KVH)*HS, C)  q_proj, k_proj, v_proj stacked by rows
-    float* wo;        // (L, C, NH*HS)         o_proj
-    float* rms2;      // (L, C)   post_attention_layernorm
-    float* wgateup;   // (L, 2F, C)  gate_proj, up_proj stacked by rows
-    float* wdown;     // (L, C, F)   down_proj
-    float* rms_final; // (C)
-    float* score_w;   // (D, C)   score
+#define E4SREC_PARAM_FIELD(name, size) float* name;
+    E4SREC_PARAMS(E4SREC_PARAM_FIELD)
+#undef E4SREC_PARAM_FIELD
 } E4SRecParams;
 
 #define E4SREC_NUM_ACTS 20
@@ -122,23 +137,15 @@ static int e4srec_T(const E4SRecConfig* c) { return c->P1 + c->S + c->P2; }
 static int e4srec_QKV(const E4SRecConfig* c) { return (c->NH + 2 * c->KVH) * c->HS; }
 
 static void e4srec_param_sizes(size_t* s, const E4SRecConfig* c) {
-    size_t L = c->L, C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS;
-    s[0] = (size_t)c->V * C;
-    s[1] = C * c->D;
-    s[2] = C;
-    s[3] = L * C;
-    s[4] = L * QKV * C;
-    s[5] = L * C * Q;
-    s[6] = L * C;
-    s[7] = L * 2 * c->F * C;
-    s[8] = L * C * c->F;
-    s[9] = C;
-    s[10] = (size_t)c->D * C;
+#define E4SREC_PARAM_SIZE(name, size) s[E4SREC_PARAM_##name] = size;
+    E4SREC_PARAMS(E4SREC_PARAM_SIZE)
+#undef E4SREC_PARAM_SIZE
 }
 
 static void e4srec_point_params(E4SRecParams* p, float* memory, const size_t* sizes) {
-    float** ptrs[E4SREC_NUM_PARAMS] = {&p->tok_emb, &p->proj_w, &p->proj_b, &p->rms1, &p->wqkv, &p->wo,
-                                       &p->rms2, &p->wgateup, &p->wdown, &p->rms_final, &p->score_w};
+#define E4SREC_PARAM_POINTER(name, size) &p->name,
+    float** ptrs[E4SREC_NUM_PARAMS] = {E4SREC_PARAMS(E4SREC_PARAM_POINTER)};
+#undef E4SREC_PARAM_POINTER
     arena_point(memory, ptrs, sizes, E4SREC_NUM_PARAMS);
 }
 
@@ -202,11 +209,11 @@ static void e4srec_init_from_base(E4SRec* m, const Llama* base, const char* base
     if (c->L > b->L) die("'%s' has %d layers: a %d-layer model cannot start from its first layers", base_path, b->L, c->L);
     E4SRecParams* p = &m->params;
     const LlamaParams* q = &base->params;
-    memcpy(p->tok_emb, q->tok_emb, m->param_sizes[0] * sizeof(float));
+    memcpy(p->tok_emb, q->tok_emb, m->param_sizes[E4SREC_PARAM_tok_emb] * sizeof(float));
     // layer-stacked tensors are layer-major: the first L layers are each tensor's first elements
     float* dst[] = {p->rms1, p->wqkv, p->wo, p->rms2, p->wgateup, p->wdown};
     const float* src[] = {q->rms1, q->wqkv, q->wo, q->rms2, q->wgateup, q->wdown};
-    for (int i = 0; i < 6; i++) memcpy(dst[i], src[i], m->param_sizes[3 + i] * sizeof(float));
+    for (int i = 0; i < 6; i++) memcpy(dst[i], src[i], m->param_sizes[E4SREC_PARAM_rms1 + i] * sizeof(float));
     memcpy(p->rms_final, q->rms_final, (size_t)c->C * sizeof(float));
 }
 
@@ -540,7 +547,8 @@ static int e4srec_trained(const E4SRec* m, float** params, float** grads, size_t
     }
     float* p[E4SREC_MAX_TRAINED] = {m->params.proj_w, m->params.score_w, m->lora->params_memory};
     float* g[E4SREC_MAX_TRAINED] = {m->grads.proj_w, m->grads.score_w, m->lora->grads_memory};
-    size_t n[E4SREC_MAX_TRAINED] = {m->param_sizes[1] + m->param_sizes[2], m->param_sizes[10], m->lora->num_params};
+    size_t n[E4SREC_MAX_TRAINED] = {m->param_sizes[E4SREC_PARAM_proj_w] + m->param_sizes[E4SREC_PARAM_proj_b],
+                                    m->param_sizes[E4SREC_PARAM_score_w], m->lora->num_params};
     memcpy(params, p, sizeof(p));
     memcpy(grads, g, sizeof(g));
     memcpy(sizes, n, sizeof(n));

@@ -363,9 +363,9 @@ static void test_llama_import_hf(void) {
     llama_import_hf(&base, d.dir, NULL);
     E4SRec m;
     e4srec_build(&m, &fx.teacher_cfg, fx.table, fx.instr, fx.resp);
-    st_read_f32(&fx.st, "teacher.input_proj.weight", m.params.proj_w, m.param_sizes[1]);
-    st_read_f32(&fx.st, "teacher.input_proj.bias", m.params.proj_b, m.param_sizes[2]);
-    st_read_f32(&fx.st, "teacher.score.weight", m.params.score_w, m.param_sizes[10]);
+    st_read_f32(&fx.st, "teacher.input_proj.weight", m.params.proj_w, m.param_sizes[E4SREC_PARAM_proj_w]);
+    st_read_f32(&fx.st, "teacher.input_proj.bias", m.params.proj_b, m.param_sizes[E4SREC_PARAM_proj_b]);
+    st_read_f32(&fx.st, "teacher.score.weight", m.params.score_w, m.param_sizes[E4SREC_PARAM_score_w]);
     e4srec_init_from_base(&m, &base, d.dir);
     CHECK(memcmp(m.params_memory, teacher.params_memory, m.num_params * sizeof(float)) == 0,
           "import-hf: the decoder read from two F32 shards differs from the fixture's teacher");
@@ -390,8 +390,8 @@ static void test_llama_import_hf(void) {
     E4SRec ref2;
     e4srec_build(&ref2, &c2, fx.table, fx.instr, fx.resp);
     e4srec_copy_first_layers(&ref2, &teacher);
-    memset(ref2.params.proj_w, 0, (m.param_sizes[1] + m.param_sizes[2]) * sizeof(float));
-    memset(ref2.params.score_w, 0, m.param_sizes[10] * sizeof(float));
+    memset(ref2.params.proj_w, 0, (m.param_sizes[E4SREC_PARAM_proj_w] + m.param_sizes[E4SREC_PARAM_proj_b]) * sizeof(float));
+    memset(ref2.params.score_w, 0, m.param_sizes[E4SREC_PARAM_score_w] * sizeof(float));
     CHECK(memcmp(two.params_memory, ref2.params_memory, two.num_params * sizeof(float)) == 0,
           "--init: a 2-layer model should hold the base's embeddings, first two layers and final norm");
     e4srec_free(&two);
@@ -528,8 +528,8 @@ static void test_lora(Rng* rng) {
         sizes[2 * t + 1] = (size_t)c.L * m.lora->shape[t].out * 3;
     }
     fd_check_params("lora CE adapters (A, B of q k v o gate up down)", &f, m.lora->params_memory, grads, sizes, 2 * LORA_TARGETS, FD_EPS);
-    fd_check_params("lora CE input_proj", &f, m.params.proj_w, m.grads.proj_w, &m.param_sizes[1], 2, FD_EPS);
-    fd_check_params("lora CE score", &f, m.params.score_w, m.grads.score_w, &m.param_sizes[10], 1, FD_EPS);
+    fd_check_params("lora CE input_proj", &f, m.params.proj_w, m.grads.proj_w, &m.param_sizes[E4SREC_PARAM_proj_w], 2, FD_EPS);
+    fd_check_params("lora CE score", &f, m.params.score_w, m.grads.score_w, &m.param_sizes[E4SREC_PARAM_score_w], 1, FD_EPS);
     // frozen: no gradient reaches the decoder's weights or the token embeddings
     double frozen = 0.0;
     int frozen_tensors[] = {0, 3, 4, 5, 6, 7, 8, 9};
