@@ -59,47 +59,52 @@ typedef struct {
 #undef E4SREC_PARAM_FIELD
 } E4SRecParams;
 
-#define E4SREC_NUM_ACTS 20
-// R = the batch's packed rows (real tokens), R_it its real items; a layer's slab
-// of a per-layer tensor is R rows (allocated for the worst case, B*T and B*S)
-typedef struct {
-    float* x_items;   // (R_it, D)     item_table[the real history items]
-    float* proj;      // (R_it, C)     input_proj(x_items)
-    float* residual;  // (L+1, R, C)   residual[k] = hidden state entering layer k
-    float* ln1;       // (L, R, C)
-    float* ln1_rstd;  // (L, R)
-    float* qkv;       // (L, R, QKV)   after RoPE
-    float* att;       // (L, sum_b NH T_b^2) attention probabilities; sample b's (NH, T_b, T_b) at att_start[b]
-    float* atty;      // (L, R, NH*HS)
-    float* resid_mid; // (L, R, C)     residual after the attention branch
-    float* ln2;       // (L, R, C)
-    float* ln2_rstd;  // (L, R)
-    float* gateup;    // (L, R, 2F)
-    float* swiglu;    // (L, R, F)
-    float* lnf;       // (R, C)        final RMSNorm output = hidden state L
-    float* lnf_rstd;  // (R)
-    float* branch;    // (R, C)        scratch: output of o_proj / down_proj before the residual add
-    float* last;      // (L+1, B, C)   last-token hidden states: k < L residual[k], k = L lnf
-    float* user;      // (B, D)        score(last[L])
-    float* logits;    // (B, I)
-    float* probs;     // (B, I)
-} E4SRecActs;
+// the activations for up to B samples, one per line: name, element count, shape.
+// R = the batch's packed rows (real tokens), R_it its real items; a layer's slab of a
+// per-layer tensor is R rows, allocated for the worst case (BT = B*T rows, BS = B*S
+// items). Sizes are in e4srec_alloc_acts's names: L T C F QKV Q BT BS B and c.
+#define E4SREC_ACTS(X)                                                                                  \
+    X(x_items,   BS * c->D)          /* (R_it, D)      item_table[the real history items] */            \
+    X(proj,      BS * C)             /* (R_it, C)      input_proj(x_items) */                           \
+    X(residual,  (L + 1) * BT * C)   /* (L+1, R, C)    residual[k] = hidden state entering layer k */   \
+    X(ln1,       L * BT * C)         /* (L, R, C) */                                                    \
+    X(ln1_rstd,  L * BT)             /* (L, R) */                                                       \
+    X(qkv,       L * BT * QKV)       /* (L, R, QKV)    after RoPE */                                    \
+    X(att,       L * B * c->NH * T * T) /* (L, sum_b NH T_b^2) probabilities; sample b's at att_start[b] */ \
+    X(atty,      L * BT * Q)         /* (L, R, NH*HS) */                                                \
+    X(resid_mid, L * BT * C)         /* (L, R, C)      residual after the attention branch */           \
+    X(ln2,       L * BT * C)         /* (L, R, C) */                                                    \
+    X(ln2_rstd,  L * BT)             /* (L, R) */                                                       \
+    X(gateup,    L * BT * 2 * F)     /* (L, R, 2F) */                                                   \
+    X(swiglu,    L * BT * F)         /* (L, R, F) */                                                    \
+    X(lnf,       BT * C)             /* (R, C)         final RMSNorm output = hidden state L */         \
+    X(lnf_rstd,  BT)                 /* (R) */                                                          \
+    X(branch,    BT * C)             /* (R, C)         o_proj / down_proj output before the residual add */ \
+    X(last,      (L + 1) * B * C)    /* (L+1, B, C)    last-token states: k < L residual[k], k = L lnf */ \
+    X(user,      (size_t)B * c->D)   /* (B, D)         score(last[L]) */                                \
+    X(logits,    (size_t)B * c->I)   /* (B, I) */                                                       \
+    X(probs,     (size_t)B * c->I)   /* (B, I) */
 
 // gradients of activations: one layer's worth of scratch, reused going down
-#define E4SREC_NUM_DACTS 11
-typedef struct {
-    float* dresidual; // (R, C)
-    float* dln;       // (R, C)
-    float* dqkv;      // (R, QKV)
-    float* datty;     // (R, NH*HS)
-    float* dgateup;   // (R, 2F)
-    float* dswiglu;   // (R, F)
-    float* dproj;     // (R_it, C)
-    float* dlast;     // (L+1, B, C)  gradient injected at each last-token hidden state (KD losses add here)
-    float* duser;     // (B, D)
-    float* dlogits;   // (B, I)
-    float* dlosses;   // (B)          the weight of each sample's CE
-} E4SRecDActs;
+#define E4SREC_DACTS(X)                                                                                 \
+    X(dresidual, BT * C)             /* (R, C) */                                                       \
+    X(dln,       BT * C)             /* (R, C) */                                                       \
+    X(dqkv,      BT * QKV)           /* (R, QKV) */                                                     \
+    X(datty,     BT * Q)             /* (R, NH*HS) */                                                   \
+    X(dgateup,   BT * 2 * F)         /* (R, 2F) */                                                      \
+    X(dswiglu,   BT * F)             /* (R, F) */                                                       \
+    X(dproj,     BS * C)             /* (R_it, C) */                                                    \
+    X(dlast,     (L + 1) * B * C)    /* (L+1, B, C)    injected at each last-token state (KD adds here) */ \
+    X(duser,     (size_t)B * c->D)   /* (B, D) */                                                       \
+    X(dlogits,   (size_t)B * c->I)   /* (B, I) */                                                       \
+    X(dlosses,   (size_t)B)          /* (B)            the weight of each sample's CE */
+
+#define E4SREC_FIELD(name, size) float* name;
+#define E4SREC_COUNT(name, size) +1
+#define E4SREC_NUM_ACTS (0 E4SREC_ACTS(E4SREC_COUNT))
+#define E4SREC_NUM_DACTS (0 E4SREC_DACTS(E4SREC_COUNT))
+typedef struct { E4SREC_ACTS(E4SREC_FIELD) } E4SRecActs;
+typedef struct { E4SREC_DACTS(E4SREC_FIELD) } E4SRecDActs;
 
 typedef struct {
     E4SRecConfig cfg;
@@ -239,20 +244,19 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     const E4SRecConfig* c = &m->cfg;
     size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T, BS = (size_t)B * c->S;
-    size_t s[E4SREC_NUM_ACTS] = {BS * c->D, BS * C, (L + 1) * BT * C, L * BT * C, L * BT, L * BT * QKV,
-                                 L * B * c->NH * T * T, L * BT * Q, L * BT * C, L * BT * C, L * BT,
-                                 L * BT * 2 * F, L * BT * F, BT * C, BT, BT * C, (L + 1) * B * C,
-                                 (size_t)B * c->D, (size_t)B * c->I, (size_t)B * c->I};
+#define E4SREC_SIZE(name, size) size,
+#define E4SREC_ACT_POINTER(name, size) &a->name,
+#define E4SREC_DACT_POINTER(name, size) &d->name,
+    size_t s[E4SREC_NUM_ACTS] = {E4SREC_ACTS(E4SREC_SIZE)};
+    size_t ds[E4SREC_NUM_DACTS] = {E4SREC_DACTS(E4SREC_SIZE)};
     E4SRecActs* a = &m->acts;
-    float** ap[E4SREC_NUM_ACTS] = {&a->x_items, &a->proj, &a->residual, &a->ln1, &a->ln1_rstd, &a->qkv, &a->att,
-                                   &a->atty, &a->resid_mid, &a->ln2, &a->ln2_rstd, &a->gateup, &a->swiglu,
-                                   &a->lnf, &a->lnf_rstd, &a->branch, &a->last, &a->user, &a->logits, &a->probs};
-    m->acts_memory = arena_alloc(ap, s, E4SREC_NUM_ACTS);
-    size_t ds[E4SREC_NUM_DACTS] = {BT * C, BT * C, BT * QKV, BT * Q, BT * 2 * F, BT * F, BS * C,
-                                   (L + 1) * B * C, (size_t)B * c->D, (size_t)B * c->I, (size_t)B};
     E4SRecDActs* d = &m->dacts;
-    float** dp[E4SREC_NUM_DACTS] = {&d->dresidual, &d->dln, &d->dqkv, &d->datty, &d->dgateup, &d->dswiglu,
-                                    &d->dproj, &d->dlast, &d->duser, &d->dlogits, &d->dlosses};
+    float** ap[E4SREC_NUM_ACTS] = {E4SREC_ACTS(E4SREC_ACT_POINTER)};
+    float** dp[E4SREC_NUM_DACTS] = {E4SREC_DACTS(E4SREC_DACT_POINTER)};
+#undef E4SREC_SIZE
+#undef E4SREC_ACT_POINTER
+#undef E4SREC_DACT_POINTER
+    m->acts_memory = arena_alloc(ap, s, E4SREC_NUM_ACTS);
     if (m->grads_memory) m->dacts_memory = arena_alloc(dp, ds, E4SREC_NUM_DACTS);  // a frozen model has no backward
     m->row_start = (int*)mallocCheck((size_t)(B + 1) * sizeof(int));
     m->att_start = (size_t*)mallocCheck((size_t)(B + 1) * sizeof(size_t));
