@@ -4,14 +4,14 @@
 // bytes 0x00..0xFF, merged tokens after):
 //   * llama2.c's tok512.bin, read by tokenizer_load_llama2c;
 //   * the project's own byte-level BPE, learned by tokenizer_train_bpe and kept
-//     in a binfile of KIND_TOKENIZER (tokenizer_save / tokenizer_load).
+//     inside every E4SRec checkpoint and base (tokenizer_write_to / read_from).
 // Encoding is llama2.c's: optional BOS, a dummy-prefix space, each UTF-8
 // character as its token or else its byte tokens, then the adjacent pair whose
 // concatenation is in the vocab with the highest score is merged, repeatedly.
 // With score = -(merge index) this replays the BPE merges in training order.
 //
-// Serialized tokenizer (the KIND_TOKENIZER payload, and the section that
-// checkpoints embed; the file header's dims repeat its first five ints):
+// Serialized tokenizer (the section that checkpoints embed; the tests also keep one
+// alone in a binfile of KIND_TOKENIZER whose header dims repeat its first five ints):
 //   int32 vocab_size V, max_token_length, bos_id, eos_id, flags;
 //   float32 scores[V]; int32 lengths[V]; the V tokens' bytes concatenated.
 #pragma once
@@ -178,8 +178,7 @@ static void tokenizer_load_llama2c(Tokenizer* t, const char* path) {
 }
 
 // ----------------------------------------------------------------------------
-// the project's own format: serialized into a Buffer, read back from a Cursor,
-// and wrapped in a binfile by tokenizer_save / tokenizer_load
+// the project's own format: serialized into a Buffer, read back from a Cursor
 
 static void tokenizer_dims(const Tokenizer* t, int32_t dims[TOK_DIMS]) {
     dims[0] = t->vocab_size;
@@ -255,33 +254,6 @@ static int tokenizer_same(const Tokenizer* a, const Tokenizer* b) {
     free(x.data);
     free(y.data);
     return same;
-}
-
-static void tokenizer_save(const Tokenizer* t, const char* path) {
-    Buffer b = {NULL, 0, 0};
-    tokenizer_write_to(&b, t);
-    int32_t dims[TOK_DIMS];
-    tokenizer_dims(t, dims);
-    binfile_write(path, KIND_TOKENIZER, dims, TOK_DIMS, b.data, b.size);
-    free(b.data);
-}
-
-static void tokenizer_load(Tokenizer* t, const char* path) {
-    const char* outer = input_begin(path);  // named by any refusal below
-    int header_dims[HEADER_DIMS];
-    size_t nbytes = 0;
-    char* payload = (char*)binfile_read(path, KIND_TOKENIZER, header_dims, &nbytes);
-    Cursor c = {payload, nbytes, 0, path};
-    tokenizer_read_from(&c, t);
-    cursor_done(&c);
-    int32_t dims[TOK_DIMS];
-    tokenizer_dims(t, dims);
-    if (memcmp(header_dims, dims, sizeof(dims)) != 0) {
-        die("'%s': header dims (V %d, max length %d, bos %d, eos %d, flags %d) disagree with the payload's: not written by tokenizer_save",
-            path, header_dims[0], header_dims[1], header_dims[2], header_dims[3], header_dims[4]);
-    }
-    free(payload);
-    input_end(outer);
 }
 
 // ----------------------------------------------------------------------------

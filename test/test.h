@@ -80,3 +80,32 @@ static void binfile_reseal(char* file, size_t len) {
     header[5] = (int32_t)binfile_sum(header, file + sizeof(header), len - sizeof(header));
     memcpy(file + 5 * sizeof(int32_t), &header[5], sizeof(int32_t));
 }
+
+// a tokenizer alone in a binfile of KIND_TOKENIZER: how the tests and the fuzzer reach
+// the tokenizer section that checkpoints embed, without a model around it
+static void tokenizer_save(const Tokenizer* t, const char* path) {
+    Buffer b = {NULL, 0, 0};
+    tokenizer_write_to(&b, t);
+    int32_t dims[TOK_DIMS];
+    tokenizer_dims(t, dims);
+    binfile_write(path, KIND_TOKENIZER, dims, TOK_DIMS, b.data, b.size);
+    free(b.data);
+}
+
+static void tokenizer_load(Tokenizer* t, const char* path) {
+    const char* outer = input_begin(path);  // named by any refusal below
+    int header_dims[HEADER_DIMS];
+    size_t nbytes = 0;
+    char* payload = (char*)binfile_read(path, KIND_TOKENIZER, header_dims, &nbytes);
+    Cursor c = {payload, nbytes, 0, path};
+    tokenizer_read_from(&c, t);
+    cursor_done(&c);
+    int32_t dims[TOK_DIMS];
+    tokenizer_dims(t, dims);
+    if (memcmp(header_dims, dims, sizeof(dims)) != 0) {
+        die("'%s': header dims (V %d, max length %d, bos %d, eos %d, flags %d) disagree with the payload's: not written by tokenizer_save",
+            path, header_dims[0], header_dims[1], header_dims[2], header_dims[3], header_dims[4]);
+    }
+    free(payload);
+    input_end(outer);
+}
