@@ -485,6 +485,21 @@ static void e4srec_start_lora(E4SRec* m, const Config* c, const char* frozen_fro
     m->lora->base_checksum = binfile_checksum(frozen_from);
 }
 
+// the SLMRec student's start, for run and distill alike (method.md 5): random with
+// --init-random; else the teacher's first N layers with its input_proj and score, the
+// decoder layers taken from a base's first N instead when one is given (distill --init);
+// with --lora-rank, adapters over those frozen weights, keyed by the file they came from
+static void slmrec_student_start(E4SRec* student, const E4SRec* teacher, const char* teacher_path, const Llama* base,
+                                 const Config* c, Rng* rng) {
+    if (c->init_random) {
+        e4srec_init_random(student, rng);
+    } else {
+        e4srec_copy_first_layers(student, teacher);
+        if (base) e4srec_init_from_base(student, base, c->init);
+    }
+    e4srec_start_lora(student, c, base ? c->init : teacher_path, rng);
+}
+
 static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
     AdamWConfig a = adamw_defaults();
     a.lr = c->lr;
@@ -916,18 +931,16 @@ static int pipeline(Config* c, const Llama* base) {
     e4srec_start(&plain, c, base, &rng);
     e4srec_start_lora(&teacher, c, c->init, &rng);
     e4srec_start_lora(&plain, c, c->init, &rng);
-    if (c->init_random) e4srec_init_random(&student, &rng);
     char teacher_path[1100];
     snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
     // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
     struct { E4SRec* model; E4SRec* teacher; } stages[3] = {{&teacher, NULL}, {&plain, NULL}, {&student, &teacher}};
     int go = !rows[0].stopped;
     for (int s = 0; s < 3 && go; s++) {
-        if (stages[s].teacher && !c->init_random) {
+        if (stages[s].teacher) {
             if (c->online) e4srec_merge_lora(&teacher);  // it trains on, its adapters folded into its weights
             else e4srec_freeze(&teacher);
-            e4srec_copy_first_layers(&student, &teacher);
-            e4srec_start_lora(&student, c, teacher_path, &rng);
+            slmrec_student_start(&student, &teacher, teacher_path, NULL, c, &rng);  // the trained teacher's first layers
         }
         ModelName mn = model_name(stages[s].model->cfg.L, stages[s].teacher);
         stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
@@ -1140,13 +1153,7 @@ static int cmd_distill(int argc, char** argv) {
     e4srec_build(&student, &sc, tf.item_table, teacher->instr, teacher->resp);
     Rng rng;
     rng_seed(&rng, (uint64_t)c.seed + 7);
-    if (c.init_random) {
-        e4srec_init_random(&student, &rng);
-    } else {
-        e4srec_copy_first_layers(&student, teacher);  // input_proj and score too
-        if (base) e4srec_init_from_base(&student, base, c.init);
-    }
-    e4srec_start_lora(&student, &c, base ? c.init : teacher_path, &rng);
+    slmrec_student_start(&student, teacher, teacher_path, base, &c, &rng);
     ModelName mn = model_name(layers, teacher);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, mn.name, mn.stem, &row);
@@ -1766,7 +1773,7 @@ static int cmd_bench(int argc, char** argv) {
                r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, r->train_tflops,
                100.0 * r->train_tflops / peak, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops,
                100.0 * r->infer_tflops / peak, r->mem_gib,
-               chosen[i]->peer_lora ? "full (the peer: LoRA r=8; LoRA on the GPU: not yet)" : "full");
+               chosen[i]->peer_lora ? "full (the peer trains LoRA r=8; this GPU path trains every weight)" : "full");
         fflush(stdout);
         // rewritten after every config: one that runs out of memory keeps the ones before it
         bench_write_json(path, rows, i + 1, gpu, precision, peak, steps, warmup);
