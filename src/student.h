@@ -61,6 +61,10 @@ static void student_build(Student* s, const StudentConfig* cfg, const float* e_T
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
     if (!(cfg->ed >= 0.0f) || (cfg->ed > 0.0f && cfg->C < 1)) die("student: --ed %g needs a teacher item table", cfg->ed);
+    // the sizes of the embedding map and e_T, checked before they are allocated (the model's build checks the rest)
+    check_range("student", "item table rows", cfg->I, 2, (double)MAX_ITEM_ID + 1);
+    check_range("student", "width", cfg->D, 1, MAX_REC_WIDTH);
+    if (cfg->ed > 0.0f) check_range("student", "teacher item width", cfg->C, 1, DEC_MAX_WIDTH);
     CollabEmbed* collab = NULL;
     if (cfg->ed > 0.0f) {
         size_t DC = (size_t)cfg->D * cfg->C;

@@ -10,9 +10,12 @@
 #include "test_students.c"
 #include "test_llama.c"
 #include "test_pipeline.c"
+#include "test_fuzz.c"
 
 int main(void) {
     struct { const char* name; void (*run)(void); } suites[] = {
+        // first: it forks a child per mutant, cheapest while this process is still small
+        {"hostile input: fixed-seed mutations of every parser", run_fuzz_tests},
         {"layers, models, optimizer, oracle", run_layer_tests},
         {"data, split, batches, synth, prep, evaluation", run_data_tests},
         {"tokenizer: BPE, llama2.c vocabulary, files", run_tokenizer_tests},
