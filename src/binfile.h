@@ -154,6 +154,14 @@ static uint32_t binfile_checksum(const char* path) {
     return (uint32_t)head[5];
 }
 
+// what a file's dimensions promise must fit in its payload: checked before anything
+// is sized by them, so a small damaged file cannot make a loader allocate gigabytes
+static void payload_must_hold(const char* path, size_t nbytes, double need, const char* what) {
+    if (need > (double)nbytes) {
+        die("'%s': its dimensions need %.0f bytes for %s, the payload is %zu: the file is damaged", path, need, what, nbytes);
+    }
+}
+
 // sequential cursor over a payload, for reading tensors in their fixed order
 typedef struct {
     const char* data;

@@ -200,6 +200,7 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     check_range(path, "the LoRA targets", lora_targets, 0, LORA_ALL_TARGETS);
     if (lora_rank) check_range(path, "the LoRA alpha", bits_float(dims[17]), 1e-6, 1e6);
     e4srec_validate_config(&c);  // before any allocation sized by it
+    payload_must_hold(path, nbytes, 4.0 * c.I * c.D, "the item table");
     Cursor cur = {f->payload, nbytes, 0, path};
     int* instr = (int*)mallocCheck((c.P1 + 1) * sizeof(int));
     int* resp = (int*)mallocCheck((c.P2 + 1) * sizeof(int));
@@ -294,6 +295,7 @@ static void sasrec_load(SASRecFile* f, const char* path) {
     f->has_state = dims[6];
     const char* outer = input_begin(path);
     check_range(path, "the training-state flag", f->has_state, 0, 1);
+    payload_must_hold(path, nbytes, 4.0 * c.I * c.D, "the item embeddings");
     sasrec_build(&f->model, &c);
     Cursor cur = {f->payload, nbytes, 0, path};
     cursor_take(&cur, f->model.params_memory, f->model.num_params * sizeof(float), "the parameters");

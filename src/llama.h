@@ -178,6 +178,7 @@ static void llama_load(Llama* m, const char* path) {
                      .HS = dims[6], .max_seq = dims[7], .rms_eps = 0.0f, .rope_theta = 0.0f, .tied = dims[10]};
     memcpy(&c.rms_eps, &dims[8], sizeof(float));
     memcpy(&c.rope_theta, &dims[9], sizeof(float));
+    payload_must_hold(path, nbytes, 4.0 * c.V * c.C, "the token embeddings");
     llama_build(m, &c, path);
     Cursor cur = {payload, nbytes, 0, path};
     if (dims[11]) {

@@ -175,6 +175,7 @@ static void student_load(StudentFile* f, const char* path) {
     check_range(path, "the training-state flag", f->has_state, 0, 1);
     check_range(path, "the embedding distillation weight", c.ed, 0, 1e6);
     if (c.ed > 0.0f) check_range(path, "the teacher item width", c.C, 1, DEC_MAX_WIDTH);
+    payload_must_hold(path, nbytes, 4.0 * c.I * c.D, "the item embeddings");
     Cursor cur = {f->payload, nbytes, 0, path};
     student_build(&f->model, &c, NULL);
     cursor_take(&cur, f->model.model_params, f->model.model_n * sizeof(float), "the parameters");

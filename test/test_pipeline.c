@@ -223,7 +223,7 @@ static void test_pipe_bad_checkpoints(void) {
     // ...and a forged one (checksum recomputed) by its range check, before anything is sized by it
     struct { int dim; int32_t value; const char* expect; } forged[] = {
         {1, -1, "hidden size"}, {4, 1 << 30, "query heads"}, {5, 3, "key/value heads"}, {6, 7, "head size"},
-        {8, 1 << 30, "item table rows"}, {9, -5, "instruction tokens"}, {11, 0, "history length"},
+        {8, 1 << 30, "item table rows"}, {8, 1 << 24, "bytes for the item table, the payload is"}, {9, -5, "instruction tokens"}, {11, 0, "history length"},
         {12, 0x7fc00000, "rms_norm_eps"}, {13, 0x3f000000, "rope_theta"}, {14, 99, "adapter count"},
         {15, 7, "training-state flag"}, {16, -1, "LoRA rank"},
     };
