@@ -8,9 +8,9 @@
 //
 // Where a twin's arguments differ from the CPU function's, and why:
 // * X* for activations (float or bf16, a template parameter); weights stay fp32.
-// * rope_*_cuda take (T, HS, theta) and compute the angle of position t % T in the
-//   kernel: the GPU batch is padded (B, T) while the CPU packs real tokens and reads
-//   each row's position and a precomputed RopeTable.
+// * rope_*_cuda take (rope, T, HS): the CPU's RopeTable uploaded once per model, and
+//   each row's position is n % T: the GPU batch is padded (B, T) while the CPU packs
+//   real tokens and reads each row's position from a list.
 // * attention_*_cuda keep the log-sum-exp per query row (lse) instead of the (T, T)
 //   probabilities: the backward recomputes them, so memory does not grow with T^2.
 // * crossentropy_items_*_cuda fuse the item logits (user @ item_table^T) into the
@@ -35,15 +35,17 @@
 //   CPU caller zeroes a buffer right before take a trailing `accumulate = true`;
 //   the model passes false there instead of a memset (same result, one pass less).
 // * precision: X, the activation type, is float (matches the CPU within
-//   1e-5 + 1e-4 |ref| where reductions allow) or bf16 (activations and a bf16
-//   shadow of the weights for the matmuls; fp32 master weights, gradients, AdamW
-//   moments, norms' statistics, attention log-sum-exp, last-token states and
-//   everything after them: score, item logits, CE, distillation losses).
-//   All arithmetic inside kernels is fp32.
+//   1e-5 + 1e-4 |ref| where reductions allow) or bf16: bf16 activations as the inputs
+//   of the matmuls and of attention, and a bf16 shadow of the weights for the matmuls.
+//   fp32 everywhere else: master weights, gradients, AdamW moments, the residual stream
+//   and its gradient, norms' statistics, attention log-sum-exp and its dK/dV sums,
+//   last-token states and everything after them (score, item logits, CE,
+//   distillation losses). All arithmetic inside kernels is fp32.
 // * deterministic: no atomics; every reduction has a fixed order that depends
 //   only on the shapes; one stream (the default), cuBLAS without atomics.
-// * no host synchronization inside a training step: losses and the gradient
-//   norm stay on the device until gpu_e4srec_losses is called.
+// * no host synchronization inside a training step: losses (and their running
+//   sum) and the gradient norm stay on the device until gpu_e4srec_losses is called.
+// * SLMREC_CUDA_SYNC=1 makes every launch wait and check (launchCheck), for first runs.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -74,8 +76,16 @@ static void cuda_check(cudaError_t e, const char* what, const char* file, int li
     }
 }
 #define cudaCheck(call) cuda_check((call), #call, __FILE__, __LINE__)
-// after every kernel launch: catches bad launch configurations at once (asynchronous faults surface at the next sync)
-#define launchCheck() cuda_check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// SLMREC_CUDA_SYNC=1 in the environment: wait for every launch and check it, so that a
+// fault names its kernel (for a first run on a new GPU; slow). Otherwise launches only
+// check their configuration, and asynchronous faults surface at the next wait.
+static int debug_sync = 0;
+static void launch_check(const char* file, int line) {
+    cuda_check(cudaGetLastError(), "kernel launch", file, line);
+    if (debug_sync) cuda_check(cudaDeviceSynchronize(), "kernel (SLMREC_CUDA_SYNC=1)", file, line);
+}
+#define launchCheck() launch_check(__FILE__, __LINE__)
 
 static void cublas_check(cublasStatus_t s, const char* what, const char* file, int line) {
     if (s != CUBLAS_STATUS_SUCCESS) {
@@ -88,12 +98,53 @@ static void cublas_check(cublasStatus_t s, const char* what, const char* file, i
 #define cublasCheck(call) cublas_check((call), #call, __FILE__, __LINE__)
 
 // ----------------------------------------------------------------------------
-// device-wide state: one cuBLAS handle, the opt-in shared-memory limit, and
-// scratch buffers that grow on first use (cudaMalloc syncs, so only the first
-// step pays; later steps reuse them in stream order)
+// device-wide state: one cuBLAS handle, the opt-in shared-memory limit, the bytes
+// slmrec has allocated (now and at most: the allocator's high-water mark, as
+// torch.cuda.max_memory_allocated), and scratch buffers that grow on first use
+// (cudaMalloc syncs, so only the first step pays; later steps reuse them in stream
+// order). gpu_shutdown frees them at exit.
 
 static cublasHandle_t cublas_handle = NULL;
 static int max_smem_optin = 0;
+static size_t device_bytes_now = 0, device_bytes_peak = 0;
+
+static void* device_alloc(size_t bytes) {
+    void* p = NULL;
+    cudaCheck(cudaMalloc(&p, bytes ? bytes : 1));
+    device_bytes_now += bytes;
+    if (device_bytes_now > device_bytes_peak) device_bytes_peak = device_bytes_now;
+    return p;
+}
+
+static void device_free(void* p, size_t bytes) {
+    if (p == NULL) return;
+    cudaCheck(cudaFree(p));
+    device_bytes_now -= bytes;
+}
+
+enum { SCRATCH_REDUCE, SCRATCH_LOGITS, SCRATCH_TOPK, NUM_SCRATCH };
+static void* scratch_ptr[NUM_SCRATCH];
+static size_t scratch_bytes[NUM_SCRATCH];
+
+static void* scratch(int slot, size_t bytes) {
+    if (bytes > scratch_bytes[slot]) {
+        device_free(scratch_ptr[slot], scratch_bytes[slot]);  // implicit device sync: no kernel still reads the old buffer
+        scratch_ptr[slot] = device_alloc(bytes);
+        scratch_bytes[slot] = bytes;
+    }
+    return scratch_ptr[slot];
+}
+
+// at exit (also after die()): errors are not checked here, the process is ending either way
+static void gpu_shutdown(void) {
+    for (int i = 0; i < NUM_SCRATCH; i++) {
+        cudaFree(scratch_ptr[i]);
+        scratch_ptr[i] = NULL;
+        scratch_bytes[i] = 0;
+    }
+    if (cublas_handle) cublasDestroy(cublas_handle);
+    cublas_handle = NULL;
+}
 
 static void gpu_init(void) {
     if (cublas_handle) return;
@@ -105,19 +156,9 @@ static void gpu_init(void) {
     // so the fp32 path can match the CPU); bf16 products use tensor cores with fp32 accumulation
     cublasCheck(cublasSetMathMode(cublas_handle, CUBLAS_DEFAULT_MATH));
     cublasCheck(cublasSetAtomicsMode(cublas_handle, CUBLAS_ATOMICS_NOT_ALLOWED));
-}
-
-enum { SCRATCH_REDUCE, SCRATCH_LOGITS, SCRATCH_TOPK, NUM_SCRATCH };
-static void* scratch_ptr[NUM_SCRATCH];
-static size_t scratch_bytes[NUM_SCRATCH];
-
-static void* scratch(int slot, size_t bytes) {
-    if (bytes > scratch_bytes[slot]) {
-        cudaCheck(cudaFree(scratch_ptr[slot]));  // implicit device sync: no kernel still reads the old buffer
-        cudaCheck(cudaMalloc(&scratch_ptr[slot], bytes));
-        scratch_bytes[slot] = bytes;
-    }
-    return scratch_ptr[slot];
+    const char* sync = getenv("SLMREC_CUDA_SYNC");
+    debug_sync = sync != NULL && strcmp(sync, "1") == 0;
+    atexit(gpu_shutdown);
 }
 
 static unsigned blocks_for(size_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
@@ -172,8 +213,8 @@ __device__ float block_max(float v) {
 // Summand: a[n, c], or a[n, c] * (b[n, c] - rowshift[n]) * rowscale[n] when b is given
 // (RMSNorm's dweight with no rowshift, LayerNorm's with the row means).
 #define COLSUM_ROWS 8  // threadIdx.y extent
-template <typename X>
-__global__ void column_sum_partial_kernel(float* partial, const X* a, const X* b, const float* rowshift, const float* rowscale,
+template <typename XA, typename XB>
+__global__ void column_sum_partial_kernel(float* partial, const XA* a, const XB* b, const float* rowshift, const float* rowscale,
                                           int N, int C, int rows_per_slice) {
     // partial (gridDim.y, C), a (N, C), b (N, C) or NULL, rowshift (N) or NULL, rowscale (N)
     __shared__ float s[COLSUM_ROWS][33];
@@ -205,9 +246,9 @@ __global__ void column_sum_finish_kernel(float* out, const float* partial, int s
     out[c] += t;
 }
 
-template <typename X>
-static void column_sum_cuda(float* out, const X* a, const X* b, const float* rowshift, const float* rowscale, int N, int C) {
-    int slices = min(128, max(1, (N + 31) / 32));  // enough blocks to fill the GPU, each slice >= 32 rows
+template <typename XA, typename XB>
+static void column_sum_cuda(float* out, const XA* a, const XB* b, const float* rowshift, const float* rowscale, int N, int C) {
+    int slices = min(GPU_COLSUM_SLICES, max(1, (N + 31) / 32));  // enough blocks to fill the GPU, each slice >= 32 rows
     int rows_per_slice = (N + slices - 1) / slices;
     float* partial = (float*)scratch(SCRATCH_REDUCE, (size_t)slices * C * sizeof(float));
     column_sum_partial_kernel<<<dim3(blocks_for(C, 32), slices), dim3(32, COLSUM_ROWS)>>>(partial, a, b, rowshift, rowscale, N, C, rows_per_slice);
@@ -233,6 +274,7 @@ static void gemm(TC* c, const TA* a, const TA* b, int M, int N, int K, bool tran
     cublasCheck(cublasGemmEx(cublas_handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                              N, M, K, &alpha, b, dtype_of(b), trans_b ? K : N, a, dtype_of(a), trans_a ? M : K,
                              &beta, c, dtype_of(c), N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (debug_sync) launchCheck();
 }
 
 // ----------------------------------------------------------------------------
@@ -298,13 +340,15 @@ static void matmul_backward_cuda(X* dinp, float* dweight, float* dbias, const X*
 }
 
 // ----------------------------------------------------------------------------
-// RMSNorm: one warp per row
+// RMSNorm: one warp per row. In the model the input is the fp32 residual stream and
+// the output the activation type XO (the next matmul's input); its backward adds
+// into the fp32 residual gradient.
 
-template <typename X>
-__global__ void rmsnorm_forward_kernel(X* out, float* rstd, const X* inp, const float* weight, int N, int C, float eps) {
+template <typename XI, typename XO>
+__global__ void rmsnorm_forward_kernel(XO* out, float* rstd, const XI* inp, const float* weight, int N, int C, float eps) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;  // the whole warp leaves together
-    const X* x = inp + (size_t)row * C;
+    const XI* x = inp + (size_t)row * C;
     float ss = 0.0f;
     for (int i = lane; i < C; i += 32) { float v = to_float(x[i]); ss += v * v; }
     ss = warp_sum(ss);
@@ -313,30 +357,30 @@ __global__ void rmsnorm_forward_kernel(X* out, float* rstd, const X* inp, const 
     if (lane == 0) rstd[row] = r;
 }
 
-template <typename X>
-static void rmsnorm_forward_cuda(X* out, float* rstd, const X* inp, const float* weight, int N, int C, float eps) {
+template <typename XI, typename XO>
+static void rmsnorm_forward_cuda(XO* out, float* rstd, const XI* inp, const float* weight, int N, int C, float eps) {
     // out (N, C), rstd (N) cached for backward, inp (N, C), weight (C)
     rmsnorm_forward_kernel<<<blocks_for(N, 8), 256>>>(out, rstd, inp, weight, N, C, eps);
     launchCheck();
 }
 
-template <typename X>
-__global__ void rmsnorm_backward_kernel(X* dinp, const X* dout, const X* inp, const float* weight, const float* rstd,
+template <typename XD, typename XO, typename XI>
+__global__ void rmsnorm_backward_kernel(XD* dinp, const XO* dout, const XI* inp, const float* weight, const float* rstd,
                                         int N, int C) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
-    const X* x = inp + (size_t)row * C;
-    const X* dy = dout + (size_t)row * C;
+    const XI* x = inp + (size_t)row * C;
+    const XO* dy = dout + (size_t)row * C;
     float r = rstd[row], dot = 0.0f;
     for (int i = lane; i < C; i += 32) dot += to_float(dy[i]) * weight[i] * to_float(x[i]);
     dot = warp_sum(dot);
     float k = r * r * r * dot / C;
-    X* dx = dinp + (size_t)row * C;
+    XD* dx = dinp + (size_t)row * C;
     for (int i = lane; i < C; i += 32) store(dx + i, to_float(dx[i]) + (r * to_float(dy[i]) * weight[i] - k * to_float(x[i])));
 }
 
-template <typename X>
-static void rmsnorm_backward_cuda(X* dinp, float* dweight, const X* dout, const X* inp, const float* weight,
+template <typename XD, typename XO, typename XI>
+static void rmsnorm_backward_cuda(XD* dinp, float* dweight, const XO* dout, const XI* inp, const float* weight,
                                   const float* rstd, int N, int C) {
     // dinp (N, C) +=, dweight (C) += sum_n dout * inp * rstd
     rmsnorm_backward_kernel<<<blocks_for(N, 8), 256>>>(dinp, dout, inp, weight, rstd, N, C);
@@ -345,11 +389,11 @@ static void rmsnorm_backward_cuda(X* dinp, float* dweight, const X* dout, const 
 }
 
 // ----------------------------------------------------------------------------
-// RoPE, HF half-split layout, in place; float32 inv_freq = 1 / theta^(2j/HS) as on the CPU
+// RoPE, HF half-split layout, in place. The angles are the CPU's RopeTable (layers.h),
+// computed once per model on the host and uploaded: rope (2, T, HS/2), cosines then sines.
 
 template <typename X>
-__global__ void rope_kernel(X* x, int N, int T, int row_stride, int n_heads, int HS, float theta, float sign) {
-    int half = HS / 2;
+__global__ void rope_kernel(X* x, const float* rope, int N, int T, int row_stride, int n_heads, int half, float sign) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)N * n_heads * half) return;
     int j = (int)(idx % half);
@@ -357,26 +401,24 @@ __global__ void rope_kernel(X* x, int N, int T, int row_stride, int n_heads, int
     int h = (int)(r % n_heads);
     size_t n = r / n_heads;
     int pos = (int)(n % T);
-    float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)HS);
-    float angle = (float)pos * inv_freq;
-    float c = cosf(angle), s = sign * sinf(angle);
-    X* v = x + n * row_stride + (size_t)h * HS;
+    float c = rope[(size_t)pos * half + j], s = sign * rope[((size_t)T + pos) * half + j];
+    X* v = x + n * row_stride + (size_t)h * 2 * half;
     float a = to_float(v[j]), b = to_float(v[j + half]);
     store(v + j, a * c - b * s);
     store(v + j + half, b * c + a * s);
 }
 
 template <typename X>
-static void rope_forward_cuda(X* x, int N, int T, int row_stride, int n_heads, int HS, float theta) {
-    // x (N, row_stride): the first n_heads*HS entries of each row rotate in place
-    rope_kernel<<<blocks_for((size_t)N * n_heads * (HS / 2), 256), 256>>>(x, N, T, row_stride, n_heads, HS, theta, 1.0f);
+static void rope_forward_cuda(X* x, const float* rope, int N, int T, int row_stride, int n_heads, int HS) {
+    // x (N, row_stride): the first n_heads*HS entries of each row rotate in place; row n sits at position n % T
+    rope_kernel<<<blocks_for((size_t)N * n_heads * (HS / 2), 256), 256>>>(x, rope, N, T, row_stride, n_heads, HS / 2, 1.0f);
     launchCheck();
 }
 
 // the rotation is orthogonal: its backward is the inverse rotation, in place
 template <typename X>
-static void rope_backward_cuda(X* dx, int N, int T, int row_stride, int n_heads, int HS, float theta) {
-    rope_kernel<<<blocks_for((size_t)N * n_heads * (HS / 2), 256), 256>>>(dx, N, T, row_stride, n_heads, HS, theta, -1.0f);
+static void rope_backward_cuda(X* dx, const float* rope, int N, int T, int row_stride, int n_heads, int HS) {
+    rope_kernel<<<blocks_for((size_t)N * n_heads * (HS / 2), 256), 256>>>(dx, rope, N, T, row_stride, n_heads, HS / 2, -1.0f);
     launchCheck();
 }
 
@@ -385,8 +427,8 @@ static void rope_backward_cuda(X* dx, int N, int T, int row_stride, int n_heads,
 // mask, grouped-query heads, qkv rows [q (NH*HS) | k (KVH*HS) | v (KVH*HS)].
 // The forward keeps each query's log-sum-exp (B, NH, T) instead of the CPU's
 // probabilities; the backward recomputes p = exp(s - lse). K and V of one kv head
-// sit in shared memory, rows padded to HS+1 floats so lanes reading different
-// rows hit different banks.
+// sit in shared memory as fp32, rows padded to HS+1 floats so lanes reading
+// different rows hit different banks; all arithmetic is fp32 whatever X is.
 
 #define ATT_THREADS 256
 #define ATT_WARPS (ATT_THREADS / 32)
@@ -396,7 +438,7 @@ static size_t attention_forward_smem(int T, int HS) {
 }
 
 static size_t attention_backward_smem(int T, int HS, int TQ) {
-    return sizeof(float) * ((size_t)2 * T * (HS + 1) + (size_t)2 * TQ * T + (size_t)ATT_WARPS * 2 * HS);
+    return sizeof(float) * ((size_t)2 * T * (HS + 1) + (size_t)2 * T * HS + (size_t)2 * TQ * T + (size_t)ATT_WARPS * 2 * HS);
 }
 
 // K and V rows of kv head kvh of sample b into shared memory (T, HS+1) each
@@ -480,7 +522,9 @@ static void attention_forward_cuda(X* out, float* lse, const X* qkv, const int* 
 // query heads of its group in order, so nothing races. Query rows go in tiles of TQ:
 // phase A (one warp per query row) fills the tile's P and dS = P (dP - rowsum(P dP)) scale
 // in shared memory and writes dq; phase B (one thread per (key row, dim)) adds
-// dk += dS^T q and dv += P^T dy for the tile.
+// dk += dS^T q and dv += P^T dy for the tile into fp32 sums in shared memory. dk and dv
+// are stored once, after every query head of the group and every tile: in bf16 they
+// are rounded once, not once per head and tile.
 template <typename X>
 __global__ void attention_backward_kernel(X* dqkv, const X* dout, const X* qkv, const float* lse, const int* keymask,
                                           int T, int NH, int KVH, int HS, int TQ, int accumulate) {
@@ -488,7 +532,9 @@ __global__ void attention_backward_kernel(X* dqkv, const X* dout, const X* qkv, 
     int KS = HS + 1;
     float* ks = smem;                 // (T, HS+1)
     float* vs = ks + T * KS;          // (T, HS+1)
-    float* P = vs + T * KS;           // (TQ, T) probabilities of the tile's query rows
+    float* dks = vs + T * KS;         // (T, HS) fp32 sum of dk over the group's heads and the tiles
+    float* dvs = dks + T * HS;        // (T, HS) the same for dv
+    float* P = dvs + T * HS;          // (TQ, T) probabilities of the tile's query rows
     float* dS = P + TQ * T;           // (TQ, T) gradients of the scaled scores
     float* rows = dS + TQ * T;        // (ATT_WARPS, 2*HS) each warp's q and dy rows
     int b = blockIdx.x / KVH, kvh = blockIdx.x % KVH, group = NH / KVH;
@@ -498,6 +544,7 @@ __global__ void attention_backward_kernel(X* dqkv, const X* dout, const X* qkv, 
     X* dbase = dqkv + (size_t)b * T * QKV;
     const X* dybase = dout + (size_t)b * T * NH * HS;
     load_kv(ks, vs, base, T, QKV, koff, voff, HS);
+    for (int idx = threadIdx.x; idx < T * HS; idx += blockDim.x) dks[idx] = dvs[idx] = 0.0f;  // each thread zeroes the entries it adds to
     __syncthreads();
     float scale = 1.0f / sqrtf((float)HS);
     float* q = rows + warp * 2 * HS;
@@ -541,7 +588,6 @@ __global__ void attention_backward_kernel(X* dqkv, const X* dout, const X* qkv, 
             }
             __syncthreads();
             // phase B: (key row t2, dim i) owned by one thread; keys after the tile's rows get nothing
-            bool first = !accumulate && g == 0 && t0 == 0;  // the first write overwrites
             for (int idx = threadIdx.x; idx < T * HS; idx += blockDim.x) {
                 int t2 = idx / HS, i = idx % HS;
                 float dk = 0.0f, dv = 0.0f;
@@ -549,22 +595,28 @@ __global__ void attention_backward_kernel(X* dqkv, const X* dout, const X* qkv, 
                     dk += dS[(t - t0) * T + t2] * to_float(base[(size_t)t * QKV + h * HS + i]);
                     dv += P[(t - t0) * T + t2] * to_float(dybase[(size_t)t * NH * HS + h * HS + i]);
                 }
-                X* dkp = dbase + (size_t)t2 * QKV + koff + i;
-                X* dvp = dbase + (size_t)t2 * QKV + voff + i;
-                store(dkp, first ? dk : to_float(*dkp) + dk);
-                store(dvp, first ? dv : to_float(*dvp) + dv);
+                dks[idx] += dk;
+                dvs[idx] += dv;
             }
             __syncthreads();  // P and dS are rewritten by the next tile
         }
+    }
+    for (int idx = threadIdx.x; idx < T * HS; idx += blockDim.x) {  // the same thread owns idx as in phase B
+        int t2 = idx / HS, i = idx % HS;
+        X* dkp = dbase + (size_t)t2 * QKV + koff + i;
+        X* dvp = dbase + (size_t)t2 * QKV + voff + i;
+        store(dkp, accumulate ? to_float(*dkp) + dks[idx] : dks[idx]);
+        store(dvp, accumulate ? to_float(*dvp) + dvs[idx] : dvs[idx]);
     }
 }
 
 template <typename X>
 static void attention_backward_cuda(X* dqkv, const X* dout, const X* qkv, const float* lse, const int* keymask,
-                                    int B, int T, int NH, int KVH, int HS, bool accumulate = true) {
+                                    int B, int T, int NH, int KVH, int HS, bool accumulate = true, int max_tile = 0) {
     // dqkv (B, T, QKV) += (= when !accumulate), dout (B, T, NH*HS), qkv (B, T, QKV), lse (B, NH, T), keymask (B, T) or NULL.
-    // The whole query range is one tile when it fits (T = 74 does); the tile size depends only on T, HS and the GPU.
-    int TQ = T;
+    // The whole query range is one tile when it fits (T = 74 at HS = 128 does on an H100); the tile size depends
+    // only on T, HS and the GPU. max_tile > 0 caps it (the tests use it to make several tiles).
+    int TQ = max_tile > 0 ? min(T, max_tile) : T;
     while (TQ > 1 && attention_backward_smem(T, HS, TQ) > (size_t)max_smem_optin) TQ = (TQ + 1) / 2;
     size_t smem = attention_backward_smem(T, HS, TQ);
     if (smem > (size_t)max_smem_optin) {
@@ -617,30 +669,41 @@ static void swiglu_backward_cuda(X* dgateup, const X* dout, const X* gateup, int
     launchCheck();
 }
 
+// out = a + b: the fp32 residual stream plus a branch output in the activation type
 template <typename X>
-__global__ void residual_forward_kernel(X* out, const X* a, const X* b, size_t n) {
+__global__ void residual_forward_kernel(float* out, const float* a, const X* b, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) store(out + i, to_float(a[i]) + to_float(b[i]));
+    if (i < n) out[i] = a[i] + to_float(b[i]);
 }
 
 template <typename X>
-static void residual_forward_cuda(X* out, const X* a, const X* b, size_t n) {
+static void residual_forward_cuda(float* out, const float* a, const X* b, size_t n) {
     residual_forward_kernel<<<blocks_for(n, 256), 256>>>(out, a, b, n);
     launchCheck();
 }
 // (no residual_backward_cuda: like the CPU model, the GPU model carries dresidual
 // straight through both branches, so nothing calls it)
 
+// fp32 -> the activation type, for a matmul's input (a float target needs no copy: the model passes the fp32 tensor)
+__global__ void to_bf16_kernel(bf16* out, const float* in, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2bfloat16(in[i]);
+}
+
+static void to_bf16_cuda(bf16* out, const float* in, size_t n) {
+    to_bf16_kernel<<<blocks_for(n, 256), 256>>>(out, in, n);
+    launchCheck();
+}
+
 // ----------------------------------------------------------------------------
 // softmax cross-entropy over items, fused with the item logits and chunked:
-// logits (B, I) = user (B, D) @ table (I, D)^T are made ITEM_CHUNK columns at a
-// time into one (B, ITEM_CHUNK) fp32 buffer. Forward keeps per row an online
+// logits (B, I) = user (B, D) @ table (I, D)^T are made GPU_ITEM_CHUNK columns at a
+// time into one (B, GPU_ITEM_CHUNK) fp32 buffer. Forward keeps per row an online
 // max m and sum s of exp(z - m) across chunks, and the target's logit; backward
 // remakes each chunk and turns it into dlogits = (exp(z - m) / s - onehot) dloss
 // in place, then duser += dlogits @ table_chunk. Target 0 = no target (zero loss,
 // no gradient), as on the CPU. stats (B, 3) = (m, s, target logit).
 
-#define ITEM_CHUNK 16384
 #define CE_THREADS 256
 
 __global__ void ce_chunk_stats_kernel(float* stats, const float* logits, const int* targets, int i0, int n, int first) {
@@ -687,7 +750,7 @@ __global__ void ce_chunk_grad_kernel(float* logits, const float* stats, const in
 static void crossentropy_items_forward_cuda(float* losses, float* stats, const float* user, const float* table,
                                             const int* targets, int B, int D, int I) {
     // losses (B), stats (B, 3) cached for backward, user (B, D), table (I, D), targets (B) in [0, I)
-    int IC = min(I, ITEM_CHUNK);
+    int IC = min(I, GPU_ITEM_CHUNK);
     float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)B * IC * sizeof(float));  // (B, IC)
     for (int i0 = 0; i0 < I; i0 += IC) {
         int n = min(IC, I - i0);
@@ -702,7 +765,7 @@ static void crossentropy_items_forward_cuda(float* losses, float* stats, const f
 static void crossentropy_items_backward_cuda(float* duser, float dloss, const float* stats, const float* user,
                                              const float* table, const int* targets, int B, int D, int I) {
     // duser (B, D) += d(sum_b dloss * loss_b)/d user; dloss is the CPU's dlosses[b], the same for every row
-    int IC = min(I, ITEM_CHUNK);
+    int IC = min(I, GPU_ITEM_CHUNK);
     float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)B * IC * sizeof(float));  // (B, IC)
     for (int i0 = 0; i0 < I; i0 += IC) {
         int n = min(IC, I - i0);
@@ -866,8 +929,6 @@ static void kd_l2_backward_cuda(float* da, float dloss, const float* a, const fl
 // turns the norm into the clip scale, and the update reads that scale from
 // device memory, so the host never waits.
 
-#define NORM_BLOCKS 512
-
 __global__ void grad_sumsq_partial_kernel(double* partial, const float* g, size_t n) {
     double acc = 0.0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -887,10 +948,10 @@ __global__ void clip_scale_kernel(float* norm_and_scale, const double* partial, 
 
 // norm_and_scale (2) on the device: the gradient norm and the factor AdamW multiplies gradients by
 static void grad_clip_cuda(float* norm_and_scale, const float* grads, size_t n, float clip) {
-    double* partial = (double*)scratch(SCRATCH_REDUCE, NORM_BLOCKS * sizeof(double));
-    grad_sumsq_partial_kernel<<<NORM_BLOCKS, 256>>>(partial, grads, n);
+    double* partial = (double*)scratch(SCRATCH_REDUCE, GPU_NORM_BLOCKS * sizeof(double));
+    grad_sumsq_partial_kernel<<<GPU_NORM_BLOCKS, 256>>>(partial, grads, n);
     launchCheck();
-    clip_scale_kernel<<<1, 1>>>(norm_and_scale, partial, NORM_BLOCKS, clip);
+    clip_scale_kernel<<<1, 1>>>(norm_and_scale, partial, GPU_NORM_BLOCKS, clip);
     launchCheck();
 }
 
@@ -920,88 +981,63 @@ static void adamw_update_cuda(float* params, const float* grads, float* m, float
     launchCheck();
 }
 
-__global__ void to_bf16_kernel(bf16* out, const float* in, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __float2bfloat16(in[i]);
-}
-
 // ----------------------------------------------------------------------------
 // E4SRec on the device: the same parameter layout as the CPU arena (one memcpy
-// each way), followed by the distillation adapters when there are any.
+// each way), followed by the distillation adapters when there are any. Each
+// allocation is one arena of src/gpu_plan.h, sized there (gpu_plan).
 
+#define GPU_ACT_TYPE_X X
+#define GPU_ACT_TYPE_F float
 template <typename X>
-struct GpuActs {
-    X* x_items;       // (B, S, D)     item_table[history]
-    X* proj;          // (B, S, C)     input_proj(x_items)
-    X* residual;      // (L+1, B, T, C) residual[k] = hidden state entering layer k
-    X* ln1;           // (L, B, T, C)
-    float* ln1_rstd;  // (L, B, T)
-    X* qkv;           // (L, B, T, QKV) after RoPE
-    float* lse;       // (L, B, NH, T) attention log-sum-exp (the CPU keeps probabilities)
-    X* atty;          // (L, B, T, Q)
-    X* resid_mid;     // (L, B, T, C)
-    X* ln2;           // (L, B, T, C)
-    float* ln2_rstd;  // (L, B, T)
-    X* gateup;        // (L, B, T, 2F)
-    X* swiglu;        // (L, B, T, F)
-    X* lnf;           // (B, T, C)     final RMSNorm output = hidden state L
-    float* lnf_rstd;  // (B, T)
-    X* branch;        // (B, T, C)     o_proj / down_proj output before the residual add
-    float* last;      // (L+1, B, C)   last-token hidden states, fp32
-    float* user;      // (A+1, B, D)   score(last[L]), then each adapter's output
-    float* ce_stats;  // (A+1, B, 3)   per CE head: max, sum of exp, target logit
-    float* rows;      // (B)           per-row loss terms before their mean
-    // gradients, one layer's worth reused going down (allocated only for training)
-    X* dresidual;     // (B, T, C)
-    X* dln;           // (B, T, C)
-    X* dqkv;          // (B, T, QKV)
-    X* datty;         // (B, T, Q)
-    X* dgateup;       // (B, T, 2F)
-    X* dswiglu;       // (B, T, F)
-    X* dproj;         // (B, S, C)
-    float* dlast;     // (L+1, B, C)   gradient injected at each last-token state
-    float* duser;     // (B, D)
-    float* dprompt;   // (P1+P2, C)    prompt positions' gradient summed over the batch
+struct GpuActs {  // GPU_ACTS then GPU_DACTS (src/gpu_plan.h): names, types and shapes there
+#define GPU_ACT_FIELD(name, type, count) GPU_ACT_TYPE_##type* name;
+    GPU_ACTS(GPU_ACT_FIELD)
+    GPU_DACTS(GPU_ACT_FIELD)
+#undef GPU_ACT_FIELD
 };
-#define GPU_NUM_ACTS 20
-#define GPU_NUM_DACTS 10
 
-enum { SCALAR_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL, SCALAR_GRAD_NORM, SCALAR_CLIP_SCALE, NUM_SCALARS };
+enum { SCALAR_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL, SCALAR_TOTAL_SUM, SCALAR_GRAD_NORM, SCALAR_CLIP_SCALE, NUM_SCALARS };
+static_assert(NUM_SCALARS == GPU_NUM_SCALARS, "src/gpu_plan.h sizes the scalars");
 
 struct GpuE4SRec {
     E4SRecConfig cfg;
     int use_bf16;              // 1: bf16 activations and weight shadow
+    int train;                 // 1: gradients, moments, every layer's activations; 0: forward only
+    GpuPlan plan;              // the bytes of each arena below (src/gpu_plan.h)
     size_t param_sizes[E4SREC_NUM_PARAMS];
     size_t num_params;         // the E4SRec parameters (the CPU arena)
     size_t num_total;          // plus the adapters
     float* params_memory;      // (num_total) fp32 master weights
     bf16* params_bf16;         // (num_total) bf16 shadow, or NULL on the fp32 path
     float* grads_memory;       // (num_total) or NULL (forward only)
-    float* m_memory;           // (num_total) AdamW first moments, or NULL
-    float* v_memory;           // (num_total) AdamW second moments, or NULL
+    float* m_memory;           // (2, num_total) AdamW first then second moments, or NULL
+    float* v_memory;           // m_memory + num_total
     E4SRecParams params, grads;  // device pointers carved as on the CPU
     float* adapters;           // (A, D, C) inside params_memory
     float* dadapters;          // (A, D, C) inside grads_memory
-    float* item_table;         // (I, D) frozen
-    int* prompt_ids;           // (P1+P2) instruction then response ids; position t >= P1+S reads index t - S
-    int* items;                // (max_B, S) the batch's history
-    int* targets;              // (max_B)
-    int* keymask;              // (max_B, T)
+    void* inputs_memory;       // the inputs arena:
+    float* item_table;         //   (I, D) frozen
+    int* prompt_ids;           //   (P1+P2) instruction then response ids; position t >= P1+S reads index t - S
+    int* items;                //   (max_B, S) the batch's history
+    int* targets;              //   (max_B)
+    int* keymask;              //   (max_B, T)
+    float* rope;               //   (2, T, HS/2) RoPE cosines then sines
+    float* scalars;            //   (NUM_SCALARS) loss terms, their running sum, gradient norm, clip scale
     int* host_batch;           // (max_B * (S+1)) pinned staging for items then targets
     cudaEvent_t batch_copied;  // the staging buffer's last upload has left the host
     int max_B, B;
     void* acts_memory;
-    GpuActs<float> acts_f;     // the one in use follows bf16
+    void* dacts_memory;        // training only
+    GpuActs<float> acts_f;     // the one in use follows use_bf16
     GpuActs<bf16> acts_h;
     // distillation (a student only)
     struct GpuE4SRec* teacher;
     int blocks;
     float lambda_cos, lambda_norm, lambda_ms;
     // optimizer
-    int train;
     AdamWConfig opt;
     int step;
-    float* scalars;            // (NUM_SCALARS) device: loss terms, gradient norm, clip scale
+    int steps_unread;          // steps whose total loss is in SCALAR_TOTAL_SUM, not yet read by gpu_e4srec_losses
 };
 
 static GpuActs<float>& acts_of(GpuE4SRec* g, float*) { return g->acts_f; }
@@ -1013,44 +1049,40 @@ template <typename X> static const X* weight(const GpuE4SRec* g, const float* p)
 template <> const float* weight<float>(const GpuE4SRec*, const float* p) { return p; }
 template <> const bf16* weight<bf16>(const GpuE4SRec* g, const float* p) { return g->params_bf16 + (p - g->params_memory); }
 
+// an fp32 gradient as a matmul operand of the activation type: itself on the fp32 path, rounded into buf otherwise
+static const float* matmul_operand(const float* src, float*, size_t) { return src; }
+static const bf16* matmul_operand(const float* src, bf16* buf, size_t n) { to_bf16_cuda(buf, src, n); return buf; }
+
 static int gpu_adapters(const GpuE4SRec* g) { return g->blocks > 1 ? g->blocks - 1 : 0; }
 
-// one cudaMalloc carved into tensors of the given byte sizes, each 256-byte aligned, zeroed
+// where layer l's saved tensors live: its own slab when training, one slab reused otherwise
+static size_t layer_slot(const GpuE4SRec* g, int l) { return g->train ? (size_t)l : 0; }
+// residual k (k = 0..L): its own slab when training, else two slabs used in turn
+static size_t residual_slot(const GpuE4SRec* g, int k) { return g->train ? (size_t)k : (size_t)(k % 2); }
+
+// one allocation carved into tensors of the given byte sizes, each 256-byte aligned (gpu_align), zeroed
 static void* device_arena(void** ptrs[], const size_t* bytes, int n) {
-    size_t total = 0;
-    for (int i = 0; i < n; i++) total += (bytes[i] + 255) / 256 * 256;
-    char* memory = NULL;
-    cudaCheck(cudaMalloc((void**)&memory, total ? total : 1));
+    size_t total = gpu_sum_aligned(bytes, n);
+    char* memory = (char*)device_alloc(total);
     cudaCheck(cudaMemset(memory, 0, total));
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         *ptrs[i] = memory + off;
-        off += (bytes[i] + 255) / 256 * 256;
+        off += gpu_align(bytes[i]);
     }
     return memory;
 }
 
 template <typename X>
-static void e4srec_alloc_acts_cuda(GpuE4SRec* g, int B) {
-    const E4SRecConfig* c = &g->cfg;
-    size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
-    size_t BT = (size_t)B * T, BS = (size_t)B * c->S, A1 = gpu_adapters(g) + 1, x = sizeof(X), f = sizeof(float);
+static void e4srec_alloc_acts_cuda(GpuE4SRec* g) {
+    size_t bytes[GPU_NUM_ACTS + GPU_NUM_DACTS];
+    gpu_act_bytes(bytes, &g->cfg, gpu_adapters(g), g->max_B, g->use_bf16, g->train);
     GpuActs<X>& a = acts<X>(g);
-    void** ptrs[GPU_NUM_ACTS + GPU_NUM_DACTS] = {
-        (void**)&a.x_items, (void**)&a.proj, (void**)&a.residual, (void**)&a.ln1, (void**)&a.ln1_rstd, (void**)&a.qkv,
-        (void**)&a.lse, (void**)&a.atty, (void**)&a.resid_mid, (void**)&a.ln2, (void**)&a.ln2_rstd, (void**)&a.gateup,
-        (void**)&a.swiglu, (void**)&a.lnf, (void**)&a.lnf_rstd, (void**)&a.branch, (void**)&a.last, (void**)&a.user,
-        (void**)&a.ce_stats, (void**)&a.rows,
-        (void**)&a.dresidual, (void**)&a.dln, (void**)&a.dqkv, (void**)&a.datty, (void**)&a.dgateup, (void**)&a.dswiglu,
-        (void**)&a.dproj, (void**)&a.dlast, (void**)&a.duser, (void**)&a.dprompt};
-    size_t bytes[GPU_NUM_ACTS + GPU_NUM_DACTS] = {
-        BS * c->D * x, BS * C * x, (L + 1) * BT * C * x, L * BT * C * x, L * BT * f, L * BT * QKV * x,
-        L * B * c->NH * T * f, L * BT * Q * x, L * BT * C * x, L * BT * C * x, L * BT * f, L * BT * 2 * F * x,
-        L * BT * F * x, BT * C * x, BT * f, BT * C * x, (L + 1) * B * C * f, A1 * B * c->D * f,
-        A1 * B * 3 * f, (size_t)B * f,
-        BT * C * x, BT * C * x, BT * QKV * x, BT * Q * x, BT * 2 * F * x, BT * F * x,
-        BS * C * x, (L + 1) * B * C * f, (size_t)B * c->D * f, (size_t)(c->P1 + c->P2) * C * f};
-    g->acts_memory = device_arena(ptrs, bytes, g->train ? GPU_NUM_ACTS + GPU_NUM_DACTS : GPU_NUM_ACTS);
+#define GPU_ACT_POINTER(name, type, count) (void**)&a.name,
+    void** ptrs[GPU_NUM_ACTS + GPU_NUM_DACTS] = {GPU_ACTS(GPU_ACT_POINTER) GPU_DACTS(GPU_ACT_POINTER)};
+#undef GPU_ACT_POINTER
+    g->acts_memory = device_arena(ptrs, bytes, GPU_NUM_ACTS);
+    if (g->train) g->dacts_memory = device_arena(ptrs + GPU_NUM_ACTS, bytes + GPU_NUM_ACTS, GPU_NUM_DACTS);
 }
 
 // ---- forward
@@ -1064,7 +1096,7 @@ __global__ void keymask_kernel(int* keymask, const int* items, int B, int T, int
 }
 
 template <typename X>
-__global__ void e4srec_embed_kernel(X* out, const float* tok_emb, const int* prompt_ids, const X* proj,
+__global__ void e4srec_embed_kernel(float* out, const float* tok_emb, const int* prompt_ids, const X* proj,
                                     int B, int T, int P1, int S, int C) {
     // out (B, T, C) = [tok_emb[instr] | proj | tok_emb[resp]] per sample; proj (B, S, C)
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -1072,8 +1104,8 @@ __global__ void e4srec_embed_kernel(X* out, const float* tok_emb, const int* pro
     int c = (int)(i % C);
     size_t bt = i / C;
     int t = (int)(bt % T), b = (int)(bt / T);
-    if (t >= P1 && t < P1 + S) out[i] = proj[((size_t)b * S + t - P1) * C + c];
-    else store(out + i, tok_emb[(size_t)prompt_ids[t < P1 ? t : t - S] * C + c]);
+    if (t >= P1 && t < P1 + S) out[i] = to_float(proj[((size_t)b * S + t - P1) * C + c]);
+    else out[i] = tok_emb[(size_t)prompt_ids[t < P1 ? t : t - S] * C + c];
 }
 
 template <typename X>
@@ -1083,6 +1115,12 @@ __global__ void gather_last_kernel(float* last, const X* h, int B, int T, int C)
     if (i >= B * C) return;
     int b = i / C, c = i % C;
     last[i] = to_float(h[((size_t)b * T + T - 1) * C + c]);
+}
+
+template <typename X>
+static void gather_last_cuda(float* last, const X* h, int B, int T, int C) {
+    gather_last_kernel<<<blocks_for((size_t)B * C, 256), 256>>>(last, h, B, T, C);
+    launchCheck();
 }
 
 template <typename X>
@@ -1100,32 +1138,31 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
     e4srec_embed_kernel<<<blocks_for(BT * C, 256), 256>>>(a.residual, p->tok_emb, g->prompt_ids, a.proj, B, T, c->P1, S, C);
     launchCheck();
     for (int l = 0; l < L; l++) {
-        X* res_in = a.residual + l * BT * C;
-        X* ln1 = a.ln1 + l * BT * C;
-        X* qkv = a.qkv + l * BT * QKV;
-        X* atty = a.atty + l * BT * Q;
-        X* mid = a.resid_mid + l * BT * C;
-        X* ln2 = a.ln2 + l * BT * C;
-        X* gateup = a.gateup + l * BT * 2 * F;
-        X* sw = a.swiglu + l * BT * F;
-        rmsnorm_forward_cuda(ln1, a.ln1_rstd + l * BT, res_in, p->rms1 + (size_t)l * C, B * T, C, c->rms_eps);
+        size_t s = layer_slot(g, l);
+        float* res_in = a.residual + residual_slot(g, l) * BT * C;
+        float* res_out = a.residual + residual_slot(g, l + 1) * BT * C;
+        float* mid = a.resid_mid + s * BT * C;
+        X* ln1 = a.ln1 + s * BT * C;
+        X* qkv = a.qkv + s * BT * QKV;
+        X* atty = a.atty + s * BT * Q;
+        X* ln2 = a.ln2 + s * BT * C;
+        X* gateup = a.gateup + s * BT * 2 * F;
+        X* sw = a.swiglu + s * BT * F;
+        gather_last_cuda(a.last + (size_t)l * B * C, res_in, B, T, C);  // before a forward-only handle reuses the slot
+        rmsnorm_forward_cuda(ln1, a.ln1_rstd + s * BT, res_in, p->rms1 + (size_t)l * C, B * T, C, c->rms_eps);
         matmul_forward_cuda(qkv, ln1, weight<X>(g, p->wqkv + (size_t)l * QKV * C), (const float*)NULL, B * T, C, QKV);
-        rope_forward_cuda(qkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
-        attention_forward_cuda(atty, a.lse + (size_t)l * B * c->NH * T, qkv, g->keymask, B, T, c->NH, c->KVH, c->HS);
+        rope_forward_cuda(qkv, g->rope, B * T, T, QKV, c->NH + c->KVH, c->HS);
+        attention_forward_cuda(atty, a.lse + s * B * c->NH * T, qkv, g->keymask, B, T, c->NH, c->KVH, c->HS);
         matmul_forward_cuda(a.branch, atty, weight<X>(g, p->wo + (size_t)l * C * Q), (const float*)NULL, B * T, Q, C);
         residual_forward_cuda(mid, res_in, a.branch, BT * C);
-        rmsnorm_forward_cuda(ln2, a.ln2_rstd + l * BT, mid, p->rms2 + (size_t)l * C, B * T, C, c->rms_eps);
+        rmsnorm_forward_cuda(ln2, a.ln2_rstd + s * BT, mid, p->rms2 + (size_t)l * C, B * T, C, c->rms_eps);
         matmul_forward_cuda(gateup, ln2, weight<X>(g, p->wgateup + (size_t)l * 2 * F * C), (const float*)NULL, B * T, C, 2 * F);
         swiglu_forward_cuda(sw, gateup, B * T, F);
         matmul_forward_cuda(a.branch, sw, weight<X>(g, p->wdown + (size_t)l * C * F), (const float*)NULL, B * T, F, C);
-        residual_forward_cuda(a.residual + (l + 1) * BT * C, mid, a.branch, BT * C);
+        residual_forward_cuda(res_out, mid, a.branch, BT * C);
     }
-    rmsnorm_forward_cuda(a.lnf, a.lnf_rstd, a.residual + L * BT * C, p->rms_final, B * T, C, c->rms_eps);
-    for (int k = 0; k <= L; k++) {
-        const X* h = k < L ? a.residual + k * BT * C : a.lnf;
-        gather_last_kernel<<<blocks_for((size_t)B * C, 256), 256>>>(a.last + (size_t)k * B * C, h, B, T, C);
-        launchCheck();
-    }
+    rmsnorm_forward_cuda(a.lnf, a.lnf_rstd, a.residual + residual_slot(g, L) * BT * C, p->rms_final, B * T, C, c->rms_eps);
+    gather_last_cuda(a.last + (size_t)L * B * C, a.lnf, B, T, C);
     // the user vector in fp32 from the fp32 score weight, as the peer's u.float() @ table.t()
     matmul_forward_cuda(a.user, a.last + (size_t)L * B * C, p->score_w, (const float*)NULL, B, C, D);
 }
@@ -1142,27 +1179,26 @@ __global__ void inject_last_kernel(X* dh, const float* dlast, int B, int T, int 
     store(d, accumulate ? to_float(*d) + dlast[i] : dlast[i]);
 }
 
-template <typename X>
-__global__ void prompt_grad_sum_kernel(float* dprompt, const X* dres, int B, int T, int P1, int S, int C) {
+__global__ void prompt_grad_sum_kernel(float* dprompt, const float* dres, int B, int T, int P1, int S, int C) {
     // dprompt (P1+P2, C) = sum over the batch, in order, of dres (B, T, C) at each prompt position
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int P = T - S;
     if (i >= P * C) return;
     int pp = i / C, c = i % C, t = pp < P1 ? pp : pp + S;
     float acc = 0.0f;
-    for (int b = 0; b < B; b++) acc += to_float(dres[((size_t)b * T + t) * C + c]);
+    for (int b = 0; b < B; b++) acc += dres[((size_t)b * T + t) * C + c];
     dprompt[i] = acc;
 }
 
 template <typename X>
-__global__ void history_grad_kernel(X* dproj, const X* dres, int B, int T, int P1, int S, int C) {
+__global__ void history_grad_kernel(X* dproj, const float* dres, int B, int T, int P1, int S, int C) {
     // dproj (B, S, C) = dres (B, T, C) at the history positions
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)B * S * C) return;
     int c = (int)(i % C);
     size_t bs = i / C;
     int s = (int)(bs % S), b = (int)(bs / S);
-    dproj[i] = dres[((size_t)b * T + P1 + s) * C + c];
+    store(dproj + i, dres[((size_t)b * T + P1 + s) * C + c]);
 }
 
 // backpropagates acts.dlast (every depth's last-token gradient) into grads (e4srec_backward)
@@ -1177,26 +1213,28 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
     unsigned last_blocks = blocks_for((size_t)B * C, 256);
     // final RMSNorm: only the last token carries a gradient
     cudaCheck(cudaMemsetAsync(a.dln, 0, BT * C * sizeof(X)));
-    cudaCheck(cudaMemsetAsync(a.dresidual, 0, BT * C * sizeof(X)));
+    cudaCheck(cudaMemsetAsync(a.dresidual, 0, BT * C * sizeof(float)));
     inject_last_kernel<<<last_blocks, 256>>>(a.dln, a.dlast + (size_t)L * B * C, B, T, C, 0);
     launchCheck();
-    rmsnorm_backward_cuda(a.dresidual, gr->rms_final, a.dln, a.residual + L * BT * C, p->rms_final, a.lnf_rstd, B * T, C);
+    rmsnorm_backward_cuda(a.dresidual, gr->rms_final, a.dln, a.residual + (size_t)L * BT * C, p->rms_final, a.lnf_rstd, B * T, C);
     for (int l = L - 1; l >= 0; l--) {
-        X* res_in = a.residual + l * BT * C;
-        X* mid = a.resid_mid + l * BT * C;
+        const float* res_in = a.residual + l * BT * C;
+        const float* mid = a.resid_mid + l * BT * C;
         // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
-        matmul_backward_cuda(a.dswiglu, gr->wdown + (size_t)l * C * F, (float*)NULL, a.dresidual, a.swiglu + l * BT * F,
+        const X* dbranch = matmul_operand(a.dresidual, a.dbranch, BT * C);
+        matmul_backward_cuda(a.dswiglu, gr->wdown + (size_t)l * C * F, (float*)NULL, dbranch, a.swiglu + l * BT * F,
                              weight<X>(g, p->wdown + (size_t)l * C * F), B * T, F, C, false);
         swiglu_backward_cuda(a.dgateup, a.dswiglu, a.gateup + l * BT * 2 * F, B * T, F, false);
         matmul_backward_cuda(a.dln, gr->wgateup + (size_t)l * 2 * F * C, (float*)NULL, a.dgateup, a.ln2 + l * BT * C,
                              weight<X>(g, p->wgateup + (size_t)l * 2 * F * C), B * T, C, 2 * F, false);
         rmsnorm_backward_cuda(a.dresidual, gr->rms2 + (size_t)l * C, a.dln, mid, p->rms2 + (size_t)l * C, a.ln2_rstd + l * BT, B * T, C);
         // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
-        matmul_backward_cuda(a.datty, gr->wo + (size_t)l * C * Q, (float*)NULL, a.dresidual, a.atty + l * BT * Q,
+        dbranch = matmul_operand(a.dresidual, a.dbranch, BT * C);
+        matmul_backward_cuda(a.datty, gr->wo + (size_t)l * C * Q, (float*)NULL, dbranch, a.atty + l * BT * Q,
                              weight<X>(g, p->wo + (size_t)l * C * Q), B * T, Q, C, false);
         attention_backward_cuda(a.dqkv, a.datty, a.qkv + l * BT * QKV, a.lse + (size_t)l * B * c->NH * T, g->keymask,
                                 B, T, c->NH, c->KVH, c->HS, false);
-        rope_backward_cuda(a.dqkv, B * T, T, QKV, c->NH + c->KVH, c->HS, c->rope_theta);
+        rope_backward_cuda(a.dqkv, g->rope, B * T, T, QKV, c->NH + c->KVH, c->HS);
         matmul_backward_cuda(a.dln, gr->wqkv + (size_t)l * QKV * C, (float*)NULL, a.dqkv, a.ln1 + l * BT * C,
                              weight<X>(g, p->wqkv + (size_t)l * QKV * C), B * T, C, QKV, false);
         rmsnorm_backward_cuda(a.dresidual, gr->rms1 + (size_t)l * C, a.dln, res_in, p->rms1 + (size_t)l * C, a.ln1_rstd + l * BT, B * T, C);
@@ -1216,7 +1254,7 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
     matmul_backward_cuda((X*)NULL, gr->proj_w, gr->proj_b, a.dproj, a.x_items, weight<X>(g, p->proj_w), B * S, c->D, C);
 }
 
-// ---- one training step, in three parts (the tests call the first two alone)
+// ---- one training step: gradients_cuda (batch, forward, loss, backward), then optimizer_step_cuda
 
 static void upload_batch(GpuE4SRec* g, const int* items, const int* targets, int B) {
     const E4SRecConfig* c = &g->cfg;
@@ -1237,10 +1275,12 @@ static void upload_batch(GpuE4SRec* g, const int* items, const int* targets, int
     cudaCheck(cudaEventRecord(g->batch_copied, 0));
 }
 
+// the total of the loss terms, and its running sum until gpu_e4srec_losses reads it
 __global__ void slmrec_total_kernel(float* scalars, float lambda_cos, float lambda_norm, float lambda_ms) {
-    scalars[SCALAR_TOTAL] = scalars[SCALAR_CE] + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
+    float total = scalars[SCALAR_CE] + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
+    scalars[SCALAR_TOTAL] = total;
+    scalars[SCALAR_TOTAL_SUM] += total;
 }
-
 
 template <typename X> static const float* last_of(GpuE4SRec* g, int depth) { return acts<X>(g).last + (size_t)depth * g->B * g->cfg.C; }
 static const float* last_state(GpuE4SRec* g, int depth) { return g->use_bf16 ? last_of<bf16>(g, depth) : last_of<float>(g, depth); }
@@ -1310,6 +1350,17 @@ static void slmrec_backward_cuda(GpuE4SRec* g) {
     e4srec_backward_cuda<X>(g);
 }
 
+// a step's first two parts: the batch up, forward and every loss term, gradients (the tests call it alone)
+static void gradients_cuda(GpuE4SRec* g, const int* items, const int* targets, int B) {
+    upload_batch(g, items, targets, B);
+    if (g->teacher) {  // the teacher reads the same batch from the student's device buffers
+        g->teacher->B = B;
+        cudaCheck(cudaMemcpyAsync(g->teacher->items, g->items, (size_t)B * g->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice, 0));
+    }
+    if (g->use_bf16) { slmrec_forward_cuda<bf16>(g, B); slmrec_backward_cuda<bf16>(g); }
+    else { slmrec_forward_cuda<float>(g, B); slmrec_backward_cuda<float>(g); }
+}
+
 // clip by the global norm (model and adapters together), then AdamW (optimizer_step)
 static void optimizer_step_cuda(GpuE4SRec* g) {
     float lr = lr_at(&g->opt, g->step);
@@ -1317,6 +1368,157 @@ static void optimizer_step_cuda(GpuE4SRec* g) {
     grad_clip_cuda(g->scalars + SCALAR_GRAD_NORM, g->grads_memory, g->num_total, g->opt.clip);
     adamw_update_cuda(g->params_memory, g->grads_memory, g->m_memory, g->v_memory, g->num_total, &g->opt, lr, g->step,
                       g->scalars + SCALAR_CLIP_SCALE, g->params_bf16);
+}
+
+// ---- building a handle
+
+// random weights on the device, as e4srec_init_random draws them (normal, std 0.02; norms 1,
+// input_proj's bias 0) but from a counter-based generator: element i of a tensor gets
+// splitmix64(seed, tensor, i) through Box-Muller, the same on every GPU and launch shape
+__device__ uint64_t splitmix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+__global__ void init_tensor_kernel(float* p, size_t n, float std, float value, uint64_t seed) {
+    // p (n) = value when std is 0, else std * N(0, 1)
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    if (std == 0.0f) { p[i] = value; return; }
+    uint64_t r = splitmix64(seed ^ splitmix64(i));
+    float u1 = ((uint32_t)(r >> 40) + 1.0f) / 16777217.0f, u2 = (uint32_t)(r & 0xFFFFFFu) / 16777216.0f;  // u1 in (0, 1]
+    p[i] = std * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+}
+
+static void e4srec_init_random_cuda(GpuE4SRec* g, uint64_t seed) {
+    float* t = g->params_memory;
+    for (int i = 0; i < E4SREC_NUM_PARAMS; i++) {
+        size_t n = g->param_sizes[i];
+        bool norm = i == E4SREC_PARAM_rms1 || i == E4SREC_PARAM_rms2 || i == E4SREC_PARAM_rms_final;
+        float std = norm || i == E4SREC_PARAM_proj_b ? 0.0f : 0.02f;
+        init_tensor_kernel<<<blocks_for(n, 256), 256>>>(t, n, std, norm ? 1.0f : 0.0f, seed + 0x1000003ull * (uint64_t)i);
+        launchCheck();
+        t += n;
+    }
+}
+
+// host-side contents of a handle: the config, the parameters (NULL = random on the device
+// from seed), the frozen item table, the prompt and a student's adapters
+typedef struct {
+    const E4SRecConfig* cfg;
+    const float* params;   // (num_params) or NULL
+    uint64_t seed;
+    const float* item_table;
+    const int* instr;
+    const int* resp;
+    const float* adapters; // (n_adapters, D, C)
+    int n_adapters;
+} GpuModelSource;
+
+static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int use_bf16, const AdamWConfig* opt) {
+    gpu_init();
+    if (max_B < 1) die("gpu: max batch %d must be positive", max_B);
+    const E4SRecConfig* c = src->cfg;
+    // refuse a plan the GPU cannot hold before allocating any of it
+    GpuPlan plan = gpu_plan(c, src->n_adapters, max_B, use_bf16, opt != NULL);
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    size_t scratch_now = 0;
+    for (int i = 0; i < NUM_SCRATCH; i++) scratch_now += scratch_bytes[i];
+    size_t need = plan.total - (plan.bytes[GPU_ARENA_SCRATCH] < scratch_now ? plan.bytes[GPU_ARENA_SCRATCH] : scratch_now);
+    if (need > free_bytes) {
+        char line[512];
+        gpu_plan_format(line, sizeof(line), "plan", &plan);
+        die("gpu: an E4SRec of %d layers (C=%d) for %d rows needs %.2f GiB of device memory, the GPU has %.2f GiB free of %.2f GiB\n"
+            "  %s\n  hint: lower --batch (or --eval-batch), or use --precision bf16",
+            c->L, c->C, max_B, need / 1073741824.0, free_bytes / 1073741824.0, total_bytes / 1073741824.0, line);
+    }
+    GpuE4SRec* g = (GpuE4SRec*)callocCheck(1, sizeof(GpuE4SRec));
+    g->cfg = *c;
+    g->plan = plan;
+    g->use_bf16 = use_bf16 != 0;
+    g->train = opt != NULL;
+    g->max_B = max_B;
+    g->blocks = src->n_adapters + 1;
+    if (opt) g->opt = *opt;
+    e4srec_param_sizes(g->param_sizes, c);
+    g->num_params = sizes_total(g->param_sizes, E4SREC_NUM_PARAMS);
+    size_t n_adapter_params = (size_t)src->n_adapters * c->D * c->C;
+    g->num_total = g->num_params + n_adapter_params;
+    size_t nt = g->num_total * sizeof(float);
+    // weights (and the bf16 shadow)
+    g->params_memory = (float*)device_alloc(plan.bytes[GPU_ARENA_WEIGHTS]);
+    e4srec_point_params(&g->params, g->params_memory, g->param_sizes);
+    g->adapters = g->params_memory + g->num_params;
+    if (src->params) cudaCheck(cudaMemcpy(g->params_memory, src->params, g->num_params * sizeof(float), cudaMemcpyHostToDevice));
+    else e4srec_init_random_cuda(g, src->seed);
+    if (src->n_adapters) cudaCheck(cudaMemcpy(g->adapters, src->adapters, n_adapter_params * sizeof(float), cudaMemcpyHostToDevice));
+    if (g->use_bf16) {
+        g->params_bf16 = (bf16*)device_alloc(plan.bytes[GPU_ARENA_SHADOW]);
+        to_bf16_cuda(g->params_bf16, g->params_memory, g->num_total);
+    }
+    // gradients and AdamW moments
+    if (g->train) {
+        g->grads_memory = (float*)device_alloc(plan.bytes[GPU_ARENA_GRADS]);
+        g->m_memory = (float*)device_alloc(plan.bytes[GPU_ARENA_MOMENTS]);
+        g->v_memory = g->m_memory + plan.bytes[GPU_ARENA_MOMENTS] / 2 / sizeof(float);
+        cudaCheck(cudaMemset(g->grads_memory, 0, nt));
+        cudaCheck(cudaMemset(g->m_memory, 0, plan.bytes[GPU_ARENA_MOMENTS]));
+        e4srec_point_params(&g->grads, g->grads_memory, g->param_sizes);
+        g->dadapters = g->grads_memory + g->num_params;
+    }
+    // inputs: item table, prompt, batch buffers, RoPE table, scalars (targets 0 = no CE rows until a step sets them)
+    size_t input_bytes[GPU_NUM_INPUTS];
+    gpu_input_bytes(input_bytes, c, max_B);
+    void** input_ptrs[GPU_NUM_INPUTS] = {(void**)&g->item_table, (void**)&g->prompt_ids, (void**)&g->items, (void**)&g->targets,
+                                         (void**)&g->keymask, (void**)&g->rope, (void**)&g->scalars};
+    g->inputs_memory = device_arena(input_ptrs, input_bytes, GPU_NUM_INPUTS);
+    int T = e4srec_T(c);
+    cudaCheck(cudaMemcpy(g->item_table, src->item_table, (size_t)c->I * c->D * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(g->prompt_ids, src->instr, c->P1 * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(g->prompt_ids + c->P1, src->resp, c->P2 * sizeof(int), cudaMemcpyHostToDevice));
+    RopeTable rope;  // the CPU's angles, bit for bit
+    rope_table_build(&rope, T, c->HS, c->rope_theta);
+    size_t rope_n = (size_t)T * rope.half;
+    cudaCheck(cudaMemcpy(g->rope, rope.cos, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(g->rope + rope_n, rope.sin, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    rope_table_free(&rope);
+    cudaCheck(cudaMallocHost((void**)&g->host_batch, (size_t)max_B * (c->S + 1) * sizeof(int)));
+    cudaCheck(cudaEventCreateWithFlags(&g->batch_copied, cudaEventDisableTiming));
+    cudaCheck(cudaEventRecord(g->batch_copied, 0));
+    // activations
+    if (g->use_bf16) e4srec_alloc_acts_cuda<bf16>(g);
+    else e4srec_alloc_acts_cuda<float>(g);
+    return g;
+}
+
+// forward only, then rows' item scores user @ table^T chunk by chunk; B <= max_B (gpu_e4srec_score splits)
+static void score_rows_cuda(GpuE4SRec* g, const int* items, int B, float* scores, int k, int* top_ids) {
+    const E4SRecConfig* c = &g->cfg;
+    upload_batch(g, items, NULL, B);
+    if (g->use_bf16) e4srec_forward_cuda<bf16>(g, B);
+    else e4srec_forward_cuda<float>(g, B);
+    const float* user = g->use_bf16 ? g->acts_h.user : g->acts_f.user;  // (B, D)
+    int IC = min(c->I, GPU_ITEM_CHUNK);
+    float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)g->max_B * IC * sizeof(float));  // (B, IC)
+    float* top_val = top_ids ? (float*)scratch(SCRATCH_TOPK, (size_t)g->max_B * GPU_TOPK_MAX * (sizeof(float) + sizeof(int))) : NULL;  // (B, k)
+    int* top_id = top_ids ? (int*)(top_val + (size_t)B * k) : NULL;  // (B, k)
+    for (int i0 = 0; i0 < c->I; i0 += IC) {
+        int n = min(IC, c->I - i0);
+        gemm(logits, user, g->item_table + (size_t)i0 * c->D, B, n, c->D, false, true, false);
+        if (scores) {
+            cudaCheck(cudaMemcpy2DAsync(scores + i0, (size_t)c->I * sizeof(float), logits, (size_t)n * sizeof(float),
+                                        (size_t)n * sizeof(float), B, cudaMemcpyDeviceToHost, 0));
+        }
+        if (top_ids) {
+            topk_chunk_kernel<<<B, TOPK_THREADS, (size_t)k * (sizeof(float) + sizeof(int))>>>(top_val, top_id, logits, i0, n, k, i0 == 0);
+            launchCheck();
+        }
+    }
+    if (top_ids) cudaCheck(cudaMemcpy(top_ids, top_id, (size_t)B * k * sizeof(int), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaDeviceSynchronize());  // the scores' copies land (and the logits chunk is free) before the next rows
 }
 
 // ----------------------------------------------------------------------------
@@ -1336,12 +1538,24 @@ int gpu_device_info(char* info, size_t cap) {
         return 0;
     }
     cudaDeviceProp prop;
-    int dev = 0;
+    int dev = 0, driver = 0, runtime = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
         if (info) snprintf(info, cap, "cudaGetDeviceProperties failed");
         return 0;
     }
-    if (info) snprintf(info, cap, "%s", prop.name);
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    if (info) snprintf(info, cap, "%s, %.1f GiB, compute %d.%d, driver %d.%d, runtime %d.%d", prop.name,
+                       prop.totalGlobalMem / 1073741824.0, prop.major, prop.minor, driver / 1000, driver % 1000 / 10,
+                       runtime / 1000, runtime % 1000 / 10);
+    return 1;
+}
+
+int gpu_device_name(char* name, size_t cap) {
+    cudaDeviceProp prop;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return 0;
+    snprintf(name, cap, "%s", prop.name);
     return 1;
 }
 
@@ -1354,74 +1568,33 @@ void gpu_memory(size_t* used, size_t* total) {
     *total = total_bytes;
 }
 
-size_t gpu_layout_key_cuda(void) { return gpu_layout_key(); }
-
-static GpuE4SRec* e4srec_build_cuda(const E4SRec* m, const float* adapters, int n_adapters, int max_B, int use_bf16, const AdamWConfig* opt) {
-    gpu_init();
-    if (max_B < 1) die("gpu: max batch %d must be positive", max_B);
-    GpuE4SRec* g = (GpuE4SRec*)callocCheck(1, sizeof(GpuE4SRec));
-    const E4SRecConfig* c = &m->cfg;
-    g->cfg = *c;
-    g->use_bf16 = use_bf16 != 0;
-    g->max_B = max_B;
-    g->blocks = n_adapters + 1;
-    g->train = opt != NULL;
-    if (opt) g->opt = *opt;
-    memcpy(g->param_sizes, m->param_sizes, sizeof(g->param_sizes));
-    g->num_params = m->num_params;
-    size_t n_adapter_params = (size_t)n_adapters * c->D * c->C;
-    g->num_total = g->num_params + n_adapter_params;
-    size_t nt = g->num_total * sizeof(float);
-    cudaCheck(cudaMalloc((void**)&g->params_memory, nt));
-    cudaCheck(cudaMemcpy(g->params_memory, m->params_memory, g->num_params * sizeof(float), cudaMemcpyHostToDevice));
-    if (n_adapters) cudaCheck(cudaMemcpy(g->params_memory + g->num_params, adapters, n_adapter_params * sizeof(float), cudaMemcpyHostToDevice));
-    e4srec_point_params(&g->params, g->params_memory, g->param_sizes);
-    g->adapters = g->params_memory + g->num_params;
-    if (g->use_bf16) {
-        cudaCheck(cudaMalloc((void**)&g->params_bf16, g->num_total * sizeof(bf16)));
-        to_bf16_kernel<<<blocks_for(g->num_total, 256), 256>>>(g->params_bf16, g->params_memory, g->num_total);
-        launchCheck();
-    }
-    if (g->train) {
-        cudaCheck(cudaMalloc((void**)&g->grads_memory, nt));
-        cudaCheck(cudaMalloc((void**)&g->m_memory, nt));
-        cudaCheck(cudaMalloc((void**)&g->v_memory, nt));
-        cudaCheck(cudaMemset(g->grads_memory, 0, nt));
-        cudaCheck(cudaMemset(g->m_memory, 0, nt));
-        cudaCheck(cudaMemset(g->v_memory, 0, nt));
-        e4srec_point_params(&g->grads, g->grads_memory, g->param_sizes);
-        g->dadapters = g->grads_memory + g->num_params;
-    }
-    size_t table = (size_t)c->I * c->D * sizeof(float);
-    int P = c->P1 + c->P2, T = e4srec_T(c);
-    cudaCheck(cudaMalloc((void**)&g->item_table, table));
-    cudaCheck(cudaMemcpy(g->item_table, m->item_table, table, cudaMemcpyHostToDevice));
-    cudaCheck(cudaMalloc((void**)&g->prompt_ids, (P + 1) * sizeof(int)));
-    cudaCheck(cudaMemcpy(g->prompt_ids, m->instr, c->P1 * sizeof(int), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(g->prompt_ids + c->P1, m->resp, c->P2 * sizeof(int), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMalloc((void**)&g->items, (size_t)max_B * c->S * sizeof(int)));
-    cudaCheck(cudaMalloc((void**)&g->targets, (size_t)max_B * sizeof(int)));
-    cudaCheck(cudaMemset(g->targets, 0, (size_t)max_B * sizeof(int)));  // no targets (scoring) = no CE rows
-    cudaCheck(cudaMalloc((void**)&g->keymask, (size_t)max_B * T * sizeof(int)));
-    cudaCheck(cudaMallocHost((void**)&g->host_batch, (size_t)max_B * (c->S + 1) * sizeof(int)));
-    cudaCheck(cudaEventCreateWithFlags(&g->batch_copied, cudaEventDisableTiming));
-    cudaCheck(cudaEventRecord(g->batch_copied, 0));
-    cudaCheck(cudaMalloc((void**)&g->scalars, NUM_SCALARS * sizeof(float)));
-    cudaCheck(cudaMemset(g->scalars, 0, NUM_SCALARS * sizeof(float)));
-    if (g->use_bf16) e4srec_alloc_acts_cuda<bf16>(g, max_B);
-    else e4srec_alloc_acts_cuda<float>(g, max_B);
-    return g;
+size_t gpu_allocated_peak(int reset) {
+    size_t peak = device_bytes_peak;
+    if (reset) device_bytes_peak = device_bytes_now;
+    return peak;
 }
 
+size_t gpu_layout_key_cuda(void) { return gpu_layout_key(); }
+
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt) {
-    return e4srec_build_cuda(m, NULL, 0, max_B, use_bf16, opt);
+    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, NULL, 0};
+    return e4srec_build_cuda(&src, max_B, use_bf16, opt);
+}
+
+GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_table, const int* instr, const int* resp,
+                                    uint64_t seed, int max_B, int use_bf16, const AdamWConfig* opt) {
+    e4srec_validate_config(c);
+    GpuModelSource src = {c, NULL, seed, item_table, instr, resp, NULL, 0};
+    return e4srec_build_cuda(&src, max_B, use_bf16, opt);
 }
 
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt) {
     if (opt == NULL) die("gpu_slmrec_create: a student needs an optimizer config");
     if (teacher->max_B < max_B) die("gpu_slmrec_create: the teacher handle holds %d rows, the student %d", teacher->max_B, max_B);
     if (teacher->cfg.S != s->student->cfg.S) die("gpu_slmrec_create: teacher and student read the same history, but S is %d and %d", teacher->cfg.S, s->student->cfg.S);
-    GpuE4SRec* g = e4srec_build_cuda(s->student, s->adapters, s->blocks - 1, max_B, use_bf16, opt);
+    const E4SRec* m = s->student;
+    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, s->adapters, s->blocks - 1};
+    GpuE4SRec* g = e4srec_build_cuda(&src, max_B, use_bf16, opt);
     g->teacher = teacher;
     g->blocks = s->blocks;
     g->lambda_cos = s->lambda_cos; g->lambda_norm = s->lambda_norm; g->lambda_ms = s->lambda_ms;
@@ -1432,54 +1605,39 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
 // AdamW. Returns once queued; read the losses with gpu_e4srec_losses.
 void gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
     if (!g->train) die("gpu_e4srec_train_step: this handle was created without an optimizer (forward only)");
-    upload_batch(g, items, targets, B);
-    if (g->teacher) {  // the teacher reads the same batch from the student's device buffers
-        g->teacher->B = B;
-        cudaCheck(cudaMemcpyAsync(g->teacher->items, g->items, (size_t)B * g->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice, 0));
-    }
-    if (g->use_bf16) { slmrec_forward_cuda<bf16>(g, B); slmrec_backward_cuda<bf16>(g); }
-    else { slmrec_forward_cuda<float>(g, B); slmrec_backward_cuda<float>(g); }
+    gradients_cuda(g, items, targets, B);
     optimizer_step_cuda(g);
+    g->steps_unread++;
 }
 
 // waits for the last step and copies its loss terms (ce only, the rest 0, for a
-// plain model) and the gradient norm before clipping
-void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* out, float* grad_norm) {
+// plain model), the gradient norm before clipping, and the mean total loss of the
+// steps since the previous call (each NULL to skip)
+void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* last, float* grad_norm, float* mean_total) {
     float s[NUM_SCALARS];
     cudaCheck(cudaMemcpy(s, g->scalars, sizeof(s), cudaMemcpyDeviceToHost));
-    out->ce = s[SCALAR_CE]; out->dcos = s[SCALAR_DCOS]; out->dnorm = s[SCALAR_DNORM]; out->lms = s[SCALAR_LMS];
-    out->total = s[SCALAR_TOTAL];
+    if (last) {
+        last->ce = s[SCALAR_CE]; last->dcos = s[SCALAR_DCOS]; last->dnorm = s[SCALAR_DNORM]; last->lms = s[SCALAR_LMS];
+        last->total = s[SCALAR_TOTAL];
+    }
     if (grad_norm) *grad_norm = s[SCALAR_GRAD_NORM];
+    if (mean_total) *mean_total = g->steps_unread ? s[SCALAR_TOTAL_SUM] / g->steps_unread : 0.0f;
+    cudaCheck(cudaMemset(g->scalars + SCALAR_TOTAL_SUM, 0, sizeof(float)));
+    g->steps_unread = 0;
 }
 
-// forward only, then item scores user @ table^T per row, chunk by chunk. scores
-// (B, I) on the host or NULL; top_ids (B, k) on the host or NULL: the k best
-// items (pad 0 excluded, ties to the lower id). Waits for the results.
+// item scores for items (B, S), max_B rows at a time: scores (B, I) and/or top_ids
+// (B, k), the k best items (pad 0 excluded, ties to the lower id), each on the host
+// or NULL. Waits for the results.
 void gpu_e4srec_score(GpuE4SRec* g, const int* items, int B, float* scores, int k, int* top_ids) {
     const E4SRecConfig* c = &g->cfg;
-    if (top_ids && (k < 1 || k > c->I - 1 || k > 1024)) die("gpu_e4srec_score: k = %d must be in 1..min(1024, %d items)", k, c->I - 1);
-    upload_batch(g, items, NULL, B);
-    if (g->use_bf16) e4srec_forward_cuda<bf16>(g, B);
-    else e4srec_forward_cuda<float>(g, B);
-    const float* user = g->use_bf16 ? g->acts_h.user : g->acts_f.user;  // (B, D)
-    int IC = min(c->I, ITEM_CHUNK);
-    float* logits = (float*)scratch(SCRATCH_LOGITS, (size_t)B * IC * sizeof(float));  // (B, IC)
-    float* top_val = top_ids ? (float*)scratch(SCRATCH_TOPK, (size_t)B * k * (sizeof(float) + sizeof(int))) : NULL;  // (B, k)
-    int* top_id = top_ids ? (int*)(top_val + (size_t)B * k) : NULL;  // (B, k)
-    for (int i0 = 0; i0 < c->I; i0 += IC) {
-        int n = min(IC, c->I - i0);
-        gemm(logits, user, g->item_table + (size_t)i0 * c->D, B, n, c->D, false, true, false);
-        if (scores) {
-            cudaCheck(cudaMemcpy2DAsync(scores + i0, (size_t)c->I * sizeof(float), logits, (size_t)n * sizeof(float),
-                                        (size_t)n * sizeof(float), B, cudaMemcpyDeviceToHost, 0));
-        }
-        if (top_ids) {
-            topk_chunk_kernel<<<B, TOPK_THREADS, (size_t)k * (sizeof(float) + sizeof(int))>>>(top_val, top_id, logits, i0, n, k, i0 == 0);
-            launchCheck();
-        }
+    if (top_ids && (k < 1 || k > c->I - 1 || k > GPU_TOPK_MAX)) die("gpu_e4srec_score: k = %d must be in 1..min(%d, %d items)", k, GPU_TOPK_MAX, c->I - 1);
+    if (B < 1) die("gpu_e4srec_score: %d rows to score", B);
+    for (int b0 = 0; b0 < B; b0 += g->max_B) {
+        int n = min(g->max_B, B - b0);
+        score_rows_cuda(g, items + (size_t)b0 * c->S, n, scores ? scores + (size_t)b0 * c->I : NULL, k,
+                        top_ids ? top_ids + (size_t)b0 * k : NULL);
     }
-    if (top_ids) cudaCheck(cudaMemcpy(top_ids, top_id, (size_t)B * k * sizeof(int), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaDeviceSynchronize());  // the scores' copies land before we return
 }
 
 void gpu_e4srec_get_params(const GpuE4SRec* g, E4SRec* m, SLMRec* s) {
@@ -1496,10 +1654,7 @@ void gpu_e4srec_set_params(GpuE4SRec* g, const E4SRec* m, const SLMRec* s) {
     if (s && gpu_adapters(g)) {
         cudaCheck(cudaMemcpy(g->adapters, s->adapters, (size_t)gpu_adapters(g) * g->cfg.D * g->cfg.C * sizeof(float), cudaMemcpyHostToDevice));
     }
-    if (g->params_bf16) {
-        to_bf16_kernel<<<blocks_for(g->num_total, 256), 256>>>(g->params_bf16, g->params_memory, g->num_total);
-        launchCheck();
-    }
+    if (g->params_bf16) to_bf16_cuda(g->params_bf16, g->params_memory, g->num_total);  // the matmuls read the new weights
 }
 
 void gpu_e4srec_get_moments(const GpuE4SRec* g, float* m, float* v, int* step) {
@@ -1519,11 +1674,16 @@ void gpu_e4srec_set_moments(GpuE4SRec* g, const float* m, const float* v, int st
 void gpu_e4srec_free(GpuE4SRec* g) {
     if (g == NULL) return;
     cudaCheck(cudaDeviceSynchronize());
-    cudaCheck(cudaFree(g->params_memory)); cudaCheck(cudaFree(g->params_bf16)); cudaCheck(cudaFree(g->grads_memory));
-    cudaCheck(cudaFree(g->m_memory)); cudaCheck(cudaFree(g->v_memory)); cudaCheck(cudaFree(g->item_table));
-    cudaCheck(cudaFree(g->prompt_ids)); cudaCheck(cudaFree(g->items)); cudaCheck(cudaFree(g->targets));
-    cudaCheck(cudaFree(g->keymask)); cudaCheck(cudaFreeHost(g->host_batch)); cudaCheck(cudaEventDestroy(g->batch_copied));
-    cudaCheck(cudaFree(g->scalars)); cudaCheck(cudaFree(g->acts_memory));
+    const size_t* b = g->plan.bytes;
+    device_free(g->params_memory, b[GPU_ARENA_WEIGHTS]);
+    device_free(g->params_bf16, b[GPU_ARENA_SHADOW]);
+    device_free(g->grads_memory, b[GPU_ARENA_GRADS]);
+    device_free(g->m_memory, b[GPU_ARENA_MOMENTS]);
+    device_free(g->inputs_memory, b[GPU_ARENA_INPUTS]);
+    device_free(g->acts_memory, b[GPU_ARENA_ACTS]);
+    device_free(g->dacts_memory, b[GPU_ARENA_DACTS]);
+    cudaCheck(cudaFreeHost(g->host_batch));
+    cudaCheck(cudaEventDestroy(g->batch_copied));
     free(g);
 }
 

@@ -12,6 +12,7 @@
 #include "src/llama.h"       // the LLaMA decoder's shape; a pretrained base, generation with a KV cache
 #include "src/lora.h"        // low-rank adapters inside the decoder's matmuls
 #include "src/e4srec.h"      // the E4SRec model: LLaMA decoder over [prompt | items | prompt]
+#include "src/gpu_plan.h"    // the device memory of the CUDA path's handles, planned from a config (no GPU needed)
 #include "src/distill.h"     // the SLMRec loss: CE + Dcos + Dnorm + multi-supervision
 #include "src/gru4rec.h"     // GRU4Rec: a DLLM2Rec student
 #include "src/caser.h"       // Caser: a DLLM2Rec student
@@ -348,15 +349,20 @@ static int flags_dllm2rec(ArgSpec* s, Config* c) {
     return (int)(sizeof(f) / sizeof(f[0]));
 }
 
-// "auto" -> "cpu" or "cuda"; dies on a device this binary or machine cannot give
+// "auto" -> "cpu" or "cuda", saying which and why; dies on a device this binary or machine cannot give
 static void config_device(const char** device, const char* precision, int online) {
     if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("--precision must be fp32 or bf16, got '%s'", precision);
     if (strcmp(*device, "auto") == 0) {
+        char why[300] = "this ./slmrec was built without CUDA (no nvcc at build time)";
         int gpu = 0;
 #ifdef SLMREC_CUDA
-        gpu = gpu_available();
+        char info[256];
+        gpu = gpu_device_info(info, sizeof(info));
+        snprintf(why, sizeof(why), gpu ? "a CUDA GPU is visible: %s" : "no usable CUDA GPU (%s)", info);
 #endif
-        *device = gpu && !online ? "cuda" : "cpu";  // online distillation runs on the CPU only
+        if (gpu && online) snprintf(why, sizeof(why), "--online distillation runs on the CPU only");
+        *device = gpu && !online ? "cuda" : "cpu";
+        printf("--device auto: %s, because %s\n", *device, why);
     }
     if (strcmp(*device, "cpu") != 0 && strcmp(*device, "cuda") != 0) die("--device must be cpu, cuda or auto, got '%s'", *device);
     if (strcmp(*device, "cpu") == 0 && strcmp(precision, "bf16") == 0) die("--precision bf16 needs --device cuda: the CPU path is fp32");
@@ -746,7 +752,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     Optimizer opt;
     e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch)));
 #ifdef SLMREC_CUDA
-    if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, strcmp(c->precision, "bf16") == 0);
+    if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, c->batch, strcmp(c->precision, "bf16") == 0);
 #endif
     Trainable t = e4srec_trainable(&job, name);
     logf_("%s: %d layers, %zu parameters%s%s, on the %s\n", name, m->cfg.L, e4srec_trainable_params(m),
@@ -1291,7 +1297,7 @@ static int cmd_eval(int argc, char** argv) {
     LoadedModel lm;
     model_load(&lm, model, &d, eval_batch);
 #ifdef SLMREC_CUDA
-    if (lm.kind == KIND_E4SREC && strcmp(device, "cuda") == 0) e4srec_job_to_gpu(&lm.e4srec_job, NULL, strcmp(precision, "bf16") == 0);
+    if (lm.kind == KIND_E4SREC && strcmp(device, "cuda") == 0) e4srec_job_to_gpu(&lm.e4srec_job, NULL, 0, strcmp(precision, "bf16") == 0);
 #endif
     double t0 = now_seconds();
     Metrics m = evaluate(&lm.t, &d, sp, &neg, eval_batch);
@@ -1454,14 +1460,17 @@ static int cmd_upgrade(int argc, char** argv) {
 // bench: the GPU path's throughput at the shapes of the PyTorch peer
 // (peer_e4srec.py speed, method.md 11): batch 256 to train and 512 to infer,
 // 20 + 50 + 4 tokens (instruction, item history, response), 12,101 items of
-// width 64, a 32,000-token vocabulary; random weights and items.
+// width 64, a 32,000-token vocabulary; random weights (drawn on the device) and
+// items. `bench --plan` prints the device memory of each config's handles from
+// src/gpu_plan.h alone: it needs no GPU.
 
 typedef struct {
     const char* name;
     int L, C, F, NH;
-    int peer_lora;  // the peer trains LoRA r=8 on the MLP of a frozen model; slmrec trains LoRA on the CPU only: full training here
+    int peer_lora;  // the peer trains LoRA r=8 on the MLP of a frozen decoder (and input_proj, score); slmrec: every weight
 } BenchShape;
 
+// base_T8 first: the smallest full run, the one to try first on a new GPU
 static const BenchShape bench_shapes[] = {
     {"base_T8", 8, 1024, 2816, 16, 0},
     {"base_S4", 4, 1024, 2816, 16, 0},
@@ -1473,19 +1482,77 @@ static const BenchShape bench_shapes[] = {
 #define BENCH_TRAIN_B 256
 #define BENCH_INFER_B 512
 #define BENCH_TOPK 20
-// dense peak of an H100 SXM in TFLOP/s, the denominator of MFU: bf16 tensor cores, plain fp32 FMA (no TF32)
-#define H100_PEAK_BF16 989.0
-#define H100_PEAK_FP32 67.0
 #define BENCH_FLOPS_FORMULA "forward = 2 B T L (C QKV + C Q + 3 C F) + 4 B L T^2 Q + 2 B S D C + 2 B C D + 2 B D I " \
-                            "(2 per multiply-add; attention over the full T x T); train step = 3 x forward"
+                            "(2 per multiply-add; attention over the full T x T); a train step = 3 x forward when every " \
+                            "weight trains, 2 x forward for the peer's LoRA configs (frozen decoder: no weight gradients)"
 
-#ifdef SLMREC_CUDA
 static E4SRecConfig bench_config(const BenchShape* b) {
     E4SRecConfig c = {.V = 32000, .C = b->C, .F = b->F, .L = b->L, .NH = b->NH, .KVH = b->NH, .HS = b->C / b->NH,
                       .D = 64, .I = BENCH_ITEMS + 1, .P1 = 20, .P2 = 4, .S = 50, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
     return c;
 }
 
+// ---- the memory plan
+
+typedef struct {
+    const char* what;
+    GpuPlan plan;
+} BenchPlanRow;
+
+// the handles a config makes: training (B = 256, every weight) and inference (B = 512,
+// forward only); for paper_S4 also distillation from paper_T8 (a forward-only teacher
+// beside the training student with 3 adapters, both B = 256)
+static int bench_plan_rows(BenchPlanRow* rows, const BenchShape* b, int use_bf16) {
+    E4SRecConfig c = bench_config(b);
+    int n = 0;
+    rows[n++] = (BenchPlanRow){"train", gpu_plan(&c, 0, BENCH_TRAIN_B, use_bf16, 1)};
+    rows[n++] = (BenchPlanRow){"infer", gpu_plan(&c, 0, BENCH_INFER_B, use_bf16, 0)};
+    if (strcmp(b->name, "paper_S4") == 0) {
+        E4SRecConfig t = bench_config(&bench_shapes[2]);
+        rows[n++] = (BenchPlanRow){"distill: teacher paper_T8", gpu_plan(&t, 0, BENCH_TRAIN_B, use_bf16, 0)};
+        rows[n++] = (BenchPlanRow){"distill: student", gpu_plan(&c, 3, BENCH_TRAIN_B, use_bf16, 1)};
+    }
+    return n;
+}
+
+static void bench_plan(const char* out) {
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    printf("device memory plan of each handle (src/gpu_plan.h), GiB = 2^30 bytes; train batch %d, inference batch %d\n"
+           "(the CUDA context and cuBLAS's workspace come on top)\n\n", BENCH_TRAIN_B, BENCH_INFER_B);
+    printf("%-9s %-5s %-26s", "config", "prec", "handle");
+    for (int a = 0; a < GPU_NUM_ARENAS; a++) printf(" %12s", gpu_arena_names[a]);
+    printf(" %9s\n", "total");
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/plan.json", out);
+    make_dir(out);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\n \"unit\": \"bytes\", \"train_batch\": %d, \"infer_batch\": %d, \"rows\": [\n", BENCH_TRAIN_B, BENCH_INFER_B);
+    int first = 1;
+    for (int i = 0; i < BENCH_NUM_SHAPES; i++) {
+        for (int bf = 0; bf < 2; bf++) {
+            BenchPlanRow rows[4];
+            int n = bench_plan_rows(rows, &bench_shapes[i], bf);
+            for (int r = 0; r < n; r++) {
+                printf("%-9s %-5s %-26s", bench_shapes[i].name, bf ? "bf16" : "fp32", rows[r].what);
+                for (int a = 0; a < GPU_NUM_ARENAS; a++) printf(" %12.2f", rows[r].plan.bytes[a] / gib);
+                printf(" %9.2f\n", rows[r].plan.total / gib);
+                fprintf(o.f, "%s  {\"config\": \"%s\", \"precision\": \"%s\", \"handle\": \"%s\"", first ? "" : ",\n",
+                        bench_shapes[i].name, bf ? "bf16" : "fp32", rows[r].what);
+                for (int a = 0; a < GPU_NUM_ARENAS; a++) fprintf(o.f, ", \"%s\": %zu", gpu_arena_names[a], rows[r].plan.bytes[a]);
+                fprintf(o.f, ", \"total\": %zu}", rows[r].plan.total);
+                first = 0;
+            }
+            if (n == 4) printf("%-9s %-5s %-26s %*s %9.2f\n", "", "", "distill: both", 13 * GPU_NUM_ARENAS, "",
+                               (rows[2].plan.total + rows[3].plan.total) / gib);
+        }
+    }
+    fprintf(o.f, "\n ]\n}\n");
+    outfile_commit(&o);
+    printf("\nwrote %s\n", path);
+}
+
+#ifdef SLMREC_CUDA
 // FLOPs of one forward pass over B samples: see BENCH_FLOPS_FORMULA (Q = NH HS, QKV = (NH + 2 KVH) HS)
 static double bench_forward_flops(const E4SRecConfig* c, int B) {
     double T = e4srec_T(c), C = c->C, Q = (double)c->NH * c->HS;
@@ -1494,36 +1561,76 @@ static double bench_forward_flops(const E4SRecConfig* c, int B) {
     return decoder + attention + 2.0 * B * c->S * c->D * C + 2.0 * B * C * c->D + 2.0 * B * c->D * (double)c->I;
 }
 
+// one training step's FLOPs: every weight trains (3 x forward), or LoRA on a frozen decoder
+// (2 x forward: the activations' gradients only; LoRA's r = 8 products are under 0.5% and left out)
+static double bench_train_flops(const E4SRecConfig* c, int B, int lora) { return (lora ? 2.0 : 3.0) * bench_forward_flops(c, B); }
+
+// ---- the peer's numbers (peer_e4srec.py speed's JSON), for the ratios
+
+typedef struct {
+    int found;
+    double train_samples_s, infer_samples_s, peak_mem_gb;
+} BenchPeer;
+
+static BenchPeer bench_peer_row(const char* text, const char* path, const char* config) {
+    BenchPeer p = {0};
+    char key[64];
+    snprintf(key, sizeof(key), "\"%s\"", config);
+    const char* at = strstr(text, key);
+    if (at == NULL) return p;
+    p.found = 1;
+    p.train_samples_s = json_number(at, "train_samples_per_s", path);
+    p.infer_samples_s = json_number(at, "infer_samples_per_s", path);
+    p.peak_mem_gb = json_number(at, "peak_mem_GB", path);
+    return p;
+}
+
+// dense peaks in TFLOP/s, the denominator of MFU, by device name (NVIDIA datasheets): bf16
+// tensor cores with fp32 accumulation, and plain fp32 FMA (no TF32). The first entry whose
+// text the name contains wins, so specific names come before general ones.
+typedef struct {
+    const char* match;
+    const char* model;
+    double bf16, fp32;
+} GpuPeak;
+
+static const GpuPeak gpu_peaks[] = {
+    {"GH200", "GH200", 989.0, 67.0},       {"H200 NVL", "H200 NVL", 835.0, 60.0}, {"H200", "H200 SXM", 989.0, 67.0},
+    {"H100 NVL", "H100 NVL", 835.0, 60.0}, {"H100 PCIe", "H100 PCIe", 756.0, 51.0}, {"H100", "H100 SXM", 989.0, 67.0},
+    {"A100", "A100", 312.0, 19.5},         {"L40S", "L40S", 362.0, 91.6},          {"A10", "A10", 125.0, 31.2},
+};
+
+static const GpuPeak* gpu_peak_of(const char* name) {
+    for (size_t i = 0; i < sizeof(gpu_peaks) / sizeof(gpu_peaks[0]); i++) {
+        if (strstr(name, gpu_peaks[i].match)) return &gpu_peaks[i];
+    }
+    return NULL;
+}
+
 typedef struct {
     const BenchShape* shape;
     E4SRecConfig cfg;
     size_t params;
     double train_step_s, infer_batch_s;
-    double train_tflops, infer_tflops;  // achieved
-    double mem_gib;                     // device memory in use, the larger of the two runs
-    float loss;                         // the last training step's (a sanity check: finite)
+    double train_flops, infer_flops;  // per step / batch: this program's work
+    size_t train_peak, infer_peak;    // bytes: the allocator's high-water mark over each run (gpu_allocated_peak)
+    size_t train_plan, infer_plan;    // bytes: what gpu_plan said each handle would take
+    float loss;                       // the last training step's (a sanity check: finite)
 } BenchRow;
-
-static double bench_mem_gib(void) {
-    size_t used = 0, total = 0;
-    gpu_memory(&used, &total);
-    return used / (1024.0 * 1024.0 * 1024.0);
-}
 
 // one shape: `warmup` untimed then `steps` timed training steps, the same for inference
 // (forward, scores of every item, top-20); each timed span ends with a wait for the GPU
 static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int warmup, Rng* rng) {
     BenchRow r = {.shape = b, .cfg = bench_config(b)};
     const E4SRecConfig* c = &r.cfg;
+    size_t sizes[E4SREC_NUM_PARAMS];
+    e4srec_param_sizes(sizes, c);
+    r.params = sizes_total(sizes, E4SREC_NUM_PARAMS);
     float* table = (float*)mallocCheck((size_t)c->I * c->D * sizeof(float));  // (I, D)
     rng_fill_normal(rng, table, (size_t)c->I * c->D, 0.1f);
     int instr[20], resp[4];
     for (int i = 0; i < c->P1; i++) instr[i] = 1 + rng_int(rng, c->V - 1);
     for (int i = 0; i < c->P2; i++) resp[i] = 1 + rng_int(rng, c->V - 1);
-    E4SRec m;
-    e4srec_build(&m, c, table, instr, resp);
-    e4srec_init_random(&m, rng);
-    r.params = m.num_params;
     int* items = (int*)mallocCheck((size_t)BENCH_INFER_B * c->S * sizeof(int));  // (512, S), no pads
     int* targets = (int*)mallocCheck(BENCH_TRAIN_B * sizeof(int));              // (256)
     int* top = (int*)mallocCheck((size_t)BENCH_INFER_B * BENCH_TOPK * sizeof(int));
@@ -1531,63 +1638,155 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     for (int i = 0; i < BENCH_TRAIN_B; i++) targets[i] = 1 + rng_int(rng, BENCH_ITEMS);
     AdamWConfig opt = adamw_defaults();
     opt.lr = opt.min_lr = 1e-4f;  // the peer's
+    uint64_t seed = rng_u32(rng);
     SLMRecLosses l;
 
-    GpuE4SRec* g = gpu_e4srec_create(&m, BENCH_TRAIN_B, use_bf16, &opt);
+    gpu_allocated_peak(1);
+    r.train_plan = gpu_plan(c, 0, BENCH_TRAIN_B, use_bf16, 1).total;
+    GpuE4SRec* g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_TRAIN_B, use_bf16, &opt);
     for (int i = 0; i < warmup; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
-    gpu_e4srec_losses(g, &l, NULL);  // waits
+    gpu_e4srec_losses(g, &l, NULL, NULL);  // waits
     double t0 = now_seconds();
     for (int i = 0; i < steps; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
-    gpu_e4srec_losses(g, &l, NULL);
+    gpu_e4srec_losses(g, &l, NULL, NULL);
     r.train_step_s = (now_seconds() - t0) / steps;
     r.loss = l.total;
-    r.mem_gib = bench_mem_gib();
+    r.train_peak = gpu_allocated_peak(1);
     gpu_e4srec_free(g);
 
-    g = gpu_e4srec_create(&m, BENCH_INFER_B, use_bf16, NULL);
+    gpu_allocated_peak(1);
+    r.infer_plan = gpu_plan(c, 0, BENCH_INFER_B, use_bf16, 0).total;
+    g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_INFER_B, use_bf16, NULL);
     for (int i = 0; i < warmup; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);
     t0 = now_seconds();
     for (int i = 0; i < steps; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);  // each waits
     r.infer_batch_s = (now_seconds() - t0) / steps;
-    double mem = bench_mem_gib();
-    if (mem > r.mem_gib) r.mem_gib = mem;
+    r.infer_peak = gpu_allocated_peak(1);
     gpu_e4srec_free(g);
 
-    r.train_tflops = 3.0 * bench_forward_flops(c, BENCH_TRAIN_B) / r.train_step_s / 1e12;
-    r.infer_tflops = bench_forward_flops(c, BENCH_INFER_B) / r.infer_batch_s / 1e12;
+    r.train_flops = bench_train_flops(c, BENCH_TRAIN_B, 0);
+    r.infer_flops = bench_forward_flops(c, BENCH_INFER_B);
     free(table); free(items); free(targets); free(top);
-    e4srec_free(&m);
     return r;
 }
 
-static void bench_write_json(const char* path, const BenchRow* rows, int n, const char* device, const char* precision,
-                             double peak, int steps, int warmup) {
+static void bench_write_json(const char* path, const BenchRow* rows, int n, const char* gpu, const char* precision,
+                             double peak, const char* peer_path, const BenchPeer* peers, int steps, int warmup) {
     OutFile o;
     outfile_open(&o, path);
-    fprintf(o.f, "{\n \"device\": \"%s\", \"precision\": \"%s\", \"timed_steps\": %d, \"warmup_steps\": %d,\n", device,
-            precision, steps, warmup);
+    fprintf(o.f, "{\n \"device\": ");
+    json_write_string(o.f, gpu);
+    fprintf(o.f, ", \"precision\": \"%s\", \"timed_steps\": %d, \"warmup_steps\": %d,\n", precision, steps, warmup);
     fprintf(o.f, " \"train_batch\": %d, \"infer_batch\": %d, \"items\": %d, \"topk\": %d,\n", BENCH_TRAIN_B, BENCH_INFER_B,
             BENCH_ITEMS, BENCH_TOPK);
-    fprintf(o.f, " \"flops\": \"%s\",\n \"mfu_peak_tflops\": %.1f, \"mfu_peak\": \"H100 SXM dense %s\",\n", BENCH_FLOPS_FORMULA,
-            peak, precision);
-    fprintf(o.f, " \"memory\": \"device memory in use (cudaMemGetInfo total - free) at the end of each run, the larger "
-            "of train and inference; allocations are made up front and scratch only grows, so this is the high-water "
-            "mark, CUDA context and cuBLAS workspace included\",\n");
+    fprintf(o.f, " \"flops\": \"%s\",\n \"mfu_peak_tflops\": %.1f,\n", BENCH_FLOPS_FORMULA, peak);
+    fprintf(o.f, " \"memory\": \"peak_mem_GB: the most bytes slmrec's allocations held at once in the train or the "
+            "inference run (1 GB = 1e9 bytes, as the peer's torch.cuda.max_memory_allocated); plan_GB: gpu_plan's total\",\n");
+    fprintf(o.f, " \"peer\": ");
+    json_write_string(o.f, peer_path ? peer_path : "");
+    fprintf(o.f, ",\n");
     for (int i = 0; i < n; i++) {
         const BenchRow* r = &rows[i];
         const E4SRecConfig* c = &r->cfg;
+        size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
+        size_t plan = r->train_plan > r->infer_plan ? r->train_plan : r->infer_plan;
+        double peer_train_flops = bench_train_flops(c, BENCH_TRAIN_B, r->shape->peer_lora);
         fprintf(o.f, " \"%s\": {\"layers\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"params\": %zu, "
                 "\"trainable\": %zu, \"lora\": false, \"peer_lora\": %s, \"tokens\": %d, "
-                "\"train_step_s\": %.6f, \"train_samples_per_s\": %.1f, \"train_tflops\": %.2f, \"train_mfu\": %.4f, "
-                "\"infer_batch_s\": %.6f, \"infer_samples_per_s\": %.1f, \"infer_tflops\": %.2f, \"infer_mfu\": %.4f, "
-                "\"peak_mem_GiB\": %.2f, \"last_loss\": %.4f}%s\n",
+                "\"train_step_s\": %.6f, \"train_samples_per_s\": %.1f, \"train_flops\": %.4e, \"train_tflops\": %.2f, "
+                "\"infer_batch_s\": %.6f, \"infer_samples_per_s\": %.1f, \"infer_flops\": %.4e, \"infer_tflops\": %.2f, "
+                "\"peak_mem_GB\": %.3f, \"plan_GB\": %.3f, \"peer_train_flops\": %.4e, \"last_loss\": %.4f",
                 r->shape->name, c->L, c->C, c->F, c->NH, r->params, r->params, r->shape->peer_lora ? "true" : "false",
-                e4srec_T(c), r->train_step_s, BENCH_TRAIN_B / r->train_step_s, r->train_tflops, r->train_tflops / peak,
-                r->infer_batch_s, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops, r->infer_tflops / peak, r->mem_gib,
-                r->loss, i + 1 < n ? "," : "");
+                e4srec_T(c), r->train_step_s, BENCH_TRAIN_B / r->train_step_s, r->train_flops,
+                r->train_flops / r->train_step_s / 1e12, r->infer_batch_s, BENCH_INFER_B / r->infer_batch_s, r->infer_flops,
+                r->infer_flops / r->infer_batch_s / 1e12, mem / 1e9, plan / 1e9, peer_train_flops, r->loss);
+        if (peak > 0) {
+            fprintf(o.f, ", \"train_mfu\": %.4f, \"infer_mfu\": %.4f", r->train_flops / r->train_step_s / 1e12 / peak,
+                    r->infer_flops / r->infer_batch_s / 1e12 / peak);
+        }
+        if (peers[i].found) {
+            const BenchPeer* p = &peers[i];
+            fprintf(o.f, ", \"peer_train_samples_per_s\": %.1f, \"peer_infer_samples_per_s\": %.1f, \"peer_peak_mem_GB\": %.3f, "
+                    "\"train_speedup\": %.3f, \"infer_speedup\": %.3f, \"memory_ratio\": %.3f",
+                    p->train_samples_s, p->infer_samples_s, p->peak_mem_gb, BENCH_TRAIN_B / r->train_step_s / p->train_samples_s,
+                    BENCH_INFER_B / r->infer_batch_s / p->infer_samples_s, mem / 1e9 / p->peak_mem_gb);
+            if (peak > 0) {
+                fprintf(o.f, ", \"peer_train_mfu\": %.4f, \"peer_infer_mfu\": %.4f",
+                        peer_train_flops * p->train_samples_s / BENCH_TRAIN_B / 1e12 / peak,
+                        r->infer_flops * p->infer_samples_s / BENCH_INFER_B / 1e12 / peak);
+            }
+        }
+        fprintf(o.f, "}%s\n", i + 1 < n ? "," : "");
     }
     fprintf(o.f, "}\n");
     outfile_commit(&o);
+}
+
+static void bench_gpu(const BenchShape** chosen, int n, const char* precision, double peak_flag, const char* peer_path,
+                      const char* out, int steps, int warmup, int seed) {
+    gpu_require("bench");
+    char gpu[256], name[256];
+    gpu_device_info(gpu, sizeof(gpu));
+    gpu_device_name(name, sizeof(name));
+    int use_bf16 = strcmp(precision, "bf16") == 0;
+    const GpuPeak* known = gpu_peak_of(name);
+    double peak = peak_flag > 0 ? peak_flag : known ? (use_bf16 ? known->bf16 : known->fp32) : 0.0;
+    char* peer_text = peer_path ? read_file(peer_path, NULL) : NULL;
+    BenchPeer peers[BENCH_NUM_SHAPES] = {{0}};
+    for (int i = 0; peer_text && i < n; i++) peers[i] = bench_peer_row(peer_text, peer_path, chosen[i]->name);
+    printf("bench: %s; %s, %d timed steps after %d warm-up, train batch %d, inference batch %d (+ top-%d of %d items)\n",
+           gpu, precision, steps, warmup, BENCH_TRAIN_B, BENCH_INFER_B, BENCH_TOPK, BENCH_ITEMS);
+    printf("FLOPs: %s\n", BENCH_FLOPS_FORMULA);
+    if (peak_flag > 0) printf("MFU: achieved / %.1f TFLOP/s (--peak-tflops)\n", peak);
+    else if (known) printf("MFU: achieved / %.1f TFLOP/s, the dense %s peak of an %s (table gpu_peaks, by device name)\n", peak, precision, known->model);
+    else printf("MFU: not reported: '%s' is not in the table of peaks (gpu_peaks); give --peak-tflops\n", name);
+    printf("memory: the most bytes slmrec's allocations held at once (as the peer's max_memory_allocated), GB = 1e9 bytes;\n"
+           "plan: what src/gpu_plan.h planned for the larger handle\n\n");
+    printf("%-9s %6s %6s %14s | %12s %8s %6s | %12s %8s %6s | %8s %8s  %s\n", "config", "layers", "hidden", "params",
+           "train smp/s", "TFLOP/s", "MFU", "infer smp/s", "TFLOP/s", "MFU", "peak GB", "plan GB", "training");
+    make_dir(out);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/bench.json", out);
+    BenchRow rows[BENCH_NUM_SHAPES];
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed);
+    for (int i = 0; i < n; i++) {
+        BenchRow* r = &rows[i];
+        *r = bench_shape(chosen[i], use_bf16, steps, warmup, &rng);
+        if (!isfinite(r->loss)) die("bench: %s: the training loss became %g", chosen[i]->name, r->loss);
+        double train_tf = r->train_flops / r->train_step_s / 1e12, infer_tf = r->infer_flops / r->infer_batch_s / 1e12;
+        size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
+        size_t plan = r->train_plan > r->infer_plan ? r->train_plan : r->infer_plan;
+        printf("%-9s %6d %6d %14zu | %12.1f %8.1f %5.1f%% | %12.1f %8.1f %5.1f%% | %8.2f %8.2f  %s\n", chosen[i]->name,
+               r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, train_tf, peak > 0 ? 100.0 * train_tf / peak : 0.0,
+               BENCH_INFER_B / r->infer_batch_s, infer_tf, peak > 0 ? 100.0 * infer_tf / peak : 0.0, mem / 1e9, plan / 1e9,
+               chosen[i]->peer_lora ? "every weight (the peer: LoRA r=8)" : "every weight");
+        fflush(stdout);
+        // rewritten after every config: one that runs out of memory keeps the ones before it
+        bench_write_json(path, rows, i + 1, gpu, precision, peak, peer_path, peers, steps, warmup);
+    }
+    if (peer_text) {
+        printf("\nagainst the peer (%s): slmrec / peer; MFU of each side with its own FLOPs per step\n", peer_path);
+        printf("%-9s | %10s %10s %8s | %10s %10s %8s | %8s %8s %6s\n", "config", "train", "peer", "speed-up", "infer",
+               "peer", "speed-up", "peak GB", "peer GB", "ratio");
+        for (int i = 0; i < n; i++) {
+            const BenchRow* r = &rows[i];
+            const BenchPeer* p = &peers[i];
+            if (!p->found) { printf("%-9s | not in %s\n", chosen[i]->name, peer_path); continue; }
+            size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
+            double tr = BENCH_TRAIN_B / r->train_step_s, inf = BENCH_INFER_B / r->infer_batch_s;
+            printf("%-9s | %10.1f %10.1f %7.2fx | %10.1f %10.1f %7.2fx | %8.2f %8.2f %5.2fx\n", chosen[i]->name, tr,
+                   p->train_samples_s, tr / p->train_samples_s, inf, p->infer_samples_s, inf / p->infer_samples_s, mem / 1e9,
+                   p->peak_mem_gb, mem / 1e9 / p->peak_mem_gb);
+            if (peak > 0) {
+                double peer_tf = bench_train_flops(&r->cfg, BENCH_TRAIN_B, chosen[i]->peer_lora) * p->train_samples_s / BENCH_TRAIN_B / 1e12;
+                printf("%-9s   train MFU %.1f%% (slmrec, %s) vs %.1f%% (peer, %s)\n", "", 100.0 * r->train_flops / r->train_step_s / 1e12 / peak,
+                       "3 x forward", 100.0 * peer_tf / peak, chosen[i]->peer_lora ? "2 x forward" : "3 x forward");
+            }
+        }
+    }
+    free(peer_text);
+    printf("\nwrote %s\n", path);
 }
 #endif
 
@@ -1708,26 +1907,37 @@ static int cmd_bench(int argc, char** argv) {
     const char* out = "runs/bench";
     const char* device = "auto";
     const char* data = NULL;
-    int steps = 8, warmup = 3, seed = 42;
+    const char* peer = NULL;
+    int steps = 8, warmup = 3, seed = 42, plan = 0;
+    float peak = 0.0f;
     ArgSpec specs[] = {
         {"--device", ARG_STR, &device, "cpu (this machine's CPU path), cuda, or auto (cuda when a GPU is visible)"},
+        {"--plan", ARG_BOOL, &plan, "print each config's device memory plan (fp32 and bf16) and write <out>/plan.json; no GPU needed"},
         {"--data", ARG_STR, &data, "with --device cpu: the sequence file whose users the models train on (default: synthetic, Beauty-sized)"},
-        {"--config", ARG_STR, &config, "base_T8, base_S4, paper_T8, paper_S4, or all"},
+        {"--config", ARG_STR, &config, "base_T8, base_S4, paper_T8, paper_S4, or all (in that order)"},
         {"--precision", ARG_STR, &precision, "bf16 (as the peer's autocast) or fp32"},
+        {"--peer", ARG_STR, &peer, "the peer's JSON (peer_e4srec.py speed OUT.json) measured on this GPU: adds the ratios"},
+        {"--peak-tflops", ARG_FLOAT, &peak, "the GPU's dense peak for MFU; 0 = from the table of known GPUs by device name"},
         {"--steps", ARG_INT, &steps, "timed steps (training) and batches (inference) per config"},
         {"--warmup", ARG_INT, &warmup, "untimed steps before each timing"},
-        {"--out", ARG_STR, &out, "directory for bench.json"},
+        {"--out", ARG_STR, &out, "directory for bench.json (plan.json with --plan)"},
         {"--seed", ARG_INT, &seed, "seed of the random weights and items"},
     };
     parse_args("bench", "GPU throughput of E4SRec at the PyTorch peer's shapes (../shared/peers/peer_e4srec.py speed):\n"
                "train samples/s (batch 256: forward, CE over 12,101 items, backward, AdamW) and inference samples/s\n"
-               "(batch 512: forward, scores of every item, top-20), 20 + 50 + 4 tokens, random weights. Also the\n"
-               "achieved TFLOP/s, MFU against an H100 SXM's dense peak (bf16 989, fp32 67 TFLOP/s) and the device\n"
-               "memory in use. base_*: C=1024, F=2816, 16 heads; paper_*: C=4096, F=11008, 32 heads; _T8 / _S4:\n"
-               "8 / 4 layers. The peer trains paper_* with LoRA r=8; slmrec's LoRA runs on the CPU only so far, so\n"
-               "it trains every weight there. Prints a table and writes <out>/bench.json.\n"
+               "(batch 512: forward, scores of every item, top-20), 20 + 50 + 4 tokens, random weights drawn on the\n"
+               "GPU. Also the achieved TFLOP/s, MFU against the GPU's dense peak (a table by device name, or\n"
+               "--peak-tflops), the allocator's peak memory and the planned memory. base_*: C=1024, F=2816, 16 heads;\n"
+               "paper_*: C=4096, F=11008, 32 heads; _T8 / _S4: 8 / 4 layers. The peer trains paper_* with LoRA r=8,\n"
+               "slmrec every weight: each side's MFU counts its own FLOPs. With --peer, the speed-ups and memory\n"
+               "ratios. Prints a table and writes <out>/bench.json.\n"
+               "--plan: the device memory each config's handles will take, arena by arena (no GPU needed).\n"
                "--device cpu: this machine's fp32 FMA peak, the matmul's GFLOP/s at the models' shapes, E4SRec_8 and\n"
-               "SASRec train and inference samples/s at the Beauty shapes (compare ../shared/peers/peer_cpu.py).", argc, argv, specs, 8);
+               "SASRec train and inference samples/s at the Beauty shapes (compare ../shared/peers/peer_cpu.py).", argc, argv, specs, 11);
+    if (plan) {
+        bench_plan(out);
+        return 0;
+    }
     config_device(&device, "fp32", 0);
     if (strcmp(device, "cpu") == 0) {
         if (steps < 1) die("bench: --steps must be positive");
@@ -1742,43 +1952,14 @@ static int cmd_bench(int argc, char** argv) {
     if (n == 0) die("bench: --config must be base_T8, base_S4, paper_T8, paper_S4 or all, got '%s'", config);
     if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("bench: --precision must be bf16 or fp32, got '%s'", precision);
     if (steps < 1 || warmup < 0) die("bench: --steps must be positive and --warmup not negative");
+    if (!(peak >= 0.0f)) die("bench: --peak-tflops must not be negative, got %g", peak);
 #ifndef SLMREC_CUDA
-    (void)chosen; (void)out; (void)seed;
+    (void)chosen; (void)out; (void)seed; (void)peer;
     die("bench: this ./slmrec was built without CUDA (no nvcc at build time), and bench measures the GPU path\n"
-        "  hint: rebuild where nvcc is on PATH (make prints 'CUDA: nvcc ...')");
+        "  hint: rebuild where nvcc is on PATH (make prints 'CUDA: nvcc ...'); --plan and --device cpu run here");
     return 1;
 #else
-    gpu_require("bench");
-    char gpu[256];
-    gpu_device_info(gpu, sizeof(gpu));
-    int use_bf16 = strcmp(precision, "bf16") == 0;
-    double peak = use_bf16 ? H100_PEAK_BF16 : H100_PEAK_FP32;
-    printf("bench: %s, %s, %d timed steps after %d warm-up, train batch %d, inference batch %d (+ top-%d of %d items)\n",
-           gpu, precision, steps, warmup, BENCH_TRAIN_B, BENCH_INFER_B, BENCH_TOPK, BENCH_ITEMS);
-    printf("FLOPs: %s\nMFU: achieved / %.0f TFLOP/s (H100 SXM dense %s)\n", BENCH_FLOPS_FORMULA, peak, precision);
-    printf("memory: device memory in use (cudaMemGetInfo total - free), the larger of the train and inference runs\n\n");
-    printf("%-9s %6s %6s %14s | %12s %8s %6s | %12s %8s %6s | %8s  %s\n", "config", "layers", "hidden", "params",
-           "train smp/s", "TFLOP/s", "MFU", "infer smp/s", "TFLOP/s", "MFU", "mem GiB", "training");
-    make_dir(out);
-    char path[1100];
-    snprintf(path, sizeof(path), "%s/bench.json", out);
-    BenchRow rows[BENCH_NUM_SHAPES];
-    Rng rng;
-    rng_seed(&rng, (uint64_t)seed);
-    for (int i = 0; i < n; i++) {
-        BenchRow* r = &rows[i];
-        *r = bench_shape(chosen[i], use_bf16, steps, warmup, &rng);
-        if (!isfinite(r->loss)) die("bench: %s: the training loss became %g", chosen[i]->name, r->loss);
-        printf("%-9s %6d %6d %14zu | %12.1f %8.1f %5.1f%% | %12.1f %8.1f %5.1f%% | %8.1f  %s\n", chosen[i]->name,
-               r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, r->train_tflops,
-               100.0 * r->train_tflops / peak, BENCH_INFER_B / r->infer_batch_s, r->infer_tflops,
-               100.0 * r->infer_tflops / peak, r->mem_gib,
-               chosen[i]->peer_lora ? "full (the peer trains LoRA r=8; this GPU path trains every weight)" : "full");
-        fflush(stdout);
-        // rewritten after every config: one that runs out of memory keeps the ones before it
-        bench_write_json(path, rows, i + 1, gpu, precision, peak, steps, warmup);
-    }
-    printf("\nwrote %s\n", path);
+    bench_gpu(chosen, n, precision, peak, peer, out, steps, warmup, seed);
     return 0;
 #endif
 }

@@ -166,9 +166,9 @@ static BenchModelRow bench_trainable(Trainable* t, Optimizer* o, const SeqData* 
     float* scores = (float*)mallocCheck((size_t)batch * t->I * sizeof(float));
     int best[10];
     float best_scores[10];
-    t->train_batch(t->model, o, units, batch, rng);  // warm-up: buffers allocated, pages touched
+    t->train_batch(t->model, o, units, batch, rng, 1);  // warm-up: buffers allocated, pages touched
     double t0 = now_seconds();
-    for (int s = 0; s < steps; s++) t->train_batch(t->model, o, units + ((size_t)(s + 1) * batch) % (n_train - batch), batch, rng);
+    for (int s = 0; s < steps; s++) t->train_batch(t->model, o, units + ((size_t)(s + 1) * batch) % (n_train - batch), batch, rng, 1);
     r.train_samples_s = (double)steps * batch / (now_seconds() - t0);
     eval_batch(d, SPLIT_VALID, 0, batch, t->max_len, hist, targets);
     t->score(t->model, hist, batch, scores);

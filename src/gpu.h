@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include "distill.h"  // E4SRec, SLMRec, SLMRecLosses (and e4srec.h, layers.h, utils.h)
 #include "optim.h"    // AdamWConfig
+#include "gpu_plan.h" // the arenas of a handle, planned from its configuration
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,31 +23,44 @@ typedef struct GpuE4SRec GpuE4SRec;
 
 // 1 when a CUDA GPU is usable (never exits)
 int gpu_available(void);
-// like gpu_available; info gets the device's name, or why there is none (the CUDA error)
+// like gpu_available; info gets the device's name, memory, compute capability, driver
+// and runtime versions, or why there is none (the CUDA error)
 int gpu_device_info(char* info, size_t cap);
+// the device's name alone (as cudaDeviceProp.name, e.g. "NVIDIA H100 80GB HBM3"); 0 when none
+int gpu_device_name(char* name, size_t cap);
 // waits for all queued work (timing)
 void gpu_synchronize(void);
 // device memory in use (total - free, so the CUDA context and cuBLAS workspace count) and the total, bytes
 void gpu_memory(size_t* used, size_t* total);
+// the most bytes slmrec's own allocations held at once (as torch.cuda.max_memory_allocated);
+// reset = 1 restarts the count from what is allocated now
+size_t gpu_allocated_peak(int reset);
 // gpu_layout_key() as kernels.cu was compiled (C++)
 size_t gpu_layout_key_cuda(void);
 
 // ---- models
 
 // an E4SRec on the GPU: copies m's config, parameters, item table and prompt ids.
-// opt NULL = forward only (scoring, or a frozen teacher); else gradients and AdamW
-// moments (zero, step 0) too. use_bf16: bf16 activations and matmuls, fp32 master weights.
+// opt NULL = forward only (scoring, or a frozen teacher: one layer's activations at a
+// time); else gradients and AdamW moments (zero, step 0) too. use_bf16: bf16 activations
+// and matmuls, fp32 master weights and residual stream. Dies, naming the plan
+// (gpu_plan), when the GPU has less free memory than the handle needs.
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt);
+// the same with random weights drawn on the device from seed (bench: no host copy of the weights)
+GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_table, const int* instr, const int* resp,
+                                    uint64_t seed, int max_B, int use_bf16, const AdamWConfig* opt);
 // an SLMRec student: s->student's parameters plus s->adapters, trained against
 // `teacher`, a forward-only handle of s->teacher made for at least max_B rows
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt);
 // one optimizer step on items (B, S), targets (B): forward, loss (CE, or the SLMRec
 // loss of a student), backward, global-norm clip, AdamW. Returns once queued.
 void gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B);
-// waits for the last step; its loss terms (a plain model: ce and total) and the gradient norm before clipping
-void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* out, float* grad_norm);
-// forward and item scores for items (B, S): scores (B, I) and/or top_ids (B, k), the k
-// best items (pad 0 excluded, ties to the lower id), each on the host or NULL; waits
+// waits for the last step: its loss terms (a plain model: ce and total), the gradient norm
+// before clipping, and the mean total loss of the steps since the previous call; each NULL to skip
+void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* last, float* grad_norm, float* mean_total);
+// forward and item scores for items (B, S), max_B rows at a time: scores (B, I) and/or
+// top_ids (B, k), the k best items (pad 0 excluded, ties to the lower id; k <= GPU_TOPK_MAX),
+// each on the host or NULL; waits
 void gpu_e4srec_score(GpuE4SRec* g, const int* items, int B, float* scores, int k, int* top_ids);
 // parameters device -> m (and s's adapters when s is given); waits
 void gpu_e4srec_get_params(const GpuE4SRec* g, E4SRec* m, SLMRec* s);
@@ -74,6 +88,16 @@ static size_t gpu_layout_key(void) {
     size_t key = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) key = key * 1000003u + parts[i];
     return key;
+}
+
+// one line: "<what>: weights fp32 1.23 GiB, ..., total 4.56 GiB" (arenas of 0 bytes left out)
+static void gpu_plan_format(char* out, size_t cap, const char* what, const GpuPlan* p) {
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    size_t len = (size_t)snprintf(out, cap, "%s:", what);
+    for (int i = 0; i < GPU_NUM_ARENAS && len < cap; i++) {
+        if (p->bytes[i]) len += (size_t)snprintf(out + len, cap - len, " %s %.3f GiB,", gpu_arena_names[i], p->bytes[i] / gib);
+    }
+    if (len < cap) snprintf(out + len, cap - len, " total %.3f GiB", p->total / gib);
 }
 
 // dies with one clear message unless a GPU is usable and C and C++ agree on the struct layouts

@@ -26,6 +26,7 @@ typedef struct {
     int max_batch;
     struct GpuE4SRec* gpu;          // non-NULL: the model lives on the GPU (src/gpu.h)
     struct GpuE4SRec* gpu_teacher;  // with slm on the GPU: the frozen teacher, forward only
+    int gpu_steps_unread;           // GPU steps whose loss has not been read back yet
 } E4SRecJob;
 
 static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online, const SeqData* data,
@@ -37,6 +38,7 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->tok = tok;
     j->max_batch = max_batch;
     j->gpu = j->gpu_teacher = NULL;
+    j->gpu_steps_unread = 0;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
 }
@@ -45,31 +47,49 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
 // the GPU side of a job (CUDA builds)
 
 #ifdef SLMREC_CUDA
+#define GPU_LOSS_EVERY 16  // GPU steps between reads of their losses: the host runs at most this far ahead
+
+// logs the device memory a handle about to be made will take, arena by arena (src/gpu_plan.h)
+static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters, int B, int use_bf16, int train) {
+    GpuPlan p = gpu_plan(c, n_adapters, B, use_bf16, train);
+    char line[640];
+    gpu_plan_format(line, sizeof(line), what, &p);
+    logf_("  gpu memory plan, %s\n", line);
+}
+
 // moves the job's model (and, distilling, a forward-only copy of its frozen teacher)
 // to the GPU, which gpu_require has found usable. o: the job's Optimizer (its AdamW
-// settings; fresh moments), or NULL to only score. Online distillation trains two
-// models under one clipping norm and stays on the CPU.
-static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int use_bf16) {
+// settings; fresh moments) and batch its training batch, or o NULL to only score
+// (max_batch rows). Scoring batches larger than the handle go through it in parts.
+// Online distillation trains two models under one clipping norm and stays on the CPU.
+static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
     if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
+    int rows = o ? batch : j->max_batch;
     if (j->slm) {
-        j->gpu_teacher = gpu_e4srec_create(j->slm->teacher, j->max_batch, use_bf16, NULL);
-        j->gpu = gpu_slmrec_create(j->slm, j->gpu_teacher, j->max_batch, use_bf16, opt);
+        gpu_plan_log("frozen teacher (forward only)", &j->slm->teacher->cfg, 0, rows, use_bf16, 0);
+        j->gpu_teacher = gpu_e4srec_create(j->slm->teacher, rows, use_bf16, NULL);
+        gpu_plan_log("student (training)", &j->model->cfg, j->slm->blocks - 1, rows, use_bf16, 1);
+        j->gpu = gpu_slmrec_create(j->slm, j->gpu_teacher, rows, use_bf16, opt);
     } else {
-        j->gpu = gpu_e4srec_create(j->model, j->max_batch, use_bf16, opt);
+        gpu_plan_log(o ? "model (training)" : "model (forward only)", &j->model->cfg, 0, rows, use_bf16, o != NULL);
+        j->gpu = gpu_e4srec_create(j->model, rows, use_bf16, opt);
     }
 }
 
-// forward, backward and AdamW in one GPU call; the CPU Optimizer keeps count
-// (step, rate, gradient norm) for the progress lines and the checkpoint
-static float e4srec_job_train_batch_gpu(E4SRecJob* j, Optimizer* o, int n) {
+// forward, backward and AdamW in one GPU call, queued; the CPU Optimizer keeps count
+// (step, rate, gradient norm) for the progress lines and the checkpoint. The losses are
+// read back (a wait) when the loop asks for a report, or every GPU_LOSS_EVERY steps.
+static float e4srec_job_train_batch_gpu(E4SRecJob* j, Optimizer* o, int n, int report) {
     gpu_e4srec_train_step(j->gpu, j->histories, j->targets, n);
-    SLMRecLosses l;
-    gpu_e4srec_losses(j->gpu, &l, &o->last_grad_norm);  // waits: the loop checks every loss
     o->last_lr = lr_at(&o->cfg, o->step);
     o->step++;
-    return l.total;
+    if (!report && ++j->gpu_steps_unread < GPU_LOSS_EVERY) return LOSS_PENDING;
+    j->gpu_steps_unread = 0;
+    float mean;
+    gpu_e4srec_losses(j->gpu, NULL, &o->last_grad_norm, &mean);
+    return mean;
 }
 #endif
 
@@ -82,12 +102,13 @@ static void e4srec_job_free(E4SRecJob* j) {
     free(j->targets);
 }
 
-static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng) {
+static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng, int report) {
     E4SRecJob* j = (E4SRecJob*)ctx;
     e4srec_sample(j->data, users, n, j->model->cfg.S, rng, j->histories, j->targets);
 #ifdef SLMREC_CUDA
-    if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n);
+    if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n, report);
 #endif
+    (void)report;  // the CPU reports every step
     float loss;
     if (j->slm == NULL) {
         loss = e4srec_forward(j->model, j->histories, j->targets, n);
@@ -193,8 +214,9 @@ static void sasrec_job_free(SASRecJob* j) {
     free(j->y);
 }
 
-static float sasrec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng) {
+static float sasrec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng, int report) {
     SASRecJob* j = (SASRecJob*)ctx;
+    (void)report;  // on the CPU: every step reports
     sasrec_batch(j->data, users, n, j->model->cfg.T, j->x, j->y);
     float loss = sasrec_forward(j->model, j->x, j->y, n, rng);
     sasrec_zero_grad(j->model);
@@ -291,8 +313,9 @@ static void dllm2rec_job_free(DLLM2RecJob* j) {
     free(j->cand); free(j->cand_score); free(j->dlogits);
 }
 
-static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* samples, int n, Rng* rng) {
+static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* samples, int n, Rng* rng, int report) {
     DLLM2RecJob* j = (DLLM2RecJob*)ctx;
+    (void)report;  // on the CPU: every step reports
     Student* s = j->model;
     int T = s->cfg.T, K = j->cfg.K, n_items = s->cfg.I - 1;
     for (int i = 0; i < n; i++) {

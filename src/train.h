@@ -26,6 +26,8 @@ static void logf_(const char* fmt, ...) {
     }
 }
 
+#define LOSS_PENDING (-1.0f)  // train_batch: the loss is not known yet (every loss is >= 0)
+
 // a model as the trainer sees it
 typedef struct {
     const char* name;
@@ -34,8 +36,9 @@ typedef struct {
     int max_len;           // history length the model reads
     // one optimizer step on a batch of training units (users, whose examples the model
     // samples, or sample ids): forward, backward, then o's AdamW step wherever the model
-    // lives; returns the loss
-    float (*train_batch)(void* model, Optimizer* o, const int* units, int n, Rng* rng);
+    // lives. Returns the mean loss of the steps since its previous report (on the CPU:
+    // this step's), or LOSS_PENDING while a GPU runs ahead; report = 1 asks for a report
+    float (*train_batch)(void* model, Optimizer* o, const int* units, int n, Rng* rng, int report);
     // scores (n, I) for left-padded histories (n, max_len), no dropout
     void (*score)(void* model, const int* histories, int n, float* scores);
     // writes the model, with the training state when o != NULL
@@ -130,29 +133,42 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         training_units(t, d, units);  // from the same order every epoch, so the shuffle depends on the RNG state alone
         rng_shuffle(&rng, units, n_train);
         double loss_sum = 0.0, te = now_seconds();
-        int steps_done = 0;
+        int steps_done = 0, unreported = 0, budget_stop = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
             int n = min_int(cfg->batch, n_train - s * cfg->batch);
-            float loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng);
-            if (!isfinite(loss)) die("%s: the loss became %g at epoch %d step %d: lower --lr", t->name, loss, epoch + 1, s + 1);
-            loss_sum += loss;
+            // the time budget is checked before every step but the first: once it is spent the
+            // epoch ends (and is evaluated and saved as any other), after one more step only
+            // when a device that runs ahead still owes losses (it reports with that step)
+            double before = now_seconds();
+            int last_step = s == steps_per_epoch - 1;
+            int out_of_time = s > 0 && cfg->time_budget > 0 && r.train_seconds + (before - te) >= cfg->time_budget;
+            if (out_of_time && unreported == 0) { budget_stop = s; break; }
+            int print_due = before - last_print > 10.0 || (last_step && before - t_start > 10.0);
+            float loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng, last_step || out_of_time || print_due);
             samples_done += n;
             steps_done++;
-            double now = now_seconds();
-            if (now - last_print > 10.0 || (s == steps_per_epoch - 1 && now - t_start > 10.0)) {
-                double rate = samples_done / (now - t_start);
+            unreported++;
+            if (loss != LOSS_PENDING) {  // the mean of the `unreported` steps up to this one
+                if (!isfinite(loss)) {
+                    die("%s: the loss became %g at epoch %d, step %d%s: lower --lr", t->name, loss, epoch + 1,
+                        s + 2 - unreported, unreported > 1 ? " or one of the steps after it up to this one" : "");
+                }
+                loss_sum += (double)loss * unreported;
+                unreported = 0;
+            }
+            if (print_due) {
+                double now = now_seconds(), rate = samples_done / (now - t_start);
                 char eta[32];
                 format_duration(eta, sizeof(eta), (samples_total - samples_done) / rate);
                 logf_("  [%s] epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1,
                       cfg->epochs, s + 1, steps_per_epoch, loss_sum / (s + 1), opt->last_lr, rate, eta);
                 last_print = now;
             }
-            // the budget is checked after every step: the epoch ends here, and is evaluated and saved as any other
-            if (cfg->time_budget > 0 && r.train_seconds + (now - te) >= cfg->time_budget && s + 1 < steps_per_epoch) {
-                logf_("  [%s] time budget of %.0fs reached after step %d of %d in epoch %d\n", t->name, cfg->time_budget,
-                      s + 1, steps_per_epoch, epoch + 1);
-                break;
-            }
+            if (out_of_time) { budget_stop = s + 1; break; }
+        }
+        if (budget_stop && budget_stop < steps_per_epoch) {
+            logf_("  [%s] time budget of %.0fs reached after step %d of %d in epoch %d\n", t->name, cfg->time_budget,
+                  budget_stop, steps_per_epoch, epoch + 1);
         }
         r.train_seconds += now_seconds() - te;
         Metrics m = evaluate(t, d, SPLIT_VALID, valid_neg, cfg->eval_batch);

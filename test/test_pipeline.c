@@ -761,6 +761,40 @@ static void test_pipe_nothing_left(void) {
     unlink(garbage);
 }
 
+// the CUDA path's memory plan (src/gpu_plan.h), which needs no GPU: a forward-only handle
+// keeps one layer's buffers (depth adds only the last-token states), a training handle
+// every layer's; bf16 halves the activations but the fp32 residual stream; the arenas add
+// up to the total; `bench --plan` writes every config's plan
+static void test_pipe_gpu_plan(void) {
+    E4SRecConfig t8 = bench_config(&bench_shapes[2]), s4 = bench_config(&bench_shapes[3]);
+    int B = 256;
+    GpuPlan f8 = gpu_plan(&t8, 0, B, 1, 0), f4 = gpu_plan(&s4, 0, B, 1, 0);
+    size_t last_grows = gpu_align((size_t)(t8.L + 1) * B * t8.C * 4) - gpu_align((size_t)(s4.L + 1) * B * s4.C * 4);
+    CHECK(f8.bytes[GPU_ARENA_ACTS] - f4.bytes[GPU_ARENA_ACTS] == last_grows && f8.bytes[GPU_ARENA_DACTS] == 0 &&
+          f8.bytes[GPU_ARENA_GRADS] == 0 && f8.bytes[GPU_ARENA_MOMENTS] == 0,
+          "forward-only plan: 8 layers take %zu activation bytes more than 4 (the last-token states: %zu), no gradients",
+          f8.bytes[GPU_ARENA_ACTS] - f4.bytes[GPU_ARENA_ACTS], last_grows);
+    GpuPlan t8_32 = gpu_plan(&t8, 0, B, 0, 1), t4_32 = gpu_plan(&s4, 0, B, 0, 1), t8_16 = gpu_plan(&t8, 0, B, 1, 1);
+    double depth = (double)t8_32.bytes[GPU_ARENA_ACTS] / t4_32.bytes[GPU_ARENA_ACTS];
+    double half = (double)t8_16.bytes[GPU_ARENA_ACTS] / t8_32.bytes[GPU_ARENA_ACTS];
+    CHECK(depth > 1.9 && depth < 2.0, "training plan: 8 layers' activations are %.3fx 4 layers' (every layer kept)", depth);
+    CHECK(half > 0.5 && half < 0.6, "training plan: bf16 activations are %.3f of fp32's (the residual stream stays fp32)", half);
+    CHECK(t8_32.bytes[GPU_ARENA_MOMENTS] == 2 * t8_32.bytes[GPU_ARENA_WEIGHTS] && t8_32.bytes[GPU_ARENA_SHADOW] == 0 &&
+          t8_16.bytes[GPU_ARENA_SHADOW] * 2 >= t8_16.bytes[GPU_ARENA_WEIGHTS] - 256,
+          "training plan: AdamW holds two copies of the weights, the bf16 shadow half of one");
+    size_t sum = 0;
+    for (int a = 0; a < GPU_NUM_ARENAS; a++) sum += t8_16.bytes[a];
+    CHECK(sum == t8_16.total, "the arenas add up to the plan's total (%zu of %zu)", sum, t8_16.total);
+    char* argv[] = {(char*)"--plan", (char*)"--out", (char*)"/tmp/slmrec_test_plan"};
+    cmd_bench(3, argv);
+    char* json = read_file("/tmp/slmrec_test_plan/plan.json", NULL);
+    CHECK(strstr(json, "\"paper_S4\", \"precision\": \"bf16\", \"handle\": \"distill: student\"") != NULL,
+          "bench --plan writes every config's plan to plan.json, the distillation pair included");
+    free(json);
+    unlink("/tmp/slmrec_test_plan/plan.json");
+    rmdir("/tmp/slmrec_test_plan");
+}
+
 static void run_pipeline_tests(void) {
     test_pipe_resume();
     test_pipe_online();
@@ -774,4 +808,5 @@ static void run_pipeline_tests(void) {
     test_pipe_time_budget();
     test_pipe_bad_flags();
     test_pipe_nothing_left();
+    test_pipe_gpu_plan();
 }
