@@ -38,7 +38,7 @@ else
   FOUND_CUDA = CUDA: nvcc not found, CPU only
 endif
 
-.PHONY: all test test-asan test-gpu fuzz fuzz-run fuzz-corpus clean report
+.PHONY: all test test-asan test-gpu test-gpu-mutants fuzz fuzz-run fuzz-corpus clean report
 
 all: report slmrec
 
@@ -73,6 +73,8 @@ ifneq ($(HAVE_NVCC),yes)
 test-gpu: report
 	@echo "SKIP: nvcc not found, so the CUDA path was not built: the GPU tests did not run"
 	@echo "0 passed, 0 failed, 1 skipped"
+test-gpu-mutants: report
+	@echo "SKIP: nvcc not found, so the CUDA path was not built: no mutant ran"
 endif
 
 # libFuzzer targets, one binary per parser (test/fuzz.c): built with clang when its
