@@ -1422,6 +1422,16 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
     if (max_B < 1) die("gpu: max batch %d must be positive", max_B);
     const E4SRecConfig* c = src->cfg;
     // refuse a plan the GPU cannot hold before allocating any of it
+    // attention keeps a sample's K and V (and, training, their fp32 gradient sums) in shared memory
+    size_t att_smem = opt ? attention_backward_smem(e4srec_T(c), c->HS, 1) : attention_forward_smem(e4srec_T(c), c->HS);
+    if (att_smem > (size_t)max_smem_optin) {
+        int T_max = e4srec_T(c);
+        while (T_max > 1 && (opt ? attention_backward_smem(T_max, c->HS, 1) : attention_forward_smem(T_max, c->HS)) > (size_t)max_smem_optin) T_max--;
+        die("gpu: %d tokens (prompt %d + history %d) at head size %d need %zu bytes of shared memory in the attention %s,\n"
+            "  the GPU allows %d per block\n  hint: shorten the history to --max-len %d or less",
+            e4srec_T(c), c->P1 + c->P2, c->S, c->HS, att_smem, opt ? "backward" : "forward", max_smem_optin,
+            T_max - c->P1 - c->P2);
+    }
     GpuPlan plan = gpu_plan(c, src->n_adapters, max_B, use_bf16, opt != NULL);
     size_t free_bytes = 0, total_bytes = 0;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));

@@ -47,7 +47,7 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
 // the GPU side of a job (CUDA builds)
 
 #ifdef SLMREC_CUDA
-#define GPU_LOSS_EVERY 16  // GPU steps between reads of their losses: the host runs at most this far ahead
+#define GPU_LOSS_EVERY 16  // GPU steps between reads of their losses (each read waits for the GPU to finish)
 
 // logs the device memory a handle about to be made will take, arena by arena (src/gpu_plan.h)
 static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters, int B, int use_bf16, int train) {

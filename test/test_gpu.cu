@@ -686,7 +686,7 @@ static void test_bf16_refresh(Rng* rng) {
     GpuE4SRec* ga = gpu_e4srec_create(&a.m, B, 1, &ac);
     gpu_e4srec_train_step(ga, batch.items.data(), batch.targets.data(), B);  // the shadow moves with A's update
     gpu_e4srec_set_params(ga, &b.m, NULL);
-    GpuE4SRec* gb = gpu_e4srec_create(&b.m, B, 1, NULL);
+    GpuE4SRec* gb = gpu_e4srec_create(&b.m, B, 1, &ac);  // a training handle too: the same layout, so bitwise comparable
     Host sa((size_t)B * c.I), sb(sa.size());
     gpu_e4srec_score(ga, batch.items.data(), B, sa.data(), 0, NULL);
     gpu_e4srec_score(gb, batch.items.data(), B, sb.data(), 0, NULL);
@@ -729,10 +729,11 @@ static void test_plan(Rng* rng) {
             last[train] = get(bf ? h[train]->acts_h.last : h[train]->acts_f.last, n_last);
             user[train] = get(bf ? h[train]->acts_h.user : h[train]->acts_f.user, n_user);
         }
-        CHECK(memcmp(last[0].data(), last[1].data(), n_last * sizeof(float)) == 0 &&
-              memcmp(user[0].data(), user[1].data(), n_user * sizeof(float)) == 0,
-              "%s: a forward-only handle's last-token states (every depth) and user vectors equal a training handle's",
-              bf ? "bf16" : "fp32");
+        // (within the layers' tolerance, not bitwise: the two handles' tensors sit at other alignments,
+        // which cuBLAS may answer with other kernels; a reused slot read too late would be off by O(1))
+        Tol t = bf ? tol<bf16>() : tol<float>();
+        close_to("forward-only vs training handle: last-token states of every depth", "E4SRec_3 C=32", bf ? "bf16" : "fp32", last[0], last[1], t);
+        close_to("forward-only vs training handle: user vectors", "E4SRec_3 C=32", bf ? "bf16" : "fp32", user[0], user[1], t);
         gpu_e4srec_free(h[0]);
         gpu_e4srec_free(h[1]);
     }
@@ -759,7 +760,7 @@ static void test_refuse_plan(const char* self) {
     pid_t pid = fork();
     if (pid == 0) {  // exec at once: the parent's CUDA context does not survive a fork
         dup2(fd, 2);
-        execl(self, self, "--refuse-plan", (char*)NULL);
+        execl("/proc/self/exe", self, "--refuse-plan", (char*)NULL);
         _exit(127);
     }
     int status = 0;

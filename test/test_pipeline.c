@@ -785,14 +785,17 @@ static void test_pipe_gpu_plan(void) {
     size_t sum = 0;
     for (int a = 0; a < GPU_NUM_ARENAS; a++) sum += t8_16.bytes[a];
     CHECK(sum == t8_16.total, "the arenas add up to the plan's total (%zu of %zu)", sum, t8_16.total);
-    char* argv[] = {(char*)"--plan", (char*)"--out", (char*)"/tmp/slmrec_test_plan"};
+    char dir[] = "/tmp/slmrec_test_plan_XXXXXX", json_path[64];
+    if (mkdtemp(dir) == NULL) die("mkdtemp: %s", strerror(errno));
+    snprintf(json_path, sizeof(json_path), "%s/plan.json", dir);
+    char* argv[] = {(char*)"--plan", (char*)"--out", dir};
     cmd_bench(3, argv);
-    char* json = read_file("/tmp/slmrec_test_plan/plan.json", NULL);
+    char* json = read_file(json_path, NULL);
     CHECK(strstr(json, "\"paper_S4\", \"precision\": \"bf16\", \"handle\": \"distill: student\"") != NULL,
           "bench --plan writes every config's plan to plan.json, the distillation pair included");
     free(json);
-    unlink("/tmp/slmrec_test_plan/plan.json");
-    rmdir("/tmp/slmrec_test_plan");
+    unlink(json_path);
+    rmdir(dir);
 }
 
 static void run_pipeline_tests(void) {
