@@ -749,7 +749,7 @@ static void refuse_plan_child(void) {
     test_model_build(&t, small_config(2), &rng, NULL);
     size_t free_bytes = 0, total_bytes = 0;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
-    size_t per_row = gpu_plan(&t.m.cfg, 0, 1, 0, 1).bytes[GPU_ARENA_ACTS];
+    size_t per_row = gpu_plan(&t.m.cfg, 0, 1, 0, 0).bytes[GPU_ARENA_ACTS];  // a forward-only handle's activations per row
     gpu_e4srec_create(&t.m, (int)(2 * total_bytes / per_row), 0, NULL);
 }
 
