@@ -1613,8 +1613,8 @@ typedef struct {
     size_t params;
     double train_step_s, infer_batch_s;
     double train_flops, infer_flops;  // per step / batch: this program's work
-    size_t train_peak, infer_peak;    // bytes: the allocator's high-water mark over each run (gpu_allocated_peak)
-    size_t train_plan, infer_plan;    // bytes: what gpu_plan said each handle would take
+    size_t peak_bytes;                // the allocator's high-water mark (gpu_allocated_peak), the larger of the two runs
+    size_t plan_bytes;                // gpu_plan's total for the larger of the two handles
     float loss;                       // the last training step's (a sanity check: finite)
 } BenchRow;
 
@@ -1642,7 +1642,7 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     SLMRecLosses l;
 
     gpu_allocated_peak(1);
-    r.train_plan = gpu_plan(c, 0, BENCH_TRAIN_B, use_bf16, 1).total;
+    r.plan_bytes = gpu_plan(c, 0, BENCH_TRAIN_B, use_bf16, 1).total;
     GpuE4SRec* g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_TRAIN_B, use_bf16, &opt);
     for (int i = 0; i < warmup; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
     gpu_e4srec_losses(g, &l, NULL, NULL);  // waits
@@ -1651,17 +1651,18 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     gpu_e4srec_losses(g, &l, NULL, NULL);
     r.train_step_s = (now_seconds() - t0) / steps;
     r.loss = l.total;
-    r.train_peak = gpu_allocated_peak(1);
+    r.peak_bytes = gpu_allocated_peak(1);
     gpu_e4srec_free(g);
 
-    gpu_allocated_peak(1);
-    r.infer_plan = gpu_plan(c, 0, BENCH_INFER_B, use_bf16, 0).total;
+    size_t plan = gpu_plan(c, 0, BENCH_INFER_B, use_bf16, 0).total;
+    if (plan > r.plan_bytes) r.plan_bytes = plan;
     g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_INFER_B, use_bf16, NULL);
     for (int i = 0; i < warmup; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);
     t0 = now_seconds();
     for (int i = 0; i < steps; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);  // each waits
     r.infer_batch_s = (now_seconds() - t0) / steps;
-    r.infer_peak = gpu_allocated_peak(1);
+    size_t peak = gpu_allocated_peak(1);
+    if (peak > r.peak_bytes) r.peak_bytes = peak;
     gpu_e4srec_free(g);
 
     r.train_flops = bench_train_flops(c, BENCH_TRAIN_B, 0);
@@ -1688,8 +1689,6 @@ static void bench_write_json(const char* path, const BenchRow* rows, int n, cons
     for (int i = 0; i < n; i++) {
         const BenchRow* r = &rows[i];
         const E4SRecConfig* c = &r->cfg;
-        size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
-        size_t plan = r->train_plan > r->infer_plan ? r->train_plan : r->infer_plan;
         double peer_train_flops = bench_train_flops(c, BENCH_TRAIN_B, r->shape->peer_lora);
         fprintf(o.f, " \"%s\": {\"layers\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"params\": %zu, "
                 "\"trainable\": %zu, \"lora\": false, \"peer_lora\": %s, \"tokens\": %d, "
@@ -1699,7 +1698,7 @@ static void bench_write_json(const char* path, const BenchRow* rows, int n, cons
                 r->shape->name, c->L, c->C, c->F, c->NH, r->params, r->params, r->shape->peer_lora ? "true" : "false",
                 e4srec_T(c), r->train_step_s, BENCH_TRAIN_B / r->train_step_s, r->train_flops,
                 r->train_flops / r->train_step_s / 1e12, r->infer_batch_s, BENCH_INFER_B / r->infer_batch_s, r->infer_flops,
-                r->infer_flops / r->infer_batch_s / 1e12, mem / 1e9, plan / 1e9, peer_train_flops, r->loss);
+                r->infer_flops / r->infer_batch_s / 1e12, r->peak_bytes / 1e9, r->plan_bytes / 1e9, peer_train_flops, r->loss);
         if (peak > 0) {
             fprintf(o.f, ", \"train_mfu\": %.4f, \"infer_mfu\": %.4f", r->train_flops / r->train_step_s / 1e12 / peak,
                     r->infer_flops / r->infer_batch_s / 1e12 / peak);
@@ -1709,7 +1708,7 @@ static void bench_write_json(const char* path, const BenchRow* rows, int n, cons
             fprintf(o.f, ", \"peer_train_samples_per_s\": %.1f, \"peer_infer_samples_per_s\": %.1f, \"peer_peak_mem_GB\": %.3f, "
                     "\"train_speedup\": %.3f, \"infer_speedup\": %.3f, \"memory_ratio\": %.3f",
                     p->train_samples_s, p->infer_samples_s, p->peak_mem_gb, BENCH_TRAIN_B / r->train_step_s / p->train_samples_s,
-                    BENCH_INFER_B / r->infer_batch_s / p->infer_samples_s, mem / 1e9 / p->peak_mem_gb);
+                    BENCH_INFER_B / r->infer_batch_s / p->infer_samples_s, r->peak_bytes / 1e9 / p->peak_mem_gb);
             if (peak > 0) {
                 fprintf(o.f, ", \"peer_train_mfu\": %.4f, \"peer_infer_mfu\": %.4f",
                         peer_train_flops * p->train_samples_s / BENCH_TRAIN_B / 1e12 / peak,
@@ -1755,29 +1754,30 @@ static void bench_gpu(const BenchShape** chosen, int n, const char* precision, d
         *r = bench_shape(chosen[i], use_bf16, steps, warmup, &rng);
         if (!isfinite(r->loss)) die("bench: %s: the training loss became %g", chosen[i]->name, r->loss);
         double train_tf = r->train_flops / r->train_step_s / 1e12, infer_tf = r->infer_flops / r->infer_batch_s / 1e12;
-        size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
-        size_t plan = r->train_plan > r->infer_plan ? r->train_plan : r->infer_plan;
         printf("%-9s %6d %6d %14zu | %12.1f %8.1f %5.1f%% | %12.1f %8.1f %5.1f%% | %8.2f %8.2f  %s\n", chosen[i]->name,
                r->cfg.L, r->cfg.C, r->params, BENCH_TRAIN_B / r->train_step_s, train_tf, peak > 0 ? 100.0 * train_tf / peak : 0.0,
-               BENCH_INFER_B / r->infer_batch_s, infer_tf, peak > 0 ? 100.0 * infer_tf / peak : 0.0, mem / 1e9, plan / 1e9,
+               BENCH_INFER_B / r->infer_batch_s, infer_tf, peak > 0 ? 100.0 * infer_tf / peak : 0.0, r->peak_bytes / 1e9, r->plan_bytes / 1e9,
                chosen[i]->peer_lora ? "every weight (the peer: LoRA r=8)" : "every weight");
         fflush(stdout);
         // rewritten after every config: one that runs out of memory keeps the ones before it
         bench_write_json(path, rows, i + 1, gpu, precision, peak, peer_path, peers, steps, warmup);
     }
     if (peer_text) {
-        printf("\nagainst the peer (%s): slmrec / peer; MFU of each side with its own FLOPs per step\n", peer_path);
+        char peer_gpu[128] = "an unnamed device";  // "device": "NVIDIA H100 80GB HBM3", written by the peer last
+        const char* d = json_field(peer_text, "device");
+        if (d && *d == '"') snprintf(peer_gpu, sizeof(peer_gpu), "%.*s", (int)strcspn(d + 1, "\""), d + 1);
+        printf("\nagainst the peer (%s, measured on %s%s): slmrec / peer; MFU of each side with its own FLOPs per step\n",
+               peer_path, peer_gpu, strcmp(peer_gpu, name) == 0 ? "" : " -- NOT this GPU: the ratios compare two machines");
         printf("%-9s | %10s %10s %8s | %10s %10s %8s | %8s %8s %6s\n", "config", "train", "peer", "speed-up", "infer",
                "peer", "speed-up", "peak GB", "peer GB", "ratio");
         for (int i = 0; i < n; i++) {
             const BenchRow* r = &rows[i];
             const BenchPeer* p = &peers[i];
             if (!p->found) { printf("%-9s | not in %s\n", chosen[i]->name, peer_path); continue; }
-            size_t mem = r->train_peak > r->infer_peak ? r->train_peak : r->infer_peak;
             double tr = BENCH_TRAIN_B / r->train_step_s, inf = BENCH_INFER_B / r->infer_batch_s;
             printf("%-9s | %10.1f %10.1f %7.2fx | %10.1f %10.1f %7.2fx | %8.2f %8.2f %5.2fx\n", chosen[i]->name, tr,
-                   p->train_samples_s, tr / p->train_samples_s, inf, p->infer_samples_s, inf / p->infer_samples_s, mem / 1e9,
-                   p->peak_mem_gb, mem / 1e9 / p->peak_mem_gb);
+                   p->train_samples_s, tr / p->train_samples_s, inf, p->infer_samples_s, inf / p->infer_samples_s, r->peak_bytes / 1e9,
+                   p->peak_mem_gb, r->peak_bytes / 1e9 / p->peak_mem_gb);
             if (peak > 0) {
                 double peer_tf = bench_train_flops(&r->cfg, BENCH_TRAIN_B, chosen[i]->peer_lora) * p->train_samples_s / BENCH_TRAIN_B / 1e12;
                 printf("%-9s   train MFU %.1f%% (slmrec, %s) vs %.1f%% (peer, %s)\n", "", 100.0 * r->train_flops / r->train_step_s / 1e12 / peak,
