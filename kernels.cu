@@ -1612,12 +1612,12 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
 }
 
 // one step: forward, loss (CE, or the SLMRec loss for a student), backward, clip,
-// AdamW. Returns once queued; read the losses with gpu_e4srec_losses.
-void gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
+// AdamW. Returns once queued, with how many steps' losses wait for gpu_e4srec_losses.
+int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
     if (!g->train) die("gpu_e4srec_train_step: this handle was created without an optimizer (forward only)");
     gradients_cuda(g, items, targets, B);
     optimizer_step_cuda(g);
-    g->steps_unread++;
+    return ++g->steps_unread;
 }
 
 // waits for the last step and copies its loss terms (ce only, the rest 0, for a

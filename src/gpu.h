@@ -53,8 +53,9 @@ GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_tab
 // `teacher`, a forward-only handle of s->teacher made for at least max_B rows
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt);
 // one optimizer step on items (B, S), targets (B): forward, loss (CE, or the SLMRec
-// loss of a student), backward, global-norm clip, AdamW. Returns once queued.
-void gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B);
+// loss of a student), backward, global-norm clip, AdamW. Returns once queued, with the
+// number of steps (this one included) whose losses gpu_e4srec_losses has not read yet.
+int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B);
 // waits for the last step: its loss terms (a plain model: ce and total), the gradient norm
 // before clipping, and the mean total loss of the steps since the previous call; each NULL to skip
 void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* last, float* grad_norm, float* mean_total);

@@ -26,7 +26,6 @@ typedef struct {
     int max_batch;
     struct GpuE4SRec* gpu;          // non-NULL: the model lives on the GPU (src/gpu.h)
     struct GpuE4SRec* gpu_teacher;  // with slm on the GPU: the frozen teacher, forward only
-    int gpu_steps_unread;           // GPU steps whose loss has not been read back yet
 } E4SRecJob;
 
 static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online, const SeqData* data,
@@ -38,7 +37,6 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->tok = tok;
     j->max_batch = max_batch;
     j->gpu = j->gpu_teacher = NULL;
-    j->gpu_steps_unread = 0;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
 }
@@ -82,11 +80,10 @@ static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int u
 // (step, rate, gradient norm) for the progress lines and the checkpoint. The losses are
 // read back (a wait) when the loop asks for a report, or every GPU_LOSS_EVERY steps.
 static float e4srec_job_train_batch_gpu(E4SRecJob* j, Optimizer* o, int n, int report) {
-    gpu_e4srec_train_step(j->gpu, j->histories, j->targets, n);
+    int unread = gpu_e4srec_train_step(j->gpu, j->histories, j->targets, n);
     o->last_lr = lr_at(&o->cfg, o->step);
     o->step++;
-    if (!report && ++j->gpu_steps_unread < GPU_LOSS_EVERY) return LOSS_PENDING;
-    j->gpu_steps_unread = 0;
+    if (!report && unread < GPU_LOSS_EVERY) return LOSS_PENDING;
     float mean;
     gpu_e4srec_losses(j->gpu, NULL, &o->last_grad_norm, &mean);
     return mean;

@@ -557,6 +557,34 @@ static void test_resume_moments(Rng* rng) {
     e4srec_free(&t.m);
 }
 
+// the trainer reads losses every few steps: a handle read once after 5 steps reports the
+// mean of the totals that an identical handle read after each step, and counts the steps
+static void test_loss_window(Rng* rng) {
+    TestModel t;
+    test_model_build(&t, small_config(2), rng, NULL);
+    const E4SRecConfig& c = t.m.cfg;
+    int B = 4, unread = 0;
+    AdamWConfig ac = test_adamw_config();
+    GpuE4SRec* every = gpu_e4srec_create(&t.m, B, 0, &ac);
+    GpuE4SRec* once = gpu_e4srec_create(&t.m, B, 0, &ac);
+    double sum = 0.0;
+    for (int i = 0; i < 5; i++) {
+        Batch b = make_batch(rng, B, c.S, c.I);
+        gpu_e4srec_train_step(every, b.items.data(), b.targets.data(), B);
+        unread = gpu_e4srec_train_step(once, b.items.data(), b.targets.data(), B);
+        SLMRecLosses l;
+        gpu_e4srec_losses(every, &l, NULL, NULL);
+        sum += l.total;
+    }
+    float mean = 0.0f;
+    gpu_e4srec_losses(once, NULL, NULL, &mean);
+    CHECK(unread == 5, "gpu_e4srec_train_step counts the steps not read yet: %d after 5", unread);
+    close_to("mean total loss of 5 steps read at once", "E4SRec_2 C=32", "fp32", Host{mean}, Host{(float)(sum / 5)}, tol<float>());
+    gpu_e4srec_free(every);
+    gpu_e4srec_free(once);
+    e4srec_free(&t.m);
+}
+
 // ---- bf16 whole models against fp32
 
 // bf16 keeps 8 significant bits (a rounding is up to 2^-9 = 0.2% relative). A gradient
@@ -908,6 +936,7 @@ int main(int argc, char** argv) {
     test_score_chunks(&rng);
     test_score_bf16(&rng);
     test_resume_moments(&rng);
+    test_loss_window(&rng);
     test_bf16_refresh(&rng);
     printf("[training steps, bf16 gradients, scoring, resume] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
