@@ -73,7 +73,6 @@ static void gpu_act_bytes(size_t* bytes, const E4SRecConfig* c, int n_adapters, 
 #define GPU_ACT_BYTES(name, type, count) (count) * elem_##type,
     size_t all[GPU_NUM_ACTS + GPU_NUM_DACTS] = {GPU_ACTS(GPU_ACT_BYTES) GPU_DACTS(GPU_ACT_BYTES)};
 #undef GPU_ACT_BYTES
-    (void)cast;
     memcpy(bytes, all, sizeof(all));
 }
 
@@ -108,9 +107,7 @@ static size_t gpu_sum_aligned(const size_t* bytes, int n) {
 static GpuPlan gpu_plan(const E4SRecConfig* c, int n_adapters, int max_B, int use_bf16, int train) {
     size_t sizes[E4SREC_NUM_PARAMS], acts[GPU_NUM_ACTS + GPU_NUM_DACTS], inputs[GPU_NUM_INPUTS];
     e4srec_param_sizes(sizes, c);
-    size_t n = 0;
-    for (int i = 0; i < E4SREC_NUM_PARAMS; i++) n += sizes[i];
-    n += (size_t)n_adapters * c->D * c->C;
+    size_t n = sizes_total(sizes, E4SREC_NUM_PARAMS) + (size_t)n_adapters * c->D * c->C;
     gpu_act_bytes(acts, c, n_adapters, max_B, use_bf16, train);
     gpu_input_bytes(inputs, c, max_B);
     GpuPlan p = {{0}, 0};
