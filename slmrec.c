@@ -400,7 +400,12 @@ static DLLM2RecConfig config_dllm2rec(const Config* c) {
     return r;
 }
 
-#define MAX_OUT_DIR 1000  // <out>/<file name> is built in buffers of 1100 bytes
+// a LoRA file stores the absolute path of the file its frozen weights come from: it must fit
+static void config_check_lora_base(const char* flag, const char* path) {
+    char absolute[sizeof(((Lora*)0)->base_path)];
+    absolute_path(path, absolute, sizeof(absolute), flag);
+}
+
 static void config_check(Config* c) {
     if (c->out && strlen(c->out) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(c->out), MAX_OUT_DIR);
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
@@ -434,10 +439,12 @@ static void config_check(Config* c) {
         die("--dim, --student-epochs, --student-batch, --caser-filters and --student-lr must be positive");
     }
     if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
-    if (c->lam < 0.0f || c->ed < 0.0f) die("--lam and --ed must not be negative");
+    if (c->lam < 0.0f) die("--lam must not be negative");
+    check_range("flag", "--ed", c->ed, 0.0, STUDENT_MAX_ED);  // what a student file may hold
     if (c->topk < 1) die("--topk must be at least 1, got %d", c->topk);
     if (c->lora_rank < 0 || c->lora_rank > LORA_MAX_RANK) die("--lora-rank must be in 0..%d, got %d", LORA_MAX_RANK, c->lora_rank);
-    if (!(c->lora_alpha > 0.0f)) die("--lora-alpha must be positive, got %g", c->lora_alpha);
+    check_range("flag", "--lora-alpha", c->lora_alpha, LORA_MIN_ALPHA, LORA_MAX_ALPHA);  // what a LoRA file may hold
+    if (c->lora_rank && c->init) config_check_lora_base("--init", c->init);
     lora_parse_targets(c->lora_targets);
     config_dllm2rec(c);  // checks --gammas, --base-loss, --rd-neg
     config_device(&c->device, c->precision, c->online);
@@ -482,12 +489,13 @@ static void e4srec_start(E4SRec* m, const Config* c, const Llama* base, Rng* rng
     if (base) e4srec_init_from_base(m, base, c->init);
 }
 
-// with --lora-rank: adapters over m's frozen decoder, whose weights come from the file `frozen_from`
+// with --lora-rank: adapters over m's frozen decoder, whose weights come from the file
+// `frozen_from`, stored as an absolute path
 static void e4srec_start_lora(E4SRec* m, const Config* c, const char* frozen_from, Rng* rng) {
     if (c->lora_rank == 0) return;
     e4srec_add_lora(m, c->lora_rank, c->lora_alpha, lora_parse_targets(c->lora_targets));
     lora_init(m->lora, rng);
-    snprintf(m->lora->base_path, sizeof(m->lora->base_path), "%s", frozen_from);
+    absolute_path(frozen_from, m->lora->base_path, sizeof(m->lora->base_path), "the LoRA base");  // read from anywhere
     m->lora->base_checksum = binfile_checksum(frozen_from);
 }
 
@@ -520,24 +528,102 @@ static AdamWConfig config_adamw(const Config* c, int steps_per_epoch) {
 typedef enum { TRAIN_SASREC, TRAIN_E4SREC, TRAIN_STUDENT } TrainWhat;
 
 // the loop's settings for stage 1's SASRec, an E4SRec model, or a DLLM2Rec student
-static TrainConfig config_train(const Config* c, TrainWhat what) {
-    TrainConfig t = {c->epochs, c->batch, c->patience, c->time_budget, c->stop_after, c->eval_batch, (uint64_t)c->seed};
+static TrainConfig config_train(const Config* c, TrainWhat what, const RunRecord* record) {
+    TrainConfig t = {c->epochs, c->batch, c->patience, c->time_budget, c->stop_after, c->eval_batch, (uint64_t)c->seed, record};
     if (what == TRAIN_SASREC) { t.epochs = c->sas_epochs; t.batch = c->sas_batch; t.patience = c->sas_patience; t.time_budget = 0.0f; }
     if (what == TRAIN_STUDENT) { t.epochs = c->st_epochs; t.batch = c->st_batch; t.patience = c->st_patience; }
     return t;
 }
 
-static void make_dir(const char* dir) {
-    if (strlen(dir) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(dir), MAX_OUT_DIR);
-    char path[1024];
-    snprintf(path, sizeof(path), "%s", dir);
-    for (char* p = path + 1; *p; p++) {  // mkdir -p
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
-        *p = '/';
+// ----------------------------------------------------------------------------
+// run records (checkpoint.h): what each stage computes, from its flags and inputs.
+// A stage saves its record with its training state, and --resume refuses a state
+// whose record differs in any line. Commands check it before they write anything.
+
+static void record_data(RunRecord* r, const Config* c, const SeqData* d) {
+    r->len = 0;
+    r->text[0] = 0;
+    run_record_add(r, "--data", "%d users, %d items, %d events (fnv %08x)", d->n_users, d->n_items, d->n_events, seqdata_checksum(d));
+    run_record_add(r, "--max-len", "%d", c->max_len);
+}
+
+static void record_sasrec(RunRecord* r, const Config* c, const SeqData* d) {
+    record_data(r, c, d);
+    run_record_add(r, "--sasrec-dim", "%d", c->sas_dim);
+    run_record_add(r, "--sasrec-blocks", "%d", c->sas_blocks);
+    run_record_add(r, "--sasrec-heads", "%d", c->sas_heads);
+    run_record_add(r, "--sasrec-dropout", "%s", float_text(c->sas_dropout).s);
+}
+
+// an E4SRec model m (built and started), the SLMRec student of teacher when given
+static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const E4SRec* m, const E4SRec* teacher) {
+    const E4SRecConfig* e = &m->cfg;
+    record_data(r, c, d);
+    if (teacher) {
+        run_record_add(r, "--teacher", "weights fnv %08x", e4srec_checksum(teacher));
+        run_record_add(r, "--blocks", "%d", c->blocks);
+        run_record_add(r, "--lambda-cos", "%s", float_text(c->lambda_cos).s);
+        run_record_add(r, "--lambda-norm", "%s", float_text(c->lambda_norm).s);
+        run_record_add(r, "--lambda-ms", "%s", float_text(c->lambda_ms).s);
+        run_record_add(r, "--online", "%s", c->online ? "on" : "off");
     }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
+    run_record_add(r, "layers", "%d", e->L);
+    run_record_add(r, "--hidden", "%d", e->C);
+    run_record_add(r, "--ffn", "%d", e->F);
+    run_record_add(r, "--heads", "%d", e->NH);
+    run_record_add(r, "--kv-heads", "%d", e->KVH);
+    run_record_add(r, "--sasrec", "an item table of %d x %d (fnv %08x)", e->I, e->D,
+                   fnv1a(FNV_START, m->item_table, (size_t)e->I * e->D * sizeof(float)));
+    run_record_add(r, "--instruction/--response", "%d + %d tokens of a vocabulary of %d (fnv %08x)", e->P1, e->P2, e->V,
+                   fnv1a(fnv1a(FNV_START, m->instr, (size_t)e->P1 * sizeof(int)), m->resp, (size_t)e->P2 * sizeof(int)));
+    if (c->init) run_record_add(r, "--init", "a base of fnv %08x", binfile_checksum(c->init));
+    else run_record_add(r, "--init", "none");
+    run_record_add(r, "--lora-rank", "%d", m->lora ? m->lora->rank : 0);
+    if (m->lora) {
+        run_record_add(r, "--lora-alpha", "%s", float_text(m->lora->alpha).s);
+        run_record_add(r, "--lora-targets", "%d (bit mask)", m->lora->targets);
+        run_record_add(r, "LoRA base", "fnv %08x", m->lora->base_checksum);
+    }
+    run_record_add(r, "--precision", "%s", c->precision);
+}
+
+// a student's dropout: --dropout, or its kind's own default
+static float student_dropout(const Config* c, StudentKind kind) {
+    if (c->st_dropout >= 0.0f) return c->st_dropout;
+    return kind == STUDENT_SASREC ? c->sas_dropout : kind == STUDENT_CASER ? 0.1f : 0.0f;
+}
+
+// a DLLM2Rec student with weights lam and ed, distilled from the teacher whose weights
+// have checksum teacher_checksum (unused when both weights are 0)
+static void record_student(RunRecord* r, const Config* c, const SeqData* d, StudentKind kind, float lam, float ed,
+                           uint32_t teacher_checksum) {
+    record_data(r, c, d);
+    run_record_add(r, "--student", "%s", STUDENT_FLAG_NAMES[kind]);
+    run_record_add(r, "--dim", "%d", c->st_dim);
+    run_record_add(r, "--dropout", "%s", float_text(student_dropout(c, kind)).s);
+    if (kind == STUDENT_SASREC) run_record_add(r, "--sasrec-blocks/--sasrec-heads", "%d/%d", c->sas_blocks, c->sas_heads);
+    if (kind == STUDENT_CASER) run_record_add(r, "--caser-filters", "%d", c->caser_filters);
+    DLLM2RecConfig dc = config_dllm2rec(c);
+    run_record_add(r, "--base-loss", "%s", c->base_loss);
+    if (dc.base == BASE_BCE_DROS) {
+        run_record_add(r, "--dros-alpha/--dros-beta", "%s/%s", float_text(dc.dros_alpha).s, float_text(dc.dros_beta).s);
+    }
+    run_record_add(r, "--lam", "%s", float_text(lam).s);
+    run_record_add(r, "--ed", "%s", float_text(ed).s);
+    if (lam > 0.0f) {
+        run_record_add(r, "--topk", "%d", dc.K);
+        run_record_add(r, "--gammas", "%s,%s,%s", float_text(dc.gamma_pos).s, float_text(dc.gamma_conf).s, float_text(dc.gamma_cons).s);
+        run_record_add(r, "--rd-neg", "%s", c->rd_neg);
+    }
+    if (lam > 0.0f || ed > 0.0f) run_record_add(r, "--teacher", "weights fnv %08x", teacher_checksum);
+}
+
+// with --resume: the state a stage of file stem `stem` would continue from must be of this record
+static void resume_precheck(const Config* c, const char* stem, const RunRecord* r) {
+    if (!c->resume) return;
+    char last[1200];
+    snprintf(last, sizeof(last), "%s/%s.last.bin", c->out, stem);
+    resume_check(last, r);
 }
 
 static void read_data(SeqData* d, const Config* c) {
@@ -702,6 +788,11 @@ static void prompt_build(Prompt* p, const Config* c, const Llama* base) {
     p->resp = (int*)mallocCheck(cap * sizeof(int));
     p->P1 = tokenizer_encode(&p->tok, c->instruction, 1, 0, p->instr, cap);
     p->P2 = tokenizer_encode(&p->tok, c->response, 0, 0, p->resp, cap);
+}
+
+// says what prompt_build made, once the run's log is open
+static void prompt_log(const Prompt* p, const Config* c, const Llama* base) {
+    size_t n1 = strlen(c->instruction), n2 = strlen(c->response);
     // a base's vocabulary without byte fallback could lose characters: say so if the text does not come back
     const char* parts[2] = {c->instruction, c->response};
     const int* ids[2] = {p->instr, p->resp};
@@ -759,7 +850,9 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
           m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
           config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
-    TrainConfig tc = config_train(c, TRAIN_E4SREC);
+    RunRecord record;
+    record_e4srec(&record, c, d, m, teacher);
+    TrainConfig tc = config_train(c, TRAIN_E4SREC, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     E4SRecFile f;
     e4srec_load(&f, best);
@@ -797,7 +890,9 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
     snprintf(best, sizeof(best), "%s.bin", stem);
-    TrainConfig tc = config_train(c, TRAIN_SASREC);
+    RunRecord record;
+    record_sasrec(&record, c, d);
+    TrainConfig tc = config_train(c, TRAIN_SASREC, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     SASRecFile f;
     sasrec_load(&f, best);
@@ -831,9 +926,8 @@ static ModelName student_name(StudentKind kind, float lam, float ed) {
 static void stage_student(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, StudentKind kind,
                           float lam, float ed, const TeacherSignals* sig, ResultRow* row) {
     ModelName mn = student_name(kind, lam, ed);
-    float dropout = c->st_dropout >= 0.0f ? c->st_dropout : (kind == STUDENT_SASREC ? c->sas_dropout : kind == STUDENT_CASER ? 0.1f : 0.0f);
     StudentConfig sc = {.kind = kind, .I = d->n_items + 1, .D = c->st_dim, .T = c->max_len, .L = c->sas_blocks,
-                        .NH = c->sas_heads, .dropout = dropout, .NF = c->caser_filters, .ed = ed, .C = sig ? sig->C : 0};
+                        .NH = c->sas_heads, .dropout = student_dropout(c, kind), .NF = c->caser_filters, .ed = ed, .C = sig ? sig->C : 0};
     if (kind == STUDENT_SASREC && sc.D % sc.NH) die("--sasrec-heads %d must divide --dim %d", sc.NH, sc.D);
     Student s;
     student_build(&s, &sc, ed > 0.0f ? sig->e_T : NULL);
@@ -855,7 +949,9 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
     snprintf(best, sizeof(best), "%s.bin", stem);
-    TrainConfig tc = config_train(c, TRAIN_STUDENT);
+    RunRecord record;
+    record_student(&record, c, d, kind, lam, ed, sig ? sig->teacher_checksum : 0);
+    TrainConfig tc = config_train(c, TRAIN_STUDENT, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     StudentFile f;
     student_load(&f, best);
@@ -880,13 +976,20 @@ static void read_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tn
     negatives_build(tneg, d, SPLIT_TEST);
 }
 
-// called once every input has been read and checked: a refused input leaves no
-// output directory or log.txt behind
+static int out_lock = -1;  // the descriptor holding --out's lock while a run writes there
+
+// called once every input has been read and checked: a refused input leaves no output
+// directory or log.txt behind. Takes --out's lock (one run at a time) and appends to
+// its log.txt, each run's lines after a line that says when and which process
 static void open_log(const Config* c, const SeqData* d) {
-    make_dir(c->out);
+    out_lock = outdir_lock(c->out);
     char path[1100];
     snprintf(path, sizeof(path), "%s/log.txt", c->out);
-    log_file = fopenCheck(path, c->resume ? "a" : "w");
+    log_file = fopenCheck(path, "a");
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&now));
+    fprintf(log_file, "==== %s, process %ld%s ====\n", when, (long)getpid(), c->resume ? ", --resume" : "");
     log_data(d, c);
 }
 
@@ -896,6 +999,8 @@ static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
     seqdata_free(d);
     fcloseCheck(log_file);
     log_file = NULL;
+    close(out_lock);  // releases the lock
+    out_lock = -1;
 }
 
 // the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M, then
@@ -919,11 +1024,18 @@ static int pipeline(Config* c, const Llama* base) {
     Negatives vneg, tneg;
     read_run(c, &d, &vneg, &tneg);
     if (c->topk > d.n_items) die("--topk %d exceeds the %d items of the data", c->topk, d.n_items);
+    char teacher_path[1100];
+    snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
+    if (c->lora_rank) config_check_lora_base("--out", teacher_path);  // the student's LoRA base with no --init
+    RunRecord record;
+    record_sasrec(&record, c, &d);
+    resume_precheck(c, "sasrec", &record);  // the later stages' records need the models before them
     open_log(c, &d);
     ResultRow rows[PIPELINE_ROWS];
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
     Prompt p;
     prompt_build(&p, c, base);
+    prompt_log(&p, c, base);
     E4SRec teacher, plain, student;
     Rng rng;
     rng_seed(&rng, (uint64_t)c->seed + 7);
@@ -937,8 +1049,6 @@ static int pipeline(Config* c, const Llama* base) {
     e4srec_start(&plain, c, base, &rng);
     e4srec_start_lora(&teacher, c, c->init, &rng);
     e4srec_start_lora(&plain, c, c->init, &rng);
-    char teacher_path[1100];
-    snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
     // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
     struct { E4SRec* model; E4SRec* teacher; } stages[3] = {{&teacher, NULL}, {&plain, NULL}, {&student, &teacher}};
     int go = !rows[0].stopped;
@@ -952,18 +1062,29 @@ static int pipeline(Config* c, const Llama* base) {
         stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
         go = !rows[s + 1].stopped;
     }
-    // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals
+    // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals,
+    // keyed by the teacher's weights as they ran (online, they trained on after its file)
     TeacherSignals sig = {0};
-    if (go) {
-        char sig_path[1100];
-        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c->out);
-        signals_get(&sig, c->signals ? c->signals : sig_path, teacher_path, &teacher, &d, c->topk);
+    uint32_t teacher_checksum = e4srec_checksum(&teacher);
+    StudentKind kinds[6];
+    float lams[6], eds[6];
+    for (int k = 0; k < 6; k++) {  // each kind plain, then distilled
+        kinds[k] = (StudentKind)(k / 2);
+        lams[k] = k % 2 ? c->lam : 0.0f;
+        eds[k] = k % 2 ? c->ed : 0.0f;
+        record_student(&record, c, &d, kinds[k], lams[k], eds[k], teacher_checksum);
+        if (go) resume_precheck(c, student_name(kinds[k], lams[k], eds[k]).stem, &record);  // before the cache is touched
     }
-    for (int k = 0; k < 2 * 3 && go; k++) {
-        int distilled = k % 2;
-        ResultRow* row = &rows[4 + k];
-        stage_student(c, &d, &vneg, &tneg, (StudentKind)(k / 2), distilled ? c->lam : 0.0f, distilled ? c->ed : 0.0f, &sig, row);
-        go = !row->stopped;
+    if (go) {
+        char sig_path[1100], why[1400];
+        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c->out);
+        const char* path = c->signals ? c->signals : sig_path;
+        int cached = signals_load_cached(&sig, path, &d, &teacher, teacher_checksum, c->topk, why, sizeof(why));
+        signals_get(&sig, cached, why, path, &teacher, teacher_checksum, &d, c->topk);
+    }
+    for (int k = 0; k < 6 && go; k++) {
+        stage_student(c, &d, &vneg, &tneg, kinds[k], lams[k], eds[k], &sig, &rows[4 + k]);
+        go = !rows[4 + k].stopped;
     }
     signals_free(&sig);
     if (go) {
@@ -1041,6 +1162,9 @@ static int cmd_train_sasrec(int argc, char** argv) {
     SeqData d;
     Negatives vneg, tneg;
     read_run(&c, &d, &vneg, &tneg);
+    RunRecord record;
+    record_sasrec(&record, &c, &d);
+    resume_precheck(&c, "sasrec", &record);
     open_log(&c, &d);
     ResultRow row;
     free(stage_sasrec(&c, &d, &vneg, &tneg, &row));
@@ -1081,7 +1205,6 @@ static int cmd_train_teacher(int argc, char** argv) {
     if (sf.model.cfg.I != d.n_items + 1) {
         die("'%s' was trained on %d items, '%s' has %d", sasrec_path, sf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
     }
-    open_log(&c, &d);
     c.sas_dim = sf.model.cfg.D;  // the results record the item table's width, which the SASRec file sets
     Prompt p;
     prompt_build(&p, &c, base);
@@ -1093,6 +1216,11 @@ static int cmd_train_teacher(int argc, char** argv) {
     e4srec_start(&m, &c, base, &rng);
     e4srec_start_lora(&m, &c, c.init, &rng);
     ModelName mn = model_name(layers, NULL);
+    RunRecord record;
+    record_e4srec(&record, &c, &d, &m, NULL);
+    resume_precheck(&c, mn.stem, &record);
+    open_log(&c, &d);
+    prompt_log(&p, &c, base);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
@@ -1145,7 +1273,14 @@ static int cmd_distill(int argc, char** argv) {
     if (c.blocks < 1 || layers % c.blocks || teacher->cfg.L % c.blocks) {
         die("distill: --blocks %d must divide both --layers %d and the teacher's %d layers", c.blocks, layers, teacher->cfg.L);
     }
-    open_log(&c, &d);
+    if (c.lora_rank && base == NULL && !c.init_random) {  // the student's adapters sit over the teacher file
+        config_check_lora_base("--teacher", teacher_path);
+        if (tf.lora_chain + 1 > LORA_MAX_CHAIN) {
+            die("distill: LoRA over '%s', itself LoRA through a chain of %d files, would make a chain of %d: at most %d are supported\n"
+                "  hint: distill with full fine-tuning (no --lora-rank), or with --init BASE", teacher_path, tf.lora_chain,
+                tf.lora_chain + 1, LORA_MAX_CHAIN);
+        }
+    }
     // the student's shape is the teacher's (the results record it)
     c.max_len = teacher->cfg.S;
     c.hidden = teacher->cfg.C;
@@ -1161,6 +1296,10 @@ static int cmd_distill(int argc, char** argv) {
     rng_seed(&rng, (uint64_t)c.seed + 7);
     slmrec_student_start(&student, teacher, teacher_path, base, &c, &rng);
     ModelName mn = model_name(layers, teacher);
+    RunRecord record;
+    record_e4srec(&record, &c, &d, &student, teacher);
+    resume_precheck(&c, mn.stem, &record);
+    open_log(&c, &d);
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
@@ -1193,7 +1332,7 @@ static int cmd_dllm2rec(int argc, char** argv) {
                "  loss = L_student + lam L_rd,  input embedding e_cf(i) + ed (W e_T(i) + b):\n"
                "importance-weighted ranking distillation against the teacher's top-K of each sample, and\n"
                "collaborative embedding distillation from the teacher's item table e_T. Both come from the\n"
-               "E4SRec teacher once and are cached (--signals), keyed by the teacher file's checksum.\n"
+               "E4SRec teacher once and are cached (--signals), keyed by the checksum of its weights.\n"
                "--lam 0 --ed 0 trains the plain student (no teacher). Writes <out>/<student>_<variant>.bin\n"
                "(plain, dllm2rec; rd or ed for one part alone) and its results JSON.", argc, argv, specs, n);
     if (student == NULL) die("dllm2rec: --student sasrec|gru4rec|caser is required");
@@ -1208,18 +1347,26 @@ static int cmd_dllm2rec(int argc, char** argv) {
     if (c.topk > d.n_items) die("dllm2rec: --topk %d exceeds the %d items of '%s'", c.topk, d.n_items, c.data ? c.data : "synthetic");
     TeacherSignals sig = {0};
     E4SRecFile tf;
-    if (distilled) {
+    uint32_t teacher_checksum = 0;
+    char sig_path[1100], why[1400];
+    snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c.out);
+    const char* signals_path = c.signals ? c.signals : sig_path;
+    int cached = 0;
+    if (distilled) {  // the teacher and its cached signals are read and checked before anything is written
         e4srec_load(&tf, teacher_path);
         e4srec_freeze(&tf.model);
         if (tf.model.cfg.I != d.n_items + 1) {
             die("'%s' was trained on %d items, '%s' has %d", teacher_path, tf.model.cfg.I - 1, c.data ? c.data : "synthetic", d.n_items);
         }
+        teacher_checksum = e4srec_checksum(&tf.model);
+        cached = signals_load_cached(&sig, signals_path, &d, &tf.model, teacher_checksum, c.topk, why, sizeof(why));
     }
+    RunRecord record;
+    record_student(&record, &c, &d, (StudentKind)kind, c.lam, c.ed, teacher_checksum);
+    resume_precheck(&c, student_name((StudentKind)kind, c.lam, c.ed).stem, &record);
     open_log(&c, &d);
     if (distilled) {
-        char sig_path[1100];
-        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c.out);
-        signals_get(&sig, c.signals ? c.signals : sig_path, teacher_path, &tf.model, &d, c.topk);
+        signals_get(&sig, cached, why, signals_path, &tf.model, teacher_checksum, &d, c.topk);
         e4srec_file_free(&tf);
     }
     ResultRow row;
@@ -1257,7 +1404,8 @@ static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int 
         student_load(&lm->student, path);
         lm->t = student_scorer(&lm->student.model);
     } else {
-        die("'%s' holds a %s, not a recommender (sasrec, e4srec or a dllm2rec student)", path, bin_kind_name(lm->kind));
+        die("'%s' holds %s %s, not a recommender (sasrec, e4srec or a dllm2rec student)", path, a_or_an(bin_kind_name(lm->kind)),
+            bin_kind_name(lm->kind));
     }
     if (d && lm->t.I != d->n_items + 1) die("'%s' scores %d items, the data has %d", path, lm->t.I - 1, d->n_items);
 }
@@ -1360,6 +1508,9 @@ static int cmd_recommend(int argc, char** argv) {
     parse_args("recommend", "Top-k next items with their scores, for one history or for every user of a file.",
                argc, argv, specs, 6);
     if (model == NULL || (history == NULL) == (data == NULL)) die("recommend: --model and exactly one of --history, --data are required");
+    if (out && ((data && same_file(data, out)) || same_file(model, out))) {
+        die("recommend: --out '%s' is the input file '%s' itself: write the recommendations elsewhere", out, same_file(model, out) ? model : data);
+    }
     if (k < 1) die("recommend: --k must be at least 1");
     SeqData d = {0};
     if (data) seqdata_load(&d, data, 0);
@@ -1450,7 +1601,9 @@ static int cmd_upgrade(int argc, char** argv) {
     parse_args("upgrade", "Format 3 -> 4: the same contents, the checksum now covering the header too.\n"
                "LoRA adapter files cannot be converted (their base's checksum changes): retrain them.", argc, argv, specs, 2);
     if (in == NULL || out == NULL) die("upgrade: --in OLD and --out NEW are required");
-    if (strcmp(in, out) == 0) die("upgrade: --in and --out are both '%s': write the new file beside the old one", in);
+    if (strcmp(in, out) == 0 || same_file(in, out)) {
+        die("upgrade: --in '%s' and --out '%s' are the same file: write the new file beside the old one", in, out);
+    }
     binfile_upgrade(in, out);
     printf("%s -> %s (format %d)\n", in, out, BIN_VERSION);
     return 0;
@@ -2053,7 +2206,8 @@ static int cmd_generate(int argc, char** argv) {
     }
     double t0 = now_seconds();
     int n = llama_generate(&m, prompt, steps, temperature, top_p, (uint64_t)seed, stdout);
-    fprintf(stderr, "generate: %d tokens in %.2f s (%.0f tokens/s)\n", n, now_seconds() - t0, n / fmax(now_seconds() - t0, 1e-9));
+    fprintf(stderr, "generate: %d token%s in %.2f s (%.0f tokens/s)\n", n, n == 1 ? "" : "s", now_seconds() - t0,
+            n / fmax(now_seconds() - t0, 1e-9));
     llama_free(&m);
     return 0;
 }

@@ -33,6 +33,9 @@ static const char* bin_kind_name(int kind) {
     }
 }
 
+// the article before a kind's name: "an e4srec", "a sasrec"
+static const char* a_or_an(const char* word) { return word[0] && strchr("aeiou", word[0]) ? "an" : "a"; }
+
 #define FNV_START 2166136261u
 static uint32_t fnv1a(uint32_t h, const void* data, size_t n) {
     const unsigned char* p = (const unsigned char*)data;
@@ -83,13 +86,15 @@ static void* binfile_read(const char* path, int kind, int* dims, size_t* nbytes)
             path, header[0], BIN_MAGIC);
     }
     if (header[1] == 3) {
-        die("'%s' is format version 3, this build reads version %d: convert it with `slmrec upgrade %s NEW`", path, BIN_VERSION, path);
+        die("'%s' is format version 3, this build reads version %d: convert it with `./slmrec upgrade --in %s --out NEW`",
+            path, BIN_VERSION, path);
     }
     if (header[1] != BIN_VERSION) {
         die("'%s' is format version %d, this build reads version %d: re-create it with this build", path, header[1], BIN_VERSION);
     }
     if (header[2] != kind) {
-        die("'%s' holds a %s, expected a %s", path, bin_kind_name(header[2]), expected);
+        die("'%s' holds %s %s, expected %s %s", path, a_or_an(bin_kind_name(header[2])), bin_kind_name(header[2]),
+            a_or_an(expected), expected);
     }
     size_t want = (size_t)(uint32_t)header[3] | ((size_t)(uint32_t)header[4] << 32);
     size_t have = len - HEADER_INTS * sizeof(int32_t);

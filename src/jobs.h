@@ -154,7 +154,7 @@ static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
     if (j->online) die("'%s': online distillation cannot resume (the teacher's weights are not in the student's file); start it again", path);
     E4SRecFile f;
     e4srec_load(&f, path);
-    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    ckpt_check_state(path, f.has_state, &f.state, p->record);
     e4srec_copy_trained(j->model, &f.model, path);
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
     if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: resume with the same --blocks", path, f.n_adapters, n_adapters);
@@ -235,7 +235,7 @@ static void sasrec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
     SASRecJob* j = (SASRecJob*)ctx;
     SASRecFile f;
     sasrec_load(&f, path);
-    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(SASRecConfig)) != 0) {
         die("'%s' was trained with other SASRec dimensions: resume with the flags the run started with", path);
     }
@@ -361,7 +361,7 @@ static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, O
     DLLM2RecJob* j = (DLLM2RecJob*)ctx;
     StudentFile f;
     student_load(&f, path);
-    if (!f.has_state) die("'%s' has no training state to resume from", path);
+    ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(StudentConfig)) != 0) {
         die("'%s' was trained with another student configuration: resume with the flags the run started with", path);
     }
@@ -385,4 +385,29 @@ static void dllm2rec_job_optimizer(Optimizer* o, const DLLM2RecJob* j, AdamWConf
     optimizer_add(o, j->model->model_params, j->model->model_grads, j->model->model_n);
     if (j->model->collab_n) optimizer_add(o, j->model->collab_params, j->model->collab_grads, j->model->collab_n);
     optimizer_ready(o);
+}
+
+// before a run that resumes writes anything: the training state at last_path, when there
+// is one, must record this run's record (ckpt_check_state), whichever model it holds
+static void resume_check(const char* last_path, const RunRecord* record) {
+    if (access(last_path, F_OK) != 0) return;
+    int kind = binfile_kind(last_path);
+    if (kind == KIND_E4SREC) {
+        E4SRecFile f;
+        e4srec_load(&f, last_path);
+        ckpt_check_state(last_path, f.has_state, &f.state, record);
+        e4srec_file_free(&f);
+    } else if (kind == KIND_SASREC) {
+        SASRecFile f;
+        sasrec_load(&f, last_path);
+        ckpt_check_state(last_path, f.has_state, &f.state, record);
+        sasrec_file_free(&f);
+    } else if (kind == KIND_DLLM2REC) {
+        StudentFile f;
+        student_load(&f, last_path);
+        ckpt_check_state(last_path, f.has_state, &f.state, record);
+        student_file_free(&f);
+    } else {
+        die("'%s' holds %s %s, not a training state to resume from", last_path, a_or_an(bin_kind_name(kind)), bin_kind_name(kind));
+    }
 }

@@ -14,6 +14,9 @@ enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_TARGE
 static const char* const lora_target_names[LORA_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
 #define LORA_ALL_TARGETS ((1 << LORA_TARGETS) - 1)
 #define LORA_MAX_RANK 4096
+#define LORA_MAX_CHAIN 8         // LoRA files one model's frozen weights may come through (a student over a LoRA teacher: 2)
+#define LORA_MIN_ALPHA 1e-6      // the scale alpha a file may hold, and so a flag may ask for
+#define LORA_MAX_ALPHA 1e6
 
 // the four fused matmuls of a decoder layer that targets sit in
 enum { LORA_SITE_QKV, LORA_SITE_O, LORA_SITE_GATEUP, LORA_SITE_DOWN };

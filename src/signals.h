@@ -5,11 +5,13 @@
 //     items over 1..n_items and its scores for them (ranking distillation);
 //   * the teacher's item table e_T (I, C): the final hidden state at the last
 //     token for the one-item history [i] (embedding distillation); row 0 = 0.
-// The cache (binfile kind "signals") is keyed by the teacher file's checksum:
-// a cache from another teacher, or from this one for another K or max_len, is
-// recomputed; this teacher's cache for another data file is refused (the
-// teacher, the data or the cache path is not the one meant).
-//   header dims: n_samples K I C teacher-checksum data-checksum S
+// The cache (binfile kind "signals") is keyed by the checksum of the teacher's
+// weights as they ran (e4srec_checksum), not of a file: an online teacher trained
+// on in memory after its file was written keys its own cache. A cache from another
+// teacher, or from this one for another K or max_len, is recomputed; this teacher's
+// cache for another data file is refused (the teacher, the data or the cache path
+// is not the one meant). The cache is read and checked before a run writes anything.
+//   header dims: n_samples K I C teacher-weights-checksum data-checksum S
 //   payload: cand (n_samples, K) i32 | score (n_samples, K) f32 | e_T (I, C) f32
 #pragma once
 #include "train.h"
@@ -103,27 +105,33 @@ static void signals_save(const char* path, const TeacherSignals* s) {
     free(b.data);
 }
 
-// reads the cache at path when it was made from this teacher for this K; returns 0
-// (nothing loaded) when it must be recomputed; refuses this teacher's cache for other data
-static int signals_load(TeacherSignals* s, const char* path, const SeqData* d, const E4SRec* teacher,
-                        uint32_t teacher_checksum, int K) {
+// reads the cache at path when it was made from this teacher (its weights' checksum)
+// for this K and returns 1; returns 0, nothing loaded and the reason in why, when it
+// must be computed; refuses a damaged cache, or this teacher's cache for other data
+static int signals_load_cached(TeacherSignals* s, const char* path, const SeqData* d, const E4SRec* teacher,
+                               uint32_t teacher_checksum, int K, char* why, size_t why_cap) {
+    memset(s, 0, sizeof(*s));
+    if (access(path, F_OK) != 0) {
+        snprintf(why, why_cap, "no cache at %s yet", path);
+        return 0;
+    }
     int dims[HEADER_DIMS];
     size_t nbytes = 0;
     char* payload = (char*)binfile_read(path, KIND_SIGNALS, dims, &nbytes);
     int n_samples = dllm2rec_samples(d, NULL, NULL);
     if ((uint32_t)dims[4] != teacher_checksum) {
-        logf_("teacher signals: %s was made from another teacher: recomputing\n", path);
+        snprintf(why, why_cap, "%s was made from another teacher", path);
         free(payload);
         return 0;
     }
     if ((uint32_t)dims[5] != seqdata_checksum(d) || dims[0] != n_samples || dims[2] != teacher->cfg.I) {
-        die("'%s' holds this teacher's signals for another data file (%d samples over %d items; this data has %d over %d)\n"
+        die("'%s' holds this teacher's signals for another data file (%d samples over %ld items; this data has %d over %d)\n"
             "  hint: check --data and --teacher; give another --signals path, or delete it to recompute",
-            path, dims[0], dims[2] - 1, n_samples, teacher->cfg.I - 1);
+            path, dims[0], (long)dims[2] - 1, n_samples, teacher->cfg.I - 1);
     }
     if (dims[1] != K || dims[6] != teacher->cfg.S) {
-        logf_("teacher signals: %s holds the top-%d over histories of %d, this run asks for the top-%d over %d: recomputing\n",
-              path, dims[1], dims[6], K, teacher->cfg.S);
+        snprintf(why, why_cap, "%s holds the top-%d over histories of %d, this run asks for the top-%d over %d", path,
+                 dims[1], dims[6], K, teacher->cfg.S);
         free(payload);
         return 0;
     }
@@ -143,21 +151,18 @@ static int signals_load(TeacherSignals* s, const char* path, const SeqData* d, c
     return 1;
 }
 
-// the signals of teacher (file teacher_path) on d: from the cache at path when it
-// matches, else computed and written there
-static void signals_get(TeacherSignals* s, const char* path, const char* teacher_path, E4SRec* teacher,
-                        const SeqData* d, int K) {
-    memset(s, 0, sizeof(*s));
-    uint32_t checksum = binfile_checksum(teacher_path);
-    if (access(path, F_OK) == 0) {
-        if (signals_load(s, path, d, teacher, checksum, K)) {
-            logf_("teacher signals: %s (top-%d of %d samples, e_T %d x %d), cached for this teacher\n", path, K, s->n_samples, s->I, s->C);
-            return;
-        }
+// the signals of teacher (whose weights have checksum teacher_checksum) on d, written to
+// path: reuses what signals_load_cached returned (cached = 1), else computes them
+static void signals_get(TeacherSignals* s, int cached, const char* why, const char* path, E4SRec* teacher,
+                        uint32_t teacher_checksum, const SeqData* d, int K) {
+    if (cached) {
+        logf_("teacher signals: %s (top-%d of %d samples, e_T %d x %d), cached for this teacher\n", path, K, s->n_samples, s->I, s->C);
+        return;
     }
+    logf_("teacher signals: %s: computing them\n", why);
     double t0 = now_seconds();
     signals_compute(s, teacher, d, K);
-    s->teacher_checksum = checksum;
+    s->teacher_checksum = teacher_checksum;
     signals_save(path, s);
     logf_("teacher signals: top-%d of %d samples and e_T (%d x %d) in %.1fs -> %s\n", K, s->n_samples, s->I, s->C,
           now_seconds() - t0, path);

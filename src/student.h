@@ -24,6 +24,8 @@ static int student_kind_parse(const char* name) {
     return -1;
 }
 
+#define STUDENT_MAX_ED 1e6  // the embedding distillation weight a file may hold, and so --ed
+
 typedef struct {
     StudentKind kind;
     int I;          // item table rows = n_items + 1
@@ -141,7 +143,7 @@ static void student_backward(Student* s, const float* dlogits) {
 
 static void student_save(const char* path, const Student* s, const TrainProgress* p, const Optimizer* o) {
     const StudentConfig* c = &s->cfg;
-    int dims[STUDENT_DIMS] = {c->kind, c->I, c->D, c->T, c->L, c->NH, 0, c->NF, 0, c->C, o != NULL};
+    int dims[STUDENT_DIMS] = {c->kind, c->I, c->D, c->T, c->L, c->NH, 0, c->NF, 0, c->C, o ? STATE_WITH_RECORD : 0};
     float_bits(&dims[6], c->dropout);
     float_bits(&dims[8], c->ed);
     Buffer b = {0};
@@ -172,8 +174,8 @@ static void student_load(StudentFile* f, const char* path) {
     f->has_state = dims[10];
     const char* outer = input_begin(path);
     check_range(path, "the student kind", dims[0], 0, 2);
-    check_range(path, "the training-state flag", f->has_state, 0, 1);
-    check_range(path, "the embedding distillation weight", c.ed, 0, 1e6);
+    check_range(path, "the training-state flag", f->has_state, 0, STATE_WITH_RECORD);
+    check_range(path, "the embedding distillation weight", c.ed, 0, STUDENT_MAX_ED);
     if (c.ed > 0.0f) check_range(path, "the teacher item width", c.C, 1, DEC_MAX_WIDTH);
     payload_must_hold(path, nbytes, 4.0 * c.I * c.D, "the item embeddings");
     Cursor cur = {f->payload, nbytes, 0, path};

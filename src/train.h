@@ -65,6 +65,7 @@ typedef struct {
     int stop_after;       // stop after this many epochs in this process, schedule unchanged (0 = none)
     int eval_batch;       // users per scoring batch
     uint64_t seed;
+    const RunRecord* record;  // what the run computes: saved in "<out>.last.bin", matched on resume
 } TrainConfig;
 
 // ----------------------------------------------------------------------------
@@ -114,7 +115,7 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
     int n_train = training_units(t, d, units);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
-    TrainProgress p = {.batch = cfg->batch, .best = -1.0f};
+    TrainProgress p = {.batch = cfg->batch, .best = -1.0f, .record = cfg->record};
     Rng rng;
     rng_seed(&rng, cfg->seed);
     if (resume && access(last_path, R_OK) == 0) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <math.h>
 #include <stdarg.h>
@@ -150,19 +152,22 @@ static char* read_file(const char* path, size_t* len) {
 }
 
 // ----------------------------------------------------------------------------
-// atomic outputs: write to "<path>.tmp", rename over <path> when complete, so a
-// crash or a refused input never leaves a half-written file under the real name
+// atomic outputs: write to "<path>.tmp.<pid>", rename over <path> when complete, so
+// a crash or a refused input never leaves a half-written file under the real name,
+// and two processes writing the same file never share a temporary one
 
 typedef struct {
     FILE* f;
     char path[1024];
-    char tmp[1040];
+    char tmp[1060];
 } OutFile;
+
+#define TMP_SUFFIX ".tmp."  // then the writer's pid: outdir_lock removes the files of writers that are gone
 
 static void outfile_open(OutFile* o, const char* path) {
     if (strlen(path) >= sizeof(o->path)) die("output path too long: '%s'", path);
     snprintf(o->path, sizeof(o->path), "%s", path);
-    snprintf(o->tmp, sizeof(o->tmp), "%s.tmp", path);
+    snprintf(o->tmp, sizeof(o->tmp), "%s" TMP_SUFFIX "%ld", path, (long)getpid());
     o->f = fopenCheck(o->tmp, "wb");
 }
 
@@ -185,6 +190,83 @@ static void outfile_commit(OutFile* o) {
         fsync(fd);
         close(fd);
     }
+}
+
+// two paths name the same existing file (hard links and ./x vs x included)
+static int same_file(const char* a, const char* b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// path made absolute against the working directory (no file needs to exist), so that
+// a path stored in a file resolves from anywhere; dies when it does not fit in cap
+static void absolute_path(const char* path, char* out, size_t cap, const char* what) {
+    char cwd[4096];
+    if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) die("cannot read the working directory: %s", strerror(errno));
+    int n = path[0] == '/' ? snprintf(out, cap, "%s", path) : snprintf(out, cap, "%s/%s", cwd, path);
+    if (n < 0 || (size_t)n >= cap) die("%s '%s' is %d characters long as an absolute path, at most %zu are supported", what, path, n, cap - 1);
+}
+
+// ----------------------------------------------------------------------------
+// output directories: created as needed, and held by one run at a time
+
+#define MAX_OUT_DIR 1000  // <out>/<file name> is built in buffers of 1100 bytes
+
+static void make_dir(const char* dir) {
+    if (strlen(dir) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(dir), MAX_OUT_DIR);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char* p = path + 1; *p; p++) {  // mkdir -p
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("cannot create directory '%s': %s", path, strerror(errno));
+}
+
+// removes the temporary files in dir whose writer process is gone (a run killed while
+// writing); a live writer's file, another program's, or one we may not remove stays
+static void remove_stale_tmp(const char* dir) {
+    glob_t g;
+    char pattern[1100];
+    snprintf(pattern, sizeof(pattern), "%s/*" TMP_SUFFIX "*", dir);
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0) return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char* pid_text = strstr(g.gl_pathv[i], TMP_SUFFIX);
+        for (const char* next; (next = strstr(pid_text + 1, TMP_SUFFIX)) != NULL;) pid_text = next;  // the last one
+        pid_text += strlen(TMP_SUFFIX);
+        char* end;
+        long pid = strtol(pid_text, &end, 10);
+        if (*end != 0 || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlink(g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
+
+// takes <dir>/slmrec.lock, an advisory lock the kernel drops when this process ends
+// (however it ends): a second run into the same --out is refused before it writes
+// anything, naming the process that holds it. Returns the lock's descriptor
+static int outdir_lock(const char* dir) {
+    make_dir(dir);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/slmrec.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) die("cannot open the lock file '%s': %s", path, strerror(errno));
+    struct flock lock;  // the whole file, for writing
+    memset(&lock, 0, sizeof(lock));
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    struct flock holder = lock;
+    if (fcntl(fd, F_SETLK, &lock) != 0) {
+        if (errno != EACCES && errno != EAGAIN) die("cannot lock '%s': %s", path, strerror(errno));
+        char who[64] = "another process";
+        if (fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK) snprintf(who, sizeof(who), "process %ld", (long)holder.l_pid);
+        die("--out '%s' is in use by another slmrec run (%s holds '%s')\n"
+            "  hint: wait for that run to end, or give this one another --out", dir, who, path);
+    }
+    remove_stale_tmp(dir);
+    return fd;
 }
 
 // ----------------------------------------------------------------------------
