@@ -10,9 +10,11 @@
 #include "test_students.c"
 #include "test_llama.c"
 #include "test_pipeline.c"
+#include "test_runs.c"
 #include "test_fuzz.c"
 
-int main(void) {
+// ./test/test_runner runs every suite; ./test/test_runner WORD only those whose name holds WORD
+int main(int argc, char** argv) {
     struct { const char* name; void (*run)(void); } suites[] = {
         // first: it forks a child per mutant, cheapest while this process is still small
         {"hostile input: fixed-seed mutations of every parser", run_fuzz_tests},
@@ -23,8 +25,10 @@ int main(void) {
         {"DLLM2Rec students: gradients, losses, files, oracle", run_student_tests},
         {"pretrained LLaMA: llama2.c and HF import, generation, KV cache, LoRA", run_llama_tests},
         {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
+        {"runs that cannot mix: run records, teacher caches, one run per --out, flag limits", run_runs_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        if (argc > 1 && strstr(suites[i].name, argv[1]) == NULL) continue;
         int before = tests_failed;
         double t0 = now_seconds();
         printf("[%s]\n", suites[i].name);

@@ -315,7 +315,7 @@ static void test_pipe_upgrade(void) {
     FILE* f = fopenCheck(old, "wb");
     fwriteCheck(bytes, 1, len, f);
     fcloseCheck(f);
-    check_dies("a format-3 checkpoint", test_pipe_load_e4srec, (void*)old, "slmrec upgrade");
+    check_dies("a format-3 checkpoint", test_pipe_load_e4srec, (void*)old, "`./slmrec upgrade --in /tmp/slmrec_test_v3.bin --out NEW`");
     char in_flag[] = "--in", out_flag[] = "--out";
     char* argv[] = {in_flag, (char*)old, out_flag, (char*)upgraded};
     unlink(upgraded);
@@ -400,7 +400,17 @@ static PipeArgs pipe_dllm2rec_args(const char* data, const char* teacher, const 
     return a;
 }
 
-// the teacher signals are cached, keyed by the teacher file: reused for the same
+// the checksum of a teacher file's weights as DLLM2Rec runs them (frozen, LoRA merged)
+static uint32_t test_teacher_checksum(const char* path) {
+    E4SRecFile f;
+    e4srec_load(&f, path);
+    e4srec_freeze(&f.model);
+    uint32_t h = e4srec_checksum(&f.model);
+    e4srec_file_free(&f);
+    return h;
+}
+
+// the teacher signals are cached, keyed by the teacher's weights: reused for the same
 // teacher, recomputed for another, refused for other data; bad input is refused
 static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
     const char* teacher = "/tmp/slmrec_test_pipeline/e4srec_4.bin";
@@ -410,7 +420,7 @@ static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
     PipeArgs a = pipe_dllm2rec_args(data_path, teacher, "gru4rec", "");
     CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec --student gru4rec exits 0");
     CHECK(access("/tmp/slmrec_test_dllm2rec/gru4rec_dllm2rec.results.json", R_OK) == 0, "dllm2rec writes gru4rec_dllm2rec.results.json");
-    CHECK(binfile_checksum(teacher) == (uint32_t)test_header_int(signals, 6 + 4), "the signals are keyed by the teacher's checksum");
+    CHECK(test_teacher_checksum(teacher) == (uint32_t)test_header_int(signals, 6 + 4), "the signals are keyed by the teacher's weights");
     // the same teacher reads the cache: the file is not rewritten
     CHECK(system("cp /tmp/slmrec_test_dllm2rec/teacher_signals.bin /tmp/slmrec_signals_before") == 0, "copy the cache");
     a = pipe_dllm2rec_args(data_path, teacher, "caser", "--lam 0.5");
@@ -418,7 +428,7 @@ static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
     CHECK(files_equal("/tmp/slmrec_signals_before", signals), "the same teacher reuses the cache unchanged");
     a = pipe_dllm2rec_args(data_path, other_teacher, "gru4rec", "--ed 0 --student-epochs 1");
     CHECK(cmd_dllm2rec(a.argc, a.argv) == 0, "dllm2rec with another teacher exits 0");
-    CHECK(binfile_checksum(other_teacher) == (uint32_t)test_header_int(signals, 6 + 4), "another teacher's signals are recomputed");
+    CHECK(test_teacher_checksum(other_teacher) == (uint32_t)test_header_int(signals, 6 + 4), "another teacher's signals are recomputed");
     CHECK(access("/tmp/slmrec_test_dllm2rec/gru4rec_rd.bin", R_OK) == 0, "--ed 0 trains the ranking-only ablation gru4rec_rd");
     // the plain student needs no teacher; eval reads a student checkpoint
     a = pipe_dllm2rec_args(data_path, teacher, "sasrec", "--lam 0 --ed 0 --student-epochs 1");
@@ -435,7 +445,7 @@ static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
     PipeArgs bad = pipe_dllm2rec_args(data_path, teacher, "gru4rec", "--topk 41");
     check_dies("--topk above the item count", test_pipe_dllm2rec_run, &bad, "exceeds the 40 items");
     bad = pipe_dllm2rec_args(data_path, "/tmp/slmrec_test_dllm2rec/gru4rec_dllm2rec.bin", "gru4rec", "");
-    check_dies("a student given as the teacher", test_pipe_dllm2rec_run, &bad, "holds a dllm2rec student, expected a e4srec");
+    check_dies("a student given as the teacher", test_pipe_dllm2rec_run, &bad, "holds a dllm2rec student, expected an e4srec");
     bad = pipe_dllm2rec_args(data_path, teacher, "bert4rec", "");
     check_dies("an unknown student", test_pipe_dllm2rec_run, &bad, "--student must be sasrec, gru4rec or caser");
     SeqData other;

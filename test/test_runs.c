@@ -1,0 +1,356 @@
+// test_runs.c: runs that cannot mix or mislead. A teacher-signals cache is keyed
+// by the teacher's weights as they ran; --resume refuses a state whose run record
+// (teacher, objective, data) differs from this run's, before anything is written;
+// one run per --out at a time, the log appended and kept when a run is refused;
+// flags are refused where the loaders would refuse the files they produce.
+
+#define RUNS_DIR "/tmp/slmrec_test_runs"
+
+// a command and its argv, split from one line of flags, to run in-process or in a refusal check
+typedef struct {
+    int (*cmd)(int, char**);
+    PipeArgs a;
+} RunsCommand;
+
+static RunsCommand runs_command(int (*cmd)(int, char**), const char* fmt, ...) {
+    static char lines[8][1600];
+    static int slot = 0;
+    char* line = lines[slot++ % 8];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(lines[0]), fmt, ap);
+    va_end(ap);
+    RunsCommand r = {cmd, {0, {0}}};
+    for (char* tok = strtok(line, " "); tok && r.a.argc < 24; tok = strtok(NULL, " ")) r.a.argv[r.a.argc++] = tok;
+    return r;
+}
+
+static int runs_exec(RunsCommand r) { return r.cmd(r.a.argc, r.a.argv); }
+static void runs_exec_child(void* arg) { runs_exec(*(RunsCommand*)arg); }
+
+static char* runs_read(const char* path) { return access(path, R_OK) == 0 ? read_file(path, NULL) : NULL; }
+
+static void runs_write(const char* path, const void* bytes, size_t n) {
+    FILE* f = fopenCheck(path, "wb");
+    fwriteCheck(bytes, 1, n, f);
+    fcloseCheck(f);
+}
+
+// the times a line starts with prefix in text
+static int runs_count_lines(const char* text, const char* prefix) {
+    int n = 0;
+    for (const char* p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) n += strncmp(p, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+// the weights checksum that keys a signals cache (header dim 4)
+static uint32_t runs_signals_key(const char* path) { return (uint32_t)test_header_int(path, 6 + 4); }
+
+// run --online trains the teacher on after e4srec_4.bin is written: its signals are keyed
+// by the weights that computed them, so dllm2rec with the file recomputes instead of
+// reusing candidates from another model
+static void test_runs_online_cache(const char* data) {
+    Config c = test_pipe_config(RUNS_DIR "/online");
+    c.data = data;
+    c.online = 1;
+    c.sas_epochs = 2;
+    c.epochs = 2;
+    c.st_epochs = 1;
+    CHECK(pipeline(&c, NULL) == 0, "run --online exits 0");
+    const char* signals = RUNS_DIR "/online/teacher_signals.bin";
+    const char* teacher = RUNS_DIR "/online/e4srec_4.bin";
+    uint32_t online_key = runs_signals_key(signals), file_key = test_teacher_checksum(teacher);
+    CHECK(online_key != file_key, "run --online keys its signals by the teacher it trained on (%08x), not the file's weights (%08x)",
+          online_key, file_key);
+    RunsCommand d = runs_command(cmd_dllm2rec, "--data %s --teacher %s --student gru4rec --out " RUNS_DIR "/online "
+                                 "--max-len 8 --dim 12 --student-epochs 1 --student-batch 64 --topk 5", data, teacher);
+    CHECK(runs_exec(d) == 0, "dllm2rec with the online run's teacher file exits 0");
+    CHECK(runs_signals_key(signals) == file_key, "dllm2rec recomputes the signals of the teacher file (%08x), got %08x",
+          file_key, runs_signals_key(signals));
+    char* log = runs_read(RUNS_DIR "/online/log.txt");
+    CHECK(log && strstr(log, "was made from another teacher: computing them"), "the log says why the cache was recomputed");
+    CHECK(log && runs_count_lines(log, "==== ") == 2, "log.txt keeps both runs, each after its own header line");
+    free(log);
+}
+
+// --resume must agree with the run record of the state it continues: every mismatch is
+// refused naming the flag and both values, before the log or the signals cache is touched
+static void test_runs_resume_records(const char* data) {
+    const char* teacher = RUNS_DIR "/online/e4srec_4.bin";
+    const char* other = RUNS_DIR "/other/e4srec_4.bin";  // another teacher of the same depth: the same file names
+    RunsCommand t = runs_command(cmd_train_teacher, "--data %s --sasrec " RUNS_DIR "/online/sasrec.bin --out " RUNS_DIR "/other "
+                                 "--layers 4 --epochs 1 --max-len 8 --hidden 16 --ffn 24 --heads 2 --kv-heads 1 --batch 32", data);
+    CHECK(runs_exec(t) == 0, "train-teacher of another 4-layer teacher exits 0");
+    const char* common = "--student gru4rec --out " RUNS_DIR "/records --max-len 8 --dim 12 --student-batch 64 --student-epochs 3";
+    RunsCommand first = runs_command(cmd_dllm2rec, "--data %s --teacher %s %s --topk 5 --stop-after 1", data, teacher, common);
+    CHECK(runs_exec(first) == 0, "dllm2rec --stop-after 1 exits 0");
+    char* log = runs_read(RUNS_DIR "/records/log.txt");
+    CHECK(system("cp " RUNS_DIR "/records/teacher_signals.bin " RUNS_DIR "/cache_before") == 0, "copy the signals cache");
+    struct { const char* flags; const char* expect; } changed[] = {
+        {"--topk 5 --lam 0.5", "was trained with --lam 0.7; this run has --lam 0.5"},
+        {"--topk 3", "was trained with --topk 5; this run has --topk 3"},
+        {"--topk 5 --gammas 0.2,0.5,0.1", "was trained with --gammas 0.3,0.5,0.1; this run has --gammas 0.2,0.5,0.1"},
+        {"--topk 5 --base-loss bce-dros", "was trained with --base-loss ce; this run has --base-loss bce-dros"},
+        {"--topk 5 --rd-neg authors", "was trained with --rd-neg paper; this run has --rd-neg authors"},
+        {"--topk 5 --dim 16", "was trained with --dim 12; this run has --dim 16"},
+    };
+    for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+        RunsCommand r = runs_command(cmd_dllm2rec, "--data %s --teacher %s %s %s --resume", data, teacher, common, changed[i].flags);
+        char name[128];
+        snprintf(name, sizeof(name), "dllm2rec --resume with %s", changed[i].flags);
+        check_dies(name, runs_exec_child, &r, changed[i].expect);
+    }
+    RunsCommand r = runs_command(cmd_dllm2rec, "--data %s --teacher %s %s --topk 5 --resume", data, other, common);
+    check_dies("dllm2rec --resume with another --teacher", runs_exec_child, &r, "was trained with --teacher weights fnv");
+    char* log_after = runs_read(RUNS_DIR "/records/log.txt");
+    CHECK(log && log_after && strcmp(log, log_after) == 0, "refused resumes leave log.txt as it was");
+    CHECK(files_equal(RUNS_DIR "/cache_before", RUNS_DIR "/records/teacher_signals.bin"),
+          "refused resumes leave the first teacher's signals cache as it was");
+    free(log_after);
+    r = runs_command(cmd_dllm2rec, "--data %s --teacher %s %s --topk 5 --resume", data, teacher, common);
+    CHECK(runs_exec(r) == 0 && access(RUNS_DIR "/records/gru4rec_dllm2rec.results.json", R_OK) == 0,
+          "dllm2rec --resume with the flags it started with finishes");
+    // distill: the teacher is in the student's record too
+    const char* distill = "--out " RUNS_DIR "/records --layers 2 --blocks 2 --epochs 2 --batch 32 --warmup 2";
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --stop-after 1", data, teacher, distill);
+    CHECK(runs_exec(r) == 0, "distill --stop-after 1 exits 0");
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume", data, other, distill);
+    check_dies("distill --resume with another --teacher", runs_exec_child, &r, "was trained with --teacher weights fnv");
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume --lambda-norm 0.5", data, teacher, distill);
+    check_dies("distill --resume with another --lambda-norm", runs_exec_child, &r, "was trained with --lambda-norm 0.1; this run has --lambda-norm 0.5");
+    // a state from a build before run records is refused with what to do
+    const char* last = RUNS_DIR "/records/slmrec_2_from_4.last.bin";
+    size_t len = 0;
+    char* bytes = read_file(last, &len);
+    int32_t old_flag = 1;
+    memcpy(bytes + (6 + 15) * sizeof(int32_t), &old_flag, sizeof(old_flag));  // E4SRec dim 15: has_state
+    binfile_reseal(bytes, len);
+    runs_write(last, bytes, len);
+    free(bytes);
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume", data, teacher, distill);
+    check_dies("a state without a run record", runs_exec_child, &r, "without a run record");
+    free(log);
+}
+
+// a damaged signals cache (here a forged item count at INT_MIN) is refused before log.txt is touched
+static void test_runs_cache_refused(const char* data) {
+    const char* signals = RUNS_DIR "/records/teacher_signals.bin";
+    size_t len = 0;
+    char* bytes = read_file(signals, &len);
+    int32_t forged = INT32_MIN;
+    memcpy(bytes + (6 + 2) * sizeof(int32_t), &forged, sizeof(forged));  // signals dim 2: the item rows
+    binfile_reseal(bytes, len);
+    runs_write(signals, bytes, len);
+    free(bytes);
+    char* log = runs_read(RUNS_DIR "/records/log.txt");
+    RunsCommand r = runs_command(cmd_dllm2rec, "--data %s --teacher " RUNS_DIR "/online/e4srec_4.bin --student caser "
+                                 "--out " RUNS_DIR "/records --max-len 8 --dim 12 --caser-filters 4 --topk 5", data);
+    check_dies("a forged signals cache", runs_exec_child, &r, "for another data file (");
+    char* after = runs_read(RUNS_DIR "/records/log.txt");
+    CHECK(log && after && strcmp(log, after) == 0, "a refused cache leaves log.txt as it was");
+    free(log);
+    free(after);
+}
+
+// one run per --out: a held lock refuses a second run naming the holder; two runs
+// started together each end clearly (finished, or refused before writing) and lose nothing
+static void test_runs_one_per_out(const char* data) {
+    const char* out = RUNS_DIR "/shared_out";
+    int held = outdir_lock(out);
+    RunsCommand sas = runs_command(cmd_train_sasrec, "--data %s --out %s --sasrec-epochs 4 --sasrec-dim 16 --max-len 8", data, out);
+    char expect[96];
+    snprintf(expect, sizeof(expect), "is in use by another slmrec run (process %ld", (long)getpid());
+    check_dies("a second run into a held --out", runs_exec_child, &sas, expect);
+    CHECK(access(RUNS_DIR "/shared_out/log.txt", F_OK) != 0, "the refused run wrote no log");
+    close(held);
+    // two at once, twice over
+    int finished = 0;
+    for (int trial = 0; trial < 2; trial++) {
+        pid_t pids[2];
+        char err[2][64];
+        for (int k = 0; k < 2; k++) {
+            snprintf(err[k], sizeof(err[k]), RUNS_DIR "/err_%d_%d.txt", trial, k);
+            fflush(stdout);
+            pids[k] = fork();
+            if (pids[k] == 0) {
+#ifdef _OPENMP
+                omp_set_num_threads(1);  // the parent's OpenMP workers do not exist in a forked child
+#endif
+                int fd = open(err[k], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                dup2(fd, 2);
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                exit(runs_exec(sas));
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            int status = 0;
+            waitpid(pids[k], &status, 0);
+            char* msg = runs_read(err[k]);
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            int refused = WIFEXITED(status) && WEXITSTATUS(status) != 0 && msg && strstr(msg, "is in use by another slmrec run");
+            CHECK(ok || refused, "a run into a shared --out either finishes or is refused for the lock: exit %d, %s",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg ? msg : "");
+            finished += ok;
+            free(msg);
+            unlink(err[k]);
+        }
+    }
+    char* log = runs_read(RUNS_DIR "/shared_out/log.txt");
+    CHECK(finished >= 2, "at least one run of each pair finished (%d did)", finished);
+    CHECK(log && runs_count_lines(log, "==== ") == finished && runs_count_lines(log, "  [SASRec] epoch 4:") == finished,
+          "log.txt holds each of the %d finished runs, every epoch", finished);
+    free(log);
+    SASRecFile f;
+    sasrec_load(&f, RUNS_DIR "/shared_out/sasrec.bin");
+    sasrec_file_free(&f);
+    glob_t g;
+    CHECK(glob(RUNS_DIR "/shared_out/*.tmp*", 0, NULL, &g) == GLOB_NOMATCH, "no temporary file is left behind");
+    globfree(&g);
+}
+
+// a temporary file of a writer that is gone is removed when the next run takes --out;
+// one of a live process stays
+static void test_runs_stale_tmp(const char* data) {
+    const char* out = RUNS_DIR "/stale";
+    make_dir(out);
+    pid_t gone = fork();
+    if (gone == 0) _exit(0);
+    waitpid(gone, NULL, 0);
+    char dead[128], live[128];
+    snprintf(dead, sizeof(dead), "%s/sasrec.bin" TMP_SUFFIX "%ld", out, (long)gone);
+    snprintf(live, sizeof(live), "%s/sasrec.bin" TMP_SUFFIX "1", out);  // init: always running
+    runs_write(dead, "half", 4);
+    runs_write(live, "half", 4);
+    RunsCommand sas = runs_command(cmd_train_sasrec, "--data %s --out %s --sasrec-epochs 1 --sasrec-dim 16 --max-len 8", data, out);
+    CHECK(runs_exec(sas) == 0, "train-sasrec into a directory with stale temporary files exits 0");
+    CHECK(access(dead, F_OK) != 0, "the temporary file of a killed writer is removed");
+    CHECK(access(live, F_OK) == 0, "the temporary file of a live process stays");
+    unlink(live);
+}
+
+// flags whose values a loader would refuse are refused before any work
+static void test_runs_flag_limits(void) {
+    TestBadFlag bad[] = {{"--ed", "1e30"}, {"--ed", "1e7"}, {"--lora-alpha", "1e7"}, {"--lora-alpha", "1e-7"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "run refuses %s %s, which no checkpoint may hold", bad[i].flag, bad[i].value);
+        check_dies(name, test_pipe_bad_flag_run, &bad[i], bad[i].flag);
+    }
+}
+
+// input and output the same file, however the paths are spelled: refused, the input kept
+static void test_runs_same_file(const char* data) {
+    RunsCommand r = runs_command(cmd_recommend, "--model " RUNS_DIR "/online/e4srec_4.bin --data %s --out %s", data, data);
+    char* before = runs_read(data);
+    check_dies("recommend --out its own --data", runs_exec_child, &r, "is the input file");
+    char* after = runs_read(data);
+    CHECK(before && after && strcmp(before, after) == 0, "a refused recommend leaves its input as it was");
+    free(before);
+    free(after);
+    r = runs_command(cmd_upgrade, "--in " RUNS_DIR "/online/sasrec.bin --out " RUNS_DIR "/./online/sasrec.bin");
+    check_dies("upgrade --out the --in file by another spelling", runs_exec_child, &r, "are the same file");
+}
+
+// ----------------------------------------------------------------------------
+// LoRA: the base path stored absolute, path lengths and chain depths checked before training
+
+#define RUNS_LORA RUNS_DIR "/lora"
+
+// a LoRA SLMRec student (L layers, one block) of the teacher file `teacher`, written to <c->out>/<stem>.bin
+static void test_runs_lora_student(const Config* c, const PipeFixture* f, const char* teacher, const char* stem) {
+    E4SRecFile t;
+    e4srec_load(&t, teacher);
+    e4srec_freeze(&t.model);
+    E4SRecConfig sc = t.model.cfg;
+    E4SRec s;
+    e4srec_build(&s, &sc, t.item_table, t.model.instr, t.model.resp);
+    Rng rng;
+    rng_seed(&rng, 4);
+    slmrec_student_start(&s, &t.model, teacher, NULL, c, &rng);
+    ResultRow row;
+    stage_e4srec(c, &f->d, &f->vn, &f->tn, &s, &t.tok, &t.model, stem, stem, &row);
+    e4srec_free(&s);
+    e4srec_file_free(&t);
+}
+
+static void test_runs_lora(const char* data) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    make_dir(RUNS_LORA);
+    test_pipe_write_base(&f, RUNS_LORA "/base.bin", 1);
+    // trained from the base by a relative --init: the file reads back from another directory
+    char cwd[4096];
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+    Config c = f.c;
+    c.out = "chain";
+    c.init = "base.bin";
+    c.lora_rank = 2;
+    c.blocks = 1;
+    c.epochs = 1;
+    CHECK(chdir(RUNS_LORA) == 0, "chdir " RUNS_LORA);
+    make_dir(c.out);
+    E4SRec m;
+    test_pipe_train_lora(&c, &f, &m, 2);
+    e4srec_free(&m);
+    CHECK(chdir("/") == 0, "chdir /");
+    E4SRecFile ck;
+    e4srec_load(&ck, RUNS_LORA "/chain/tiny.bin");
+    CHECK(strcmp(ck.model.lora->base_path, RUNS_LORA "/base.bin") == 0 && ck.lora_chain == 1,
+          "a LoRA file stores its base as an absolute path ('%s') and reads back from another directory", ck.model.lora->base_path);
+    e4srec_file_free(&ck);
+    CHECK(chdir(cwd) == 0, "chdir back");
+    // a chain of LORA_MAX_CHAIN files: each a LoRA student over the one before
+    c.out = RUNS_LORA "/chain";
+    c.init = NULL;
+    char prev[256] = RUNS_LORA "/chain/tiny.bin", stem[32];
+    for (int k = 2; k <= LORA_MAX_CHAIN; k++) {
+        snprintf(stem, sizeof(stem), "link%d", k);
+        test_runs_lora_student(&c, &f, prev, stem);
+        snprintf(prev, sizeof(prev), RUNS_LORA "/chain/%s.bin", stem);
+    }
+    e4srec_load(&ck, prev);
+    CHECK(ck.lora_chain == LORA_MAX_CHAIN, "the last link's frozen weights come through %d LoRA files, read %d", LORA_MAX_CHAIN, ck.lora_chain);
+    e4srec_file_free(&ck);
+    char data_path[256];
+    snprintf(data_path, sizeof(data_path), "%s", data);
+    seqdata_write(&f.d, data_path);
+    RunsCommand r = runs_command(cmd_distill, "--data %s --teacher %s --out " RUNS_LORA "/deeper --layers 2 --blocks 1 "
+                                 "--lora-rank 2 --epochs 1", data_path, prev);
+    check_dies("distill with LoRA over a chain already at its limit", runs_exec_child, &r, "would make a chain of 9");
+    CHECK(access(RUNS_LORA "/deeper", F_OK) != 0, "the refused distill created no --out");
+    // an --init path too long to store is refused before any work
+    char deep[1400] = RUNS_LORA;
+    while (strlen(deep) < 1100) {
+        strcat(deep, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        CHECK(mkdir(deep, 0755) == 0 || errno == EEXIST, "mkdir %.40s...", deep);  // make_dir stops at --out's limit
+    }
+    char long_base[1500];
+    snprintf(long_base, sizeof(long_base), "%s/base.bin", deep);
+    char copy[3200];
+    snprintf(copy, sizeof(copy), "cp " RUNS_LORA "/base.bin %s", long_base);  // longer than an output path may be
+    CHECK(system(copy) == 0, "copy the base to a path of %zu characters", strlen(long_base));
+    r = runs_command(cmd_run, "--data /nonexistent/never-read.txt --init %s --lora-rank 2 --teacher-layers 2 --student-layers 2", long_base);
+    check_dies("an --init path too long to store in a LoRA file", runs_exec_child, &r, "characters long as an absolute path");
+    pipe_fixture_free(&f);
+}
+
+static void run_runs_tests(void) {
+    CHECK(system("rm -rf " RUNS_DIR) == 0, "clear " RUNS_DIR);
+    make_dir(RUNS_DIR);
+    SeqData d;
+    test_pipe_data(&d);
+    char data[] = RUNS_DIR "/data.txt";
+    seqdata_write(&d, data);
+    test_runs_online_cache(data);
+    test_runs_resume_records(data);
+    test_runs_cache_refused(data);
+    test_runs_one_per_out(data);
+    test_runs_stale_tmp(data);
+    test_runs_flag_limits();
+    test_runs_same_file(data);
+    char lora_data[] = RUNS_DIR "/lora_data.txt";
+    test_runs_lora(lora_data);
+    seqdata_free(&d);
+    CHECK(system("rm -rf " RUNS_DIR) == 0, "remove " RUNS_DIR);
+}
