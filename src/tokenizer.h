@@ -277,6 +277,15 @@ static int tok_push_char(const Tokenizer* t, const char* s, int len, int* ids, i
     return n;
 }
 
+// the fewest ids a text of len bytes can encode to: a token covers at most its
+// own length of text (a byte token "<0xXX>" covers one byte), and no token is
+// longer than max_token_length. Lets a caller refuse a text without encoding it.
+static size_t tokenizer_min_ids(const Tokenizer* t, size_t len, int add_bos, int add_eos) {
+    size_t covered = len + (t->add_dummy_prefix && len > 0 ? 1 : 0);
+    size_t longest = (size_t)t->max_token_length;
+    return (covered + longest - 1) / longest + (add_bos ? 1 : 0) + (add_eos ? 1 : 0);
+}
+
 // writes the ids of text into out_ids and returns their count. Quadratic in the
 // text length (like llama2.c), which is fine for prompts.
 static int tokenizer_encode(const Tokenizer* t, const char* text, int add_bos, int add_eos, int* out_ids, int max_ids) {

@@ -132,6 +132,15 @@ static void test_tok_bpe_by_hand(void) {
     tokenizer_train_bpe(&t, "ab", 2, 1000);
     CHECK(t.vocab_size == 261 && strcmp(t.vocab[260], " ab") == 0, "by hand: 'ab' should stop at 261 tokens, got %d", t.vocab_size);
     tokenizer_free(&t);
+
+    // tokenizer_min_ids is reached: " abcd" is learned (" a", "bc", " abc", " abcd")
+    // and is the longest token, so "abcd" and "abcdx" need BOS + ceil(5 / 5) and
+    // BOS + ceil(6 / 5) ids, the dummy prefix counted
+    tokenizer_train_bpe(&t, "abcd abcd", 9, 263);
+    CHECK(t.max_token_length == 5 && tokenizer_lookup(&t, " abcd", 5) >= 0, "by hand: ' abcd' should be the longest token");
+    CHECK(test_tok_encode(&t, "abcd", ids, 16) == 2 && tokenizer_min_ids(&t, 4, 1, 0) == 2, "by hand: 'abcd' should be 2 ids");
+    CHECK(test_tok_encode(&t, "abcdx", ids, 16) == 3 && tokenizer_min_ids(&t, 5, 1, 0) == 3, "by hand: 'abcdx' should be 3 ids");
+    tokenizer_free(&t);
 }
 
 // multi-byte characters are completed before they merge with neighbours, so the
