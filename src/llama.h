@@ -335,7 +335,14 @@ static int llama_generate(const Llama* m, const char* prompt, int steps, float t
     const LlamaConfig* c = &m->cfg;
     if (!m->has_tok) die("generate: the model has no tokenizer (import it with one)");
     if (steps < 1 || steps > c->max_seq) die("generate: --steps %d is outside 1..%d (the model's context)", steps, c->max_seq);
-    int cap = (int)strlen(prompt) + 3;
+    // refused by its length first: encoding a long text costs far more than this check
+    size_t len = strlen(prompt);
+    size_t at_least = tokenizer_min_ids(&m->tok, len, 1, 0);
+    if (at_least > (size_t)steps) {
+        die("generate: the prompt is %zu bytes, at least %zu tokens with BOS (no token covers more than %d bytes), more than --steps %d",
+            len, at_least, m->tok.max_token_length, steps);
+    }
+    int cap = (int)len + 3;
     int* ids = (int*)mallocCheck((size_t)cap * sizeof(int));
     int n_prompt = tokenizer_encode(&m->tok, prompt, 1, 0, ids, cap);
     if (n_prompt > steps) die("generate: the prompt is %d tokens, more than --steps %d", n_prompt, steps);

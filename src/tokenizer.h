@@ -277,8 +277,64 @@ static int tok_push_char(const Tokenizer* t, const char* s, int len, int* ids, i
     return n;
 }
 
-// writes the ids of text into out_ids and returns their count. Quadratic in the
-// text length (like llama2.c), which is fine for prompts.
+// the fewest ids a text of len bytes can encode to: a token covers at most its
+// own length of text (a byte token "<0xXX>" covers one byte), and no token is
+// longer than max_token_length. Lets a caller refuse a text without encoding it.
+static size_t tokenizer_min_ids(const Tokenizer* t, size_t len, int add_bos, int add_eos) {
+    size_t covered = len + (t->add_dummy_prefix && len > 0 ? 1 : 0);
+    size_t longest = (size_t)t->max_token_length;
+    return (covered + longest - 1) / longest + (add_bos ? 1 : 0) + (add_eos ? 1 : 0);
+}
+
+// A candidate merge for the encoder: the symbol at left and the one after it,
+// with the ids they had when the pair was pushed, and the token they make.
+typedef struct {
+    float score;  // scores[id]
+    int left;     // the left symbol's index in the encoder's array, which merges never reorder
+    int left_id, right_id;
+    int id;
+} TokMerge;
+
+// llama2.c's merge order: the highest score, then the leftmost pair (its scan
+// left to right replaces the best only on a strictly higher score)
+static int tok_merge_before(const TokMerge* a, const TokMerge* b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void tok_heap_push(TokMerge* heap, size_t* n, TokMerge m) {
+    size_t i = (*n)++;
+    while (i > 0 && tok_merge_before(&m, &heap[(i - 1) / 2])) {
+        heap[i] = heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    heap[i] = m;
+}
+
+static TokMerge tok_heap_pop(TokMerge* heap, size_t* n) {
+    TokMerge top = heap[0], last = heap[--(*n)];
+    size_t i = 0;
+    for (size_t child = 1; child < *n; child = 2 * i + 1) {
+        if (child + 1 < *n && tok_merge_before(&heap[child + 1], &heap[child])) child++;
+        if (!tok_merge_before(&heap[child], &last)) break;
+        heap[i] = heap[child];
+        i = child;
+    }
+    heap[i] = last;
+    return top;
+}
+
+// pushes the pair of symbols left and right if their concatenation is a token
+static void tok_push_pair(const Tokenizer* t, const int* ids, int left, int right, char* pair, TokMerge* heap, size_t* n) {
+    if (t->lengths[ids[left]] + t->lengths[ids[right]] > t->max_token_length) return;  // cannot be a token
+    int id = tokenizer_lookup(t, pair, tok_concat(t, ids[left], ids[right], pair));
+    if (id >= 0) tok_heap_push(heap, n, (TokMerge){t->scores[id], left, ids[left], ids[right], id});
+}
+
+// writes the ids of text into out_ids and returns their count. Merges in
+// llama2.c's order, but where llama2.c rescans every pair after each merge
+// (quadratic), the symbols here form a linked list and the candidate pairs a
+// heap (n log n): a merge pushes the two pairs it creates, and a popped pair
+// whose symbols have changed since it was pushed is skipped.
 static int tokenizer_encode(const Tokenizer* t, const char* text, int add_bos, int add_eos, int* out_ids, int max_ids) {
     size_t len = strlen(text);
     if (len > (size_t)INT32_MAX - 3) die("tokenizer_encode: text of %zu bytes is too long to encode at once", len);
@@ -294,25 +350,42 @@ static int tokenizer_encode(const Tokenizer* t, const char* text, int add_bos, i
         n = tok_push_char(t, text + i, char_len, ids, n);
         i += (size_t)char_len;
     }
+    // the symbols' neighbours (-1: none); a symbol merged away gets id -1
+    int* prev = (int*)mallocCheck((size_t)n * sizeof(int));
+    int* next = (int*)mallocCheck((size_t)n * sizeof(int));
+    // the first pairs, then at most two per merge, and there are fewer merges than symbols
+    TokMerge* heap = (TokMerge*)mallocCheck(3 * (size_t)n * sizeof(TokMerge));
+    size_t heap_n = 0;
     char* pair = (char*)mallocCheck((size_t)t->max_token_length);
-    for (;;) {
-        int best_at = -1, best_id = -1;
-        float best_score = 0.0f;
-        for (int i = first; i + 1 < n; i++) {
-            if (t->lengths[ids[i]] + t->lengths[ids[i + 1]] > t->max_token_length) continue;  // cannot be a token
-            int id = tokenizer_lookup(t, pair, tok_concat(t, ids[i], ids[i + 1], pair));
-            if (id >= 0 && (best_at < 0 || t->scores[id] > best_score)) {  // ties: the leftmost pair
-                best_at = i;
-                best_id = id;
-                best_score = t->scores[id];
-            }
-        }
-        if (best_at < 0) break;
-        ids[best_at] = best_id;
-        memmove(ids + best_at + 1, ids + best_at + 2, (size_t)(n - best_at - 2) * sizeof(int));
-        n--;
+    for (int i = first; i < n; i++) {
+        prev[i] = i > first ? i - 1 : -1;
+        next[i] = i + 1 < n ? i + 1 : -1;
+        if (i + 1 < n) tok_push_pair(t, ids, i, i + 1, pair, heap, &heap_n);
     }
+    while (heap_n > 0) {
+        TokMerge m = tok_heap_pop(heap, &heap_n);
+        // a symbol's id changes only when it absorbs its right neighbour, and then
+        // it is longer, so it never gets an id back; and only its left neighbour
+        // absorbs a symbol. So while the left id is unchanged, its right neighbour
+        // is the one pushed, and equal ids mean the pair is still as it was.
+        int right = next[m.left];
+        if (ids[m.left] != m.left_id || ids[right] != m.right_id) continue;
+        ids[m.left] = m.id;
+        ids[right] = -1;
+        next[m.left] = next[right];
+        if (next[right] >= 0) prev[next[right]] = m.left;
+        if (prev[m.left] >= 0) tok_push_pair(t, ids, prev[m.left], m.left, pair, heap, &heap_n);
+        if (next[m.left] >= 0) tok_push_pair(t, ids, m.left, next[m.left], pair, heap, &heap_n);
+    }
+    int kept = first;
+    for (int i = first; i < n; i++) {
+        if (ids[i] >= 0) ids[kept++] = ids[i];
+    }
+    n = kept;
     free(pair);
+    free(heap);
+    free(next);
+    free(prev);
     if (add_eos) ids[n++] = t->eos_id;
     if (n > max_ids) die("tokenizer_encode: the text needs %d ids, the output holds %d", n, max_ids);
     memcpy(out_ids, ids, (size_t)n * sizeof(int));

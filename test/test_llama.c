@@ -172,6 +172,17 @@ static void test_llama_import_llama2c(Rng* rng) {
 // ----------------------------------------------------------------------------
 // llama2.c's golden texts
 
+typedef struct {
+    const Llama* m;
+    const char* prompt;
+    int steps;
+} TestGenerate;
+
+static void test_generate_die(void* arg) {
+    const TestGenerate* g = (const TestGenerate*)arg;
+    llama_generate(g->m, g->prompt, g->steps, 0.0f, 0.9f, 1, stdout);
+}
+
 static void test_llama_golden(void) {
     if (access(TEST_STORIES_MODEL, R_OK) != 0) {
         skip("stories260K golden text", TEST_STORIES_MODEL " not found (tests run from the repo root with ../shared present)");
@@ -215,6 +226,19 @@ static void test_llama_golden(void) {
     CHECK(strcmp(texts[0], texts[1]) == 0 && strcmp(texts[0], texts[2]) != 0 && strncmp(texts[0], "Tom", 3) == 0,
           "generate: sampling with one seed should repeat and another differ: '%s' / '%s'", texts[0], texts[2]);
     for (int i = 0; i < 3; i++) free(texts[i]);
+
+    // a prompt longer than --steps allows is refused: by its byte length before
+    // it is encoded (32 KB needs at least 4,683 tokens of at most 7 bytes), and
+    // else by its token count (300 bytes 0xFF, no UTF-8: 302 tokens, bound 44)
+    char* prompt = (char*)mallocCheck(32768 + 1);
+    for (int n = 0; n < 32768; n++) prompt[n] = test_tok_corpus[n % strlen(test_tok_corpus)];
+    prompt[32768] = 0;
+    TestGenerate g = {&m, prompt, 256};
+    check_dies("generate: a 32 KB prompt with --steps 256", test_generate_die, &g, "32768 bytes, at least 4683 tokens");
+    memset(prompt, 0xFF, 300);
+    prompt[300] = 0;
+    check_dies("generate: 300 byte tokens with --steps 256", test_generate_die, &g, "302 tokens, more than --steps 256");
+    free(prompt);
     llama_free(&m);
 }
 

@@ -132,6 +132,15 @@ static void test_tok_bpe_by_hand(void) {
     tokenizer_train_bpe(&t, "ab", 2, 1000);
     CHECK(t.vocab_size == 261 && strcmp(t.vocab[260], " ab") == 0, "by hand: 'ab' should stop at 261 tokens, got %d", t.vocab_size);
     tokenizer_free(&t);
+
+    // tokenizer_min_ids is reached: " abcd" is learned (" a", "bc", " abc", " abcd")
+    // and is the longest token, so "abcd" and "abcdx" need BOS + ceil(5 / 5) and
+    // BOS + ceil(6 / 5) ids, the dummy prefix counted
+    tokenizer_train_bpe(&t, "abcd abcd", 9, 263);
+    CHECK(t.max_token_length == 5 && tokenizer_lookup(&t, " abcd", 5) >= 0, "by hand: ' abcd' should be the longest token");
+    CHECK(test_tok_encode(&t, "abcd", ids, 16) == 2 && tokenizer_min_ids(&t, 4, 1, 0) == 2, "by hand: 'abcd' should be 2 ids");
+    CHECK(test_tok_encode(&t, "abcdx", ids, 16) == 3 && tokenizer_min_ids(&t, 5, 1, 0) == 3, "by hand: 'abcdx' should be 3 ids");
+    tokenizer_free(&t);
 }
 
 // multi-byte characters are completed before they merge with neighbours, so the
@@ -226,6 +235,212 @@ static void test_tok_llama2c_pretrained(void) {
     CHECK(piece_len == 4 && memcmp(piece, "Lily", 4) == 0, "tok512: ' Lily' after BOS should print 'Lily'");
     piece = tokenizer_piece(&t, 317, 3 + 0xE6, &piece_len);
     CHECK(piece_len == 1 && (unsigned char)piece[0] == 0xE6, "tok512: <0xE6> should print the byte 0xE6");
+    tokenizer_free(&t);
+}
+
+// ----------------------------------------------------------------------------
+// the encoder's merge order against llama2.c's own loop
+
+// llama2.c's merge loop, the oracle: after every merge, all adjacent pairs are
+// rescanned for the highest score, a strict > keeping the leftmost of equals.
+// Quadratic, so for short texts only. ids has room for strlen(text) + 3.
+static int test_tok_encode_rescan(const Tokenizer* t, const char* text, int add_bos, int add_eos, int* ids) {
+    int len = (int)strlen(text), n = 0;
+    if (add_bos) ids[n++] = t->bos_id;
+    int first = n;
+    if (t->add_dummy_prefix && len > 0) n = tok_push_char(t, " ", 1, ids, n);
+    for (int i = 0; i < len;) {
+        int char_len = 1;
+        while (char_len < 4 && i + char_len < len && ((unsigned char)text[i + char_len] & 0xC0) == 0x80) char_len++;
+        n = tok_push_char(t, text + i, char_len, ids, n);
+        i += char_len;
+    }
+    char* pair = (char*)mallocCheck((size_t)t->max_token_length);
+    for (;;) {
+        int best_at = -1, best_id = -1;
+        float best_score = 0.0f;
+        for (int i = first; i + 1 < n; i++) {
+            if (t->lengths[ids[i]] + t->lengths[ids[i + 1]] > t->max_token_length) continue;
+            int id = tokenizer_lookup(t, pair, tok_concat(t, ids[i], ids[i + 1], pair));
+            if (id >= 0 && (best_at < 0 || t->scores[id] > best_score)) {
+                best_at = i;
+                best_id = id;
+                best_score = t->scores[id];
+            }
+        }
+        if (best_at < 0) break;
+        ids[best_at] = best_id;
+        memmove(ids + best_at + 1, ids + best_at + 2, (size_t)(n - best_at - 2) * sizeof(int));
+        n--;
+    }
+    free(pair);
+    if (add_eos) ids[n++] = t->eos_id;
+    return n;
+}
+
+// len random bytes, no NUL: the corpus's words, runs and alternations that make
+// many equal-score pairs ("aaaa", "abab"), words over a tiny alphabet, multi-byte
+// UTF-8 characters (cut anywhere, so invalid UTF-8 too) and raw bytes
+static void test_tok_random_text(Rng* rng, char* out, int len) {
+    const char* chars[] = {"\xc3\xa9", "\xc3\xaf", "\xe2\x82\xac", "\xe2\x80\x94", "\xe6\x97\xa5", "\xf0\x9f\x99\x82"};
+    int n = 0;
+    while (n < len) {
+        char piece[32];
+        int m = 0;
+        switch (rng_int(rng, 6)) {
+        case 0: {
+            int at = rng_int(rng, (int)strlen(test_tok_corpus) - 20);
+            m = 1 + rng_int(rng, 20);
+            memcpy(piece, test_tok_corpus + at, (size_t)m);
+            break;
+        }
+        case 1: {
+            char c = "ab e"[rng_int(rng, 4)];
+            for (int k = 2 + rng_int(rng, 20); m < k; m++) piece[m] = c;
+            break;
+        }
+        case 2: {
+            char c[2] = {"ab e"[rng_int(rng, 4)], "ab e"[rng_int(rng, 4)]};
+            for (int k = 2 + rng_int(rng, 20); m < k; m++) piece[m] = c[m % 2];
+            break;
+        }
+        case 3:
+            for (int k = 1 + rng_int(rng, 12); m < k; m++) piece[m] = "ab "[rng_int(rng, 3)];
+            break;
+        case 4:
+            m = (int)strlen(strcpy(piece, chars[rng_int(rng, 6)]));
+            break;
+        default:
+            piece[m++] = (char)(1 + rng_int(rng, 255));
+        }
+        m = min_int(m, len - n);
+        memcpy(out + n, piece, (size_t)m);
+        n += m;
+    }
+    out[len] = 0;
+}
+
+// A vocabulary of random merged tokens spelled with "a", "b", " " and "\xc3\xa9",
+// scored from {1, 0, -0, -1}: equal scores everywhere, so the tie order decides
+// most merges, and 0 against -0 checks that they tie too.
+static void test_tok_tie_vocab(Tokenizer* t, Rng* rng, int n_merged) {
+    tokenizer_alloc(t, TOK_BASE_VOCAB + n_merged);
+    const char* control[TOK_BYTE_BASE] = {"<unk>", "<s>", "</s>"};
+    for (int id = 0; id < TOK_BYTE_BASE; id++) tokenizer_set(t, id, control[id], (int)strlen(control[id]), 0.0f);
+    for (int b = 0; b < 256; b++) {
+        char byte = (char)b;
+        tokenizer_set(t, TOK_BYTE_BASE + b, &byte, 1, 0.0f);
+    }
+    t->vocab_size = TOK_BASE_VOCAB;
+    t->max_token_length = (int)strlen("<unk>");
+    const char* pieces[] = {"a", "b", " ", "\xc3\xa9"};
+    const float scores[] = {1.0f, 0.0f, -0.0f, -1.0f};
+    while (t->vocab_size < TOK_BASE_VOCAB + n_merged) {
+        char s[16];
+        int len = 0;
+        for (int k = 1 + rng_int(rng, 5); k > 0; k--) {
+            const char* p = pieces[rng_int(rng, 4)];
+            memcpy(s + len, p, strlen(p));
+            len += (int)strlen(p);
+        }
+        int taken = 0;
+        for (int v = TOK_BYTE_BASE; v < t->vocab_size && !taken; v++) {
+            taken = t->lengths[v] == len && memcmp(t->vocab[v], s, (size_t)len) == 0;
+        }
+        if (taken) continue;
+        tokenizer_set(t, t->vocab_size++, s, len, scores[rng_int(rng, 4)]);
+        t->max_token_length = max_int(t->max_token_length, len);
+    }
+    t->bos_id = TOK_BOS;
+    t->eos_id = TOK_EOS;
+    t->add_dummy_prefix = rng_int(rng, 2);
+    tokenizer_index(t, "a random tie vocabulary");
+}
+
+// n_texts random texts of up to max_len bytes, random BOS and EOS: the encoder
+// must give the oracle's ids, never fewer than tokenizer_min_ids promises
+static void test_tok_against_rescan(const Tokenizer* t, const char* what, Rng* rng, int n_texts, int max_len) {
+    char* text = (char*)mallocCheck((size_t)max_len + 1);
+    int* got = (int*)mallocCheck(((size_t)max_len + 3) * sizeof(int));
+    int* want = (int*)mallocCheck(((size_t)max_len + 3) * sizeof(int));
+    int differ = 0, below_bound = 0, first_differ = -1;
+    for (int k = 0; k < n_texts; k++) {
+        test_tok_random_text(rng, text, rng_int(rng, max_len + 1));
+        int bos = rng_int(rng, 2), eos = rng_int(rng, 2);
+        int n_got = tokenizer_encode(t, text, bos, eos, got, max_len + 3);
+        int n_want = test_tok_encode_rescan(t, text, bos, eos, want);
+        if (!test_tok_same_ids(got, n_got, want, n_want) && differ++ == 0) first_differ = k;
+        if ((size_t)n_got < tokenizer_min_ids(t, strlen(text), bos, eos)) below_bound++;
+    }
+    CHECK(differ == 0, "%s: %d of %d random texts encode differently from llama2.c's rescan, the first is text %d",
+          what, differ, n_texts, first_differ);
+    CHECK(below_bound == 0, "%s: %d of %d random texts encode to fewer ids than tokenizer_min_ids", what, below_bound, n_texts);
+    free(want);
+    free(got);
+    free(text);
+}
+
+static void test_tok_merge_order(void) {
+    Rng rng;
+    rng_seed(&rng, 2024);
+    Tokenizer t;
+    for (int i = 0; i < 4; i++) {
+        test_tok_tie_vocab(&t, &rng, 40 + 40 * i);
+        test_tok_against_rescan(&t, "tie vocabulary", &rng, 100, 200);
+        tokenizer_free(&t);
+    }
+    tokenizer_train_bpe(&t, test_tok_corpus, strlen(test_tok_corpus), 400);
+    test_tok_against_rescan(&t, "bpe on the corpus", &rng, 100, 200);
+    test_tok_against_rescan(&t, "bpe on the corpus, long texts", &rng, 2, 3000);
+    tokenizer_free(&t);
+    // trained on the random texts themselves, so runs like "aaaa" become tokens
+    char corpus[4001];
+    test_tok_random_text(&rng, corpus, 4000);
+    tokenizer_train_bpe(&t, corpus, strlen(corpus), 600);
+    test_tok_against_rescan(&t, "bpe on random text", &rng, 100, 200);
+    tokenizer_free(&t);
+    if (access(TEST_TOK512_PATH, R_OK) != 0) {
+        skip("tokenizer tok512 merge order", TEST_TOK512_PATH " not found (tests run from the repo root with ../shared present)");
+        return;
+    }
+    tokenizer_load_llama2c(&t, TEST_TOK512_PATH);
+    test_tok_against_rescan(&t, "tok512", &rng, 100, 200);
+    test_tok_against_rescan(&t, "tok512, long texts", &rng, 2, 3000);
+    tokenizer_free(&t);
+}
+
+// 128 KB, too long for the oracle: decode(encode(x)) == x, no two adjacent ids
+// that would still merge, and no fewer ids than tokenizer_min_ids. Its time is
+// printed, not checked.
+static void test_tok_long_text(void) {
+    Tokenizer t;
+    tokenizer_train_bpe(&t, test_tok_corpus, strlen(test_tok_corpus), 400);
+    int len = 128 * 1024;
+    char* text = (char*)mallocCheck((size_t)len + 1);
+    for (int n = 0; n < len; n += (int)strlen(test_tok_corpus)) {
+        memcpy(text + n, test_tok_corpus, (size_t)min_int((int)strlen(test_tok_corpus), len - n));
+    }
+    text[len] = 0;
+    int* ids = (int*)mallocCheck(((size_t)len + 3) * sizeof(int));
+    double t0 = now_seconds();
+    int n = tokenizer_encode(&t, text, 1, 0, ids, len + 3);
+    double seconds = now_seconds() - t0;
+    char* back = (char*)mallocCheck((size_t)len + 1);
+    size_t back_len = tokenizer_decode(&t, ids, n, back, (size_t)len + 1);
+    CHECK(back_len == (size_t)len && memcmp(back, text, (size_t)len) == 0, "long text: decode(encode(x)) differs from x");
+    int mergeable = 0;
+    char* pair = (char*)mallocCheck((size_t)t.max_token_length);
+    for (int i = 1; i + 1 < n; i++) {
+        if (t.lengths[ids[i]] + t.lengths[ids[i + 1]] > t.max_token_length) continue;
+        if (tokenizer_lookup(&t, pair, tok_concat(&t, ids[i], ids[i + 1], pair)) >= 0) mergeable++;
+    }
+    CHECK(mergeable == 0, "long text: %d adjacent pairs were left unmerged", mergeable);
+    CHECK((size_t)n >= tokenizer_min_ids(&t, (size_t)len, 1, 0), "long text: %d ids, fewer than tokenizer_min_ids", n);
+    printf("  encode: %d KB into %d ids in %.3f s\n", len / 1024, n, seconds);
+    free(pair);
+    free(back);
+    free(ids);
+    free(text);
     tokenizer_free(&t);
 }
 
@@ -346,5 +561,7 @@ static void run_tokenizer_tests(void) {
     test_tok_bpe_utf8();
     test_tok_llama2c_small();
     test_tok_llama2c_pretrained();
+    test_tok_merge_order();
+    test_tok_long_text();
     test_tok_refusals();
 }
