@@ -62,11 +62,39 @@ static void test_runs_online_cache(const char* data) {
     uint32_t online_key = runs_signals_key(signals), file_key = test_teacher_checksum(teacher);
     CHECK(online_key != file_key, "run --online keys its signals by the teacher it trained on (%08x), not the file's weights (%08x)",
           online_key, file_key);
-    RunsCommand d = runs_command(cmd_dllm2rec, "--data %s --teacher %s --student gru4rec --out " RUNS_DIR "/online "
-                                 "--max-len 8 --dim 12 --student-epochs 1 --student-batch 64 --topk 5", data, teacher);
-    CHECK(runs_exec(d) == 0, "dllm2rec with the online run's teacher file exits 0");
+    CHECK(system("cp " RUNS_DIR "/online/teacher_signals.bin " RUNS_DIR "/online_signals_before") == 0, "copy the online cache");
+    RunsCommand dl = runs_command(cmd_dllm2rec, "--data %s --teacher %s --student gru4rec --out " RUNS_DIR "/online "
+                                  "--max-len 8 --dim 12 --student-epochs 1 --student-batch 64 --topk 5", data, teacher);
+    CHECK(runs_exec(dl) == 0, "dllm2rec with the online run's teacher file exits 0");
     CHECK(runs_signals_key(signals) == file_key, "dllm2rec recomputes the signals of the teacher file (%08x), got %08x",
           file_key, runs_signals_key(signals));
+    // what the cache holds now is what the file's teacher computes, and differs from the online teacher's
+    SeqData d;
+    seqdata_load(&d, data, 0);
+    E4SRecFile f;
+    e4srec_load(&f, teacher);
+    e4srec_freeze(&f.model);
+    TeacherSignals fresh, cached;
+    signals_compute(&fresh, &f.model, &d, 5);
+    char why[1400];
+    CHECK(signals_load_cached(&cached, signals, &d, &f.model, file_key, 5, why, sizeof(why)), "the cache loads: %s", why);
+    size_t n = (size_t)fresh.n_samples * 5;
+    CHECK(cached.n_samples == fresh.n_samples && memcmp(cached.cand, fresh.cand, n * sizeof(int)) == 0,
+          "the cache holds the file teacher's top-5 of every sample");
+    TeacherSignals online;
+    signals_alloc(&online, &d, 5, cached.I, cached.C);
+    size_t len = 0;
+    char* bytes = read_file(RUNS_DIR "/online_signals_before", &len);
+    memcpy(online.cand, bytes + HEADER_INTS * sizeof(int32_t), n * sizeof(int));
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) differ += online.cand[i] != fresh.cand[i];
+    CHECK(differ > 0, "the online teacher's candidates differ from the file teacher's in %zu of %zu entries", differ, n);
+    free(bytes);
+    signals_free(&online);
+    signals_free(&fresh);
+    signals_free(&cached);
+    e4srec_file_free(&f);
+    seqdata_free(&d);
     char* log = runs_read(RUNS_DIR "/online/log.txt");
     CHECK(log && strstr(log, "was made from another teacher: computing them"), "the log says why the cache was recomputed");
     CHECK(log && runs_count_lines(log, "==== ") == 2, "log.txt keeps both runs, each after its own header line");
