@@ -2,7 +2,7 @@
 // 2-layer student, the distillation adapters, one batch of right-padded
 // histories, and every number HF computed from them. Opens it, builds the models
 // from it, and compares a tensor of ours with the fixture's (per element
-// 1e-5 + 1e-4 |ref|). The CPU oracle (slmrec.c) and the GPU test (test/test_gpu.cu)
+// 1e-5 + 1e-4 |ref|). The CPU comparison (oracle_run, ./slmrec oracle) and the GPU test (test/test_gpu.cu)
 // both use it, so it compiles as C and as C++.
 #pragma once
 #include "distill.h"
@@ -222,4 +222,67 @@ static void oracle_load_adapters(SLMRec* s, const OracleFixture* f) {
         snprintf(name, sizeof(name), "adapter.%d.weight", i);
         st_read_f32(&f->st, name, s->adapters + (size_t)i * f->cfg.D * f->cfg.C, (size_t)f->cfg.D * f->cfg.C);
     }
+}
+
+// the five SLMRec loss terms of the student, against the fixture's
+static void oracle_check_student_losses(OracleReport* r, const Safetensors* st, const SLMRecLosses* loss) {
+    const char* names[] = {"out.student.loss.ce", "out.student.loss.dcos", "out.student.loss.dnorm",
+                           "out.student.loss.lms", "out.student.loss.total"};
+    const float values[] = {loss->ce, loss->dcos, loss->dnorm, loss->lms, loss->total};
+    for (int i = 0; i < 5; i++) oracle_check(r, st, names[i], &values[i], 1);
+}
+
+// the gradients of the blocks - 1 distillation adapters, dadapters (blocks - 1, D, C)
+static void oracle_check_adapter_grads(OracleReport* r, const Safetensors* st, const float* dadapters, int blocks, int D, int C) {
+    char name[64];
+    for (int i = 0; i < blocks - 1; i++) {
+        snprintf(name, sizeof(name), "grad.adapter.%d.weight", i);
+        oracle_check(r, st, name, dadapters + (size_t)i * D * C, (size_t)D * C);
+    }
+}
+
+// the CPU model m after its forward and backward: hidden states, logits, every parameter gradient
+static void oracle_check_model(OracleReport* r, const Safetensors* st, const E4SRec* m, const char* who) {
+    const E4SRecConfig* c = &m->cfg;
+    char name[256];
+    for (int k = 0; k <= c->L; k++) {
+        snprintf(name, sizeof(name), "out.%s.hidden.%d", who, k);
+        oracle_check_hidden(r, st, name, m, k);
+    }
+    snprintf(name, sizeof(name), "out.%s.logits", who);
+    oracle_check(r, st, name, m->acts.logits, (size_t)m->B * c->I);
+    oracle_check_grads(r, st, m, who);
+}
+
+// the whole comparison on the CPU: the teacher's CE forward and backward, then the
+// student's SLMRec loss against the frozen teacher, forward and backward
+static OracleReport oracle_run(const char* path, int print) {
+    OracleReport r = {0, 0, 0.0f, print};
+    OracleFixture f;
+    oracle_fixture_open(&f, path);
+    E4SRec teacher, student;
+    oracle_load_model(&teacher, &f.st, "teacher", &f.teacher_cfg, f.table, f.instr, f.resp);
+    float teacher_loss = e4srec_forward(&teacher, f.items, f.targets, f.B);
+    e4srec_zero_grad(&teacher);
+    e4srec_ce_backward(&teacher, 1.0f);
+    e4srec_backward(&teacher);
+    if (print) printf("%-60s %11s %11s\n", "tensor", "max abs", "max rel");
+    oracle_check(&r, &f.st, "out.teacher.loss", &teacher_loss, 1);
+    oracle_check_model(&r, &f.st, &teacher, "teacher");
+
+    oracle_load_model(&student, &f.st, "student", &f.student_cfg, f.table, f.instr, f.resp);
+    SLMRec slm;
+    slmrec_build(&slm, &student, &teacher, f.blocks, f.lambda_cos, f.lambda_norm, f.lambda_ms, NULL);
+    oracle_load_adapters(&slm, &f);
+    SLMRecLosses loss = slmrec_forward(&slm, f.items, f.targets, f.B);
+    slmrec_backward(&slm);
+    oracle_check_student_losses(&r, &f.st, &loss);
+    oracle_check_model(&r, &f.st, &student, "student");
+    oracle_check_adapter_grads(&r, &f.st, slm.dadapters, f.blocks, f.cfg.D, f.cfg.C);
+
+    slmrec_free(&slm);
+    e4srec_free(&student);
+    e4srec_free(&teacher);
+    oracle_fixture_free(&f);
+    return r;
 }

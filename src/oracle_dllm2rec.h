@@ -159,3 +159,23 @@ static OracleReport dllm2rec_oracle_run(const Safetensors* st, const char* meta,
     dllm2rec_oracle_student(&r, st, meta, json_path, STUDENT_CASER);
     return r;
 }
+
+// either fixture: the HF one of E4SRec / SLMRec (oracle.h), or the PyTorch one of DLLM2Rec
+static OracleReport oracle_run_any(const char* path, int print) {
+    const char* outer = input_begin(path);
+    Safetensors st;
+    st_open(&st, path);
+    OracleReport r;
+    if (!oracle_is_dllm2rec(&st)) {
+        st_close(&st);
+        r = oracle_run(path, print);
+    } else {
+        char json_path[1024];
+        char* meta = oracle_read_sidecar(path, json_path, sizeof(json_path));
+        r = dllm2rec_oracle_run(&st, meta, json_path, print);
+        free(meta);
+        st_close(&st);
+    }
+    input_end(outer);
+    return r;
+}

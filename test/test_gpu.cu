@@ -855,17 +855,11 @@ static void test_oracle_gpu(void) {
     GpuE4SRec* gs = gpu_slmrec_create(&slm, gf, f.B, 0, &ac);
     gradients_cuda(gs, f.items, f.targets, f.B);
     s = get(gs->scalars, NUM_SCALARS);
-    const char* loss_names[] = {"out.student.loss.ce", "out.student.loss.dcos", "out.student.loss.dnorm",
-                                "out.student.loss.lms", "out.student.loss.total"};
-    int slots[] = {SCALAR_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL};
-    for (int i = 0; i < 5; i++) oracle_check(&r, &f.st, loss_names[i], &s[slots[i]], 1);
+    SLMRecLosses loss = {s[SCALAR_CE], s[SCALAR_DCOS], s[SCALAR_DNORM], s[SCALAR_LMS], s[SCALAR_TOTAL]};
+    oracle_check_student_losses(&r, &f.st, &loss);
     oracle_check_gpu_model(&r, &f.st, gs, &student, "student");
     Host dad = get(gs->dadapters, slm.num_adapter_params);
-    for (int i = 0; i < f.blocks - 1; i++) {
-        char name[64];
-        snprintf(name, sizeof(name), "grad.adapter.%d.weight", i);
-        oracle_check(&r, &f.st, name, dad.data() + (size_t)i * f.cfg.D * f.cfg.C, (size_t)f.cfg.D * f.cfg.C);
-    }
+    oracle_check_adapter_grads(&r, &f.st, dad.data(), f.blocks, f.cfg.D, f.cfg.C);
     CHECK(r.n_failed == 0 && r.n_tensors >= 80, "oracle on the GPU: %d of %d tensors outside 1e-5 + 1e-4 |ref| (max rel %.3e)",
           r.n_failed, r.n_tensors, r.max_rel);
     gpu_e4srec_free(gs);
