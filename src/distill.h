@@ -1,10 +1,10 @@
 // distill.h: the SLMRec loss (method.md 5). A student E4SRec of N layers learns
-// from a frozen teacher of M layers through B blocks: at depth (N/B)*i of the
-// student and (M/B)*i of the teacher (i = 1..B; depth L = final RMSNorm output),
-// on the last token,
+// from a frozen teacher of M layers through nB blocks (the paper's B; B is the batch
+// here): at depth (N/nB)*i of the student and (M/nB)*i of the teacher (i = 1..nB;
+// depth L = final RMSNorm output), on the last token,
 //   Dcos  = sum_i (1 - mean_b cos(h_s, h_t))       SLMRec eq. 3 (method.md 5.2)
 //   Dnorm = sum_i mean_b ||h_s - h_t||_2           SLMRec eq. 4 (method.md 5.3)
-//   Lms   = sum_{i<B} CE(adapter_i(h_s) @ item_table^T, target)   SLMRec eq. 5 (method.md 5.4)
+//   Lms   = sum_{i<nB} CE(adapter_i(h_s) @ item_table^T, target)   SLMRec eq. 5 (method.md 5.4)
 //   loss  = CE + lambda_cos Dcos + lambda_norm Dnorm + lambda_ms Lms   SLMRec eq. 6 (method.md 5.5)
 // Summed over blocks, Dnorm not squared, as the authors' code (method.md 5.6).
 #pragma once
@@ -57,6 +57,21 @@ static void slmrec_build(SLMRec* s, E4SRec* student, E4SRec* teacher, int blocks
     s->adapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
     s->dadapters = (float*)callocCheck(s->num_adapter_params, sizeof(float));
     if (rng) rng_fill_normal(rng, s->adapters, s->num_adapter_params, 0.02f);
+}
+
+// the student's start (method.md 5): random with init_random; else the teacher's first
+// N layers with its input_proj and score, the decoder layers taken from a base's first
+// N instead when one is given (the file base_path); with lora->rank > 0, adapters over
+// those frozen weights, keyed by the file they came from
+static void slmrec_student_start(E4SRec* student, const E4SRec* teacher, const char* teacher_path, const Llama* base,
+                                 const char* base_path, int init_random, const LoraSpec* lora, Rng* rng) {
+    if (init_random) {
+        e4srec_init_random(student, rng);
+    } else {
+        e4srec_copy_first_layers(student, teacher);
+        if (base) e4srec_init_from_base(student, base, base_path);
+    }
+    e4srec_start_lora(student, lora, base ? base_path : teacher_path, rng);
 }
 
 static void slmrec_free(SLMRec* s) {

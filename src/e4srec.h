@@ -591,6 +591,97 @@ static void e4srec_freeze(E4SRec* m) {
 }
 
 // ----------------------------------------------------------------------------
+// the prompt (method.md 4.1), the model's shape and its start
+
+typedef struct {
+    Tokenizer tok;
+    int* instr;  // (P1) with BOS
+    int* resp;   // (P2)
+    int P1, P2;
+} Prompt;
+
+// encodes both prompt parts in the base's vocabulary, or without a base in a BPE
+// vocabulary of `vocab` tokens learned on the prompt text itself
+static void prompt_build(Prompt* p, const char* instruction, const char* response, int vocab, const Llama* base) {
+    size_t n1 = strlen(instruction), n2 = strlen(response);
+    if (base) {
+        tokenizer_copy(&p->tok, &base->tok);
+    } else {
+        char* corpus = (char*)mallocCheck(n1 + n2 + 2);
+        snprintf(corpus, n1 + n2 + 2, "%s %s", instruction, response);
+        tokenizer_train_bpe(&p->tok, corpus, strlen(corpus), vocab);
+        free(corpus);
+    }
+    int cap = (int)(n1 + n2) + 8;
+    p->instr = (int*)mallocCheck(cap * sizeof(int));
+    p->resp = (int*)mallocCheck(cap * sizeof(int));
+    p->P1 = tokenizer_encode(&p->tok, instruction, 1, 0, p->instr, cap);
+    p->P2 = tokenizer_encode(&p->tok, response, 0, 0, p->resp, cap);
+}
+
+// says what prompt_build made, once the run's log is open (base_path: the base's file, for the message)
+static void prompt_log(const Prompt* p, const char* instruction, const char* response, const Llama* base, const char* base_path) {
+    size_t n1 = strlen(instruction), n2 = strlen(response);
+    // a base's vocabulary without byte fallback could lose characters: say so if the text does not come back
+    const char* parts[2] = {instruction, response};
+    const int* ids[2] = {p->instr, p->resp};
+    int counts[2] = {p->P1, p->P2};
+    char* back = (char*)mallocCheck(4 * (n1 + n2) + 64);
+    for (int i = 0; i < 2; i++) {
+        tokenizer_decode(&p->tok, ids[i], counts[i], back, 4 * (n1 + n2) + 64);
+        const char* text = back + (p->tok.add_dummy_prefix && back[0] == ' ');  // the space the encoder put in front
+        if (strcmp(text, parts[i]) != 0) logf_("warning: the prompt text '%s' comes back from its tokens as '%s'\n", parts[i], back);
+    }
+    free(back);
+    if (base) logf_("prompt: %d + %d tokens in the vocabulary of %d of --init '%s'\n", p->P1, p->P2, p->tok.vocab_size, base_path);
+    else logf_("prompt: %d + %d tokens (BPE vocabulary of %d learned on the prompt)\n", p->P1, p->P2, p->tok.vocab_size);
+}
+
+static void prompt_free(Prompt* p) {
+    tokenizer_free(&p->tok);
+    free(p->instr);
+    free(p->resp);
+}
+
+// the shape of an E4SRec model of L layers over the prompt p, item table (I, D): the
+// widths C, F, NH, KVH and the history length S from `widths`, head size and norms
+// from the base's decoder when there is one
+static E4SRecConfig e4srec_config_for(E4SRecConfig widths, const Llama* base, const Prompt* p, int L, int D, int I) {
+    E4SRecConfig e = widths;
+    e.V = p->tok.vocab_size;
+    e.L = L;
+    e.HS = widths.C / widths.NH;
+    e.D = D;
+    e.I = I;
+    e.P1 = p->P1;
+    e.P2 = p->P2;
+    e.rms_eps = 1e-5f;
+    e.rope_theta = 10000.0f;
+    if (base) {
+        e.HS = base->cfg.HS;
+        e.rms_eps = base->cfg.rms_eps;
+        e.rope_theta = base->cfg.rope_theta;
+    }
+    return e;
+}
+
+// a fresh E4SRec's weights: random, then with a base (the file base_path) its first layers
+static void e4srec_start(E4SRec* m, const Llama* base, const char* base_path, Rng* rng) {
+    e4srec_init_random(m, rng);
+    if (base) e4srec_init_from_base(m, base, base_path);
+}
+
+// with lora->rank > 0: adapters over m's frozen decoder, whose weights come from the
+// file `frozen_from`, stored as an absolute path (the file then loads from anywhere)
+static void e4srec_start_lora(E4SRec* m, const LoraSpec* lora, const char* frozen_from, Rng* rng) {
+    if (lora->rank == 0) return;
+    e4srec_add_lora(m, lora->rank, lora->alpha, lora->targets);
+    lora_init(m->lora, rng);
+    absolute_path(frozen_from, m->lora->base_path, sizeof(m->lora->base_path), "the LoRA base");
+    m->lora->base_checksum = binfile_checksum(frozen_from);
+}
+
+// ----------------------------------------------------------------------------
 // HF names: the i-th tensor of an HF E4SRec/LLaMA state dict, as a slice of p.
 // wrap = prefix of the E4SRec wrapper ("teacher."), llama = of the decoder
 // ("teacher.llama."). q/k/v are row blocks of wqkv, gate/up of wgateup.

@@ -18,6 +18,13 @@ static const char* const lora_target_names[LORA_TARGETS] = {"q", "k", "v", "o", 
 #define LORA_MIN_ALPHA 1e-6      // the scale alpha a file may hold, and so a flag may ask for
 #define LORA_MAX_ALPHA 1e6
 
+// what a run asks of LoRA (--lora-rank, --lora-alpha, --lora-targets); rank 0 = none
+typedef struct {
+    int rank;
+    float alpha;
+    int targets;  // bit t set: target t is adapted
+} LoraSpec;
+
 // the four fused matmuls of a decoder layer that targets sit in
 enum { LORA_SITE_QKV, LORA_SITE_O, LORA_SITE_GATEUP, LORA_SITE_DOWN };
 

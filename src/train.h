@@ -9,23 +9,6 @@
 #include "data.h"
 #include "eval.h"
 
-// everything printed also goes to the run's log file when one is open
-static FILE* log_file = NULL;
-
-static void logf_(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    if (log_file) {
-        va_start(ap, fmt);
-        vfprintf(log_file, fmt, ap);
-        va_end(ap);
-        fflush(log_file);
-    }
-}
-
 #define LOSS_PENDING (-1.0f)  // train_batch: the loss is not known yet (every loss is >= 0)
 
 // a model as the trainer sees it
@@ -95,6 +78,27 @@ static void format_duration(char* buf, size_t cap, double s) {
 }
 
 // ----------------------------------------------------------------------------
+// an epoch's loss, from a device that may run ahead: train_batch returns LOSS_PENDING
+// for the steps it has not reported yet, then the mean of all of them at once
+
+typedef struct {
+    double sum;      // the losses of the reported steps, summed
+    int unreported;  // steps taken since the last report
+} LossTally;
+
+// counts one step whose train_batch returned loss; dies when a reported loss is not finite
+static void loss_tally_step(LossTally* l, float loss, const char* name, int epoch, int step) {
+    l->unreported++;
+    if (loss == LOSS_PENDING) return;
+    if (!isfinite(loss)) {  // the mean of the unreported steps up to this one
+        die("%s: the loss became %g at epoch %d, step %d%s: lower --lr", name, loss, epoch + 1, step + 2 - l->unreported,
+            l->unreported > 1 ? " or one of the steps after it up to this one" : "");
+    }
+    l->sum += (double)loss * l->unreported;
+    l->unreported = 0;
+}
+
+// ----------------------------------------------------------------------------
 // the loop
 
 typedef struct {
@@ -133,8 +137,9 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         if (cfg->stop_after > 0 && epochs_now >= cfg->stop_after) { r.stopped = 1; break; }
         training_units(t, d, units);  // from the same order every epoch, so the shuffle depends on the RNG state alone
         rng_shuffle(&rng, units, n_train);
-        double loss_sum = 0.0, te = now_seconds();
-        int steps_done = 0, unreported = 0, budget_stop = 0;
+        double te = now_seconds();
+        LossTally loss = {0.0, 0};
+        int steps_done = 0, budget_stop = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
             int n = min_int(cfg->batch, n_train - s * cfg->batch);
             // the time budget is checked before every step but the first: once it is spent the
@@ -143,26 +148,18 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
             double before = now_seconds();
             int last_step = s == steps_per_epoch - 1;
             int out_of_time = s > 0 && cfg->time_budget > 0 && r.train_seconds + (before - te) >= cfg->time_budget;
-            if (out_of_time && unreported == 0) { budget_stop = s; break; }
+            if (out_of_time && loss.unreported == 0) { budget_stop = s; break; }
             int print_due = before - last_print > 10.0 || (last_step && before - t_start > 10.0);
-            float loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng, last_step || out_of_time || print_due);
+            float step_loss = t->train_batch(t->model, opt, units + s * cfg->batch, n, &rng, last_step || out_of_time || print_due);
             samples_done += n;
             steps_done++;
-            unreported++;
-            if (loss != LOSS_PENDING) {  // the mean of the `unreported` steps up to this one
-                if (!isfinite(loss)) {
-                    die("%s: the loss became %g at epoch %d, step %d%s: lower --lr", t->name, loss, epoch + 1,
-                        s + 2 - unreported, unreported > 1 ? " or one of the steps after it up to this one" : "");
-                }
-                loss_sum += (double)loss * unreported;
-                unreported = 0;
-            }
+            loss_tally_step(&loss, step_loss, t->name, epoch, s);
             if (print_due) {
                 double now = now_seconds(), rate = samples_done / (now - t_start);
                 char eta[32];
                 format_duration(eta, sizeof(eta), (samples_total - samples_done) / rate);
                 logf_("  [%s] epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1,
-                      cfg->epochs, s + 1, steps_per_epoch, loss_sum / (s + 1), opt->last_lr, rate, eta);
+                      cfg->epochs, s + 1, steps_per_epoch, loss.sum / (s + 1), opt->last_lr, rate, eta);
                 last_print = now;
             }
             if (out_of_time) { budget_stop = s + 1; break; }
@@ -189,7 +186,7 @@ static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const N
         t->save(t->model, last_path, &p, opt);
         epochs_now++;
         logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,
-              loss_sum / steps_done, ndcg, p.best, p.best_epoch, now_seconds() - te);
+              loss.sum / steps_done, ndcg, p.best, p.best_epoch, now_seconds() - te);
     }
     r.epochs = p.epoch;
     r.best_epoch = p.best_epoch;

@@ -57,6 +57,23 @@ static void die(const char* fmt, ...) {
 #define MAX_REC_HISTORY 4096
 #define MAX_EPOCHS 1000000
 
+// progress and results: everything printed also goes to the run's log file when one is open
+static FILE* log_file = NULL;
+
+static void logf_(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (log_file) {
+        va_start(ap, fmt);
+        vfprintf(log_file, fmt, ap);
+        va_end(ap);
+        fflush(log_file);
+    }
+}
+
 // a number read from a file or a flag must lie in [lo, hi] (NaN never does)
 static void check_range(const char* source, const char* what, double v, double lo, double hi) {
     if (!(v >= lo && v <= hi)) die("%s: %s is %.10g, expected %.10g to %.10g", source, what, v, lo, hi);

@@ -66,7 +66,7 @@ static int files_equal(const char* a, const char* b) {
 // trains an E4SRec (student of teacher when given) in c->out, the whole of c->epochs
 static void test_pipe_train_e4srec(const Config* c, const SeqData* d, const Negatives* vn, const Negatives* tn,
                                    const float* table, const Prompt* p, E4SRec* teacher, int L) {
-    E4SRecConfig ec = e4srec_config_for(c, NULL, p, L, c->sas_dim, d->n_items + 1);
+    E4SRecConfig ec = e4srec_config_for(config_widths(c), NULL, p, L, c->sas_dim, d->n_items + 1);
     E4SRec m;
     e4srec_build(&m, &ec, table, p->instr, p->resp);
     Rng rng;
@@ -92,11 +92,11 @@ static void pipe_fixture_init(PipeFixture* f) {
     negatives_build(&f->vn, &f->d, SPLIT_VALID);
     negatives_build(&f->tn, &f->d, SPLIT_TEST);
     f->c = test_pipe_config("/tmp/slmrec_test_resume_a");
-    prompt_build(&f->p, &f->c, NULL);
+    prompt_build(&f->p, f->c.instruction, f->c.response, f->c.vocab, NULL);
     Rng rng;
     rng_seed(&rng, 9);
     f->table = test_randn(&rng, (size_t)(f->d.n_items + 1) * f->c.sas_dim, 0.5f);
-    E4SRecConfig tc = e4srec_config_for(&f->c, NULL, &f->p, f->c.teacher_layers, f->c.sas_dim, f->d.n_items + 1);
+    E4SRecConfig tc = e4srec_config_for(config_widths(&f->c), NULL, &f->p, f->c.teacher_layers, f->c.sas_dim, f->d.n_items + 1);
     e4srec_build(&f->teacher, &tc, f->table, f->p.instr, f->p.resp);
     e4srec_init_random(&f->teacher, &rng);
 }
@@ -612,12 +612,13 @@ static void test_pipe_write_base(const PipeFixture* f, const char* path, uint64_
 static void test_pipe_train_lora(const Config* c, const PipeFixture* f, E4SRec* m, int L) {
     Llama base;
     llama_load(&base, c->init);
-    E4SRecConfig ec = e4srec_config_for(c, &base, &f->p, L, c->sas_dim, f->d.n_items + 1);
+    E4SRecConfig ec = e4srec_config_for(config_widths(c), &base, &f->p, L, c->sas_dim, f->d.n_items + 1);
     e4srec_build(m, &ec, f->table, f->p.instr, f->p.resp);
     Rng rng;
     rng_seed(&rng, 3);
-    e4srec_start(m, c, &base, &rng);
-    e4srec_start_lora(m, c, c->init, &rng);
+    LoraSpec lora = config_lora(c);
+    e4srec_start(m, &base, c->init, &rng);
+    e4srec_start_lora(m, &lora, c->init, &rng);
     ResultRow row;
     stage_e4srec(c, &f->d, &f->vn, &f->tn, m, &f->p.tok, NULL, "tiny", "tiny", &row);
     llama_free(&base);

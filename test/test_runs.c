@@ -295,7 +295,8 @@ static void test_runs_lora_student(const Config* c, const PipeFixture* f, const 
     e4srec_build(&s, &sc, t.item_table, t.model.instr, t.model.resp);
     Rng rng;
     rng_seed(&rng, 4);
-    slmrec_student_start(&s, &t.model, teacher, NULL, c, &rng);
+    LoraSpec lora = config_lora(c);
+    slmrec_student_start(&s, &t.model, teacher, NULL, NULL, 0, &lora, &rng);
     ResultRow row;
     stage_e4srec(c, &f->d, &f->vn, &f->tn, &s, &t.tok, &t.model, stem, stem, &row);
     e4srec_free(&s);

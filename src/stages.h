@@ -1,0 +1,555 @@
+// stages.h: the pipeline's stages. Each trains one model through the training
+// loop (train.h), reloads its best-on-valid weights and tests it: stage 1's SASRec,
+// an E4SRec model (the teacher, a plain E4SRec_l, the SLMRec student), a DLLM2Rec
+// student. Beside them: what each stage records for --resume, the results table
+// and JSON, the run's output directory and log, the whole pipeline, and any model
+// file loaded for scoring (eval, recommend).
+#pragma once
+#include "config.h"
+#include "jobs.h"
+
+// ----------------------------------------------------------------------------
+// run records (checkpoint.h): what each stage computes, from its flags and inputs.
+// A stage saves its record with its training state, and --resume refuses a state
+// whose record differs in any line. Commands check it before they write anything.
+
+static void record_data(RunRecord* r, const Config* c, const SeqData* d) {
+    r->len = 0;
+    r->text[0] = 0;
+    run_record_add(r, "--data", "%d users, %d items, %d events (fnv %08x)", d->n_users, d->n_items, d->n_events, seqdata_checksum(d));
+    run_record_add(r, "--max-len", "%d", c->max_len);
+}
+
+static void record_sasrec(RunRecord* r, const Config* c, const SeqData* d) {
+    record_data(r, c, d);
+    run_record_add(r, "--sasrec-dim", "%d", c->sas_dim);
+    run_record_add(r, "--sasrec-blocks", "%d", c->sas_blocks);
+    run_record_add(r, "--sasrec-heads", "%d", c->sas_heads);
+    run_record_add(r, "--sasrec-dropout", "%s", float_text(c->sas_dropout).s);
+}
+
+// an E4SRec model m (built and started), the SLMRec student of teacher when given
+static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const E4SRec* m, const E4SRec* teacher) {
+    const E4SRecConfig* e = &m->cfg;
+    record_data(r, c, d);
+    if (teacher) {
+        run_record_add(r, "--teacher", "weights fnv %08x", e4srec_checksum(teacher));
+        run_record_add(r, "--blocks", "%d", c->blocks);
+        run_record_add(r, "--lambda-cos", "%s", float_text(c->lambda_cos).s);
+        run_record_add(r, "--lambda-norm", "%s", float_text(c->lambda_norm).s);
+        run_record_add(r, "--lambda-ms", "%s", float_text(c->lambda_ms).s);
+        run_record_add(r, "--online", "%s", c->online ? "on" : "off");
+    }
+    run_record_add(r, "layers", "%d", e->L);
+    run_record_add(r, "--hidden", "%d", e->C);
+    run_record_add(r, "--ffn", "%d", e->F);
+    run_record_add(r, "--heads", "%d", e->NH);
+    run_record_add(r, "--kv-heads", "%d", e->KVH);
+    run_record_add(r, "--sasrec", "an item table of %d x %d (fnv %08x)", e->I, e->D,
+                   fnv1a(FNV_START, m->item_table, (size_t)e->I * e->D * sizeof(float)));
+    run_record_add(r, "--instruction/--response", "%d + %d tokens of a vocabulary of %d (fnv %08x)", e->P1, e->P2, e->V,
+                   fnv1a(fnv1a(FNV_START, m->instr, (size_t)e->P1 * sizeof(int)), m->resp, (size_t)e->P2 * sizeof(int)));
+    if (c->init) run_record_add(r, "--init", "a base of fnv %08x", binfile_checksum(c->init));
+    else run_record_add(r, "--init", "none");
+    run_record_add(r, "--lora-rank", "%d", m->lora ? m->lora->rank : 0);
+    if (m->lora) {
+        run_record_add(r, "--lora-alpha", "%s", float_text(m->lora->alpha).s);
+        run_record_add(r, "--lora-targets", "%d (bit mask)", m->lora->targets);
+        run_record_add(r, "LoRA base", "fnv %08x", m->lora->base_checksum);
+    }
+    run_record_add(r, "--precision", "%s", c->precision);
+}
+
+// a student's dropout: --dropout, or its kind's own default
+static float student_dropout(const Config* c, StudentKind kind) {
+    if (c->st_dropout >= 0.0f) return c->st_dropout;
+    return kind == STUDENT_SASREC ? c->sas_dropout : kind == STUDENT_CASER ? 0.1f : 0.0f;
+}
+
+// a DLLM2Rec student with weights lam and ed, distilled from the teacher whose weights
+// have checksum teacher_checksum (unused when both weights are 0)
+static void record_student(RunRecord* r, const Config* c, const SeqData* d, StudentKind kind, float lam, float ed,
+                           uint32_t teacher_checksum) {
+    record_data(r, c, d);
+    run_record_add(r, "--student", "%s", STUDENT_FLAG_NAMES[kind]);
+    run_record_add(r, "--dim", "%d", c->st_dim);
+    run_record_add(r, "--dropout", "%s", float_text(student_dropout(c, kind)).s);
+    if (kind == STUDENT_SASREC) run_record_add(r, "--sasrec-blocks/--sasrec-heads", "%d/%d", c->sas_blocks, c->sas_heads);
+    if (kind == STUDENT_CASER) run_record_add(r, "--caser-filters", "%d", c->caser_filters);
+    DLLM2RecConfig dc = config_dllm2rec(c);
+    run_record_add(r, "--base-loss", "%s", c->base_loss);
+    if (dc.base == BASE_BCE_DROS) {
+        run_record_add(r, "--dros-alpha/--dros-beta", "%s/%s", float_text(dc.dros_alpha).s, float_text(dc.dros_beta).s);
+    }
+    run_record_add(r, "--lam", "%s", float_text(lam).s);
+    run_record_add(r, "--ed", "%s", float_text(ed).s);
+    if (lam > 0.0f) {
+        run_record_add(r, "--topk", "%d", dc.K);
+        run_record_add(r, "--gammas", "%s,%s,%s", float_text(dc.gamma_pos).s, float_text(dc.gamma_conf).s, float_text(dc.gamma_cons).s);
+        run_record_add(r, "--rd-neg", "%s", c->rd_neg);
+    }
+    if (lam > 0.0f || ed > 0.0f) run_record_add(r, "--teacher", "weights fnv %08x", teacher_checksum);
+}
+
+// with --resume: the state a stage of file stem `stem` would continue from must be of this record
+static void resume_precheck(const Config* c, const char* stem, const RunRecord* r) {
+    if (!c->resume) return;
+    char last[1200];
+    snprintf(last, sizeof(last), "%s/%s.last.bin", c->out, stem);
+    resume_check(last, r);
+}
+
+static void read_data(SeqData* d, const Config* c) {
+    if (c->data) {
+        seqdata_load(d, c->data, 0);
+    } else {
+        synth_generate(d, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
+    }
+}
+
+static void log_data(const SeqData* d, const Config* c) {
+    logf_("data: %s: %d users, %d items, %d events\n", c->data ? c->data : "built-in synthetic", d->n_users, d->n_items, d->n_events);
+}
+
+static int steps_per_epoch(const SeqData* d, int batch) {
+    int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
+    int n = trainable_users(d, users);
+    free(users);
+    return (n + batch - 1) / batch;
+}
+
+// ----------------------------------------------------------------------------
+// results: one row per model, printed as a table and written as JSON
+
+typedef struct {
+    char name[32];
+    int layers;
+    size_t params;
+    double train_seconds, infer_seconds;
+    int epochs, best_epoch;
+    float best_valid;
+    int stopped;  // training was cut short by --stop-after
+    Metrics test;
+} ResultRow;
+
+// the test-set evaluation of a trained model, timed
+static void result_fill(ResultRow* r, const Trainable* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
+                        const char* name, int layers, size_t params, const TrainResult* tr) {
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->layers = layers;
+    r->params = params;
+    r->train_seconds = tr->train_seconds;
+    r->epochs = tr->epochs;
+    r->best_epoch = tr->best_epoch;
+    r->best_valid = tr->best_valid;
+    r->stopped = tr->stopped;
+    double t0 = now_seconds();
+    r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch);
+    r->infer_seconds = now_seconds() - t0;
+    logf_("  [%s] test: full HR@10 %.4f NDCG@10 %.4f (%.1fs to score %d users)\n", name, r->test.mean[2], r->test.mean[5],
+          r->infer_seconds, d->n_users);
+}
+
+static void results_print(const ResultRow* rows, int n) {
+    char hr1[24], hr5[24], nd5[24], mrr[24];
+    metric_name(hr1, sizeof(hr1), &rows[0].test, 8);
+    metric_name(hr5, sizeof(hr5), &rows[0].test, 9);
+    metric_name(nd5, sizeof(nd5), &rows[0].test, 11);
+    metric_name(mrr, sizeof(mrr), &rows[0].test, 13);
+    logf_("\n%-18s %6s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "train s", "infer s",
+          "HR@10", "NDCG@10", hr1, hr5, nd5, mrr);
+    for (int i = 0; i < n; i++) {
+        const ResultRow* r = &rows[i];
+        logf_("%-18s %6d %10zu %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
+              r->train_seconds, r->infer_seconds, r->test.mean[2], r->test.mean[5], r->test.mean[8], r->test.mean[9],
+              r->test.mean[11], r->test.mean[13]);
+    }
+    logf_("(test split; HR@10 and NDCG@10 rank all items, the s* columns the target among sampled negatives)\n\n");
+    logf_("all metrics, test split:\n");
+    metrics_print_header(stdout, rows[0].test.n_neg);
+    if (log_file) metrics_print_header(log_file, rows[0].test.n_neg);
+    for (int i = 0; i < n; i++) {
+        metrics_print_row(stdout, rows[i].name, &rows[i].test);
+        if (log_file) metrics_print_row(log_file, rows[i].name, &rows[i].test);
+    }
+}
+
+static void results_write_json(const char* path, const ResultRow* rows, int n, const Config* c, const SeqData* d) {
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\n \"data\": ");
+    json_write_string(o.f, c->data ? c->data : "synthetic");
+    fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
+    fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
+            "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
+            "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
+            "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->max_len,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->lr, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
+            c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
+    json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
+    fprintf(o.f, ", \"init\": ");
+    if (c->init) json_write_string(o.f, c->init);
+    else fprintf(o.f, "null");
+    fprintf(o.f, "},\n \"models\": {\n");
+    for (int i = 0; i < n; i++) {
+        const ResultRow* r = &rows[i];
+        fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "
+                "\"best_epoch\": %d, \"valid_full_NDCG@10\": %.6f, ", r->name, r->layers, r->params, r->train_seconds,
+                r->infer_seconds, r->epochs, r->best_epoch, r->best_valid);
+        metrics_write_json(o.f, &r->test);
+        fprintf(o.f, "}%s\n", i + 1 < n ? "," : "");
+    }
+    fprintf(o.f, " }\n}\n");
+    outfile_commit(&o);
+}
+
+// a model's display name and file stem: E4SRec_8 / e4srec_8, or distilled SLMRec_4<-8 / slmrec_4_from_8
+typedef struct { char name[32], stem[32]; } ModelName;
+static ModelName model_name(int layers, const E4SRec* teacher) {
+    ModelName n;
+    if (teacher) {
+        snprintf(n.name, sizeof(n.name), "SLMRec_%d<-%d", layers, teacher->cfg.L);
+        snprintf(n.stem, sizeof(n.stem), "slmrec_%d_from_%d", layers, teacher->cfg.L);
+    } else {
+        snprintf(n.name, sizeof(n.name), "E4SRec_%d", layers);
+        snprintf(n.stem, sizeof(n.stem), "e4srec_%d", layers);
+    }
+    return n;
+}
+
+static void log_stopped(const Config* c) {
+    logf_("stopped after --stop-after %d epochs: run the same command with --resume to continue\n", c->stop_after);
+}
+
+// a one-stage command's report: the table, and <out>/<stem>.results.json once the stage is complete
+static void stage_report(const Config* c, const SeqData* d, const ResultRow* row, const char* stem) {
+    results_print(row, 1);
+    if (row->stopped) {
+        log_stopped(c);
+        return;
+    }
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/%s.results.json", c->out, stem);
+    results_write_json(path, row, 1, c, d);
+    logf_("results: %s\n", path);
+}
+
+// ----------------------------------------------------------------------------
+// stages: each trains one model, reloads its best-on-valid weights, tests it
+
+// trains m (built and initialised) with CE, or as the SLMRec student of teacher;
+// leaves m at its best-on-valid weights and fills row with the test metrics
+static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, E4SRec* m,
+                         const Tokenizer* tok, E4SRec* teacher, const char* name, const char* file_stem, ResultRow* row) {
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/%s", c->out, file_stem);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 1000 * m->cfg.L + (teacher != NULL));
+    SLMRec slm;
+    if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
+    E4SRecJob job;
+    e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
+    Optimizer opt;
+    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch)));
+#ifdef SLMREC_CUDA
+    if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, c->batch, strcmp(c->precision, "bf16") == 0);
+#endif
+    Trainable t = e4srec_trainable(&job, name);
+    logf_("%s: %d layers, %zu parameters%s%s, on the %s\n", name, m->cfg.L, e4srec_trainable_params(m),
+          m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
+          teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
+          config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
+    RunRecord record;
+    record_e4srec(&record, c, d, m, teacher);
+    TrainConfig tc = config_train(c, TRAIN_E4SREC, &record);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    E4SRecFile f;
+    e4srec_load(&f, best);
+    e4srec_copy_trained(m, &f.model, best);
+    e4srec_file_free(&f);
+#ifdef SLMREC_CUDA
+    if (job.gpu) gpu_e4srec_set_params(job.gpu, m, NULL);  // the test scores come from the best weights too
+#endif
+    result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, e4srec_trainable_params(m), &tr);
+    optimizer_free(&opt);
+    e4srec_job_free(&job);
+    if (teacher) slmrec_free(&slm);
+}
+
+// stage 1: SASRec; returns its best item table (I, D), which E4SRec reads frozen
+static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, ResultRow* row) {
+    SASRecConfig sc = {.I = d->n_items + 1, .D = c->sas_dim, .L = c->sas_blocks, .NH = c->sas_heads, .T = c->max_len,
+                       .dropout = c->sas_dropout};
+    SASRec m;
+    sasrec_build(&m, &sc);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed);
+    sasrec_init_random(&m, &rng);
+    SASRecJob job;
+    sasrec_job_init(&job, &m, d, max_int(c->sas_batch, c->eval_batch));
+    Optimizer opt = {0};
+    opt.cfg = adamw_defaults();
+    opt.cfg.lr = opt.cfg.min_lr = c->sas_lr;  // constant-rate Adam, as the peer
+    opt.cfg.beta2 = 0.98f;
+    opt.cfg.clip = 0.0f;
+    optimizer_add(&opt, m.params_memory, m.grads_memory, m.num_params);
+    optimizer_ready(&opt);
+    Trainable t = sasrec_trainable(&job, "SASRec");
+    logf_("SASRec: %d blocks, D=%d, %zu parameters\n", sc.L, sc.D, m.num_params);
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    RunRecord record;
+    record_sasrec(&record, c, d);
+    TrainConfig tc = config_train(c, TRAIN_SASREC, &record);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    SASRecFile f;
+    sasrec_load(&f, best);
+    if (memcmp(&f.model.cfg, &m.cfg, sizeof(SASRecConfig)) != 0) die("'%s' holds a model of other dimensions than this run's", best);
+    memcpy(m.params_memory, f.model.params_memory, m.num_params * sizeof(float));
+    sasrec_file_free(&f);
+    result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
+    float* table = (float*)mallocCheck((size_t)sc.I * sc.D * sizeof(float));
+    memcpy(table, m.params.item_emb, (size_t)sc.I * sc.D * sizeof(float));
+    optimizer_free(&opt);
+    sasrec_job_free(&job);
+    sasrec_free(&m);
+    return table;
+}
+
+// a DLLM2Rec student's display name and file stem: GRU4Rec-plain / gru4rec_plain,
+// GRU4Rec+DLLM2Rec / gru4rec_dllm2rec, and the ablations +RD / +ED (ranking or embedding only)
+static ModelName student_name(StudentKind kind, float lam, float ed) {
+    ModelName n;
+    const char* what = lam > 0.0f ? (ed > 0.0f ? "DLLM2Rec" : "RD") : (ed > 0.0f ? "ED" : NULL);
+    char lower[16];
+    snprintf(lower, sizeof(lower), "%s", what ? what : "plain");
+    for (char* p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+    snprintf(n.name, sizeof(n.name), "%s%s%s", STUDENT_NAMES[kind], what ? "+" : "-", what ? what : "plain");
+    snprintf(n.stem, sizeof(n.stem), "%s_%s", STUDENT_FLAG_NAMES[kind], lower);
+    return n;
+}
+
+// trains one DLLM2Rec student with weights lam (ranking) and ed (embedding) against
+// the teacher's signals (NULL when both are 0), reloads its best weights and tests it
+static void stage_student(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, StudentKind kind,
+                          float lam, float ed, const TeacherSignals* sig, ResultRow* row) {
+    ModelName mn = student_name(kind, lam, ed);
+    StudentConfig sc = {.kind = kind, .I = d->n_items + 1, .D = c->st_dim, .T = c->max_len, .L = c->sas_blocks,
+                        .NH = c->sas_heads, .dropout = student_dropout(c, kind), .NF = c->caser_filters, .ed = ed, .C = sig ? sig->C : 0};
+    if (kind == STUDENT_SASREC && sc.D % sc.NH) die("--sasrec-heads %d must divide --dim %d", sc.NH, sc.D);
+    Student s;
+    student_build(&s, &sc, ed > 0.0f ? sig->e_T : NULL);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 31 * kind);  // plain and distilled start from the same weights
+    student_init_random(&s, &rng);
+    DLLM2RecConfig dc = config_dllm2rec(c);
+    dc.lam = lam;
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, &s, d, lam > 0.0f ? sig : NULL, &dc, max_int(c->st_batch, c->eval_batch));
+    Optimizer opt;
+    AdamWConfig a = adamw_defaults();
+    a.lr = a.min_lr = c->st_lr;  // constant-rate Adam, as the authors'
+    a.clip = 0.0f;
+    dllm2rec_job_optimizer(&opt, &job, a);
+    Trainable t = dllm2rec_trainable(&job, mn.name);
+    logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.n_samples,
+          dc.base == BASE_CE ? "CE" : "BCE + DROS", lam > 0.0f || ed > 0.0f ? ", distilled from the E4SRec teacher" : "");
+    char stem[1100], best[1200];
+    snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
+    snprintf(best, sizeof(best), "%s.bin", stem);
+    RunRecord record;
+    record_student(&record, c, d, kind, lam, ed, sig ? sig->teacher_checksum : 0);
+    TrainConfig tc = config_train(c, TRAIN_STUDENT, &record);
+    TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
+    StudentFile f;
+    student_load(&f, best);
+    if (memcmp(&f.model.cfg, &s.cfg, sizeof(StudentConfig)) != 0) die("'%s' holds a student of another configuration than this run's", best);
+    memcpy(s.model_params, f.model.model_params, s.model_n * sizeof(float));
+    if (s.collab_n) memcpy(s.collab_params, f.model.collab_params, s.collab_n * sizeof(float));
+    student_file_free(&f);
+    result_fill(row, &t, d, tneg, c->eval_batch, mn.name, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
+    optimizer_free(&opt);
+    dllm2rec_job_free(&job);
+    student_free(&s);
+}
+
+// ----------------------------------------------------------------------------
+// the run's inputs, then its output directory and log
+
+// the data and its sampled negatives: read and checked, nothing written yet
+static void read_run(const Config* c, SeqData* d, Negatives* vneg, Negatives* tneg) {
+    read_data(d, c);
+    negatives_build(vneg, d, SPLIT_VALID);
+    negatives_build(tneg, d, SPLIT_TEST);
+}
+
+static int out_lock = -1;  // the descriptor holding --out's lock while a run writes there
+
+// called once every input has been read and checked: a refused input leaves no output
+// directory or log.txt behind. Takes --out's lock (one run at a time) and appends to
+// its log.txt, each run's lines after a line that says when and which process
+static void open_log(const Config* c, const SeqData* d) {
+    out_lock = outdir_lock(c->out);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/log.txt", c->out);
+    log_file = fopenCheck(path, "a");
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&now));
+    fprintf(log_file, "==== %s, process %ld%s ====\n", when, (long)getpid(), c->resume ? ", --resume" : "");
+    log_data(d, c);
+}
+
+static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
+    negatives_free(vneg);
+    negatives_free(tneg);
+    seqdata_free(d);
+    fcloseCheck(log_file);
+    log_file = NULL;
+    close(out_lock);  // releases the lock
+    out_lock = -1;
+}
+
+// the whole pipeline: SASRec -> E4SRec_M teacher -> E4SRec_N -> SLMRec_N<-M, then
+// each DLLM2Rec student (SASRec, GRU4Rec, Caser) plain and distilled from the teacher
+#define PIPELINE_ROWS 10
+static int pipeline(Config* c, const Llama* base) {
+    config_check(c);
+    // checked now, not hours later when stage 3 begins
+    int M = c->teacher_layers, N = c->student_layers;
+    if (M < 1 || N < 1) die("--teacher-layers and --student-layers must be at least 1");
+    if (c->blocks < 1 || M % c->blocks || N % c->blocks) {
+        die("--blocks %d must divide both --teacher-layers %d and --student-layers %d", c->blocks, M, N);
+    }
+    if (N > M && !c->init_random) die("--student-layers %d exceeds --teacher-layers %d: add --init-random", N, M);
+    config_check_depth(c, base, "--teacher-layers", M);
+    config_check_depth(c, base, "--student-layers", N);
+    if (c->lora_rank && base == NULL) die("--lora-rank trains adapters over a pretrained decoder: add --init BASE.bin");
+    if (c->lora_rank && c->init_random) die("--init-random with --lora-rank would freeze a random student decoder");
+    double t0 = now_seconds();
+    SeqData d;
+    Negatives vneg, tneg;
+    read_run(c, &d, &vneg, &tneg);
+    if (c->topk > d.n_items) die("--topk %d exceeds the %d items of the data", c->topk, d.n_items);
+    char teacher_path[1100];
+    snprintf(teacher_path, sizeof(teacher_path), "%s/%s.bin", c->out, model_name(M, NULL).stem);
+    if (c->lora_rank) config_check_lora_base("--out", teacher_path);  // the student's LoRA base with no --init
+    RunRecord record;
+    record_sasrec(&record, c, &d);
+    resume_precheck(c, "sasrec", &record);  // the later stages' records need the models before them
+    open_log(c, &d);
+    ResultRow rows[PIPELINE_ROWS];
+    float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
+    Prompt p;
+    prompt_build(&p, c->instruction, c->response, c->vocab, base);
+    prompt_log(&p, c->instruction, c->response, base, c->init);
+    E4SRec teacher, plain, student;
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed + 7);
+    E4SRecConfig tc = e4srec_config_for(config_widths(c), base, &p, M, c->sas_dim, d.n_items + 1);
+    E4SRecConfig sc = tc;
+    sc.L = N;
+    e4srec_build(&teacher, &tc, table, p.instr, p.resp);
+    e4srec_build(&plain, &sc, table, p.instr, p.resp);
+    e4srec_build(&student, &sc, table, p.instr, p.resp);
+    LoraSpec lora = config_lora(c);
+    e4srec_start(&teacher, base, c->init, &rng);
+    e4srec_start(&plain, base, c->init, &rng);
+    e4srec_start_lora(&teacher, &lora, c->init, &rng);
+    e4srec_start_lora(&plain, &lora, c->init, &rng);
+    // each stage reads the finished one before it: a stage cut short by --stop-after ends the run here
+    struct { E4SRec* model; E4SRec* teacher; } stages[3] = {{&teacher, NULL}, {&plain, NULL}, {&student, &teacher}};
+    int go = !rows[0].stopped;
+    for (int s = 0; s < 3 && go; s++) {
+        if (stages[s].teacher) {
+            if (c->online) e4srec_merge_lora(&teacher);  // it trains on, its adapters folded into its weights
+            else e4srec_freeze(&teacher);
+            slmrec_student_start(&student, &teacher, teacher_path, NULL, NULL, c->init_random, &lora, &rng);  // the trained teacher's first layers
+        }
+        ModelName mn = model_name(stages[s].model->cfg.L, stages[s].teacher);
+        stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
+        go = !rows[s + 1].stopped;
+    }
+    // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals,
+    // keyed by the teacher's weights as they ran (online, they trained on after its file)
+    TeacherSignals sig = {0};
+    uint32_t teacher_checksum = e4srec_checksum(&teacher);
+    StudentKind kinds[6];
+    float lams[6], eds[6];
+    for (int k = 0; k < 6; k++) {  // each kind plain, then distilled
+        kinds[k] = (StudentKind)(k / 2);
+        lams[k] = k % 2 ? c->lam : 0.0f;
+        eds[k] = k % 2 ? c->ed : 0.0f;
+        record_student(&record, c, &d, kinds[k], lams[k], eds[k], teacher_checksum);
+        if (go) resume_precheck(c, student_name(kinds[k], lams[k], eds[k]).stem, &record);  // before the cache is touched
+    }
+    if (go) {
+        char sig_path[1100], why[1400];
+        snprintf(sig_path, sizeof(sig_path), "%s/teacher_signals.bin", c->out);
+        const char* path = c->signals ? c->signals : sig_path;
+        int cached = signals_load_cached(&sig, path, &d, &teacher, teacher_checksum, c->topk, why, sizeof(why));
+        signals_get(&sig, cached, why, path, &teacher, teacher_checksum, &d, c->topk);
+    }
+    for (int k = 0; k < 6 && go; k++) {
+        stage_student(c, &d, &vneg, &tneg, kinds[k], lams[k], eds[k], &sig, &rows[4 + k]);
+        go = !rows[4 + k].stopped;
+    }
+    signals_free(&sig);
+    if (go) {
+        results_print(rows, PIPELINE_ROWS);
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/results.json", c->out);
+        results_write_json(path, rows, PIPELINE_ROWS, c, &d);
+        logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
+    } else {
+        log_stopped(c);
+    }
+    e4srec_free(&student);
+    e4srec_free(&plain);
+    e4srec_free(&teacher);
+    prompt_free(&p);
+    free(table);
+    close_run(&d, &vneg, &tneg);
+    return 0;
+}
+
+// any model file, loaded for scoring
+typedef struct {
+    int kind;
+    E4SRecFile e4srec;
+    SASRecFile sasrec;
+    E4SRecJob e4srec_job;
+    SASRecJob sasrec_job;
+    StudentFile student;
+    Trainable t;
+} LoadedModel;
+
+static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int max_batch) {
+    memset(lm, 0, sizeof(*lm));
+    lm->kind = binfile_kind(path);
+    if (lm->kind == KIND_E4SREC) {
+        e4srec_load(&lm->e4srec, path);
+        e4srec_freeze(&lm->e4srec.model);  // inference
+        e4srec_job_init(&lm->e4srec_job, &lm->e4srec.model, NULL, 0, d, &lm->e4srec.tok, max_batch);
+        lm->t = e4srec_trainable(&lm->e4srec_job, "model");
+    } else if (lm->kind == KIND_SASREC) {
+        sasrec_load(&lm->sasrec, path);
+        sasrec_job_init(&lm->sasrec_job, &lm->sasrec.model, d, max_batch);
+        lm->t = sasrec_trainable(&lm->sasrec_job, "model");
+    } else if (lm->kind == KIND_DLLM2REC) {
+        student_load(&lm->student, path);
+        lm->t = student_scorer(&lm->student.model);
+    } else {
+        die("'%s' holds %s %s, not a recommender (sasrec, e4srec or a dllm2rec student)", path, a_or_an(bin_kind_name(lm->kind)),
+            bin_kind_name(lm->kind));
+    }
+    if (d && lm->t.I != d->n_items + 1) die("'%s' scores %d items, the data has %d", path, lm->t.I - 1, d->n_items);
+}
+
+static void model_free(LoadedModel* lm) {
+    if (lm->kind == KIND_E4SREC) { e4srec_job_free(&lm->e4srec_job); e4srec_file_free(&lm->e4srec); }
+    else if (lm->kind == KIND_SASREC) { sasrec_job_free(&lm->sasrec_job); sasrec_file_free(&lm->sasrec); }
+    else student_file_free(&lm->student);
+}
