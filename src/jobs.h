@@ -329,7 +329,8 @@ static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* sample
     }
     student_forward(s, j->x, n, rng);
     DLLM2RecBatch bt = {n, s->cfg.I, j->target, j->neg, j->signals ? j->cand : NULL, j->cand_score, j->propensity};
-    float loss = dllm2rec_loss(&j->loss, &j->cfg, &bt, s->logits, j->dlogits).total;
+    float loss = dllm2rec_loss_forward(&j->loss, s->logits, &bt, &j->cfg).total;
+    dllm2rec_loss_backward(j->dlogits, s->logits, &bt, &j->loss, &j->cfg);
     student_zero_grad(s);
     student_backward(s, j->dlogits);
     optimizer_step(o);

@@ -197,7 +197,7 @@ static void test_student_gradients(Rng* rng, StudentKind kind, float dropout, ui
 #define LOSS_K 4
 
 typedef struct {
-    DLLM2RecLoss* L;
+    DLLM2RecLoss* loss;
     const DLLM2RecConfig* cfg;
     const DLLM2RecBatch* bt;
     const float* logits;    // (B, I) the point being perturbed
@@ -207,8 +207,8 @@ typedef struct {
 
 static void dllm2rec_fd(void* p, float* out) {
     LossCtx* c = p;
-    out[0] = dllm2rec_loss(c->L, c->cfg, c->bt, c->logits, NULL).total;
-    if (c->topk) c->topk_moved += memcmp(c->L->student_topk, c->topk, (size_t)c->bt->B * c->cfg->K * sizeof(int)) != 0;
+    out[0] = dllm2rec_loss_forward(c->loss, c->logits, c->bt, c->cfg).total;
+    if (c->topk) c->topk_moved += memcmp(c->loss->student_topk, c->topk, (size_t)c->bt->B * c->cfg->K * sizeof(int)) != 0;
 }
 
 // dlogits of one objective against central differences. The importance weights
@@ -216,19 +216,20 @@ static void dllm2rec_fd(void* p, float* out) {
 // are spaced 0.35 apart or more, so no step of FD_EPS reorders them, and every
 // evaluation checks that its top-K is the unperturbed one.
 static void test_dllm2rec_fd(const char* name, const DLLM2RecConfig* cfg, const DLLM2RecBatch* bt, float* logits) {
-    DLLM2RecLoss L = {0};
+    DLLM2RecLoss loss = {0};
     size_t n = (size_t)bt->B * bt->I;
     float* dlogits = test_zeros(n);
-    dllm2rec_loss(&L, cfg, bt, logits, dlogits);
+    dllm2rec_loss_forward(&loss, logits, bt, cfg);
+    dllm2rec_loss_backward(dlogits, logits, bt, &loss, cfg);
     int* topk = (int*)mallocCheck((size_t)bt->B * cfg->K * sizeof(int));
-    memcpy(topk, L.student_topk, (size_t)bt->B * cfg->K * sizeof(int));
+    memcpy(topk, loss.student_topk, (size_t)bt->B * cfg->K * sizeof(int));
     float one = 1.0f;
-    LossCtx ctx = {&L, cfg, bt, logits, bt->cand && cfg->lam != 0.0f ? topk : NULL, 0};
+    LossCtx ctx = {&loss, cfg, bt, logits, dllm2rec_uses_teacher_ranking(cfg) ? topk : NULL, 0};
     FdLayer f = {dllm2rec_fd, &ctx, 1, &one};
     fd_check(name, &f, logits, n, dlogits);
     CHECK(ctx.topk_moved == 0, "%s: %d perturbations moved the student's top-K", name, ctx.topk_moved);
     free(dlogits); free(topk);
-    dllm2rec_loss_free(&L);
+    dllm2rec_loss_free(&loss);
 }
 
 static void test_dllm2rec_loss(Rng* rng) {
@@ -268,13 +269,13 @@ static void test_dllm2rec_loss(Rng* rng) {
     test_dllm2rec_fd("dllm2rec dlogits, BCE + DROS + lam (rd + DROS) (authors' negative)", &authors, &bt, logits);
 
     // the consistency weights are both 0 and 1 in this batch, so the FD covered both
-    DLLM2RecLoss L = {0};
-    DLLM2RecLosses lc = dllm2rec_loss(&L, &ce, &bt, logits, NULL);
+    DLLM2RecLoss loss = {0};
+    DLLM2RecLosses lc = dllm2rec_loss_forward(&loss, logits, &bt, &ce);
     int in_top = 0;
-    for (int i = 0; i < B * K; i++) in_top += L.w_cons[i] > 0.5f;
+    for (int i = 0; i < B * K; i++) in_top += loss.w_cons[i] > 0.5f;
     CHECK(in_top > 0 && in_top < B * K, "dllm2rec: %d of %d candidates in the student's top-K, expected some and not all",
           in_top, B * K);
-    DLLM2RecLosses la = dllm2rec_loss(&L, &authors, &bt, logits, NULL);
+    DLLM2RecLosses la = dllm2rec_loss_forward(&loss, logits, &bt, &authors);
     float want_ce = lc.ce + ce.lam * lc.rd;
     float want_authors = la.bce + cfg.dros_alpha * la.dros + cfg.lam * (la.rd_authors + cfg.dros_alpha * la.rd_dros);
     CHECK(fabsf(lc.total - want_ce) <= 1e-5f * (1.0f + fabsf(want_ce)), "dllm2rec total_ce %.7g = ce + lam rd %.7g",
@@ -286,15 +287,15 @@ static void test_dllm2rec_loss(Rng* rng) {
     // lam = 0: the base loss alone, and no teacher candidates needed
     DLLM2RecBatch plain = {B, I, target, neg, NULL, NULL, propensity};
     ce.lam = authors.lam = 0.0f;
-    DLLM2RecLosses pc = dllm2rec_loss(&L, &ce, &plain, logits, NULL);
-    DLLM2RecLosses pa = dllm2rec_loss(&L, &authors, &plain, logits, NULL);
+    DLLM2RecLosses pc = dllm2rec_loss_forward(&loss, logits, &plain, &ce);
+    DLLM2RecLosses pa = dllm2rec_loss_forward(&loss, logits, &plain, &authors);
     float base_authors = la.bce + cfg.dros_alpha * la.dros;
     CHECK(pc.total == lc.ce, "dllm2rec, lam 0: total %.7g = ce %.7g", pc.total, lc.ce);
     CHECK(fabsf(pa.total - base_authors) <= 1e-6f * (1.0f + fabsf(base_authors)),
           "dllm2rec, lam 0: total %.7g = bce + alpha dros %.7g", pa.total, base_authors);
     test_dllm2rec_fd("dllm2rec dlogits, CE alone (lam 0, no candidates)", &ce, &plain, logits);
     test_dllm2rec_fd("dllm2rec dlogits, BCE + DROS alone (lam 0, no candidates)", &authors, &plain, logits);
-    dllm2rec_loss_free(&L);
+    dllm2rec_loss_free(&loss);
 }
 
 // ----------------------------------------------------------------------------
