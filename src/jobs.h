@@ -253,18 +253,17 @@ static Trainable sasrec_trainable(SASRecJob* j, const char* name) {
 
 // ----------------------------------------------------------------------------
 // DLLM2Rec students: every (user, cut) sample of the train prefixes once an
-// epoch, read out at the history's last item, the DLLM2Rec objective
-// (dllm2rec.h) against the cached teacher signals, or the base loss alone
+// epoch, a batch a list of sample ids (SampleList, signals.h) that joins each
+// row to its teacher row; read out at the history's last item, the DLLM2Rec
+// objective (dllm2rec.h) against the cached teacher signals, or the base loss alone
 
 typedef struct {
     Student* model;
-    const SeqData* data;
     const TeacherSignals* signals;  // NULL: no ranking distillation
     DLLM2RecConfig cfg;
     DLLM2RecLoss loss;
-    int n_samples;
-    int* sample_user;     // (n_samples)
-    int* sample_cut;      // (n_samples)
+    SampleList samples;   // a batch is a list of sample ids
+    int n_samples;        // samples.count, which slmrec.c's log line reads
     float* propensity;    // (I) DROS's ((pop + 1) / sum)^0.05, pop = occurrences in the train prefixes
     int* x;               // (max_batch, T)
     int* target;          // (max_batch)
@@ -278,15 +277,12 @@ static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* dat
                               const DLLM2RecConfig* cfg, int max_batch) {
     memset(j, 0, sizeof(*j));
     j->model = model;
-    j->data = data;
     j->signals = signals;
     j->cfg = *cfg;
     int I = model->cfg.I, K = cfg->K;
-    j->n_samples = dllm2rec_samples(data, NULL, NULL);
-    j->sample_user = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
-    j->sample_cut = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
-    dllm2rec_samples(data, j->sample_user, j->sample_cut);
-    if (signals && signals->n_samples != j->n_samples) die("dllm2rec: the teacher signals cover %d samples, the data has %d", signals->n_samples, j->n_samples);
+    sample_list_build(&j->samples, data);
+    j->n_samples = j->samples.count;
+    if (signals && signals->n_samples != j->samples.count) die("dllm2rec: the teacher signals cover %d samples, the data has %d", signals->n_samples, j->samples.count);
     double* pop = (double*)callocCheck(I, sizeof(double));
     double total = 0.0;
     for (int u = 0; u < data->n_users; u++) {
@@ -306,7 +302,8 @@ static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* dat
 
 static void dllm2rec_job_free(DLLM2RecJob* j) {
     dllm2rec_loss_free(&j->loss);
-    free(j->sample_user); free(j->sample_cut); free(j->propensity); free(j->x); free(j->target); free(j->neg);
+    sample_list_free(&j->samples);
+    free(j->propensity); free(j->x); free(j->target); free(j->neg);
     free(j->cand); free(j->cand_score); free(j->dlogits);
 }
 
@@ -317,14 +314,14 @@ static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* sample
     int T = s->cfg.T, K = j->cfg.K, n_items = s->cfg.I - 1;
     for (int i = 0; i < n; i++) {
         int id = samples[i];
-        const int* seq = seq_items(j->data, j->sample_user[id]);
-        int cut = j->sample_cut[id];
-        history_left_padded(j->x + (size_t)i * T, seq, cut, T);
-        j->target[i] = seq[cut];
+        j->target[i] = sample_history(j->x + (size_t)i * T, &j->samples, id, T);
         do j->neg[i] = 1 + rng_int(rng, n_items); while (j->neg[i] == j->target[i] && n_items > 1);
         if (j->signals) {
-            memcpy(j->cand + (size_t)i * K, j->signals->cand + (size_t)id * K, K * sizeof(int));
-            memcpy(j->cand_score + (size_t)i * K, j->signals->score + (size_t)id * K, K * sizeof(float));
+            const int* cand;
+            const float* score;
+            signals_row(j->signals, id, &cand, &score);
+            memcpy(j->cand + (size_t)i * K, cand, K * sizeof(int));
+            memcpy(j->cand_score + (size_t)i * K, score, K * sizeof(float));
         }
     }
     student_forward(s, j->x, n, rng);
@@ -375,7 +372,7 @@ static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, O
 
 static Trainable dllm2rec_trainable(DLLM2RecJob* j, const char* name) {
     Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
-                   dllm2rec_job_save, dllm2rec_job_resume, j->n_samples};
+                   dllm2rec_job_save, dllm2rec_job_resume, j->samples.count};
     return t;
 }
 

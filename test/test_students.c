@@ -2,8 +2,9 @@
 // each history's last item), with and without the collaborative embedding
 // distillation: every parameter tensor against finite differences, the
 // DLLM2Rec loss's dlogits against finite differences of its total and its terms
-// against each other, pads and empty histories, refusals, the checkpoint round
-// trip, and the PyTorch oracle fixture.
+// against each other, the sample list and a batch's join to the teacher's rows,
+// pads and empty histories, refusals, the checkpoint round trip, and the PyTorch
+// oracle fixture.
 //
 // Students are checked through L = sum(logits * R) with a fixed random R, so
 // dlogits = R, on a strided sample of every tensor as fd_check_params
@@ -325,6 +326,75 @@ static void test_gru4rec_pads(Rng* rng) {
 }
 
 // ----------------------------------------------------------------------------
+// the sample list (method.md 2.4) and the join of a batch row to the teacher's
+// row of its sample: a DLLM2Rec step on ids out of order must read each id's
+// history, target, candidates and scores
+
+#define JOIN_K 3
+#define JOIN_B 4
+
+static void test_dllm2rec_samples(Rng* rng) {
+    SeqData d;
+    synth_generate(&d, 12, ST_I - 1, 9, 5);  // histories longer than T = 7 among them
+    SampleList samples;
+    sample_list_build(&samples, &d);
+    int id = 0, bad = 0, longer = 0, hist[ST_T];
+    for (int u = 0; u < d.n_users; u++) {
+        const int* seq = seq_items(&d, u);
+        for (int t = 1; t < train_len(&d, u); t++, id++) {
+            if (id >= samples.count) continue;
+            bad += samples.users[id] != u || samples.cuts[id] != t;
+            bad += sample_history(hist, &samples, id, ST_T) != seq[t];
+            for (int i = 0; i < ST_T; i++) bad += hist[i] != (t - ST_T + i >= 0 ? seq[t - ST_T + i] : 0);
+            longer += t > ST_T;
+        }
+    }
+    CHECK(samples.count == id && sample_count(&d) == id, "sample list: %d samples, sample_count %d, the data has %d",
+          samples.count, sample_count(&d), id);
+    CHECK(bad == 0 && longer > 0, "sample list: %d samples out of order or with another history or target (%d cut past T)",
+          bad, longer);
+
+    // the teacher's rows, each marked by its sample id
+    TeacherSignals sig;
+    signals_alloc(&sig, &d, JOIN_K, ST_I, ST_C);
+    for (int i = 0; i < sig.n_samples; i++) {
+        for (int k = 0; k < JOIN_K; k++) {
+            sig.cand[i * JOIN_K + k] = 1 + (i + k) % (ST_I - 1);
+            sig.score[i * JOIN_K + k] = i + 0.25f * k;
+        }
+    }
+    StudentConfig c = test_student_config(STUDENT_GRU4REC, 0.0f, 0.0f);
+    Student s;
+    test_student_make(&s, &c, rng);
+    DLLM2RecConfig dc = dllm2rec_defaults();
+    dc.K = JOIN_K;
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, &s, &d, &sig, &dc, JOIN_B);
+    Optimizer opt;
+    dllm2rec_job_optimizer(&opt, &job, adamw_defaults());
+    int ids[JOIN_B] = {samples.count - 1, 0, samples.count / 2, 1};
+    dllm2rec_job_train_batch(&job, &opt, ids, JOIN_B, rng, 1);
+    bad = 0;
+    for (int b = 0; b < JOIN_B; b++) {
+        const int* cand;
+        const float* score;
+        signals_row(&sig, ids[b], &cand, &score);
+        bad += cand[0] != 1 + ids[b] % (ST_I - 1) || score[1] != ids[b] + 0.25f;
+        bad += memcmp(job.cand + b * JOIN_K, cand, JOIN_K * sizeof(int)) != 0;
+        bad += memcmp(job.cand_score + b * JOIN_K, score, JOIN_K * sizeof(float)) != 0;
+        bad += job.target[b] != sample_history(hist, &samples, ids[b], ST_T);
+        bad += memcmp(job.x + b * ST_T, hist, sizeof(hist)) != 0;
+    }
+    CHECK(bad == 0, "dllm2rec: %d mismatches between a batch row and the history, target or teacher row of its sample", bad);
+    optimizer_free(&opt);
+    dllm2rec_job_free(&job);
+    student_free(&s);
+    signals_free(&sig);
+    sample_list_free(&samples);
+    seqdata_free(&d);
+}
+
+// ----------------------------------------------------------------------------
 // refusals
 
 typedef struct { StudentKind kind; const int* history; } RefusedForward;
@@ -480,6 +550,7 @@ static void run_student_tests(void) {
         test_student_gradients(&rng, STUDENT_SASREC, 0.3f, 43, ed);
     }
     test_dllm2rec_loss(&rng);
+    test_dllm2rec_samples(&rng);
     test_gru4rec_pads(&rng);
     test_student_refusals();
     test_student_files(&rng);
