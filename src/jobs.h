@@ -273,16 +273,24 @@ typedef struct {
     float* dlogits;       // (max_batch, I)
 } DLLM2RecJob;
 
+// signals: the teacher's (NULL without a teacher); the job reads their candidates only
+// when cfg has the ranking distillation (dllm2rec_uses_teacher_ranking)
 static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* data, const TeacherSignals* signals,
                               const DLLM2RecConfig* cfg, int max_batch) {
     memset(j, 0, sizeof(*j));
     j->model = model;
-    j->signals = signals;
     j->cfg = *cfg;
     int I = model->cfg.I, K = cfg->K;
     sample_list_build(&j->samples, data);
     j->n_samples = j->samples.count;
-    if (signals && signals->n_samples != j->samples.count) die("dllm2rec: the teacher signals cover %d samples, the data has %d", signals->n_samples, j->samples.count);
+    if (dllm2rec_uses_teacher_ranking(cfg)) {
+        if (signals == NULL) die("dllm2rec: --lam %g distils the teacher's ranking, and there are no teacher signals", cfg->lam);
+        if (signals->n_samples != j->samples.count || signals->K != K) {
+            die("dllm2rec: the teacher signals hold the top-%d of %d samples, this run reads the top-%d of %d",
+                signals->K, signals->n_samples, K, j->samples.count);
+        }
+        j->signals = signals;
+    }
     double* pop = (double*)callocCheck(I, sizeof(double));
     double total = 0.0;
     for (int u = 0; u < data->n_users; u++) {

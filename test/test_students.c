@@ -333,6 +333,16 @@ static void test_gru4rec_pads(Rng* rng) {
 #define JOIN_K 3
 #define JOIN_B 4
 
+typedef struct { Student* s; const SeqData* d; } JobArgs;
+
+// a job with the default objective (lam 0.7) and no teacher signals, expected to be refused
+static void test_job_without_signals(void* arg) {
+    JobArgs* a = arg;
+    DLLM2RecConfig dc = dllm2rec_defaults();
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, a->s, a->d, NULL, &dc, 1);
+}
+
 static void test_dllm2rec_samples(Rng* rng) {
     SeqData d;
     synth_generate(&d, 12, ST_I - 1, 9, 5);  // histories longer than T = 7 among them
@@ -388,6 +398,13 @@ static void test_dllm2rec_samples(Rng* rng) {
     CHECK(bad == 0, "dllm2rec: %d mismatches between a batch row and the history, target or teacher row of its sample", bad);
     optimizer_free(&opt);
     dllm2rec_job_free(&job);
+    // the job decides from its objective whether it reads the teacher's ranking: not with lam 0
+    dc.lam = 0.0f;
+    dllm2rec_job_init(&job, &s, &d, &sig, &dc, JOIN_B);
+    CHECK(job.signals == NULL, "dllm2rec, lam 0: the job reads the teacher's candidates");
+    dllm2rec_job_free(&job);
+    JobArgs args = {&s, &d};
+    check_dies("dllm2rec, lam 0.7 without teacher signals", test_job_without_signals, &args, "there are no teacher signals");
     student_free(&s);
     signals_free(&sig);
     sample_list_free(&samples);
