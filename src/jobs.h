@@ -1,5 +1,6 @@
 // jobs.h: each recommender as the trainer sees it (a Trainable): how it
-// samples and steps on a batch of users, scores histories, saves and resumes.
+// samples and steps on a batch (of users; of sample ids for the DLLM2Rec
+// students), scores histories, saves and resumes.
 // E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
 // student (the distillation loss against a frozen or co-trained teacher).
 // An E4SRec job runs on the CPU, or on the GPU once e4srec_job_to_gpu gave it a
