@@ -207,7 +207,7 @@ static DLLM2RecLosses dllm2rec_loss_forward(DLLM2RecLoss* loss, const float* log
                                             const DLLM2RecConfig* cfg) {
     int B = bt->B, I = bt->I, K = cfg->K;
     int authors = cfg->base == BASE_BCE_DROS, ranking = dllm2rec_uses_teacher_ranking(cfg);
-    int with_dros = authors || loss->all_terms;
+    int with_dros = authors || loss->all_terms;  // DROS, a pass of exp over every item: when trained or asked for
     if (ranking && bt->cand == NULL) die("dllm2rec: lam %g asks for ranking distillation, the batch has no teacher candidates", cfg->lam);
     dllm2rec_loss_alloc(loss, B, I, K);
     DLLM2RecLosses r = {0, 0, 0, 0, 0, 0, 0};
@@ -270,7 +270,8 @@ static void dllm2rec_loss_backward(float* dlogits, const float* logits, const DL
     if (cfg->base == BASE_CE) {  // CE + lam rd
         for (int b = 0; b < B; b++) loss->dce[b] = 1.0f / B;
         crossentropy_backward(dlogits, loss->dce, loss->probs, bt->target, B, I);
-        for (int b = 0; ranking && b < B; b++) {
+        if (!ranking) return;
+        for (int b = 0; b < B; b++) {
             rd_row_backward(dlogits + (size_t)b * I, cfg->lam, logits + (size_t)b * I, bt->cand + (size_t)b * K,
                             loss->w + (size_t)b * K, bt->neg[b], cfg->rd_neg, K, B);
         }
