@@ -1,5 +1,6 @@
 // jobs.h: each recommender as the trainer sees it (a Trainable): how it
-// samples and steps on a batch of users, scores histories, saves and resumes.
+// samples and steps on a batch (of users; of sample ids for the DLLM2Rec
+// students), scores histories, saves and resumes.
 // E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
 // student (the distillation loss against a frozen or co-trained teacher).
 // An E4SRec job runs on the CPU, or on the GPU once e4srec_job_to_gpu gave it a
@@ -253,18 +254,17 @@ static Trainable sasrec_trainable(SASRecJob* j, const char* name) {
 
 // ----------------------------------------------------------------------------
 // DLLM2Rec students: every (user, cut) sample of the train prefixes once an
-// epoch, read out at the history's last item, the DLLM2Rec objective
-// (dllm2rec.h) against the cached teacher signals, or the base loss alone
+// epoch, a batch a list of sample ids (SampleList, signals.h) that joins each
+// row to its teacher row; read out at the history's last item, the DLLM2Rec
+// objective (dllm2rec.h) against the cached teacher signals, or the base loss alone
 
 typedef struct {
     Student* model;
-    const SeqData* data;
     const TeacherSignals* signals;  // NULL: no ranking distillation
     DLLM2RecConfig cfg;
     DLLM2RecLoss loss;
-    int n_samples;
-    int* sample_user;     // (n_samples)
-    int* sample_cut;      // (n_samples)
+    SampleList samples;   // a batch is a list of sample ids
+    int n_samples;        // samples.count, which slmrec.c's log line reads
     float* propensity;    // (I) DROS's ((pop + 1) / sum)^0.05, pop = occurrences in the train prefixes
     int* x;               // (max_batch, T)
     int* target;          // (max_batch)
@@ -274,19 +274,24 @@ typedef struct {
     float* dlogits;       // (max_batch, I)
 } DLLM2RecJob;
 
+// signals: the teacher's (NULL without a teacher); the job reads their candidates only
+// when cfg has the ranking distillation (dllm2rec_uses_teacher_ranking)
 static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* data, const TeacherSignals* signals,
                               const DLLM2RecConfig* cfg, int max_batch) {
     memset(j, 0, sizeof(*j));
     j->model = model;
-    j->data = data;
-    j->signals = signals;
     j->cfg = *cfg;
     int I = model->cfg.I, K = cfg->K;
-    j->n_samples = dllm2rec_samples(data, NULL, NULL);
-    j->sample_user = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
-    j->sample_cut = (int*)mallocCheck((size_t)max_int(j->n_samples, 1) * sizeof(int));
-    dllm2rec_samples(data, j->sample_user, j->sample_cut);
-    if (signals && signals->n_samples != j->n_samples) die("dllm2rec: the teacher signals cover %d samples, the data has %d", signals->n_samples, j->n_samples);
+    sample_list_build(&j->samples, data);
+    j->n_samples = j->samples.count;
+    if (dllm2rec_uses_teacher_ranking(cfg)) {
+        if (signals == NULL) die("dllm2rec: --lam %g distils the teacher's ranking, and there are no teacher signals", cfg->lam);
+        if (signals->n_samples != j->samples.count || signals->K != K) {
+            die("dllm2rec: the teacher signals hold the top-%d of %d samples, this run reads the top-%d of %d",
+                signals->K, signals->n_samples, K, j->samples.count);
+        }
+        j->signals = signals;
+    }
     double* pop = (double*)callocCheck(I, sizeof(double));
     double total = 0.0;
     for (int u = 0; u < data->n_users; u++) {
@@ -306,7 +311,8 @@ static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* dat
 
 static void dllm2rec_job_free(DLLM2RecJob* j) {
     dllm2rec_loss_free(&j->loss);
-    free(j->sample_user); free(j->sample_cut); free(j->propensity); free(j->x); free(j->target); free(j->neg);
+    sample_list_free(&j->samples);
+    free(j->propensity); free(j->x); free(j->target); free(j->neg);
     free(j->cand); free(j->cand_score); free(j->dlogits);
 }
 
@@ -317,19 +323,20 @@ static float dllm2rec_job_train_batch(void* ctx, Optimizer* o, const int* sample
     int T = s->cfg.T, K = j->cfg.K, n_items = s->cfg.I - 1;
     for (int i = 0; i < n; i++) {
         int id = samples[i];
-        const int* seq = seq_items(j->data, j->sample_user[id]);
-        int cut = j->sample_cut[id];
-        history_left_padded(j->x + (size_t)i * T, seq, cut, T);
-        j->target[i] = seq[cut];
+        j->target[i] = sample_history(j->x + (size_t)i * T, &j->samples, id, T);
         do j->neg[i] = 1 + rng_int(rng, n_items); while (j->neg[i] == j->target[i] && n_items > 1);
         if (j->signals) {
-            memcpy(j->cand + (size_t)i * K, j->signals->cand + (size_t)id * K, K * sizeof(int));
-            memcpy(j->cand_score + (size_t)i * K, j->signals->score + (size_t)id * K, K * sizeof(float));
+            const int* cand;
+            const float* score;
+            signals_row(j->signals, id, &cand, &score);
+            memcpy(j->cand + (size_t)i * K, cand, K * sizeof(int));
+            memcpy(j->cand_score + (size_t)i * K, score, K * sizeof(float));
         }
     }
     student_forward(s, j->x, n, rng);
     DLLM2RecBatch bt = {n, s->cfg.I, j->target, j->neg, j->signals ? j->cand : NULL, j->cand_score, j->propensity};
-    float loss = dllm2rec_loss(&j->loss, &j->cfg, &bt, s->logits, j->dlogits).total;
+    float loss = dllm2rec_loss_forward(&j->loss, s->logits, &bt, &j->cfg).total;
+    dllm2rec_loss_backward(j->dlogits, s->logits, &bt, &j->loss, &j->cfg);
     student_zero_grad(s);
     student_backward(s, j->dlogits);
     optimizer_step(o);
@@ -374,7 +381,7 @@ static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, O
 
 static Trainable dllm2rec_trainable(DLLM2RecJob* j, const char* name) {
     Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
-                   dllm2rec_job_save, dllm2rec_job_resume, j->n_samples};
+                   dllm2rec_job_save, dllm2rec_job_resume, j->samples.count};
     return t;
 }
 

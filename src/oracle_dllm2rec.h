@@ -110,7 +110,8 @@ static void dllm2rec_oracle_student(OracleReport* r, const Safetensors* st, cons
         cfg.base = obj == 0 ? BASE_CE : BASE_BCE_DROS;
         cfg.rd_neg = obj == 0 ? RD_NEG_PAPER : RD_NEG_AUTHORS;
         student_forward(&s, items, B, NULL);
-        DLLM2RecLosses l = dllm2rec_loss(&loss, &cfg, &bt, s.logits, dlogits);
+        DLLM2RecLosses l = dllm2rec_loss_forward(&loss, s.logits, &bt, &cfg);
+        dllm2rec_loss_backward(dlogits, s.logits, &bt, &loss, &cfg);
         student_zero_grad(&s);
         student_backward(&s, dlogits);
         if (obj == 0) {  // the forward side once: logits, features, weights, every term

@@ -1,8 +1,9 @@
 // signals.h: what DLLM2Rec's students learn from the teacher, computed once
 // from a trained E4SRec checkpoint and cached:
-//   * for every training sample (a user's train prefix cut at t: history
-//     s[0..t), target s[t], for 1 <= t < train length), the teacher's top-K
-//     items over 1..n_items and its scores for them (ranking distillation);
+//   * for every training sample (SampleList below: a user's train prefix cut
+//     at t, history s[0..t), target s[t], for 1 <= t < train length), the
+//     teacher's top-K items over 1..n_items and its scores for them (ranking
+//     distillation), a row per sample id (signals_row);
 //   * the teacher's item table e_T (I, C): the final hidden state at the last
 //     token for the one-item history [i] (embedding distillation); row 0 = 0.
 // The cache (binfile kind "signals") is keyed by the checksum of the teacher's
@@ -16,16 +17,47 @@
 #pragma once
 #include "train.h"
 
-// every (user, cut) training sample in a fixed order; returns how many. users and
-// cuts may be NULL to count only.
-static int dllm2rec_samples(const SeqData* d, int* users, int* cuts) {
+// The DLLM2Rec training samples (method.md 2.4): every (user, cut) of the train
+// prefixes with 1 <= cut < train length, users in order, each user's cuts ascending.
+// A sample's id is its position in this list: the teacher's signals are stored by
+// it, and the students' batches are drawn as ids.
+typedef struct {
+    const SeqData* data;
+    int count;
+    int* users;  // (count)
+    int* cuts;   // (count) the history is the user's first cut items, the target the next one
+} SampleList;
+
+static int sample_count(const SeqData* d) {
+    int n = 0;
+    for (int u = 0; u < d->n_users; u++) n += max_int(train_len(d, u) - 1, 0);
+    return n;
+}
+
+static void sample_list_build(SampleList* s, const SeqData* d) {
+    s->data = d;
+    s->count = sample_count(d);
+    s->users = (int*)mallocCheck((size_t)max_int(s->count, 1) * sizeof(int));
+    s->cuts = (int*)mallocCheck((size_t)max_int(s->count, 1) * sizeof(int));
     int n = 0;
     for (int u = 0; u < d->n_users; u++) {
         for (int t = 1; t < train_len(d, u); t++, n++) {
-            if (users) { users[n] = u; cuts[n] = t; }
+            s->users[n] = u;
+            s->cuts[n] = t;
         }
     }
-    return n;
+}
+
+static void sample_list_free(SampleList* s) {
+    free(s->users); free(s->cuts);
+    memset(s, 0, sizeof(*s));
+}
+
+// sample id's history, left-padded to S (method.md 2.3), into hist (S); returns its target
+static int sample_history(int* hist, const SampleList* s, int id, int S) {
+    const int* seq = seq_items(s->data, s->users[id]);
+    history_left_padded(hist, seq, s->cuts[id], S);
+    return seq[s->cuts[id]];
 }
 
 static uint32_t seqdata_checksum(const SeqData* d) {
@@ -34,15 +66,21 @@ static uint32_t seqdata_checksum(const SeqData* d) {
 }
 
 typedef struct {
-    int n_samples, K, I, C, S;  // samples in dllm2rec_samples' order
+    int n_samples, K, I, C, S;  // a row per sample, by its SampleList id
     int* cand;          // (n_samples, K) the teacher's top-K items, best first
     float* score;       // (n_samples, K) its scores of them
     float* e_T;         // (I, C)
     uint32_t teacher_checksum, data_checksum;
 } TeacherSignals;
 
+// the teacher's top-K items for sample (its SampleList id), best first, and its scores of them
+static void signals_row(const TeacherSignals* s, int sample, const int** cand, const float** score) {
+    *cand = s->cand + (size_t)sample * s->K;
+    *score = s->score + (size_t)sample * s->K;
+}
+
 static void signals_alloc(TeacherSignals* s, const SeqData* d, int K, int I, int C) {
-    s->n_samples = dllm2rec_samples(d, NULL, NULL);
+    s->n_samples = sample_count(d);
     s->K = K; s->I = I; s->C = C;
     s->cand = (int*)mallocCheck((size_t)s->n_samples * K * sizeof(int));
     s->score = (float*)mallocCheck((size_t)s->n_samples * K * sizeof(float));
@@ -63,16 +101,15 @@ static void signals_compute(TeacherSignals* s, E4SRec* teacher, const SeqData* d
     signals_alloc(s, d, K, c->I, c->C);
     s->S = c->S;
     int* hist = (int*)mallocCheck((size_t)SIGNALS_BATCH * c->S * sizeof(int));
-    int* user = (int*)mallocCheck((size_t)max_int(s->n_samples, 1) * sizeof(int));
-    int* cut = (int*)mallocCheck((size_t)max_int(s->n_samples, 1) * sizeof(int));
-    dllm2rec_samples(d, user, cut);
+    SampleList samples;
+    sample_list_build(&samples, d);
     int n_items = c->I - 1, total = s->n_samples + n_items;
     double t0 = now_seconds(), last_print = t0;
     for (int i0 = 0; i0 < total; i0 += SIGNALS_BATCH) {
         int n = min_int(SIGNALS_BATCH, total - i0);
         for (int j = 0; j < n; j++) {  // samples first, then the one-item histories [1] .. [n_items]
             int i = i0 + j;
-            if (i < s->n_samples) history_left_padded(hist + (size_t)j * c->S, seq_items(d, user[i]), cut[i], c->S);
+            if (i < s->n_samples) sample_history(hist + (size_t)j * c->S, &samples, i, c->S);
             else { int item = i - s->n_samples + 1; history_left_padded(hist + (size_t)j * c->S, &item, 1, c->S); }
         }
         e4srec_forward(teacher, hist, NULL, n);
@@ -92,7 +129,8 @@ static void signals_compute(TeacherSignals* s, E4SRec* teacher, const SeqData* d
             last_print = now;
         }
     }
-    free(hist); free(user); free(cut);
+    free(hist);
+    sample_list_free(&samples);
 }
 
 static void signals_save(const char* path, const TeacherSignals* s) {
@@ -118,7 +156,7 @@ static int signals_load_cached(TeacherSignals* s, const char* path, const SeqDat
     int dims[HEADER_DIMS];
     size_t nbytes = 0;
     char* payload = (char*)binfile_read(path, KIND_SIGNALS, dims, &nbytes);
-    int n_samples = dllm2rec_samples(d, NULL, NULL);
+    int n_samples = sample_count(d);
     if ((uint32_t)dims[4] != teacher_checksum) {
         snprintf(why, why_cap, "%s was made from another teacher", path);
         free(payload);

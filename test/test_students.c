@@ -2,8 +2,9 @@
 // each history's last item), with and without the collaborative embedding
 // distillation: every parameter tensor against finite differences, the
 // DLLM2Rec loss's dlogits against finite differences of its total and its terms
-// against each other, pads and empty histories, refusals, the checkpoint round
-// trip, and the PyTorch oracle fixture.
+// against each other, the sample list and a batch's join to the teacher's rows,
+// pads and empty histories, refusals, the checkpoint round trip, and the PyTorch
+// oracle fixture.
 //
 // Students are checked through L = sum(logits * R) with a fixed random R, so
 // dlogits = R, on a strided sample of every tensor as fd_check_params
@@ -197,7 +198,7 @@ static void test_student_gradients(Rng* rng, StudentKind kind, float dropout, ui
 #define LOSS_K 4
 
 typedef struct {
-    DLLM2RecLoss* L;
+    DLLM2RecLoss* loss;
     const DLLM2RecConfig* cfg;
     const DLLM2RecBatch* bt;
     const float* logits;    // (B, I) the point being perturbed
@@ -207,8 +208,8 @@ typedef struct {
 
 static void dllm2rec_fd(void* p, float* out) {
     LossCtx* c = p;
-    out[0] = dllm2rec_loss(c->L, c->cfg, c->bt, c->logits, NULL).total;
-    if (c->topk) c->topk_moved += memcmp(c->L->student_topk, c->topk, (size_t)c->bt->B * c->cfg->K * sizeof(int)) != 0;
+    out[0] = dllm2rec_loss_forward(c->loss, c->logits, c->bt, c->cfg).total;
+    if (c->topk) c->topk_moved += memcmp(c->loss->student_topk, c->topk, (size_t)c->bt->B * c->cfg->K * sizeof(int)) != 0;
 }
 
 // dlogits of one objective against central differences. The importance weights
@@ -216,19 +217,20 @@ static void dllm2rec_fd(void* p, float* out) {
 // are spaced 0.35 apart or more, so no step of FD_EPS reorders them, and every
 // evaluation checks that its top-K is the unperturbed one.
 static void test_dllm2rec_fd(const char* name, const DLLM2RecConfig* cfg, const DLLM2RecBatch* bt, float* logits) {
-    DLLM2RecLoss L = {0};
+    DLLM2RecLoss loss = {0};
     size_t n = (size_t)bt->B * bt->I;
     float* dlogits = test_zeros(n);
-    dllm2rec_loss(&L, cfg, bt, logits, dlogits);
+    dllm2rec_loss_forward(&loss, logits, bt, cfg);
+    dllm2rec_loss_backward(dlogits, logits, bt, &loss, cfg);
     int* topk = (int*)mallocCheck((size_t)bt->B * cfg->K * sizeof(int));
-    memcpy(topk, L.student_topk, (size_t)bt->B * cfg->K * sizeof(int));
+    memcpy(topk, loss.student_topk, (size_t)bt->B * cfg->K * sizeof(int));
     float one = 1.0f;
-    LossCtx ctx = {&L, cfg, bt, logits, bt->cand && cfg->lam != 0.0f ? topk : NULL, 0};
+    LossCtx ctx = {&loss, cfg, bt, logits, dllm2rec_uses_teacher_ranking(cfg) ? topk : NULL, 0};
     FdLayer f = {dllm2rec_fd, &ctx, 1, &one};
     fd_check(name, &f, logits, n, dlogits);
     CHECK(ctx.topk_moved == 0, "%s: %d perturbations moved the student's top-K", name, ctx.topk_moved);
     free(dlogits); free(topk);
-    dllm2rec_loss_free(&L);
+    dllm2rec_loss_free(&loss);
 }
 
 static void test_dllm2rec_loss(Rng* rng) {
@@ -268,13 +270,13 @@ static void test_dllm2rec_loss(Rng* rng) {
     test_dllm2rec_fd("dllm2rec dlogits, BCE + DROS + lam (rd + DROS) (authors' negative)", &authors, &bt, logits);
 
     // the consistency weights are both 0 and 1 in this batch, so the FD covered both
-    DLLM2RecLoss L = {0};
-    DLLM2RecLosses lc = dllm2rec_loss(&L, &ce, &bt, logits, NULL);
+    DLLM2RecLoss loss = {0};
+    DLLM2RecLosses lc = dllm2rec_loss_forward(&loss, logits, &bt, &ce);
     int in_top = 0;
-    for (int i = 0; i < B * K; i++) in_top += L.w_cons[i] > 0.5f;
+    for (int i = 0; i < B * K; i++) in_top += loss.w_cons[i] > 0.5f;
     CHECK(in_top > 0 && in_top < B * K, "dllm2rec: %d of %d candidates in the student's top-K, expected some and not all",
           in_top, B * K);
-    DLLM2RecLosses la = dllm2rec_loss(&L, &authors, &bt, logits, NULL);
+    DLLM2RecLosses la = dllm2rec_loss_forward(&loss, logits, &bt, &authors);
     float want_ce = lc.ce + ce.lam * lc.rd;
     float want_authors = la.bce + cfg.dros_alpha * la.dros + cfg.lam * (la.rd_authors + cfg.dros_alpha * la.rd_dros);
     CHECK(fabsf(lc.total - want_ce) <= 1e-5f * (1.0f + fabsf(want_ce)), "dllm2rec total_ce %.7g = ce + lam rd %.7g",
@@ -286,15 +288,15 @@ static void test_dllm2rec_loss(Rng* rng) {
     // lam = 0: the base loss alone, and no teacher candidates needed
     DLLM2RecBatch plain = {B, I, target, neg, NULL, NULL, propensity};
     ce.lam = authors.lam = 0.0f;
-    DLLM2RecLosses pc = dllm2rec_loss(&L, &ce, &plain, logits, NULL);
-    DLLM2RecLosses pa = dllm2rec_loss(&L, &authors, &plain, logits, NULL);
+    DLLM2RecLosses pc = dllm2rec_loss_forward(&loss, logits, &plain, &ce);
+    DLLM2RecLosses pa = dllm2rec_loss_forward(&loss, logits, &plain, &authors);
     float base_authors = la.bce + cfg.dros_alpha * la.dros;
     CHECK(pc.total == lc.ce, "dllm2rec, lam 0: total %.7g = ce %.7g", pc.total, lc.ce);
     CHECK(fabsf(pa.total - base_authors) <= 1e-6f * (1.0f + fabsf(base_authors)),
           "dllm2rec, lam 0: total %.7g = bce + alpha dros %.7g", pa.total, base_authors);
     test_dllm2rec_fd("dllm2rec dlogits, CE alone (lam 0, no candidates)", &ce, &plain, logits);
     test_dllm2rec_fd("dllm2rec dlogits, BCE + DROS alone (lam 0, no candidates)", &authors, &plain, logits);
-    dllm2rec_loss_free(&L);
+    dllm2rec_loss_free(&loss);
 }
 
 // ----------------------------------------------------------------------------
@@ -321,6 +323,92 @@ static void test_gru4rec_pads(Rng* rng) {
     check_close("gru4rec scores an empty history as out_b", s7.logits + 2 * ST_I, s7.gru4rec.params.out_b, ST_I, 0.0f, 0.0f);
     student_free(&s7);
     student_free(&s9);
+}
+
+// ----------------------------------------------------------------------------
+// the sample list (method.md 2.4) and the join of a batch row to the teacher's
+// row of its sample: a DLLM2Rec step on ids out of order must read each id's
+// history, target, candidates and scores
+
+#define JOIN_K 3
+#define JOIN_B 4
+
+typedef struct { Student* s; const SeqData* d; } JobArgs;
+
+// a job with the default objective (lam 0.7) and no teacher signals, expected to be refused
+static void test_job_without_signals(void* arg) {
+    JobArgs* a = arg;
+    DLLM2RecConfig dc = dllm2rec_defaults();
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, a->s, a->d, NULL, &dc, 1);
+}
+
+static void test_dllm2rec_samples(Rng* rng) {
+    SeqData d;
+    synth_generate(&d, 12, ST_I - 1, 9, 5);  // histories longer than T = 7 among them
+    SampleList samples;
+    sample_list_build(&samples, &d);
+    int id = 0, bad = 0, longer = 0, hist[ST_T];
+    for (int u = 0; u < d.n_users; u++) {
+        const int* seq = seq_items(&d, u);
+        for (int t = 1; t < train_len(&d, u); t++, id++) {
+            if (id >= samples.count) continue;
+            bad += samples.users[id] != u || samples.cuts[id] != t;
+            bad += sample_history(hist, &samples, id, ST_T) != seq[t];
+            for (int i = 0; i < ST_T; i++) bad += hist[i] != (t - ST_T + i >= 0 ? seq[t - ST_T + i] : 0);
+            longer += t > ST_T;
+        }
+    }
+    CHECK(samples.count == id && sample_count(&d) == id, "sample list: %d samples, sample_count %d, the data has %d",
+          samples.count, sample_count(&d), id);
+    CHECK(bad == 0 && longer > 0, "sample list: %d samples out of order or with another history or target (%d cut past T)",
+          bad, longer);
+
+    // the teacher's rows, each marked by its sample id
+    TeacherSignals sig;
+    signals_alloc(&sig, &d, JOIN_K, ST_I, ST_C);
+    for (int i = 0; i < sig.n_samples; i++) {
+        for (int k = 0; k < JOIN_K; k++) {
+            sig.cand[i * JOIN_K + k] = 1 + (i + k) % (ST_I - 1);
+            sig.score[i * JOIN_K + k] = i + 0.25f * k;
+        }
+    }
+    StudentConfig c = test_student_config(STUDENT_GRU4REC, 0.0f, 0.0f);
+    Student s;
+    test_student_make(&s, &c, rng);
+    DLLM2RecConfig dc = dllm2rec_defaults();
+    dc.K = JOIN_K;
+    DLLM2RecJob job;
+    dllm2rec_job_init(&job, &s, &d, &sig, &dc, JOIN_B);
+    Optimizer opt;
+    dllm2rec_job_optimizer(&opt, &job, adamw_defaults());
+    int ids[JOIN_B] = {samples.count - 1, 0, samples.count / 2, 1};
+    dllm2rec_job_train_batch(&job, &opt, ids, JOIN_B, rng, 1);
+    bad = 0;
+    for (int b = 0; b < JOIN_B; b++) {
+        const int* cand;
+        const float* score;
+        signals_row(&sig, ids[b], &cand, &score);
+        bad += cand[0] != 1 + ids[b] % (ST_I - 1) || score[1] != ids[b] + 0.25f;
+        bad += memcmp(job.cand + b * JOIN_K, cand, JOIN_K * sizeof(int)) != 0;
+        bad += memcmp(job.cand_score + b * JOIN_K, score, JOIN_K * sizeof(float)) != 0;
+        bad += job.target[b] != sample_history(hist, &samples, ids[b], ST_T);
+        bad += memcmp(job.x + b * ST_T, hist, sizeof(hist)) != 0;
+    }
+    CHECK(bad == 0, "dllm2rec: %d mismatches between a batch row and the history, target or teacher row of its sample", bad);
+    optimizer_free(&opt);
+    dllm2rec_job_free(&job);
+    // the job decides from its objective whether it reads the teacher's ranking: not with lam 0
+    dc.lam = 0.0f;
+    dllm2rec_job_init(&job, &s, &d, &sig, &dc, JOIN_B);
+    CHECK(job.signals == NULL, "dllm2rec, lam 0: the job reads the teacher's candidates");
+    dllm2rec_job_free(&job);
+    JobArgs args = {&s, &d};
+    check_dies("dllm2rec, lam 0.7 without teacher signals", test_job_without_signals, &args, "there are no teacher signals");
+    student_free(&s);
+    signals_free(&sig);
+    sample_list_free(&samples);
+    seqdata_free(&d);
 }
 
 // ----------------------------------------------------------------------------
@@ -479,6 +567,7 @@ static void run_student_tests(void) {
         test_student_gradients(&rng, STUDENT_SASREC, 0.3f, 43, ed);
     }
     test_dllm2rec_loss(&rng);
+    test_dllm2rec_samples(&rng);
     test_gru4rec_pads(&rng);
     test_student_refusals();
     test_student_files(&rng);
