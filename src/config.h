@@ -48,6 +48,7 @@ typedef struct {
 #define DEFAULT_RESPONSE "\n### Response:\n"
 
 static Config config_defaults(void) {
+    DLLM2RecConfig dllm = dllm2rec_defaults();  // the DLLM2Rec objective's defaults are written there once
     Config c = {
         .data = NULL, .out = "runs/synth", .seed = 42, .max_len = 50, .eval_batch = 256, .resume = 0, .stop_after = 0,
         .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 200, .sas_batch = 128, .sas_patience = 20,
@@ -58,8 +59,8 @@ static Config config_defaults(void) {
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
         .blocks = 4, .online = 0, .init_random = 0, .lambda_cos = 1.0f, .lambda_norm = 0.1f, .lambda_ms = 1.0f,
-        .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = 10,
-        .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = 0.7f, .ed = 0.3f, .dros_alpha = 1.0f, .dros_beta = 1.0f,
+        .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = dllm.K,
+        .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = dllm.lam, .ed = 0.3f, .dros_alpha = dllm.dros_alpha, .dros_beta = dllm.dros_beta,
         .gammas = "0.3,0.5,0.1", .base_loss = "ce", .rd_neg = "paper", .signals = NULL,
         .device = "auto", .precision = "fp32",
     };

@@ -264,7 +264,6 @@ typedef struct {
     DLLM2RecConfig cfg;
     DLLM2RecLoss loss;
     SampleList samples;   // a batch is a list of sample ids
-    int n_samples;        // samples.count, which slmrec.c's log line reads
     float* propensity;    // (I) DROS's ((pop + 1) / sum)^0.05, pop = occurrences in the train prefixes
     int* x;               // (max_batch, T)
     int* target;          // (max_batch)
@@ -283,7 +282,6 @@ static void dllm2rec_job_init(DLLM2RecJob* j, Student* model, const SeqData* dat
     j->cfg = *cfg;
     int I = model->cfg.I, K = cfg->K;
     sample_list_build(&j->samples, data);
-    j->n_samples = j->samples.count;
     if (dllm2rec_uses_teacher_ranking(cfg)) {
         if (signals == NULL) die("dllm2rec: --lam %g distils the teacher's ranking, and there are no teacher signals", cfg->lam);
         if (signals->n_samples != j->samples.count || signals->K != K) {

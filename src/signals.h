@@ -15,7 +15,8 @@
 //   header dims: n_samples K I C teacher-weights-checksum data-checksum S
 //   payload: cand (n_samples, K) i32 | score (n_samples, K) f32 | e_T (I, C) f32
 #pragma once
-#include "train.h"
+#include "checkpoint.h"  // the binfile container, the E4SRec teacher
+#include "data.h"
 
 // The DLLM2Rec training samples (method.md 2.4): every (user, cut) of the train
 // prefixes with 1 <= cut < train length, users in order, each user's cuts ascending.

@@ -77,13 +77,14 @@ static void record_student(RunRecord* r, const Config* c, const SeqData* d, Stud
     if (kind == STUDENT_SASREC) run_record_add(r, "--sasrec-blocks/--sasrec-heads", "%d/%d", c->sas_blocks, c->sas_heads);
     if (kind == STUDENT_CASER) run_record_add(r, "--caser-filters", "%d", c->caser_filters);
     DLLM2RecConfig dc = config_dllm2rec(c);
+    dc.lam = lam;
     run_record_add(r, "--base-loss", "%s", c->base_loss);
     if (dc.base == BASE_BCE_DROS) {
         run_record_add(r, "--dros-alpha/--dros-beta", "%s/%s", float_text(dc.dros_alpha).s, float_text(dc.dros_beta).s);
     }
     run_record_add(r, "--lam", "%s", float_text(lam).s);
     run_record_add(r, "--ed", "%s", float_text(ed).s);
-    if (lam > 0.0f) {
+    if (dllm2rec_uses_teacher_ranking(&dc)) {
         run_record_add(r, "--topk", "%d", dc.K);
         run_record_add(r, "--gammas", "%s,%s,%s", float_text(dc.gamma_pos).s, float_text(dc.gamma_conf).s, float_text(dc.gamma_cons).s);
         run_record_add(r, "--rd-neg", "%s", c->rd_neg);
@@ -347,14 +348,14 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     DLLM2RecConfig dc = config_dllm2rec(c);
     dc.lam = lam;
     DLLM2RecJob job;
-    dllm2rec_job_init(&job, &s, d, lam > 0.0f ? sig : NULL, &dc, max_int(c->st_batch, c->eval_batch));
+    dllm2rec_job_init(&job, &s, d, sig, &dc, max_int(c->st_batch, c->eval_batch));  // it reads sig only for ranking
     Optimizer opt;
     AdamWConfig a = adamw_defaults();
     a.lr = a.min_lr = c->st_lr;  // constant-rate Adam, as the authors'
     a.clip = 0.0f;
     dllm2rec_job_optimizer(&opt, &job, a);
     Trainable t = dllm2rec_trainable(&job, mn.name);
-    logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.n_samples,
+    logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.samples.count,
           dc.base == BASE_CE ? "CE" : "BCE + DROS", lam > 0.0f || ed > 0.0f ? ", distilled from the E4SRec teacher" : "");
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
