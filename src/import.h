@@ -87,8 +87,10 @@ static void llama_import_llama2c(Llama* m, const char* model_path, const char* t
 // ----------------------------------------------------------------------------
 // Hugging Face
 
-// the text after "key": in a JSON document, or NULL (first occurrence: config.json is flat)
-static const char* json_field(const char* text, const char* key) {
+// the text after "key": in a JSON text, or NULL: a loose look-up (the first occurrence,
+// at any depth) for the GPU bench's peer file (inline: the CPU build has no use for it).
+// config.json is read through json_get
+static inline const char* json_field(const char* text, const char* key) {
     char pattern[128];
     snprintf(pattern, sizeof(pattern), "\"%s\"", key);
     const char* p = strstr(text, pattern);
@@ -101,33 +103,46 @@ static const char* json_field(const char* text, const char* key) {
     return p;
 }
 
-static double config_number(const char* text, const char* key, double fallback, const char* path) {
-    const char* p = json_field(text, key);
-    if (p == NULL || strncmp(p, "null", 4) == 0) {
+// config.json's fields, read as transformers reads them: the last of a key given twice,
+// absent and null alike (the default), and a value of the wrong type refused rather
+// than taken for absent. *len gets the value's length (to quote it in a refusal).
+static const char* config_value(const char* cfg, const char* key, size_t* len, const char* path) {
+    const char* v = json_get(cfg, key, len, path);
+    return v == NULL || strncmp(v, "null", 4) == 0 ? NULL : v;
+}
+
+// of a value quoted in a refusal, the first 120 characters
+static int config_quote(size_t len) { return (int)(len < 120 ? len : 120); }
+
+static double config_number(const char* cfg, const char* key, double fallback, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
+    if (v == NULL) {
         if (isnan(fallback)) die("'%s' has no \"%s\"", path, key);
         return fallback;
     }
     char* end = NULL;
-    double v = strtod(p, &end);
-    if (end == p) die("'%s': \"%s\" is not a number", path, key);
-    return v;
+    double x = strtod(v, &end);
+    if (end != v + len) die("'%s': \"%s\" is %.*s, expected a number", path, key, config_quote(len), v);
+    return x;
 }
 
-// the string value of key (the first string when the value is an array); "" when absent
-static void config_string(const char* text, const char* key, char* out, size_t cap) {
+// a string field into out, "" when absent (of a list, as architectures is, the first)
+static void config_string(const char* cfg, const char* key, char* out, size_t cap, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
     out[0] = 0;
-    const char* p = json_field(text, key);
-    if (p == NULL) return;
-    if (*p == '[') for (p++; *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'; p++) {}
-    if (*p != '"') return;
-    size_t n = 0;
-    for (p++; *p && *p != '"' && n + 1 < cap; p++) out[n++] = *p;
-    out[n] = 0;
+    if (v == NULL) return;
+    Json j = {v, v, v + len, path};
+    if (json_peek(&j, '[')) j.p++;
+    if (json_peek(&j, ']')) return;
+    if (!json_peek(&j, '"')) die("'%s': \"%s\" is %.*s, expected a string", path, key, config_quote(len), v);
+    json_string(&j, out, cap);
 }
 
-static int config_true(const char* text, const char* key) {
-    const char* p = json_field(text, key);
-    return p != NULL && strncmp(p, "true", 4) == 0;
+static int config_true(const char* cfg, const char* key, const char* path) {
+    const char* v = config_value(cfg, key, NULL, path);
+    return v != NULL && strncmp(v, "true", 4) == 0;
 }
 
 // the shard files of dir: those model.safetensors.index.json names, or model.safetensors
@@ -139,15 +154,14 @@ static int hf_shards(const char* dir, char (*shards)[512], int cap) {
         return 1;
     }
     char* text = read_file(path, NULL);
-    const char* map = json_field(text, "weight_map");
-    if (map == NULL) die("'%s' has no \"weight_map\"", path);
-    Json j = {map, map, map + strlen(map), path};
+    size_t len = 0;
+    const char* map = json_get(text, "weight_map", &len, path);
+    if (map == NULL || *map != '{') die("'%s' has no \"weight_map\" object", path);
+    Json j = {map, map, map + len, path};
     int n = 0;
+    char file[512];
     json_expect(&j, '{');
-    while (!json_peek(&j, '}')) {
-        char name[512], file[512];
-        json_string(&j, name, sizeof(name));
-        json_expect(&j, ':');
+    for (int k = 0; json_member(&j, NULL, 0, k); k++) {
         json_string(&j, file, sizeof(file));
         if (strchr(file, '/') != NULL) die("'%s': shard '%s' is outside the model directory", path, file);
         int seen = 0;
@@ -156,7 +170,6 @@ static int hf_shards(const char* dir, char (*shards)[512], int cap) {
             if (n == cap) die("'%s' lists more than %d shards", path, cap);
             snprintf(shards[n++], 512, "%s", file);
         }
-        if (json_peek(&j, ',')) j.p++;
     }
     free(text);
     if (n == 0) die("'%s' lists no tensors", path);
@@ -177,18 +190,17 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
     snprintf(path, sizeof(path), "%s/config.json", dir);
     if (access(path, R_OK) != 0) die("'%s' not found: '%s' is not a Hugging Face model directory", path, dir);
     char* cfg = read_file(path, NULL);
-    char arch[128], model_type[64], act[64];
-    config_string(cfg, "architectures", arch, sizeof(arch));
-    config_string(cfg, "model_type", model_type, sizeof(model_type));
-    config_string(cfg, "hidden_act", act, sizeof(act));
+    char arch[256], model_type[256], act[256];
+    config_string(cfg, "architectures", arch, sizeof(arch), path);
+    config_string(cfg, "model_type", model_type, sizeof(model_type), path);
+    config_string(cfg, "hidden_act", act, sizeof(act), path);
     if (strcmp(model_type, "llama") != 0 || (arch[0] && strcmp(arch, "LlamaForCausalLM") != 0)) {
         die("'%s': architecture '%s', model_type '%s': import-hf reads LLaMA models only (LlamaForCausalLM, model_type "
             "\"llama\")", path, arch[0] ? arch : "(none)", model_type[0] ? model_type : "(none)");
     }
     if (act[0] && strcmp(act, "silu") != 0) die("'%s': hidden_act '%s': a LLaMA MLP is SwiGLU (silu)", path, act);
-    const char* scaling = json_field(cfg, "rope_scaling");
-    if (scaling && strncmp(scaling, "null", 4) != 0) die("'%s': rope_scaling is set: scaled RoPE is not implemented", path);
-    if (config_true(cfg, "attention_bias") || config_true(cfg, "mlp_bias")) die("'%s': biased projections are not LLaMA's", path);
+    if (config_value(cfg, "rope_scaling", NULL, path)) die("'%s': rope_scaling is set: scaled RoPE is not implemented", path);
+    if (config_true(cfg, "attention_bias", path) || config_true(cfg, "mlp_bias", path)) die("'%s': biased projections are not LLaMA's", path);
     LlamaConfig c;
     c.C = (int)config_number(cfg, "hidden_size", NAN, path);
     c.F = (int)config_number(cfg, "intermediate_size", NAN, path);
@@ -199,8 +211,11 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
     c.max_seq = (int)config_number(cfg, "max_position_embeddings", 2048, path);
     c.HS = (int)config_number(cfg, "head_dim", c.NH > 0 ? c.C / c.NH : 0, path);
     c.rms_eps = (float)config_number(cfg, "rms_norm_eps", 1e-6, path);
-    c.rope_theta = (float)config_number(cfg, "rope_theta", 10000.0, path);
-    c.tied = config_true(cfg, "tie_word_embeddings");
+    // transformers 5 keeps rope_theta in rope_parameters
+    const char* rope = config_value(cfg, "rope_parameters", NULL, path);
+    c.rope_theta = (float)config_number(rope && *rope == '{' ? rope : cfg, "rope_theta",
+                                        config_number(cfg, "rope_theta", 10000.0, path), path);
+    c.tied = config_true(cfg, "tie_word_embeddings", path);
     free(cfg);
     llama_build(m, &c, path);
 

@@ -435,6 +435,12 @@ static void test_llama_import_hf(void) {
         {"a missing tensor", {.model_type = "llama", .extra = "", .drop = 1}, "has no tensor"},
         {"a transposed tensor", {.model_type = "llama", .extra = "", .bad_shape = 1}, "config.json implies"},
         {"separate classifier missing", {.model_type = "llama", .extra = "", .untied = 1}, "lm_head.weight"},
+        // config.json as Python's json reads it: the last of a key given twice, escapes decoded
+        {"a key given twice (the last counts)", {.model_type = "llama", .extra = ",\n  \"hidden_act\": \"gelu\""},
+         "hidden_act 'gelu'"},
+        {"a key spelled with an escape", {.model_type = "llama", .extra = ",\n  \"rope\\u005fscaling\": {\"factor\": 8.0}"},
+         "scaled RoPE"},
+        {"config.json that is not JSON", {.model_type = "llama", .extra = "\n  \"rope_scaling\": null"}, "malformed JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         test_hf_write_dir(&cases[i].d, &teacher, 0);
@@ -442,6 +448,18 @@ static void test_llama_import_hf(void) {
         test_hf_remove_dir(&cases[i].d);
     }
     check_dies("not a directory", test_import_hf_dir, (void*)"/nonexistent/model", "not a Hugging Face model directory");
+    // and imports where the value HF would use must be the one taken
+    struct { const char* what; TestHfDir d; float theta; } taken[] = {
+        {"rope_theta given twice", {.model_type = "llama", .extra = ",\n  \"rope_theta\": 20000"}, 20000.0f},
+    };
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        test_hf_write_dir(&taken[i].d, &teacher, 0);
+        llama_import_hf(&base, taken[i].d.dir, NULL);
+        CHECK(base.cfg.rope_theta == taken[i].theta, "import-hf: %s: rope_theta %g, HF would use %g", taken[i].what,
+              base.cfg.rope_theta, taken[i].theta);
+        llama_free(&base);
+        test_hf_remove_dir(&taken[i].d);
+    }
     e4srec_free(&m);
     e4srec_free(&teacher);
     oracle_fixture_free(&fx);
