@@ -145,6 +145,48 @@ static int config_true(const char* cfg, const char* key, const char* path) {
     return v != NULL && strncmp(v, "true", 4) == 0;
 }
 
+// rope_theta, where config.json asks for plain RoPE; any other is refused. transformers
+// before 5 says so with rope_scaling null; 5 and later with rope_parameters holding
+// rope_type "default" and rope_theta, nothing more (a factor, a partial_rotary_factor,
+// ... each changes the rotation)
+static double hf_rope_theta(const char* cfg, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, "rope_scaling", &len, path);
+    if (v) die("'%s': \"rope_scaling\" is %.*s: scaled RoPE is not implemented, only plain RoPE", path, config_quote(len), v);
+    double theta = config_number(cfg, "rope_theta", 10000.0, path);  // transformers' default
+    const char* rope = config_value(cfg, "rope_parameters", &len, path);
+    if (rope == NULL) return theta;
+    if (*rope != '{') die("'%s': \"rope_parameters\" is %.*s, expected an object", path, config_quote(len), rope);
+    static const char* const type_keys[2] = {"rope_type", "type"};
+    for (int k = 0; k < 2; k++) {
+        char type[256];
+        config_string(rope, type_keys[k], type, sizeof(type), path);
+        if (config_value(rope, type_keys[k], NULL, path) && strcmp(type, "default") != 0) {
+            die("'%s': \"rope_parameters\" has \"%s\": \"%s\": only plain RoPE (\"default\") is implemented", path,
+                type_keys[k], type);
+        }
+    }
+    Json j = {rope, rope, rope + len, path};
+    char key[256];
+    json_expect(&j, '{');
+    for (int i = 0; json_member(&j, key, sizeof(key), i); i++) {
+        json_ws(&j);
+        const char* value = j.p;
+        json_skip(&j, 1);
+        if (strcmp(key, "rope_type") != 0 && strcmp(key, "type") != 0 && strcmp(key, "rope_theta") != 0) {
+            die("'%s': \"rope_parameters\" has \"%s\": %.*s: scaled RoPE is not implemented (plain RoPE has rope_type "
+                "\"default\" and rope_theta, nothing more)", path, key, config_quote((size_t)(j.p - value)), value);
+        }
+    }
+    if (config_value(rope, "rope_theta", NULL, path) == NULL) return theta;
+    double inner = config_number(rope, "rope_theta", NAN, path);
+    if (config_value(cfg, "rope_theta", NULL, path) && inner != theta) {
+        die("'%s': \"rope_theta\" is %.15g but \"rope_parameters\" has \"rope_theta\": %.15g: transformers versions "
+            "differ on which counts", path, theta, inner);
+    }
+    return inner;
+}
+
 // the shard files of dir: those model.safetensors.index.json names, or model.safetensors
 static int hf_shards(const char* dir, char (*shards)[512], int cap) {
     char path[1024];
@@ -199,7 +241,6 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
             "\"llama\")", path, arch[0] ? arch : "(none)", model_type[0] ? model_type : "(none)");
     }
     if (act[0] && strcmp(act, "silu") != 0) die("'%s': hidden_act '%s': a LLaMA MLP is SwiGLU (silu)", path, act);
-    if (config_value(cfg, "rope_scaling", NULL, path)) die("'%s': rope_scaling is set: scaled RoPE is not implemented", path);
     if (config_true(cfg, "attention_bias", path) || config_true(cfg, "mlp_bias", path)) die("'%s': biased projections are not LLaMA's", path);
     LlamaConfig c;
     c.C = (int)config_number(cfg, "hidden_size", NAN, path);
@@ -211,10 +252,7 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
     c.max_seq = (int)config_number(cfg, "max_position_embeddings", 2048, path);
     c.HS = (int)config_number(cfg, "head_dim", c.NH > 0 ? c.C / c.NH : 0, path);
     c.rms_eps = (float)config_number(cfg, "rms_norm_eps", 1e-6, path);
-    // transformers 5 keeps rope_theta in rope_parameters
-    const char* rope = config_value(cfg, "rope_parameters", NULL, path);
-    c.rope_theta = (float)config_number(rope && *rope == '{' ? rope : cfg, "rope_theta",
-                                        config_number(cfg, "rope_theta", 10000.0, path), path);
+    c.rope_theta = (float)hf_rope_theta(cfg, path);
     c.tied = config_true(cfg, "tie_word_embeddings", path);
     free(cfg);
     llama_build(m, &c, path);

@@ -291,7 +291,8 @@ static int test_hf_tensors(const E4SRec* m, TestHfTensor* out) {
 typedef struct {
     char dir[64];
     const char* model_type;
-    const char* extra;  // more config.json fields, or ""
+    const char* extra;  // more config.json fields, or NULL
+    const char* rope;   // the RoPE fields in place of "rope_theta": the teacher's, or NULL
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
@@ -304,13 +305,16 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
     if (mkdtemp(d->dir) == NULL) die("mkdtemp failed");
     char path[256];
     snprintf(path, sizeof(path), "%s/config.json", d->dir);
+    char rope[256];
+    if (d->rope) snprintf(rope, sizeof(rope), "%s", d->rope);
+    else snprintf(rope, sizeof(rope), "\"rope_theta\": %.9g", c->rope_theta);
     FILE* f = fopenCheck(path, "wb");
     fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"hidden_size\": %d,\n"
                "  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
                "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n  \"max_position_embeddings\": 128,\n"
-               "  \"rms_norm_eps\": %.9g,\n  \"rope_theta\": %.9g,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s%s\n}\n",
+               "  \"rms_norm_eps\": %.9g,\n  %s,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s%s\n}\n",
             strcmp(d->model_type, "llama") == 0 ? "LlamaForCausalLM" : "OtherForCausalLM", d->model_type, c->C, c->F, c->L,
-            c->NH, c->KVH, c->HS, c->V, c->rms_eps, c->rope_theta, d->untied ? "false" : "true", d->extra);
+            c->NH, c->KVH, c->HS, c->V, c->rms_eps, rope, d->untied ? "false" : "true", d->extra ? d->extra : "");
     fcloseCheck(f);
     TestHfTensor t[128];
     int n = test_hf_tensors(m, t);
@@ -440,6 +444,19 @@ static void test_llama_import_hf(void) {
          "hidden_act 'gelu'"},
         {"a key spelled with an escape", {.model_type = "llama", .extra = ",\n  \"rope\\u005fscaling\": {\"factor\": 8.0}"},
          "scaled RoPE"},
+        // plain RoPE only, whichever field transformers reads it from
+        {"llama3 RoPE in rope_parameters",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_type\": \"llama3\", \"factor\": 8, \"rope_theta\": 500000}"},
+         "\"rope_parameters\" has \"rope_type\": \"llama3\""},
+        {"linear RoPE in rope_parameters' older key",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"type\": \"linear\", \"factor\": 2.0}"}, "\"type\": \"linear\""},
+        {"a scaling factor beside rope_type default",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_type\": \"default\", \"factor\": 2.0}"}, "\"factor\": 2.0"},
+        {"rope_theta twice, two values",
+         {.model_type = "llama", .extra = ",\n  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 500000.0}"},
+         "\"rope_theta\" is 10000 but \"rope_parameters\" has \"rope_theta\": 500000"},
+        {"rope_parameters not an object", {.model_type = "llama", .extra = ",\n  \"rope_parameters\": \"default\""},
+         "\"rope_parameters\" is \"default\", expected an object"},
         {"config.json that is not JSON", {.model_type = "llama", .extra = "\n  \"rope_scaling\": null"}, "malformed JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -451,6 +468,11 @@ static void test_llama_import_hf(void) {
     // and imports where the value HF would use must be the one taken
     struct { const char* what; TestHfDir d; float theta; } taken[] = {
         {"rope_theta given twice", {.model_type = "llama", .extra = ",\n  \"rope_theta\": 20000"}, 20000.0f},
+        {"rope_theta in rope_parameters (transformers 5)",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}"}, 500000.0f},
+        {"plain RoPE said both ways",
+         {.model_type = "llama", .extra = ",\n  \"rope_scaling\": null, \"rope_parameters\": {\"type\": \"default\", \"rope_theta\": 10000}"},
+         10000.0f},
     };
     for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
         test_hf_write_dir(&taken[i].d, &teacher, 0);
