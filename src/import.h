@@ -140,9 +140,23 @@ static void config_string(const char* cfg, const char* key, char* out, size_t ca
     json_string(&j, out, cap);
 }
 
-static int config_true(const char* cfg, const char* key, const char* path) {
-    const char* v = config_value(cfg, key, NULL, path);
-    return v != NULL && strncmp(v, "true", 4) == 0;
+// an integer field: a whole number in [lo, hi], fallback when absent. Checked before the
+// cast: 64.5 would truncate, and a double beyond int's range cast to int is undefined
+static int config_int(const char* cfg, const char* key, double fallback, int lo, int hi, const char* path) {
+    double v = config_number(cfg, key, fallback, path);
+    if (!(v >= lo && v <= hi && v == floor(v))) die("'%s': \"%s\" is %.15g, expected an integer from %d to %d", path, key, v, lo, hi);
+    return (int)v;
+}
+
+// a flag: true or false, false when absent (LlamaConfig's default for each flag read
+// here). Anything else is refused: Python would take 1 or "false" for true
+static int config_bool(const char* cfg, const char* key, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
+    if (v == NULL || (len == 5 && memcmp(v, "false", 5) == 0)) return 0;
+    if (len == 4 && memcmp(v, "true", 4) == 0) return 1;
+    die("'%s': \"%s\" is %.*s, expected true or false", path, key, config_quote(len), v);
+    return 0;
 }
 
 // rope_theta, where config.json asks for plain RoPE; any other is refused. transformers
@@ -241,19 +255,19 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
             "\"llama\")", path, arch[0] ? arch : "(none)", model_type[0] ? model_type : "(none)");
     }
     if (act[0] && strcmp(act, "silu") != 0) die("'%s': hidden_act '%s': a LLaMA MLP is SwiGLU (silu)", path, act);
-    if (config_true(cfg, "attention_bias", path) || config_true(cfg, "mlp_bias", path)) die("'%s': biased projections are not LLaMA's", path);
+    if (config_bool(cfg, "attention_bias", path) || config_bool(cfg, "mlp_bias", path)) die("'%s': biased projections are not LLaMA's", path);
     LlamaConfig c;
-    c.C = (int)config_number(cfg, "hidden_size", NAN, path);
-    c.F = (int)config_number(cfg, "intermediate_size", NAN, path);
-    c.L = (int)config_number(cfg, "num_hidden_layers", NAN, path);
-    c.NH = (int)config_number(cfg, "num_attention_heads", NAN, path);
-    c.KVH = (int)config_number(cfg, "num_key_value_heads", c.NH, path);
-    c.V = (int)config_number(cfg, "vocab_size", NAN, path);
-    c.max_seq = (int)config_number(cfg, "max_position_embeddings", 2048, path);
-    c.HS = (int)config_number(cfg, "head_dim", c.NH > 0 ? c.C / c.NH : 0, path);
+    c.C = config_int(cfg, "hidden_size", NAN, 1, DEC_MAX_WIDTH, path);
+    c.F = config_int(cfg, "intermediate_size", NAN, 1, DEC_MAX_MLP, path);
+    c.L = config_int(cfg, "num_hidden_layers", NAN, 1, DEC_MAX_LAYERS, path);
+    c.NH = config_int(cfg, "num_attention_heads", NAN, 1, DEC_MAX_HEADS, path);
+    c.KVH = config_int(cfg, "num_key_value_heads", c.NH, 1, c.NH, path);
+    c.V = config_int(cfg, "vocab_size", NAN, 1, DEC_MAX_VOCAB, path);
+    c.max_seq = config_int(cfg, "max_position_embeddings", 2048, 1, DEC_MAX_POSITIONS, path);
+    c.HS = config_int(cfg, "head_dim", c.C / c.NH, 2, DEC_MAX_HEAD_SIZE, path);
     c.rms_eps = (float)config_number(cfg, "rms_norm_eps", 1e-6, path);
     c.rope_theta = (float)hf_rope_theta(cfg, path);
-    c.tied = config_true(cfg, "tie_word_embeddings", path);
+    c.tied = config_bool(cfg, "tie_word_embeddings", path);
     free(cfg);
     llama_build(m, &c, path);
 

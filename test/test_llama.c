@@ -464,6 +464,26 @@ static void test_llama_import_hf(void) {
         check_dies(cases[i].what, test_import_hf_dir, cases[i].d.dir, cases[i].expect);
         test_hf_remove_dir(&cases[i].d);
     }
+    // every integer field whole and in range before it is cast; every flag true or false
+    struct { const char* field; const char* value; } numbers[] = {
+        {"hidden_size", "64.5"}, {"hidden_size", "1e30"}, {"intermediate_size", "160.25"}, {"num_hidden_layers", "-4"},
+        {"num_hidden_layers", "4.000001"}, {"num_attention_heads", "257"}, {"num_key_value_heads", "2.5"},
+        {"vocab_size", "1e7"}, {"max_position_embeddings", "128.5"}, {"head_dim", "16.5"}, {"head_dim", "-1e300"},
+        {"tie_word_embeddings", "1"}, {"attention_bias", "\"false\""},
+    };
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        char extra[128], expect[128];
+        snprintf(extra, sizeof(extra), ",\n  \"%s\": %s", numbers[i].field, numbers[i].value);
+        if (strstr(numbers[i].field, "tie_") || strstr(numbers[i].field, "_bias")) {
+            snprintf(expect, sizeof(expect), "\"%s\" is %s, expected true or false", numbers[i].field, numbers[i].value);
+        } else {
+            snprintf(expect, sizeof(expect), "\"%s\" is %.15g, expected an integer", numbers[i].field, atof(numbers[i].value));
+        }
+        TestHfDir nd = {.model_type = "llama", .extra = extra};
+        test_hf_write_dir(&nd, &teacher, 0);
+        check_dies(expect, test_import_hf_dir, nd.dir, expect);
+        test_hf_remove_dir(&nd);
+    }
     check_dies("not a directory", test_import_hf_dir, (void*)"/nonexistent/model", "not a Hugging Face model directory");
     // and imports where the value HF would use must be the one taken
     struct { const char* what; TestHfDir d; float theta; } taken[] = {
