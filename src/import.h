@@ -318,6 +318,10 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
             }
             if (s->filled) die("'%s': tensor '%s' appears twice in the shards", path, x->name);
             st_read_f32(&st, x->name, s->dst, x->numel);
+            // a NaN or an infinity would surface only later, as a training loss of NaN
+            for (size_t e = 0; e < x->numel; e++) {
+                if (!isfinite(s->dst[e])) die("'%s': tensor '%s' holds %g at element %zu, expected finite weights", path, x->name, s->dst[e], e);
+            }
             s->filled = 1;
         }
         st_close(&st);

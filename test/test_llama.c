@@ -296,6 +296,8 @@ typedef struct {
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
+    const char* poison; // a tensor whose element 3 is written as poison_value, or NULL
+    float poison_value;
 } TestHfDir;
 
 // writes dir: config.json, two shards (F32, or BF16 then F16 when mixed) and their index
@@ -326,12 +328,22 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
         }
     }
     if (d->bad_shape) { size_t r = t[1].rows; t[1].rows = t[1].cols; t[1].cols = r; }
+    float* poisoned = NULL;
+    for (int i = 0; i < n && d->poison; i++) {
+        if (strcmp(t[i].name, d->poison) != 0) continue;
+        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        poisoned = (float*)mallocCheck(numel * sizeof(float));
+        memcpy(poisoned, t[i].data, numel * sizeof(float));
+        poisoned[3] = d->poison_value;
+        t[i].data = poisoned;
+    }
     int half = n / 2;
     const char* shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
     snprintf(path, sizeof(path), "%s/%s", d->dir, shard[0]);
     test_write_safetensors(path, t, half, mixed ? ST_BF16 : ST_F32);
     snprintf(path, sizeof(path), "%s/%s", d->dir, shard[1]);
     test_write_safetensors(path, t + half, n - half, mixed ? ST_F16 : ST_F32);
+    free(poisoned);
     snprintf(path, sizeof(path), "%s/model.safetensors.index.json", d->dir);
     f = fopenCheck(path, "wb");
     fprintf(f, "{\"metadata\": {\"total_size\": 0},\n \"weight_map\": {");
@@ -463,6 +475,18 @@ static void test_llama_import_hf(void) {
         test_hf_write_dir(&cases[i].d, &teacher, 0);
         check_dies(cases[i].what, test_import_hf_dir, cases[i].d.dir, cases[i].expect);
         test_hf_remove_dir(&cases[i].d);
+    }
+    // a NaN or an infinity in any tensor, of any dtype, is refused naming the tensor
+    struct { const char* tensor; float value; int mixed; const char* expect; } poisons[] = {
+        {"model.layers.1.self_attn.q_proj.weight", NAN, 0, "tensor 'model.layers.1.self_attn.q_proj.weight' holds nan"},
+        {"model.layers.0.mlp.up_proj.weight", INFINITY, 1, "tensor 'model.layers.0.mlp.up_proj.weight' holds inf"},  // BF16
+        {"model.norm.weight", -INFINITY, 1, "tensor 'model.norm.weight' holds -inf"},                                   // F16
+    };
+    for (size_t i = 0; i < sizeof(poisons) / sizeof(poisons[0]); i++) {
+        TestHfDir pd = {.model_type = "llama", .poison = poisons[i].tensor, .poison_value = poisons[i].value};
+        test_hf_write_dir(&pd, &teacher, poisons[i].mixed);
+        check_dies(poisons[i].expect, test_import_hf_dir, pd.dir, poisons[i].expect);
+        test_hf_remove_dir(&pd);
     }
     // every integer field whole and in range before it is cast; every flag true or false
     struct { const char* field; const char* value; } numbers[] = {
