@@ -252,6 +252,30 @@ static void st_parse_tensor(Json* j, StTensor* t) {
     }
 }
 
+// tensors by name, one name's entries in the order the header gives them
+static int st_by_name(const void* a, const void* b) {
+    const StTensor *x = *(const StTensor* const*)a, *y = *(const StTensor* const*)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x > y) - (x < y);
+}
+
+// of a name the header gives twice, the last entry stays: Python's safetensors reads the
+// header into a dict, where the last key wins
+static void st_drop_duplicates(Safetensors* st) {
+    int n = st->n_tensors, kept = 0;
+    StTensor** order = (StTensor**)callocCheck((size_t)n, sizeof(StTensor*));
+    char* dropped = (char*)callocCheck((size_t)n, 1);
+    for (int i = 0; i < n; i++) order[i] = &st->tensors[i];
+    qsort(order, (size_t)n, sizeof(StTensor*), st_by_name);
+    for (int i = 0; i + 1 < n; i++) {
+        if (strcmp(order[i]->name, order[i + 1]->name) == 0) dropped[order[i] - st->tensors] = 1;
+    }
+    for (int i = 0; i < n; i++) if (!dropped[i]) st->tensors[kept++] = st->tensors[i];
+    st->n_tensors = kept;
+    free(dropped);
+    free(order);
+}
+
 // opens and validates path; dies with a clear message on any defect
 static void st_open(Safetensors* st, const char* path) {
     size_t len = 0;
@@ -296,6 +320,7 @@ static void st_open(Safetensors* st, const char* path) {
             }
         }
     }
+    st_drop_duplicates(st);
 }
 
 static void st_close(Safetensors* st) {

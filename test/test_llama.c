@@ -224,7 +224,8 @@ static void test_llama_golden(void) {
 typedef struct {
     char name[256];
     const float* data;
-    size_t rows, cols;  // cols 0: a vector
+    size_t rows, cols;     // cols 0: a vector
+    const char* bytes_of;  // NULL, or the tensor of this shard whose bytes this entry names instead of its own
 } TestHfTensor;
 
 static void test_put_converted(Buffer* b, const float* x, size_t n, StDtype dtype) {
@@ -246,16 +247,26 @@ static void test_put_converted(Buffer* b, const float* x, size_t n, StDtype dtyp
 static void test_write_safetensors(const char* path, const TestHfTensor* t, int n, StDtype dtype) {
     const char* dname = dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : "BF16";
     Buffer header = {NULL, 0, 0}, data = {NULL, 0, 0};
+    size_t begin[128], end[128];
+    for (int i = 0; i < n; i++) {
+        if (t[i].bytes_of) continue;
+        begin[i] = data.size;
+        test_put_converted(&data, t[i].data, t[i].rows * (t[i].cols ? t[i].cols : 1), dtype);
+        end[i] = data.size;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n && t[i].bytes_of; j++) {
+            if (!t[j].bytes_of && strcmp(t[j].name, t[i].bytes_of) == 0) { begin[i] = begin[j]; end[i] = end[j]; }
+        }
+    }
     char entry[512];
     buffer_put(&header, "{", 1);
     for (int i = 0; i < n; i++) {
-        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1), begin = data.size;
-        test_put_converted(&data, t[i].data, numel, dtype);
         char shape[64];
         if (t[i].cols) snprintf(shape, sizeof(shape), "[%zu,%zu]", t[i].rows, t[i].cols);
         else snprintf(shape, sizeof(shape), "[%zu]", t[i].rows);
         snprintf(entry, sizeof(entry), "%s\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}",
-                 i ? "," : "", t[i].name, dname, shape, begin, data.size);
+                 i ? "," : "", t[i].name, dname, shape, begin[i], end[i]);
         buffer_put(&header, entry, strlen(entry));
     }
     buffer_put(&header, "}", 1);
@@ -281,6 +292,7 @@ static int test_hf_tensors(const E4SRec* m, TestHfTensor* out) {
         TestHfTensor* t = &out[n++];
         snprintf(t->name, sizeof(t->name), "%s", name);
         t->data = ptr;
+        t->bytes_of = NULL;
         int vector = strstr(name, "norm.weight") != NULL;
         t->cols = vector ? 0 : strstr(name, "o_proj") ? (size_t)c->NH * c->HS : strstr(name, "down_proj") ? (size_t)c->F : (size_t)c->C;
         t->rows = vector ? numel : numel / t->cols;
@@ -296,6 +308,7 @@ typedef struct {
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
+    int decoy;          // 1: layer 0's q_proj listed twice in its shard, first over o_proj's bytes (HF takes the last)
     const char* poison; // a tensor whose element 3 is written as poison_value, or NULL
     float poison_value;
 } TestHfDir;
@@ -337,6 +350,11 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
         poisoned[3] = d->poison_value;
         t[i].data = poisoned;
     }
+    if (d->decoy) {
+        memmove(t + 1, t, n++ * sizeof(t[0]));
+        for (int i = 1; i < n; i++) if (strcmp(t[i].name, "model.layers.0.self_attn.q_proj.weight") == 0) t[0] = t[i];
+        t[0].bytes_of = "model.layers.0.self_attn.o_proj.weight";
+    }
     int half = n / 2;
     const char* shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
     snprintf(path, sizeof(path), "%s/%s", d->dir, shard[0]);
@@ -356,6 +374,21 @@ static void test_hf_remove_dir(const TestHfDir* d) {
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", d->dir);
+}
+
+// 1 when base's decoder is the teacher's, bit for bit
+static int test_hf_same_decoder(const Llama* base, const E4SRec* teacher, const OracleFixture* fx) {
+    E4SRec m;
+    e4srec_build(&m, &fx->teacher_cfg, fx->table, fx->instr, fx->resp);
+    e4srec_init_from_base(&m, base, "the imported base");
+    TestHfTensor want[128], got[128];
+    int n = test_hf_tensors(teacher, want), same = 1;
+    test_hf_tensors(&m, got);
+    for (int i = 0; i < n; i++) {
+        same &= memcmp(got[i].data, want[i].data, got[i].rows * (got[i].cols ? got[i].cols : 1) * sizeof(float)) == 0;
+    }
+    e4srec_free(&m);
+    return same;
 }
 
 static void test_import_hf_dir(void* dir) {
@@ -509,6 +542,13 @@ static void test_llama_import_hf(void) {
         test_hf_remove_dir(&nd);
     }
     check_dies("not a directory", test_import_hf_dir, (void*)"/nonexistent/model", "not a Hugging Face model directory");
+    // a tensor the header names twice: the last entry, as in HF's safetensors
+    TestHfDir dd = {.model_type = "llama", .decoy = 1};
+    test_hf_write_dir(&dd, &teacher, 0);
+    llama_import_hf(&base, dd.dir, NULL);
+    CHECK(test_hf_same_decoder(&base, &teacher, &fx), "import-hf: of a tensor listed twice, the first entry was read");
+    llama_free(&base);
+    test_hf_remove_dir(&dd);
     // and imports where the value HF would use must be the one taken
     struct { const char* what; TestHfDir d; float theta; } taken[] = {
         {"rope_theta given twice", {.model_type = "llama", .extra = ",\n  \"rope_theta\": 20000"}, 20000.0f},
