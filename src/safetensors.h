@@ -276,6 +276,30 @@ static void st_drop_duplicates(Safetensors* st) {
     free(order);
 }
 
+static int st_by_offset(const void* a, const void* b) {
+    const StTensor *x = *(const StTensor* const*)a, *y = *(const StTensor* const*)b;
+    return x->begin != y->begin ? (x->begin > y->begin) - (x->begin < y->begin) : (x > y) - (x < y);
+}
+
+// no byte may belong to two tensors: one would be read with the other's weights
+static void st_check_overlaps(const Safetensors* st) {
+    int n = st->n_tensors;
+    const StTensor** order = (const StTensor**)callocCheck((size_t)n, sizeof(StTensor*));
+    for (int i = 0; i < n; i++) order[i] = &st->tensors[i];
+    qsort(order, (size_t)n, sizeof(StTensor*), st_by_offset);
+    const StTensor* reach = NULL;  // of the tensors that begin before, the one that ends last
+    for (int i = 0; i < n; i++) {
+        const StTensor* t = order[i];
+        if (t->begin == t->end) continue;  // no bytes to share
+        if (reach && t->begin < reach->end) {
+            die("'%s': tensors '%s' and '%s' overlap (data_offsets [%zu, %zu] and [%zu, %zu]): each tensor needs bytes of its own",
+                st->path, reach->name, t->name, reach->begin, reach->end, t->begin, t->end);
+        }
+        if (reach == NULL || t->end > reach->end) reach = t;
+    }
+    free(order);
+}
+
 // opens and validates path; dies with a clear message on any defect
 static void st_open(Safetensors* st, const char* path) {
     size_t len = 0;
@@ -321,6 +345,7 @@ static void st_open(Safetensors* st, const char* path) {
         }
     }
     st_drop_duplicates(st);
+    st_check_overlaps(st);
 }
 
 static void st_close(Safetensors* st) {

@@ -308,6 +308,7 @@ typedef struct {
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
+    int overlap;        // 1: layer 1's input norm written over layer 0's bytes
     int decoy;          // 1: layer 0's q_proj listed twice in its shard, first over o_proj's bytes (HF takes the last)
     const char* poison; // a tensor whose element 3 is written as poison_value, or NULL
     float poison_value;
@@ -349,6 +350,9 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
         memcpy(poisoned, t[i].data, numel * sizeof(float));
         poisoned[3] = d->poison_value;
         t[i].data = poisoned;
+    }
+    for (int i = 0; i < n && d->overlap; i++) {
+        if (strcmp(t[i].name, "model.layers.1.input_layernorm.weight") == 0) t[i].bytes_of = "model.layers.0.input_layernorm.weight";
     }
     if (d->decoy) {
         memmove(t + 1, t, n++ * sizeof(t[0]));
@@ -484,6 +488,8 @@ static void test_llama_import_hf(void) {
         {"a missing tensor", {.model_type = "llama", .extra = "", .drop = 1}, "has no tensor"},
         {"a transposed tensor", {.model_type = "llama", .extra = "", .bad_shape = 1}, "config.json implies"},
         {"separate classifier missing", {.model_type = "llama", .extra = "", .untied = 1}, "lm_head.weight"},
+        {"two tensors over the same bytes", {.model_type = "llama", .overlap = 1},
+         "tensors 'model.layers.0.input_layernorm.weight' and 'model.layers.1.input_layernorm.weight' overlap"},
         // config.json as Python's json reads it: the last of a key given twice, escapes decoded
         {"a key given twice (the last counts)", {.model_type = "llama", .extra = ",\n  \"hidden_act\": \"gelu\""},
          "hidden_act 'gelu'"},
