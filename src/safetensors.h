@@ -31,7 +31,8 @@ static size_t st_dtype_size(StDtype t) { return (t == ST_F32 || t == ST_I32) ? 4
 
 // --- a JSON scanner for the safetensors header and HF's config files. It reads them
 // as Python's json does on HF's side: escapes decoded (so "a\u002eb" and "a.b" are one
-// key), and of a key given twice, the last (json_get). What json refuses, it refuses.
+// key), and of a key given twice, the last (json_get); a missing comma, a trailing
+// comma or a value that is not JSON is refused.
 
 typedef struct {
     const char* start;
