@@ -304,7 +304,7 @@ typedef struct {
     char dir[64];
     const char* model_type;
     const char* extra;  // more config.json fields, or NULL
-    const char* rope;   // the RoPE fields in place of "rope_theta": the teacher's, or NULL
+    const char* rope;   // config.json's RoPE fields, or NULL: "rope_theta" with the teacher's value
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
