@@ -87,8 +87,10 @@ static void llama_import_llama2c(Llama* m, const char* model_path, const char* t
 // ----------------------------------------------------------------------------
 // Hugging Face
 
-// the text after "key": in a JSON document, or NULL (first occurrence: config.json is flat)
-static const char* json_field(const char* text, const char* key) {
+// the text after "key": in a JSON text, or NULL: a loose look-up (the first occurrence,
+// at any depth) for the GPU bench's peer file (inline: the CPU build has no use for it).
+// config.json is read through json_get
+static inline const char* json_field(const char* text, const char* key) {
     char pattern[128];
     snprintf(pattern, sizeof(pattern), "\"%s\"", key);
     const char* p = strstr(text, pattern);
@@ -101,33 +103,102 @@ static const char* json_field(const char* text, const char* key) {
     return p;
 }
 
-static double config_number(const char* text, const char* key, double fallback, const char* path) {
-    const char* p = json_field(text, key);
-    if (p == NULL || strncmp(p, "null", 4) == 0) {
+// config.json's fields, read as transformers reads them: the last of a key given twice,
+// absent and null alike (the default), and a value of the wrong type refused rather
+// than taken for absent. *len gets the value's length (to quote it in a refusal).
+static const char* config_value(const char* cfg, const char* key, size_t* len, const char* path) {
+    const char* v = json_get(cfg, key, len, path);
+    return v == NULL || strncmp(v, "null", 4) == 0 ? NULL : v;
+}
+
+// of a value quoted in a refusal, the first 120 characters
+static int config_quote(size_t len) { return (int)(len < 120 ? len : 120); }
+
+static double config_number(const char* cfg, const char* key, double fallback, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
+    if (v == NULL) {
         if (isnan(fallback)) die("'%s' has no \"%s\"", path, key);
         return fallback;
     }
     char* end = NULL;
-    double v = strtod(p, &end);
-    if (end == p) die("'%s': \"%s\" is not a number", path, key);
-    return v;
+    double x = strtod(v, &end);
+    if (end != v + len) die("'%s': \"%s\" is %.*s, expected a number", path, key, config_quote(len), v);
+    return x;
 }
 
-// the string value of key (the first string when the value is an array); "" when absent
-static void config_string(const char* text, const char* key, char* out, size_t cap) {
+// a string field into out, "" when absent (of a list, as architectures is, the first)
+static void config_string(const char* cfg, const char* key, char* out, size_t cap, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
     out[0] = 0;
-    const char* p = json_field(text, key);
-    if (p == NULL) return;
-    if (*p == '[') for (p++; *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'; p++) {}
-    if (*p != '"') return;
-    size_t n = 0;
-    for (p++; *p && *p != '"' && n + 1 < cap; p++) out[n++] = *p;
-    out[n] = 0;
+    if (v == NULL) return;
+    Json j = {v, v, v + len, path};
+    if (json_peek(&j, '[')) j.p++;
+    if (json_peek(&j, ']')) return;
+    if (!json_peek(&j, '"')) die("'%s': \"%s\" is %.*s, expected a string", path, key, config_quote(len), v);
+    json_string(&j, out, cap);
 }
 
-static int config_true(const char* text, const char* key) {
-    const char* p = json_field(text, key);
-    return p != NULL && strncmp(p, "true", 4) == 0;
+// an integer field: a whole number in [lo, hi], fallback when absent. Checked before the
+// cast: 64.5 would truncate, and a double beyond int's range cast to int is undefined
+static int config_int(const char* cfg, const char* key, double fallback, int lo, int hi, const char* path) {
+    double v = config_number(cfg, key, fallback, path);
+    if (!(v >= lo && v <= hi && v == floor(v))) die("'%s': \"%s\" is %.15g, expected an integer from %d to %d", path, key, v, lo, hi);
+    return (int)v;
+}
+
+// a flag: true or false, false when absent (LlamaConfig's default for each flag read
+// here). Anything else is refused: Python would take 1 or "false" for true
+static int config_bool(const char* cfg, const char* key, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, key, &len, path);
+    if (v == NULL || (len == 5 && memcmp(v, "false", 5) == 0)) return 0;
+    if (len == 4 && memcmp(v, "true", 4) == 0) return 1;
+    die("'%s': \"%s\" is %.*s, expected true or false", path, key, config_quote(len), v);
+    return 0;
+}
+
+// rope_theta, where config.json asks for plain RoPE; any other is refused. transformers
+// before 5 says so with rope_scaling null; 5 and later with rope_parameters holding
+// rope_type "default" and rope_theta, nothing more (a factor, a partial_rotary_factor,
+// ... each changes the rotation)
+static double hf_rope_theta(const char* cfg, const char* path) {
+    size_t len = 0;
+    const char* v = config_value(cfg, "rope_scaling", &len, path);
+    if (v) die("'%s': \"rope_scaling\" is %.*s: scaled RoPE is not implemented, only plain RoPE", path, config_quote(len), v);
+    double theta = config_number(cfg, "rope_theta", 10000.0, path);  // transformers' default
+    const char* rope = config_value(cfg, "rope_parameters", &len, path);
+    if (rope == NULL) return theta;
+    if (*rope != '{') die("'%s': \"rope_parameters\" is %.*s, expected an object", path, config_quote(len), rope);
+    static const char* const type_keys[2] = {"rope_type", "type"};
+    for (int k = 0; k < 2; k++) {
+        char type[256];
+        config_string(rope, type_keys[k], type, sizeof(type), path);
+        if (config_value(rope, type_keys[k], NULL, path) && strcmp(type, "default") != 0) {
+            die("'%s': \"rope_parameters\" has \"%s\": \"%s\": only plain RoPE (\"default\") is implemented", path,
+                type_keys[k], type);
+        }
+    }
+    Json j = {rope, rope, rope + len, path};
+    char key[256];
+    json_expect(&j, '{');
+    for (int i = 0; json_member(&j, key, sizeof(key), i); i++) {
+        json_ws(&j);
+        const char* value = j.p;
+        json_skip(&j, 1);
+        if (strcmp(key, "rope_type") != 0 && strcmp(key, "type") != 0 && strcmp(key, "rope_theta") != 0) {
+            die("'%s': \"rope_parameters\" has \"%s\": %.*s: scaled RoPE is not implemented (plain RoPE has rope_type "
+                "\"default\" and rope_theta, nothing more)", path, key, config_quote((size_t)(j.p - value)), value);
+        }
+    }
+    if (config_value(rope, "rope_theta", NULL, path) == NULL) return theta;
+    double inner = config_number(rope, "rope_theta", NAN, path);
+    if (config_value(cfg, "rope_theta", NULL, path) && inner != theta) {
+        die("'%s': \"rope_theta\" is %.15g but \"rope_parameters\" has \"rope_theta\": %.15g: transformers versions "
+            "differ on which counts", path, theta, inner);
+    }
+    return inner;
 }
 
 // the shard files of dir: those model.safetensors.index.json names, or model.safetensors
@@ -139,15 +210,14 @@ static int hf_shards(const char* dir, char (*shards)[512], int cap) {
         return 1;
     }
     char* text = read_file(path, NULL);
-    const char* map = json_field(text, "weight_map");
-    if (map == NULL) die("'%s' has no \"weight_map\"", path);
-    Json j = {map, map, map + strlen(map), path};
+    size_t len = 0;
+    const char* map = json_get(text, "weight_map", &len, path);
+    if (map == NULL || *map != '{') die("'%s' has no \"weight_map\" object", path);
+    Json j = {map, map, map + len, path};
     int n = 0;
+    char file[512];
     json_expect(&j, '{');
-    while (!json_peek(&j, '}')) {
-        char name[512], file[512];
-        json_string(&j, name, sizeof(name));
-        json_expect(&j, ':');
+    for (int k = 0; json_member(&j, NULL, 0, k); k++) {
         json_string(&j, file, sizeof(file));
         if (strchr(file, '/') != NULL) die("'%s': shard '%s' is outside the model directory", path, file);
         int seen = 0;
@@ -156,7 +226,6 @@ static int hf_shards(const char* dir, char (*shards)[512], int cap) {
             if (n == cap) die("'%s' lists more than %d shards", path, cap);
             snprintf(shards[n++], 512, "%s", file);
         }
-        if (json_peek(&j, ',')) j.p++;
     }
     free(text);
     if (n == 0) die("'%s' lists no tensors", path);
@@ -177,30 +246,28 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
     snprintf(path, sizeof(path), "%s/config.json", dir);
     if (access(path, R_OK) != 0) die("'%s' not found: '%s' is not a Hugging Face model directory", path, dir);
     char* cfg = read_file(path, NULL);
-    char arch[128], model_type[64], act[64];
-    config_string(cfg, "architectures", arch, sizeof(arch));
-    config_string(cfg, "model_type", model_type, sizeof(model_type));
-    config_string(cfg, "hidden_act", act, sizeof(act));
+    char arch[256], model_type[256], act[256];
+    config_string(cfg, "architectures", arch, sizeof(arch), path);
+    config_string(cfg, "model_type", model_type, sizeof(model_type), path);
+    config_string(cfg, "hidden_act", act, sizeof(act), path);
     if (strcmp(model_type, "llama") != 0 || (arch[0] && strcmp(arch, "LlamaForCausalLM") != 0)) {
         die("'%s': architecture '%s', model_type '%s': import-hf reads LLaMA models only (LlamaForCausalLM, model_type "
             "\"llama\")", path, arch[0] ? arch : "(none)", model_type[0] ? model_type : "(none)");
     }
     if (act[0] && strcmp(act, "silu") != 0) die("'%s': hidden_act '%s': a LLaMA MLP is SwiGLU (silu)", path, act);
-    const char* scaling = json_field(cfg, "rope_scaling");
-    if (scaling && strncmp(scaling, "null", 4) != 0) die("'%s': rope_scaling is set: scaled RoPE is not implemented", path);
-    if (config_true(cfg, "attention_bias") || config_true(cfg, "mlp_bias")) die("'%s': biased projections are not LLaMA's", path);
+    if (config_bool(cfg, "attention_bias", path) || config_bool(cfg, "mlp_bias", path)) die("'%s': biased projections are not LLaMA's", path);
     LlamaConfig c;
-    c.C = (int)config_number(cfg, "hidden_size", NAN, path);
-    c.F = (int)config_number(cfg, "intermediate_size", NAN, path);
-    c.L = (int)config_number(cfg, "num_hidden_layers", NAN, path);
-    c.NH = (int)config_number(cfg, "num_attention_heads", NAN, path);
-    c.KVH = (int)config_number(cfg, "num_key_value_heads", c.NH, path);
-    c.V = (int)config_number(cfg, "vocab_size", NAN, path);
-    c.max_seq = (int)config_number(cfg, "max_position_embeddings", 2048, path);
-    c.HS = (int)config_number(cfg, "head_dim", c.NH > 0 ? c.C / c.NH : 0, path);
+    c.C = config_int(cfg, "hidden_size", NAN, 1, DEC_MAX_WIDTH, path);
+    c.F = config_int(cfg, "intermediate_size", NAN, 1, DEC_MAX_MLP, path);
+    c.L = config_int(cfg, "num_hidden_layers", NAN, 1, DEC_MAX_LAYERS, path);
+    c.NH = config_int(cfg, "num_attention_heads", NAN, 1, DEC_MAX_HEADS, path);
+    c.KVH = config_int(cfg, "num_key_value_heads", c.NH, 1, c.NH, path);
+    c.V = config_int(cfg, "vocab_size", NAN, 1, DEC_MAX_VOCAB, path);
+    c.max_seq = config_int(cfg, "max_position_embeddings", 2048, 1, DEC_MAX_POSITIONS, path);
+    c.HS = config_int(cfg, "head_dim", c.C / c.NH, 2, DEC_MAX_HEAD_SIZE, path);
     c.rms_eps = (float)config_number(cfg, "rms_norm_eps", 1e-6, path);
-    c.rope_theta = (float)config_number(cfg, "rope_theta", 10000.0, path);
-    c.tied = config_true(cfg, "tie_word_embeddings");
+    c.rope_theta = (float)hf_rope_theta(cfg, path);
+    c.tied = config_bool(cfg, "tie_word_embeddings", path);
     free(cfg);
     llama_build(m, &c, path);
 
@@ -251,6 +318,10 @@ static void llama_import_hf(Llama* m, const char* dir, const char* tok_path) {
             }
             if (s->filled) die("'%s': tensor '%s' appears twice in the shards", path, x->name);
             st_read_f32(&st, x->name, s->dst, x->numel);
+            // a NaN or an infinity would surface only later, as a training loss of NaN
+            for (size_t e = 0; e < x->numel; e++) {
+                if (!isfinite(s->dst[e])) die("'%s': tensor '%s' holds %g at element %zu, expected finite weights", path, x->name, s->dst[e], e);
+            }
             s->filled = 1;
         }
         st_close(&st);

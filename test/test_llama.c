@@ -248,7 +248,8 @@ static void test_llama_golden(void) {
 typedef struct {
     char name[256];
     const float* data;
-    size_t rows, cols;  // cols 0: a vector
+    size_t rows, cols;     // cols 0: a vector
+    const char* bytes_of;  // NULL, or the tensor of this shard whose bytes this entry names instead of its own
 } TestHfTensor;
 
 static void test_put_converted(Buffer* b, const float* x, size_t n, StDtype dtype) {
@@ -270,16 +271,26 @@ static void test_put_converted(Buffer* b, const float* x, size_t n, StDtype dtyp
 static void test_write_safetensors(const char* path, const TestHfTensor* t, int n, StDtype dtype) {
     const char* dname = dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : "BF16";
     Buffer header = {NULL, 0, 0}, data = {NULL, 0, 0};
+    size_t begin[128], end[128];
+    for (int i = 0; i < n; i++) {
+        if (t[i].bytes_of) continue;
+        begin[i] = data.size;
+        test_put_converted(&data, t[i].data, t[i].rows * (t[i].cols ? t[i].cols : 1), dtype);
+        end[i] = data.size;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n && t[i].bytes_of; j++) {
+            if (!t[j].bytes_of && strcmp(t[j].name, t[i].bytes_of) == 0) { begin[i] = begin[j]; end[i] = end[j]; }
+        }
+    }
     char entry[512];
     buffer_put(&header, "{", 1);
     for (int i = 0; i < n; i++) {
-        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1), begin = data.size;
-        test_put_converted(&data, t[i].data, numel, dtype);
         char shape[64];
         if (t[i].cols) snprintf(shape, sizeof(shape), "[%zu,%zu]", t[i].rows, t[i].cols);
         else snprintf(shape, sizeof(shape), "[%zu]", t[i].rows);
         snprintf(entry, sizeof(entry), "%s\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}",
-                 i ? "," : "", t[i].name, dname, shape, begin, data.size);
+                 i ? "," : "", t[i].name, dname, shape, begin[i], end[i]);
         buffer_put(&header, entry, strlen(entry));
     }
     buffer_put(&header, "}", 1);
@@ -305,6 +316,7 @@ static int test_hf_tensors(const E4SRec* m, TestHfTensor* out) {
         TestHfTensor* t = &out[n++];
         snprintf(t->name, sizeof(t->name), "%s", name);
         t->data = ptr;
+        t->bytes_of = NULL;
         int vector = strstr(name, "norm.weight") != NULL;
         t->cols = vector ? 0 : strstr(name, "o_proj") ? (size_t)c->NH * c->HS : strstr(name, "down_proj") ? (size_t)c->F : (size_t)c->C;
         t->rows = vector ? numel : numel / t->cols;
@@ -315,10 +327,15 @@ static int test_hf_tensors(const E4SRec* m, TestHfTensor* out) {
 typedef struct {
     char dir[64];
     const char* model_type;
-    const char* extra;  // more config.json fields, or ""
+    const char* extra;  // more config.json fields, or NULL
+    const char* rope;   // config.json's RoPE fields, or NULL: "rope_theta" with the teacher's value
     int drop;           // 1: leave out the last layer's down_proj
     int bad_shape;      // 1: write q_proj transposed
     int untied;         // 1: config.json says the classifier is separate (none is written)
+    int overlap;        // 1: layer 1's input norm written over layer 0's bytes
+    int decoy;          // 1: layer 0's q_proj listed twice in its shard, first over o_proj's bytes (HF takes the last)
+    const char* poison; // a tensor whose element 3 is written as poison_value, or NULL
+    float poison_value;
 } TestHfDir;
 
 // writes dir: config.json, two shards (F32, or BF16 then F16 when mixed) and their index
@@ -328,13 +345,16 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
     if (mkdtemp(d->dir) == NULL) die("mkdtemp failed");
     char path[256];
     snprintf(path, sizeof(path), "%s/config.json", d->dir);
+    char rope[256];
+    if (d->rope) snprintf(rope, sizeof(rope), "%s", d->rope);
+    else snprintf(rope, sizeof(rope), "\"rope_theta\": %.9g", c->rope_theta);
     FILE* f = fopenCheck(path, "wb");
     fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"hidden_size\": %d,\n"
                "  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
                "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n  \"max_position_embeddings\": 128,\n"
-               "  \"rms_norm_eps\": %.9g,\n  \"rope_theta\": %.9g,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s%s\n}\n",
+               "  \"rms_norm_eps\": %.9g,\n  %s,\n  \"hidden_act\": \"silu\",\n  \"tie_word_embeddings\": %s%s\n}\n",
             strcmp(d->model_type, "llama") == 0 ? "LlamaForCausalLM" : "OtherForCausalLM", d->model_type, c->C, c->F, c->L,
-            c->NH, c->KVH, c->HS, c->V, c->rms_eps, c->rope_theta, d->untied ? "false" : "true", d->extra);
+            c->NH, c->KVH, c->HS, c->V, c->rms_eps, rope, d->untied ? "false" : "true", d->extra ? d->extra : "");
     fcloseCheck(f);
     TestHfTensor t[128];
     int n = test_hf_tensors(m, t);
@@ -346,12 +366,30 @@ static void test_hf_write_dir(TestHfDir* d, const E4SRec* m, int mixed) {
         }
     }
     if (d->bad_shape) { size_t r = t[1].rows; t[1].rows = t[1].cols; t[1].cols = r; }
+    float* poisoned = NULL;
+    for (int i = 0; i < n && d->poison; i++) {
+        if (strcmp(t[i].name, d->poison) != 0) continue;
+        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        poisoned = (float*)mallocCheck(numel * sizeof(float));
+        memcpy(poisoned, t[i].data, numel * sizeof(float));
+        poisoned[3] = d->poison_value;
+        t[i].data = poisoned;
+    }
+    for (int i = 0; i < n && d->overlap; i++) {
+        if (strcmp(t[i].name, "model.layers.1.input_layernorm.weight") == 0) t[i].bytes_of = "model.layers.0.input_layernorm.weight";
+    }
+    if (d->decoy) {
+        memmove(t + 1, t, n++ * sizeof(t[0]));
+        for (int i = 1; i < n; i++) if (strcmp(t[i].name, "model.layers.0.self_attn.q_proj.weight") == 0) t[0] = t[i];
+        t[0].bytes_of = "model.layers.0.self_attn.o_proj.weight";
+    }
     int half = n / 2;
     const char* shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
     snprintf(path, sizeof(path), "%s/%s", d->dir, shard[0]);
     test_write_safetensors(path, t, half, mixed ? ST_BF16 : ST_F32);
     snprintf(path, sizeof(path), "%s/%s", d->dir, shard[1]);
     test_write_safetensors(path, t + half, n - half, mixed ? ST_F16 : ST_F32);
+    free(poisoned);
     snprintf(path, sizeof(path), "%s/model.safetensors.index.json", d->dir);
     f = fopenCheck(path, "wb");
     fprintf(f, "{\"metadata\": {\"total_size\": 0},\n \"weight_map\": {");
@@ -364,6 +402,21 @@ static void test_hf_remove_dir(const TestHfDir* d) {
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", d->dir);
+}
+
+// 1 when base's decoder is the teacher's, bit for bit
+static int test_hf_same_decoder(const Llama* base, const E4SRec* teacher, const OracleFixture* fx) {
+    E4SRec m;
+    e4srec_build(&m, &fx->teacher_cfg, fx->table, fx->instr, fx->resp);
+    e4srec_init_from_base(&m, base, "the imported base");
+    TestHfTensor want[128], got[128];
+    int n = test_hf_tensors(teacher, want), same = 1;
+    test_hf_tensors(&m, got);
+    for (int i = 0; i < n; i++) {
+        same &= memcmp(got[i].data, want[i].data, got[i].rows * (got[i].cols ? got[i].cols : 1) * sizeof(float)) == 0;
+    }
+    e4srec_free(&m);
+    return same;
 }
 
 static void test_import_hf_dir(void* dir) {
@@ -459,13 +512,90 @@ static void test_llama_import_hf(void) {
         {"a missing tensor", {.model_type = "llama", .extra = "", .drop = 1}, "has no tensor"},
         {"a transposed tensor", {.model_type = "llama", .extra = "", .bad_shape = 1}, "config.json implies"},
         {"separate classifier missing", {.model_type = "llama", .extra = "", .untied = 1}, "lm_head.weight"},
+        {"two tensors over the same bytes", {.model_type = "llama", .overlap = 1},
+         "tensors 'model.layers.0.input_layernorm.weight' and 'model.layers.1.input_layernorm.weight' overlap"},
+        // config.json as Python's json reads it: the last of a key given twice, escapes decoded
+        {"a key given twice (the last counts)", {.model_type = "llama", .extra = ",\n  \"hidden_act\": \"gelu\""},
+         "hidden_act 'gelu'"},
+        {"a key spelled with an escape", {.model_type = "llama", .extra = ",\n  \"rope\\u005fscaling\": {\"factor\": 8.0}"},
+         "scaled RoPE"},
+        // plain RoPE only, whichever field transformers reads it from
+        {"llama3 RoPE in rope_parameters",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_type\": \"llama3\", \"factor\": 8, \"rope_theta\": 500000}"},
+         "\"rope_parameters\" has \"rope_type\": \"llama3\""},
+        {"linear RoPE in rope_parameters' older key",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"type\": \"linear\", \"factor\": 2.0}"}, "\"type\": \"linear\""},
+        {"a scaling factor beside rope_type default",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_type\": \"default\", \"factor\": 2.0}"}, "\"factor\": 2.0"},
+        {"rope_theta twice, two values",
+         {.model_type = "llama", .extra = ",\n  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 500000.0}"},
+         "\"rope_theta\" is 10000 but \"rope_parameters\" has \"rope_theta\": 500000"},
+        {"rope_parameters not an object", {.model_type = "llama", .extra = ",\n  \"rope_parameters\": \"default\""},
+         "\"rope_parameters\" is \"default\", expected an object"},
+        {"config.json that is not JSON", {.model_type = "llama", .extra = "\n  \"rope_scaling\": null"}, "malformed JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         test_hf_write_dir(&cases[i].d, &teacher, 0);
         check_dies(cases[i].what, test_import_hf_dir, cases[i].d.dir, cases[i].expect);
         test_hf_remove_dir(&cases[i].d);
     }
+    // a NaN or an infinity in any tensor, of any dtype, is refused naming the tensor
+    struct { const char* tensor; float value; int mixed; const char* expect; } poisons[] = {
+        {"model.layers.1.self_attn.q_proj.weight", NAN, 0, "tensor 'model.layers.1.self_attn.q_proj.weight' holds nan"},
+        {"model.layers.0.mlp.up_proj.weight", INFINITY, 1, "tensor 'model.layers.0.mlp.up_proj.weight' holds inf"},  // BF16
+        {"model.norm.weight", -INFINITY, 1, "tensor 'model.norm.weight' holds -inf"},                                   // F16
+    };
+    for (size_t i = 0; i < sizeof(poisons) / sizeof(poisons[0]); i++) {
+        TestHfDir pd = {.model_type = "llama", .poison = poisons[i].tensor, .poison_value = poisons[i].value};
+        test_hf_write_dir(&pd, &teacher, poisons[i].mixed);
+        check_dies(poisons[i].expect, test_import_hf_dir, pd.dir, poisons[i].expect);
+        test_hf_remove_dir(&pd);
+    }
+    // every integer field whole and in range before it is cast; every flag true or false
+    struct { const char* field; const char* value; } numbers[] = {
+        {"hidden_size", "64.5"}, {"hidden_size", "1e30"}, {"intermediate_size", "160.25"}, {"num_hidden_layers", "-4"},
+        {"num_hidden_layers", "4.000001"}, {"num_attention_heads", "257"}, {"num_key_value_heads", "2.5"},
+        {"vocab_size", "1e7"}, {"max_position_embeddings", "128.5"}, {"head_dim", "16.5"}, {"head_dim", "-1e300"},
+        {"tie_word_embeddings", "1"}, {"attention_bias", "\"false\""},
+    };
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        char extra[128], expect[128];
+        snprintf(extra, sizeof(extra), ",\n  \"%s\": %s", numbers[i].field, numbers[i].value);
+        if (strstr(numbers[i].field, "tie_") || strstr(numbers[i].field, "_bias")) {
+            snprintf(expect, sizeof(expect), "\"%s\" is %s, expected true or false", numbers[i].field, numbers[i].value);
+        } else {
+            snprintf(expect, sizeof(expect), "\"%s\" is %.15g, expected an integer", numbers[i].field, atof(numbers[i].value));
+        }
+        TestHfDir nd = {.model_type = "llama", .extra = extra};
+        test_hf_write_dir(&nd, &teacher, 0);
+        check_dies(expect, test_import_hf_dir, nd.dir, expect);
+        test_hf_remove_dir(&nd);
+    }
     check_dies("not a directory", test_import_hf_dir, (void*)"/nonexistent/model", "not a Hugging Face model directory");
+    // a tensor the header names twice: the last entry, as in HF's safetensors
+    TestHfDir dd = {.model_type = "llama", .decoy = 1};
+    test_hf_write_dir(&dd, &teacher, 0);
+    llama_import_hf(&base, dd.dir, NULL);
+    CHECK(test_hf_same_decoder(&base, &teacher, &fx), "import-hf: of a tensor listed twice, the first entry was read");
+    llama_free(&base);
+    test_hf_remove_dir(&dd);
+    // and imports where the value HF would use must be the one taken
+    struct { const char* what; TestHfDir d; float theta; } taken[] = {
+        {"rope_theta given twice", {.model_type = "llama", .extra = ",\n  \"rope_theta\": 20000"}, 20000.0f},
+        {"rope_theta in rope_parameters (transformers 5)",
+         {.model_type = "llama", .rope = "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}"}, 500000.0f},
+        {"plain RoPE said both ways",
+         {.model_type = "llama", .extra = ",\n  \"rope_scaling\": null, \"rope_parameters\": {\"type\": \"default\", \"rope_theta\": 10000}"},
+         10000.0f},
+    };
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        test_hf_write_dir(&taken[i].d, &teacher, 0);
+        llama_import_hf(&base, taken[i].d.dir, NULL);
+        CHECK(base.cfg.rope_theta == taken[i].theta, "import-hf: %s: rope_theta %g, HF would use %g", taken[i].what,
+              base.cfg.rope_theta, taken[i].theta);
+        llama_free(&base);
+        test_hf_remove_dir(&taken[i].d);
+    }
     e4srec_free(&m);
     e4srec_free(&teacher);
     oracle_fixture_free(&fx);
