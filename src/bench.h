@@ -494,7 +494,8 @@ static void bench_gpu(const BenchShape** chosen, int n, const char* precision, d
     }
     if (peer_text) {
         char peer_gpu[128] = "an unnamed device";  // "device": "NVIDIA H100 80GB HBM3", written by the peer last
-        const char* d = json_field(peer_text, "device");
+        size_t len = 0;
+        const char* d = json_get(peer_text, "device", &len, peer_path);  // a top-level member
         if (d && *d == '"') snprintf(peer_gpu, sizeof(peer_gpu), "%.*s", (int)strcspn(d + 1, "\""), d + 1);
         printf("\nagainst the peer (%s, measured on %s%s): slmrec / peer; MFU of each side with its own FLOPs per step\n",
                peer_path, peer_gpu, strcmp(peer_gpu, name) == 0 ? "" : " -- NOT this GPU: the ratios compare two machines");

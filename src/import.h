@@ -87,22 +87,6 @@ static void llama_import_llama2c(Llama* m, const char* model_path, const char* t
 // ----------------------------------------------------------------------------
 // Hugging Face
 
-// the text after "key": in a JSON text, or NULL: a loose look-up (the first occurrence,
-// at any depth) for the GPU bench's peer file (inline: the CPU build has no use for it).
-// config.json is read through json_get
-static inline const char* json_field(const char* text, const char* key) {
-    char pattern[128];
-    snprintf(pattern, sizeof(pattern), "\"%s\"", key);
-    const char* p = strstr(text, pattern);
-    if (p == NULL) return NULL;
-    p += strlen(pattern);
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (*p != ':') return NULL;
-    p++;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    return p;
-}
-
 // config.json's fields, read as transformers reads them: the last of a key given twice,
 // absent and null alike (the default), and a value of the wrong type refused rather
 // than taken for absent. *len gets the value's length (to quote it in a refusal).
