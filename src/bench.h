@@ -158,7 +158,7 @@ static BenchModelRow bench_e4srec(E4SRec* m, Optimizer* o, int B, int steps, Rng
 }
 
 // train steps and scoring batches (plus top-10 per user, as the peer) over the data's users
-static BenchModelRow bench_trainable(Trainable* t, Optimizer* o, const SeqData* d, int batch, int steps, Rng* rng) {
+static BenchModelRow bench_trainable(Recommender* t, Optimizer* o, const SeqData* d, int batch, int steps, Rng* rng) {
     BenchModelRow r;
     int* units = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
     int n_train = training_units(t, d, units);
@@ -590,7 +590,7 @@ static void bench_cpu(const char* data, const char* out, int steps, int seed) {
     sopt.cfg = adamw_defaults();
     optimizer_add(&sopt, sm.params_memory, sm.grads_memory, sm.num_params);
     optimizer_ready(&sopt);
-    Trainable st = sasrec_trainable(&sjob, "SASRec");
+    Recommender st = sasrec_recommender(&sjob, "SASRec");
     BenchModelRow sas = bench_trainable(&st, &sopt, &d, c.sas_batch, steps, &rng);
     int* units = (int*)mallocCheck((size_t)d.n_users * sizeof(int));
     int users = training_units(&st, &d, units);

@@ -1,4 +1,4 @@
-// jobs.h: each recommender as the trainer sees it (a Trainable): how it
+// jobs.h: each recommender as the trainer sees it (a Recommender): how it
 // samples and steps on a batch (of users; of sample ids for the DLLM2Rec
 // students), scores histories, saves and resumes.
 // E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
@@ -171,8 +171,8 @@ static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
 #endif
 }
 
-static Trainable e4srec_trainable(E4SRecJob* j, const char* name) {
-    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
+static Recommender e4srec_recommender(E4SRecJob* j, const char* name) {
+    Recommender t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
                    e4srec_job_save, e4srec_job_resume, 0};
     return t;
 }
@@ -246,8 +246,8 @@ static void sasrec_job_resume(void* ctx, const char* path, TrainProgress* p, Opt
     sasrec_file_free(&f);
 }
 
-static Trainable sasrec_trainable(SASRecJob* j, const char* name) {
-    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, sasrec_job_train_batch, sasrec_job_score,
+static Recommender sasrec_recommender(SASRecJob* j, const char* name) {
+    Recommender t = {name, j, j->model->cfg.I, j->model->cfg.T, sasrec_job_train_batch, sasrec_job_score,
                    sasrec_job_save, sasrec_job_resume, 0};
     return t;
 }
@@ -353,8 +353,8 @@ static void dllm2rec_job_score(void* ctx, const int* histories, int n, float* sc
 }
 
 // a loaded student as eval and recommend see it: scoring only
-static Trainable student_scorer(Student* s) {
-    Trainable t = {"model", s, s->cfg.I, s->cfg.T, NULL, student_score, NULL, NULL, 0};
+static Recommender student_scorer(Student* s) {
+    Recommender t = {"model", s, s->cfg.I, s->cfg.T, NULL, student_score, NULL, NULL, 0};
     return t;
 }
 
@@ -377,8 +377,8 @@ static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, O
     student_file_free(&f);
 }
 
-static Trainable dllm2rec_trainable(DLLM2RecJob* j, const char* name) {
-    Trainable t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
+static Recommender dllm2rec_recommender(DLLM2RecJob* j, const char* name) {
+    Recommender t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
                    dllm2rec_job_save, dllm2rec_job_resume, j->samples.count};
     return t;
 }

@@ -134,7 +134,7 @@ typedef struct {
 } ResultRow;
 
 // the test-set evaluation of a trained model, timed
-static void result_fill(ResultRow* r, const Trainable* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
+static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
                         const char* name, int layers, size_t params, const TrainResult* tr) {
     snprintf(r->name, sizeof(r->name), "%s", name);
     r->layers = layers;
@@ -256,7 +256,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
 #ifdef SLMREC_CUDA
     if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, c->batch, strcmp(c->precision, "bf16") == 0);
 #endif
-    Trainable t = e4srec_trainable(&job, name);
+    Recommender t = e4srec_recommender(&job, name);
     logf_("%s: %d layers, %zu parameters%s%s, on the %s\n", name, m->cfg.L, e4srec_trainable_params(m),
           m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
@@ -296,7 +296,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     opt.cfg.clip = 0.0f;
     optimizer_add(&opt, m.params_memory, m.grads_memory, m.num_params);
     optimizer_ready(&opt);
-    Trainable t = sasrec_trainable(&job, "SASRec");
+    Recommender t = sasrec_recommender(&job, "SASRec");
     logf_("SASRec: %d blocks, D=%d, %zu parameters\n", sc.L, sc.D, m.num_params);
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
@@ -354,7 +354,7 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     a.lr = a.min_lr = c->st_lr;  // constant-rate Adam, as the authors'
     a.clip = 0.0f;
     dllm2rec_job_optimizer(&opt, &job, a);
-    Trainable t = dllm2rec_trainable(&job, mn.name);
+    Recommender t = dllm2rec_recommender(&job, mn.name);
     logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.samples.count,
           dc.base == BASE_CE ? "CE" : "BCE + DROS", lam > 0.0f || ed > 0.0f ? ", distilled from the E4SRec teacher" : "");
     char stem[1100], best[1200];
@@ -524,7 +524,7 @@ typedef struct {
     E4SRecJob e4srec_job;
     SASRecJob sasrec_job;
     StudentFile student;
-    Trainable t;
+    Recommender t;
 } LoadedModel;
 
 static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int max_batch) {
@@ -534,11 +534,11 @@ static void model_load(LoadedModel* lm, const char* path, const SeqData* d, int 
         e4srec_load(&lm->e4srec, path);
         e4srec_freeze(&lm->e4srec.model);  // inference
         e4srec_job_init(&lm->e4srec_job, &lm->e4srec.model, NULL, 0, d, &lm->e4srec.tok, max_batch);
-        lm->t = e4srec_trainable(&lm->e4srec_job, "model");
+        lm->t = e4srec_recommender(&lm->e4srec_job, "model");
     } else if (lm->kind == KIND_SASREC) {
         sasrec_load(&lm->sasrec, path);
         sasrec_job_init(&lm->sasrec_job, &lm->sasrec.model, d, max_batch);
-        lm->t = sasrec_trainable(&lm->sasrec_job, "model");
+        lm->t = sasrec_recommender(&lm->sasrec_job, "model");
     } else if (lm->kind == KIND_DLLM2REC) {
         student_load(&lm->student, path);
         lm->t = student_scorer(&lm->student.model);

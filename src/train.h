@@ -11,7 +11,8 @@
 
 #define LOSS_PENDING (-1.0f)  // train_batch: the loss is not known yet (every loss is >= 0)
 
-// a model as the trainer sees it
+// a recommender as the training loop and the scorers (evaluate, eval, recommend) see it;
+// one that is only scored (a loaded student, say) leaves the training functions NULL
 typedef struct {
     const char* name;
     void* model;
@@ -31,10 +32,10 @@ typedef struct {
     // what an epoch goes over: 0 = every user with a train prefix of 2 or more items
     // (train_batch gets user ids), n > 0 = samples 0..n-1 (train_batch gets sample ids)
     int n_samples;
-} Trainable;
+} Recommender;
 
 // the units of one epoch, in a fixed order; returns how many
-static int training_units(const Trainable* t, const SeqData* d, int* units) {
+static int training_units(const Recommender* t, const SeqData* d, int* units) {
     if (t->n_samples == 0) return trainable_users(d, units);
     for (int i = 0; i < t->n_samples; i++) units[i] = i;
     return t->n_samples;
@@ -54,7 +55,7 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // evaluation: rank every user's split target with both protocols
 
-static Metrics evaluate(const Trainable* t, const SeqData* d, Split split, const Negatives* neg, int batch) {
+static Metrics evaluate(const Recommender* t, const SeqData* d, Split split, const Negatives* neg, int batch) {
     Metrics m;
     metrics_init(&m);
     int* hist = (int*)mallocCheck((size_t)batch * t->max_len * sizeof(int));
@@ -110,7 +111,7 @@ typedef struct {
 
 // trains t on d; out is the checkpoint path stem ("DIR/e4srec_8"); resume continues
 // from "<out>.last.bin" (whose moments must match opt). opt must be ready.
-static TrainResult train(Trainable* t, Optimizer* opt, const SeqData* d, const Negatives* valid_neg,
+static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const Negatives* valid_neg,
                          const TrainConfig* cfg, const char* out, int resume) {
     char best_path[1100], last_path[1100];
     snprintf(best_path, sizeof(best_path), "%s.bin", out);
