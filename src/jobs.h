@@ -1,6 +1,6 @@
 // jobs.h: each recommender as the trainer sees it (a Recommender): how it
 // samples and steps on a batch (of users; of sample ids for the DLLM2Rec
-// students), scores histories, saves and resumes.
+// students), scores histories, saves, and loads (the best weights, or the state to resume).
 // E4SRec covers the teacher and plain E4SRec_l (CE only) and the SLMRec
 // student (the distillation loss against a frozen or co-trained teacher).
 // An E4SRec job runs on the CPU, or on the GPU once e4srec_job_to_gpu gave it a
@@ -150,30 +150,32 @@ static void e4srec_job_save(void* ctx, const char* path, const TrainProgress* p,
     e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, p, o);
 }
 
-static void e4srec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
     E4SRecJob* j = (E4SRecJob*)ctx;
-    if (j->online) die("'%s': online distillation cannot resume (the teacher's weights are not in the student's file); start it again", path);
+    if (o && j->online) die("'%s': online distillation cannot resume (the teacher's weights are not in the student's file); start it again", path);
     E4SRecFile f;
     e4srec_load(&f, path);
-    ckpt_check_state(path, f.has_state, &f.state, p->record);
+    if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     e4srec_copy_trained(j->model, &f.model, path);
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
     if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: resume with the same --blocks", path, f.n_adapters, n_adapters);
     if (n_adapters) memcpy(j->slm->adapters, f.adapters, j->slm->num_adapter_params * sizeof(float));
-    ckpt_take_state(&f.state, p, o);
-    cursor_done(&f.state);
+    if (o) {
+        ckpt_take_state(&f.state, p, o);
+        cursor_done(&f.state);
+    }
     e4srec_file_free(&f);
 #ifdef SLMREC_CUDA
     if (j->gpu) {
         gpu_e4srec_set_params(j->gpu, j->model, j->slm);
-        gpu_e4srec_set_moments(j->gpu, o->m, o->v, o->step);
+        if (o) gpu_e4srec_set_moments(j->gpu, o->m, o->v, o->step);
     }
 #endif
 }
 
 static Recommender e4srec_recommender(E4SRecJob* j, const char* name) {
     Recommender t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
-                   e4srec_job_save, e4srec_job_resume, 0};
+                   e4srec_job_save, e4srec_job_load, 0};
     return t;
 }
 
@@ -232,23 +234,25 @@ static void sasrec_job_save(void* ctx, const char* path, const TrainProgress* p,
     sasrec_save(path, ((SASRecJob*)ctx)->model, p, o);
 }
 
-static void sasrec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+static void sasrec_job_load(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
     SASRecJob* j = (SASRecJob*)ctx;
     SASRecFile f;
     sasrec_load(&f, path);
-    ckpt_check_state(path, f.has_state, &f.state, p->record);
+    if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(SASRecConfig)) != 0) {
         die("'%s' was trained with other SASRec dimensions: resume with the flags the run started with", path);
     }
     memcpy(j->model->params_memory, f.model.params_memory, j->model->num_params * sizeof(float));
-    ckpt_take_state(&f.state, p, o);
-    cursor_done(&f.state);
+    if (o) {
+        ckpt_take_state(&f.state, p, o);
+        cursor_done(&f.state);
+    }
     sasrec_file_free(&f);
 }
 
 static Recommender sasrec_recommender(SASRecJob* j, const char* name) {
     Recommender t = {name, j, j->model->cfg.I, j->model->cfg.T, sasrec_job_train_batch, sasrec_job_score,
-                   sasrec_job_save, sasrec_job_resume, 0};
+                   sasrec_job_save, sasrec_job_load, 0};
     return t;
 }
 
@@ -362,24 +366,26 @@ static void dllm2rec_job_save(void* ctx, const char* path, const TrainProgress* 
     student_save(path, ((DLLM2RecJob*)ctx)->model, p, o);
 }
 
-static void dllm2rec_job_resume(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
+static void dllm2rec_job_load(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
     DLLM2RecJob* j = (DLLM2RecJob*)ctx;
     StudentFile f;
     student_load(&f, path);
-    ckpt_check_state(path, f.has_state, &f.state, p->record);
+    if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(StudentConfig)) != 0) {
         die("'%s' was trained with another student configuration: resume with the flags the run started with", path);
     }
     memcpy(j->model->model_params, f.model.model_params, j->model->model_n * sizeof(float));
     if (j->model->collab_n) memcpy(j->model->collab_params, f.model.collab_params, j->model->collab_n * sizeof(float));
-    ckpt_take_state(&f.state, p, o);
-    cursor_done(&f.state);
+    if (o) {
+        ckpt_take_state(&f.state, p, o);
+        cursor_done(&f.state);
+    }
     student_file_free(&f);
 }
 
 static Recommender dllm2rec_recommender(DLLM2RecJob* j, const char* name) {
     Recommender t = {name, j, j->model->cfg.I, j->model->cfg.T, dllm2rec_job_train_batch, dllm2rec_job_score,
-                   dllm2rec_job_save, dllm2rec_job_resume, j->samples.count};
+                   dllm2rec_job_save, dllm2rec_job_load, j->samples.count};
     return t;
 }
 

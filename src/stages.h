@@ -265,13 +265,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     record_e4srec(&record, c, d, m, teacher);
     TrainConfig tc = config_train(c, TRAIN_E4SREC, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    E4SRecFile f;
-    e4srec_load(&f, best);
-    e4srec_copy_trained(m, &f.model, best);
-    e4srec_file_free(&f);
-#ifdef SLMREC_CUDA
-    if (job.gpu) gpu_e4srec_set_params(job.gpu, m, NULL);  // the test scores come from the best weights too
-#endif
+    t.load(t.model, best, NULL, NULL);  // the best weights, on the GPU too when the job runs there
     result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, e4srec_trainable_params(m), &tr);
     optimizer_free(&opt);
     e4srec_job_free(&job);
@@ -305,11 +299,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     record_sasrec(&record, c, d);
     TrainConfig tc = config_train(c, TRAIN_SASREC, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    SASRecFile f;
-    sasrec_load(&f, best);
-    if (memcmp(&f.model.cfg, &m.cfg, sizeof(SASRecConfig)) != 0) die("'%s' holds a model of other dimensions than this run's", best);
-    memcpy(m.params_memory, f.model.params_memory, m.num_params * sizeof(float));
-    sasrec_file_free(&f);
+    t.load(t.model, best, NULL, NULL);
     result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
     float* table = (float*)mallocCheck((size_t)sc.I * sc.D * sizeof(float));
     memcpy(table, m.params.item_emb, (size_t)sc.I * sc.D * sizeof(float));
@@ -364,12 +354,7 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     record_student(&record, c, d, kind, lam, ed, sig ? sig->teacher_checksum : 0);
     TrainConfig tc = config_train(c, TRAIN_STUDENT, &record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    StudentFile f;
-    student_load(&f, best);
-    if (memcmp(&f.model.cfg, &s.cfg, sizeof(StudentConfig)) != 0) die("'%s' holds a student of another configuration than this run's", best);
-    memcpy(s.model_params, f.model.model_params, s.model_n * sizeof(float));
-    if (s.collab_n) memcpy(s.collab_params, f.model.collab_params, s.collab_n * sizeof(float));
-    student_file_free(&f);
+    t.load(t.model, best, NULL, NULL);
     result_fill(row, &t, d, tneg, c->eval_batch, mn.name, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
     optimizer_free(&opt);
     dllm2rec_job_free(&job);

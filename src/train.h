@@ -27,8 +27,9 @@ typedef struct {
     void (*score)(void* model, const int* histories, int n, float* scores);
     // writes the model, with the training state when o != NULL
     void (*save)(void* model, const char* path, const TrainProgress* p, const Optimizer* o);
-    // reads the weights, progress and AdamW moments written by save with a state
-    void (*resume)(void* model, const char* path, TrainProgress* p, Optimizer* o);
+    // reads the weights written by save; with o != NULL also the progress and AdamW
+    // moments (--resume), after checking the state's run record against p->record
+    void (*load)(void* model, const char* path, TrainProgress* p, Optimizer* o);
     // what an epoch goes over: 0 = every user with a train prefix of 2 or more items
     // (train_batch gets user ids), n > 0 = samples 0..n-1 (train_batch gets sample ids)
     int n_samples;
@@ -124,7 +125,7 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
     Rng rng;
     rng_seed(&rng, cfg->seed);
     if (resume && access(last_path, R_OK) == 0) {
-        t->resume(t->model, last_path, &p, opt);
+        t->load(t->model, last_path, &p, opt);
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }
