@@ -212,7 +212,7 @@ static void parse_training_flags(const char* cmd, const char* summary, int argc,
     int n = 0;
     for (int g = 0; g < 5; g++) if (groups & (1 << g)) n += tables[g](specs + n, c);
     if (n + n_own > MAX_FLAGS) die("%s: %d flags, more than MAX_FLAGS %d", cmd, n + n_own, MAX_FLAGS);
-    memcpy(specs + n, own, (size_t)n_own * sizeof(ArgSpec));
+    if (n_own) memcpy(specs + n, own, (size_t)n_own * sizeof(ArgSpec));  // own may be NULL when there are none
     parse_args(cmd, summary, argc, argv, specs, n + n_own);
 }
 
