@@ -151,21 +151,31 @@ static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, co
           r->infer_seconds, d->n_users);
 }
 
+// a model whose best valid epoch is the last it trained may still improve: not converged
+static int result_converged(const ResultRow* r) { return r->best_epoch < r->epochs; }
+
 static void results_print(const ResultRow* rows, int n) {
     char hr1[24], hr5[24], nd5[24], mrr[24];
     metric_name(hr1, sizeof(hr1), &rows[0].test, 8);
     metric_name(hr5, sizeof(hr5), &rows[0].test, 9);
     metric_name(nd5, sizeof(nd5), &rows[0].test, 11);
     metric_name(mrr, sizeof(mrr), &rows[0].test, 13);
-    logf_("\n%-18s %6s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "train s", "infer s",
-          "HR@10", "NDCG@10", hr1, hr5, nd5, mrr);
+    logf_("\n%-18s %6s %10s %10s %8s %8s | %8s %8s | %10s %10s %12s %10s\n", "model", "layers", "params", "best/last",
+          "train s", "infer s", "HR@10", "NDCG@10", hr1, hr5, nd5, mrr);
+    int unconverged = 0;
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
-        logf_("%-18s %6d %10zu %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
-              r->train_seconds, r->infer_seconds, r->test.mean[2], r->test.mean[5], r->test.mean[8], r->test.mean[9],
+        char epochs[32];
+        snprintf(epochs, sizeof(epochs), "%d/%d%s", r->best_epoch, r->epochs, result_converged(r) ? " " : "*");
+        unconverged += !result_converged(r);
+        logf_("%-18s %6d %10zu %10s %8.1f %8.2f | %8.4f %8.4f | %10.4f %10.4f %12.4f %10.4f\n", r->name, r->layers, r->params,
+              epochs, r->train_seconds, r->infer_seconds, r->test.mean[2], r->test.mean[5], r->test.mean[8], r->test.mean[9],
               r->test.mean[11], r->test.mean[13]);
     }
-    logf_("(test split; HR@10 and NDCG@10 rank all items, the s* columns the target among sampled negatives)\n\n");
+    logf_("(test split; HR@10 and NDCG@10 rank all items, the s* columns the target among sampled negatives;\n"
+          " best/last: the epoch selected on valid full NDCG@10 and the last one trained)\n");
+    if (unconverged) logf_("* not converged: its best epoch is its last, so it may still improve: train it longer\n");
+    logf_("\n");
     logf_("all metrics, test split:\n");
     metrics_print_header(stdout, rows[0].test.n_neg);
     if (log_file) metrics_print_header(log_file, rows[0].test.n_neg);
@@ -195,8 +205,8 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
         fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "
-                "\"best_epoch\": %d, \"valid_full_NDCG@10\": %.6f, ", r->name, r->layers, r->params, r->train_seconds,
-                r->infer_seconds, r->epochs, r->best_epoch, r->best_valid);
+                "\"best_epoch\": %d, \"converged\": %s, \"valid_full_NDCG@10\": %.6f, ", r->name, r->layers, r->params,
+                r->train_seconds, r->infer_seconds, r->epochs, r->best_epoch, result_converged(r) ? "true" : "false", r->best_valid);
         metrics_write_json(o.f, &r->test);
         fprintf(o.f, "}%s\n", i + 1 < n ? "," : "");
     }

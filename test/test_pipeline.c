@@ -809,7 +809,39 @@ static void test_pipe_gpu_plan(void) {
     rmdir(dir);
 }
 
+// the results table flags a model whose best epoch is its last (it may still improve), and the JSON says so
+static void test_pipe_results_convergence(void) {
+    ResultRow rows[2];
+    memset(rows, 0, sizeof(rows));
+    snprintf(rows[0].name, sizeof(rows[0].name), "StillRising");
+    rows[0].epochs = 4; rows[0].best_epoch = 4;
+    snprintf(rows[1].name, sizeof(rows[1].name), "Settled");
+    rows[1].epochs = 9; rows[1].best_epoch = 4;
+    for (int i = 0; i < 2; i++) rows[i].test.count = 1;  // metrics of 0, as if evaluated
+    char path[] = "/tmp/slmrec_test_results_XXXXXX";
+    write_temp(path, "", 0);
+    log_file = fopenCheck(path, "w");
+    results_print(rows, 2);
+    fcloseCheck(log_file);
+    log_file = NULL;
+    char* table = read_file(path, NULL);
+    CHECK(strstr(table, " 4/4* ") && strstr(table, " 4/9  ") && strstr(table, "* not converged: its best epoch is its last"),
+          "the results table marks the row whose best epoch is its last, and only it: %s", table);
+    free(table);
+    Config c = config_defaults();
+    SeqData d = {0};
+    results_write_json(path, rows, 2, &c, &d);
+    char* json = read_file(path, NULL);
+    const char* rising = strstr(json, "\"StillRising\"");
+    const char* settled = strstr(json, "\"Settled\"");
+    CHECK(rising && settled && strstr(rising, "\"converged\": false") < settled && strstr(settled, "\"converged\": true"),
+          "results.json says which model converged: %s", json);
+    free(json);
+    unlink(path);
+}
+
 static void run_pipeline_tests(void) {
+    test_pipe_results_convergence();
     test_pipe_resume();
     test_pipe_online();
     test_pipe_bad_checkpoints();
