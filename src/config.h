@@ -22,6 +22,7 @@ typedef struct {
     // E4SRec teacher, plain E4SRec_l, SLMRec student (stages 2 and 3)
     int hidden, ffn, heads, kv_heads, teacher_layers, student_layers;
     int epochs, batch, patience, warmup, vocab;
+    const char* samples;       // an E4SRec epoch: "one-cut" per user (the peer's), or "every-cut" (method.md 2.4)
     float lr, min_lr, weight_decay, clip, time_budget;
     const char* instruction;
     const char* response;
@@ -54,7 +55,7 @@ static Config config_defaults(void) {
         .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 200, .sas_batch = 128, .sas_patience = 20,
         .sas_dropout = 0.5f, .sas_lr = 1e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
-        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320,
+        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320, .samples = "one-cut",
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
@@ -125,6 +126,9 @@ static void config_check_lora_base(const char* flag, const char* path) {
 }
 
 static void config_check(Config* c) {
+    if (strcmp(c->samples, "one-cut") != 0 && strcmp(c->samples, "every-cut") != 0) {
+        die("--samples must be one-cut or every-cut, got '%s'", c->samples);
+    }
     if (c->out && strlen(c->out) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(c->out), MAX_OUT_DIR);
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");
     if (c->batch < 1 || c->sas_batch < 1) die("--batch and --sasrec-batch must be positive");

@@ -22,6 +22,8 @@ typedef struct {
     int online;           // with slm: the teacher is trained by its own CE at the same time
     const SeqData* data;
     const Tokenizer* tok; // saved inside every checkpoint
+    SampleList samples;   // with every_cut: each (user, cut) of the train prefixes, one unit of an epoch
+    int every_cut;        // 0: an epoch draws one random cut per user (the peer's); 1: it goes over every cut
     int* histories;       // (max_batch, S)
     int* targets;         // (max_batch)
     int max_batch;
@@ -38,8 +40,18 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->tok = tok;
     j->max_batch = max_batch;
     j->gpu = j->gpu_teacher = NULL;
+    memset(&j->samples, 0, sizeof(j->samples));
+    j->every_cut = 0;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
+}
+
+// an epoch over every (user, cut) sample of the train prefixes (--samples every-cut), as
+// the DLLM2Rec students and SASRec's every-position loss see the data, instead of one
+// random cut per user: the units of an epoch become sample ids (method.md 2.4)
+static void e4srec_job_every_cut(E4SRecJob* j) {
+    sample_list_build(&j->samples, j->data);
+    j->every_cut = 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -96,13 +108,20 @@ static void e4srec_job_free(E4SRecJob* j) {
     gpu_e4srec_free(j->gpu);
     gpu_e4srec_free(j->gpu_teacher);
 #endif
+    if (j->every_cut) sample_list_free(&j->samples);
     free(j->histories);
     free(j->targets);
 }
 
-static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* users, int n, Rng* rng, int report) {
+// units: user ids (one random cut each), or with every_cut sample ids
+static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, int n, Rng* rng, int report) {
     E4SRecJob* j = (E4SRecJob*)ctx;
-    e4srec_sample(j->data, users, n, j->model->cfg.S, rng, j->histories, j->targets);
+    int S = j->model->cfg.S;
+    if (j->every_cut) {
+        for (int i = 0; i < n; i++) j->targets[i] = sample_history(j->histories + (size_t)i * S, &j->samples, units[i], S);
+    } else {
+        e4srec_sample(j->data, units, n, S, rng, j->histories, j->targets);
+    }
 #ifdef SLMREC_CUDA
     if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n, report);
 #endif
@@ -175,7 +194,7 @@ static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optim
 
 static Recommender e4srec_recommender(E4SRecJob* j, const char* name) {
     Recommender t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
-                   e4srec_job_save, e4srec_job_load, 0};
+                   e4srec_job_save, e4srec_job_load, j->every_cut ? j->samples.count : 0};
     return t;
 }
 

@@ -58,6 +58,7 @@ static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const
         run_record_add(r, "LoRA base", "fnv %08x", m->lora->base_checksum);
     }
     run_record_add(r, "--precision", "%s", c->precision);
+    run_record_add(r, "--samples", "%s", c->samples);
 }
 
 // a student's dropout: --dropout, or its kind's own default
@@ -112,9 +113,10 @@ static void log_data(const SeqData* d, const Config* c) {
     logf_("data: %s: %d users, %d items, %d events\n", c->data ? c->data : "built-in synthetic", d->n_users, d->n_items, d->n_events);
 }
 
-static int steps_per_epoch(const SeqData* d, int batch) {
+// the optimizer steps of an E4SRec epoch: over the trainable users, or with every_cut every sample
+static int steps_per_epoch(const SeqData* d, int batch, int every_cut) {
     int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
-    int n = trainable_users(d, users);
+    int n = every_cut ? sample_count(d) : trainable_users(d, users);
     free(users);
     return (n + batch - 1) / batch;
 }
@@ -192,10 +194,10 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     json_write_string(o.f, c->data ? c->data : "synthetic");
     fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
-            "\"batch\": %d, \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
+            "\"batch\": %d, \"samples\": \"%s\", \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
             "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
             "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->max_len,
-            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->lr, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->samples, c->lr, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
             c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
     json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
     fprintf(o.f, ", \"init\": ");
@@ -261,8 +263,10 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
+    int every_cut = strcmp(c->samples, "every-cut") == 0;
+    if (every_cut) e4srec_job_every_cut(&job);
     Optimizer opt;
-    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch)));
+    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch, every_cut)));
 #ifdef SLMREC_CUDA
     if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, c->batch, strcmp(c->precision, "bf16") == 0);
 #endif
@@ -271,6 +275,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
           m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
           config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
+    if (every_cut) logf_("  an epoch goes over every cut of the train prefixes: %d samples\n", job.samples.count);
     RunRecord record;
     record_e4srec(&record, c, d, m, teacher);
     TrainConfig tc = config_train(c, TRAIN_E4SREC, &record);

@@ -840,7 +840,56 @@ static void test_pipe_results_convergence(void) {
     unlink(path);
 }
 
+// --samples every-cut: an E4SRec epoch is every (user, cut) sample once; a batch of sample
+// ids trains on exactly those samples' histories and targets
+static void test_pipe_every_cut(void) {
+    PipeFixture f;
+    pipe_fixture_init(&f);
+    E4SRecJob job;
+    e4srec_job_init(&job, &f.teacher, NULL, 0, &f.d, &f.p.tok, 8);
+    e4srec_job_every_cut(&job);
+    Recommender t = e4srec_recommender(&job, "every cut");
+    int count = sample_count(&f.d);
+    CHECK(t.n_samples == count && count > f.d.n_users, "an every-cut epoch has %d units, the data's %d samples", t.n_samples, count);
+    Optimizer opt;
+    AdamWConfig a = adamw_defaults();
+    a.total_steps = 10;
+    e4srec_job_optimizer(&opt, &job, a);
+    int ids[3] = {count - 1, 0, count / 2};
+    Rng rng;
+    rng_seed(&rng, 1);
+    t.train_batch(t.model, &opt, ids, 3, &rng, 1);
+    int S = f.teacher.cfg.S, same = 1;
+    int* hist = (int*)mallocCheck((size_t)S * sizeof(int));
+    for (int i = 0; i < 3; i++) {
+        int target = sample_history(hist, &job.samples, ids[i], S);
+        same &= target == job.targets[i] && memcmp(hist, job.histories + (size_t)i * S, (size_t)S * sizeof(int)) == 0;
+    }
+    CHECK(same, "a batch of sample ids trains on those samples' histories and targets");
+    free(hist);
+    optimizer_free(&opt);
+    e4srec_job_free(&job);
+    // a stage of 2 epochs takes 2 x ceil(samples / batch) steps
+    Config c = f.c;
+    c.out = "/tmp/slmrec_test_every_cut";
+    c.samples = "every-cut";
+    c.epochs = 2;
+    make_dir(c.out);
+    unlink("/tmp/slmrec_test_every_cut/tiny.last.bin");
+    test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, NULL, 2);
+    E4SRecFile ck;
+    e4srec_load(&ck, "/tmp/slmrec_test_every_cut/tiny.last.bin");
+    int32_t progress[2] = {0, 0};  // epoch, step
+    cursor_take(&ck.state, progress, sizeof(progress), "the training progress");
+    int steps = 2 * ((count + c.batch - 1) / c.batch);
+    CHECK(progress[0] == 2 && progress[1] == steps, "2 every-cut epochs take %d steps, the state says epoch %d step %d",
+          steps, progress[0], progress[1]);
+    e4srec_file_free(&ck);
+    pipe_fixture_free(&f);
+}
+
 static void run_pipeline_tests(void) {
+    test_pipe_every_cut();
     test_pipe_results_convergence();
     test_pipe_resume();
     test_pipe_online();
