@@ -461,6 +461,20 @@ static TokPairCount* tok_pair_slot(TokPairCount* table, size_t cap, uint64_t pai
     return &table[i];
 }
 
+// the base vocabulary every BPE starts from, in room for `capacity` tokens: the
+// control tokens <unk> <s> </s>, then the 256 bytes, every score 0
+static void tokenizer_base_vocab(Tokenizer* t, int capacity) {
+    tokenizer_alloc(t, capacity);
+    const char* control[TOK_BYTE_BASE] = {"<unk>", "<s>", "</s>"};
+    for (int id = 0; id < TOK_BYTE_BASE; id++) tokenizer_set(t, id, control[id], (int)strlen(control[id]), 0.0f);
+    for (int b = 0; b < 256; b++) {
+        char byte = (char)b;
+        tokenizer_set(t, TOK_BYTE_BASE + b, &byte, 1, 0.0f);
+    }
+    t->vocab_size = TOK_BASE_VOCAB;
+    t->max_token_length = (int)strlen("<unk>");
+}
+
 // Learns merges on text until the vocab holds vocab_size tokens (or no pair is
 // left). The text is cut into words before every space, the first word getting
 // the dummy-prefix space as encode does, so tokens never span a word boundary.
@@ -471,15 +485,7 @@ static void tokenizer_train_bpe(Tokenizer* t, const char* text, size_t len, int 
         die("tokenizer_train_bpe: vocab_size %d is outside %d..%d (259 = <unk> <s> </s> + 256 bytes)", vocab_size, TOK_BASE_VOCAB, TOK_MAX_VOCAB);
     }
     if (len > (size_t)INT32_MAX - 1) die("tokenizer_train_bpe: a %zu-byte corpus is too large", len);
-    tokenizer_alloc(t, vocab_size);
-    const char* control[TOK_BYTE_BASE] = {"<unk>", "<s>", "</s>"};
-    for (int id = 0; id < TOK_BYTE_BASE; id++) tokenizer_set(t, id, control[id], (int)strlen(control[id]), 0.0f);
-    for (int b = 0; b < 256; b++) {
-        char byte = (char)b;
-        tokenizer_set(t, TOK_BYTE_BASE + b, &byte, 1, 0.0f);
-    }
-    t->vocab_size = TOK_BASE_VOCAB;
-    t->max_token_length = (int)strlen("<unk>");
+    tokenizer_base_vocab(t, vocab_size);
     t->bos_id = TOK_BOS;
     t->eos_id = TOK_EOS;
     t->add_dummy_prefix = 1;

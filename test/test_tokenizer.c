@@ -324,15 +324,7 @@ static void test_tok_random_text(Rng* rng, char* out, int len) {
 // scored from {1, 0, -0, -1}: equal scores everywhere, so the tie order decides
 // most merges, and 0 against -0 checks that they tie too.
 static void test_tok_tie_vocab(Tokenizer* t, Rng* rng, int n_merged) {
-    tokenizer_alloc(t, TOK_BASE_VOCAB + n_merged);
-    const char* control[TOK_BYTE_BASE] = {"<unk>", "<s>", "</s>"};
-    for (int id = 0; id < TOK_BYTE_BASE; id++) tokenizer_set(t, id, control[id], (int)strlen(control[id]), 0.0f);
-    for (int b = 0; b < 256; b++) {
-        char byte = (char)b;
-        tokenizer_set(t, TOK_BYTE_BASE + b, &byte, 1, 0.0f);
-    }
-    t->vocab_size = TOK_BASE_VOCAB;
-    t->max_token_length = (int)strlen("<unk>");
+    tokenizer_base_vocab(t, TOK_BASE_VOCAB + n_merged);
     const char* pieces[] = {"a", "b", " ", "\xc3\xa9"};
     const float scores[] = {1.0f, 0.0f, -0.0f, -1.0f};
     while (t->vocab_size < TOK_BASE_VOCAB + n_merged) {
