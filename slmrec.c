@@ -209,12 +209,15 @@ enum { FLAGS_RUN = 1, FLAGS_SASREC = 2, FLAGS_E4SREC = 4, FLAGS_DISTILL = 8, FLA
 static void parse_training_flags(const char* cmd, const char* summary, int argc, char** argv, Config* c, int groups,
                                  const ArgSpec* own, int n_own) {
     int (*const tables[])(ArgSpec*, Config*) = {flags_run, flags_sasrec, flags_e4srec, flags_distill, flags_dllm2rec};
-    ArgSpec specs[MAX_FLAGS];
+    ArgSpec specs[MAX_FLAGS], group[MAX_FLAGS];
     int n = 0;
-    for (int g = 0; g < 5; g++) if (groups & (1 << g)) n += tables[g](specs + n, c);
-    if (n + n_own > MAX_FLAGS) die("%s: %d flags, more than MAX_FLAGS %d", cmd, n + n_own, MAX_FLAGS);
-    if (n_own) memcpy(specs + n, own, (size_t)n_own * sizeof(ArgSpec));  // own may be NULL when there are none
-    parse_args(cmd, summary, argc, argv, specs, n + n_own);
+    for (int g = 0; g <= 5; g++) {  // the groups, then the command's own (own may be NULL when there are none)
+        int k = g < 5 ? ((groups & (1 << g)) ? tables[g](group, c) : 0) : n_own;
+        if (n + k > MAX_FLAGS) die("%s: more than MAX_FLAGS %d flags", cmd, MAX_FLAGS);
+        if (k) memcpy(specs + n, g < 5 ? group : own, (size_t)k * sizeof(ArgSpec));
+        n += k;
+    }
+    parse_args(cmd, summary, argc, argv, specs, n);
 }
 
 static int flag_given(int argc, char** argv, const char* flag) {
@@ -299,7 +302,7 @@ static int cmd_train_sasrec(int argc, char** argv) {
     resume_precheck(&c, "sasrec", &record);
     open_log(&c, &d);
     ResultRow row;
-    free(stage_sasrec(&c, &d, &vneg, &tneg, &row));
+    free(stage_sasrec(&c, &d, &vneg, &tneg, &record, &row));
     stage_report(&c, &d, &row, "sasrec");
     close_run(&d, &vneg, &tneg);
     return 0;
@@ -350,7 +353,7 @@ static int cmd_train_teacher(int argc, char** argv) {
     open_log(&c, &d);
     prompt_log(&p, c.instruction, c.response, base, c.init);
     ResultRow row;
-    stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, mn.name, mn.stem, &row);
+    stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, &record, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
     e4srec_free(&m);
     prompt_free(&p);
@@ -424,7 +427,7 @@ static int cmd_distill(int argc, char** argv) {
     resume_precheck(&c, mn.stem, &record);
     open_log(&c, &d);
     ResultRow row;
-    stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, mn.name, mn.stem, &row);
+    stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, &record, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
     e4srec_free(&student);
     e4srec_file_free(&tf);
@@ -489,7 +492,7 @@ static int cmd_dllm2rec(int argc, char** argv) {
         e4srec_file_free(&tf);
     }
     ResultRow row;
-    stage_student(&c, &d, &vneg, &tneg, (StudentKind)kind, c.lam, c.ed, distilled ? &sig : NULL, &row);
+    stage_student(&c, &d, &vneg, &tneg, (StudentKind)kind, c.lam, c.ed, distilled ? &sig : NULL, &record, &row);
     stage_report(&c, &d, &row, student_name((StudentKind)kind, c.lam, c.ed).stem);
     signals_free(&sig);
     close_run(&d, &vneg, &tneg);

@@ -44,9 +44,10 @@ static void run_record_add(RunRecord* r, const char* flag, const char* fmt, ...)
     char value[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(value, sizeof(value), fmt, ap);
+    int len = vsnprintf(value, sizeof(value), fmt, ap);
     va_end(ap);
-    if (strchr(value, '\n')) die("run record: the value of %s spans lines", flag);
+    if (len < 0 || (size_t)len >= sizeof(value)) die("run record: the value of %s is longer than %zu bytes", flag, sizeof(value) - 1);
+    if (strchr(value, '\n') || strchr(flag, ' ')) die("run record: the line of %s must be one line, its flag one word", flag);
     int n = snprintf(r->text + r->len, RUN_RECORD_CAP - r->len, "%s %s\n", flag, value);
     if (n < 0 || r->len + n >= RUN_RECORD_CAP) die("run record: more than %d bytes", RUN_RECORD_CAP);
     r->len += n;
@@ -385,7 +386,12 @@ static uint32_t e4srec_checksum(const E4SRec* m) {
     h = fnv1a(h, m->resp, (size_t)c->P2 * sizeof(int));
     h = fnv1a(h, m->item_table, (size_t)c->I * c->D * sizeof(float));
     h = fnv1a(h, m->params_memory, m->num_params * sizeof(float));
-    if (m->lora) h = fnv1a(h, m->lora->params_memory, m->lora->num_params * sizeof(float));
+    if (m->lora) {  // the adapters and how they scale
+        int settings[2] = {m->lora->rank, m->lora->targets};
+        h = fnv1a(h, settings, sizeof(settings));
+        h = fnv1a(h, &m->lora->alpha, sizeof(float));
+        h = fnv1a(h, m->lora->params_memory, m->lora->num_params * sizeof(float));
+    }
     return h;
 }
 

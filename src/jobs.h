@@ -22,8 +22,8 @@ typedef struct {
     int online;           // with slm: the teacher is trained by its own CE at the same time
     const SeqData* data;
     const Tokenizer* tok; // saved inside every checkpoint
-    SampleList samples;   // with every_cut: each (user, cut) of the train prefixes, one unit of an epoch
-    int every_cut;        // 0: an epoch draws one random cut per user (the peer's); 1: it goes over every cut
+    SampleList samples;   // empty: an epoch draws one random cut per user (the peer's); else it goes over
+                          // every (user, cut) of the train prefixes, a sample id a unit (--samples every-cut)
     int* histories;       // (max_batch, S)
     int* targets;         // (max_batch)
     int max_batch;
@@ -41,7 +41,6 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->max_batch = max_batch;
     j->gpu = j->gpu_teacher = NULL;
     memset(&j->samples, 0, sizeof(j->samples));
-    j->every_cut = 0;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
 }
@@ -51,7 +50,6 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
 // random cut per user: the units of an epoch become sample ids (method.md 2.4)
 static void e4srec_job_every_cut(E4SRecJob* j) {
     sample_list_build(&j->samples, j->data);
-    j->every_cut = 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -108,16 +106,16 @@ static void e4srec_job_free(E4SRecJob* j) {
     gpu_e4srec_free(j->gpu);
     gpu_e4srec_free(j->gpu_teacher);
 #endif
-    if (j->every_cut) sample_list_free(&j->samples);
+    sample_list_free(&j->samples);
     free(j->histories);
     free(j->targets);
 }
 
-// units: user ids (one random cut each), or with every_cut sample ids
+// units: user ids (one random cut each), or sample ids with e4srec_job_every_cut
 static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, int n, Rng* rng, int report) {
     E4SRecJob* j = (E4SRecJob*)ctx;
     int S = j->model->cfg.S;
-    if (j->every_cut) {
+    if (j->samples.count) {
         for (int i = 0; i < n; i++) j->targets[i] = sample_history(j->histories + (size_t)i * S, &j->samples, units[i], S);
     } else {
         e4srec_sample(j->data, units, n, S, rng, j->histories, j->targets);
@@ -177,7 +175,7 @@ static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optim
     if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     e4srec_copy_trained(j->model, &f.model, path);
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
-    if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: resume with the same --blocks", path, f.n_adapters, n_adapters);
+    if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: use the --blocks it was trained with", path, f.n_adapters, n_adapters);
     if (n_adapters) memcpy(j->slm->adapters, f.adapters, j->slm->num_adapter_params * sizeof(float));
     if (o) {
         ckpt_take_state(&f.state, p, o);
@@ -194,7 +192,7 @@ static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optim
 
 static Recommender e4srec_recommender(E4SRecJob* j, const char* name) {
     Recommender t = {name, j, j->model->cfg.I, j->model->cfg.S, e4srec_job_train_batch, e4srec_job_score,
-                   e4srec_job_save, e4srec_job_load, j->every_cut ? j->samples.count : 0};
+                   e4srec_job_save, e4srec_job_load, j->samples.count};
     return t;
 }
 
@@ -259,7 +257,7 @@ static void sasrec_job_load(void* ctx, const char* path, TrainProgress* p, Optim
     sasrec_load(&f, path);
     if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(SASRecConfig)) != 0) {
-        die("'%s' was trained with other SASRec dimensions: resume with the flags the run started with", path);
+        die("'%s' holds a SASRec of other dimensions than this run's: use the flags it was trained with", path);
     }
     memcpy(j->model->params_memory, f.model.params_memory, j->model->num_params * sizeof(float));
     if (o) {
@@ -391,7 +389,7 @@ static void dllm2rec_job_load(void* ctx, const char* path, TrainProgress* p, Opt
     student_load(&f, path);
     if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (memcmp(&f.model.cfg, &j->model->cfg, sizeof(StudentConfig)) != 0) {
-        die("'%s' was trained with another student configuration: resume with the flags the run started with", path);
+        die("'%s' holds a student of another configuration than this run's: use the flags it was trained with", path);
     }
     memcpy(j->model->model_params, f.model.model_params, j->model->model_n * sizeof(float));
     if (j->model->collab_n) memcpy(j->model->collab_params, f.model.collab_params, j->model->collab_n * sizeof(float));

@@ -55,7 +55,7 @@ static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const
     if (m->lora) {
         run_record_add(r, "--lora-alpha", "%s", float_text(m->lora->alpha).s);
         run_record_add(r, "--lora-targets", "%d (bit mask)", m->lora->targets);
-        run_record_add(r, "LoRA base", "fnv %08x", m->lora->base_checksum);
+        run_record_add(r, "--lora-base", "fnv %08x", m->lora->base_checksum);
     }
     run_record_add(r, "--precision", "%s", c->precision);
     run_record_add(r, "--samples", "%s", c->samples);
@@ -113,11 +113,11 @@ static void log_data(const SeqData* d, const Config* c) {
     logf_("data: %s: %d users, %d items, %d events\n", c->data ? c->data : "built-in synthetic", d->n_users, d->n_items, d->n_events);
 }
 
-// the optimizer steps of an E4SRec epoch: over the trainable users, or with every_cut every sample
-static int steps_per_epoch(const SeqData* d, int batch, int every_cut) {
-    int* users = (int*)mallocCheck((size_t)d->n_users * sizeof(int));
-    int n = every_cut ? sample_count(d) : trainable_users(d, users);
-    free(users);
+// the optimizer steps of an epoch of t: over its training units (training_units), batch at a time
+static int steps_per_epoch(const Recommender* t, const SeqData* d, int batch) {
+    int* units = (int*)mallocCheck((size_t)max_int(d->n_users, t->n_samples) * sizeof(int));
+    int n = training_units(t, d, units);
+    free(units);
     return (n + batch - 1) / batch;
 }
 
@@ -251,9 +251,12 @@ static void stage_report(const Config* c, const SeqData* d, const ResultRow* row
 // stages: each trains one model, reloads its best-on-valid weights, tests it
 
 // trains m (built and initialised) with CE, or as the SLMRec student of teacher;
-// leaves m at its best-on-valid weights and fills row with the test metrics
+// leaves m at its best-on-valid weights and fills row with the test metrics. Every
+// stage takes its run record (record_e4srec etc.), which its caller has built once
+// and, resuming, already checked
 static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, E4SRec* m,
-                         const Tokenizer* tok, E4SRec* teacher, const char* name, const char* file_stem, ResultRow* row) {
+                         const Tokenizer* tok, E4SRec* teacher, const RunRecord* record, const char* name, const char* file_stem,
+                         ResultRow* row) {
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, file_stem);
     snprintf(best, sizeof(best), "%s.bin", stem);
@@ -263,22 +266,19 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
-    int every_cut = strcmp(c->samples, "every-cut") == 0;
-    if (every_cut) e4srec_job_every_cut(&job);
+    if (strcmp(c->samples, "every-cut") == 0) e4srec_job_every_cut(&job);
+    Recommender t = e4srec_recommender(&job, name);
     Optimizer opt;
-    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(d, c->batch, every_cut)));
+    e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(&t, d, c->batch)));
 #ifdef SLMREC_CUDA
     if (config_on_gpu(c)) e4srec_job_to_gpu(&job, &opt, c->batch, strcmp(c->precision, "bf16") == 0);
 #endif
-    Recommender t = e4srec_recommender(&job, name);
     logf_("%s: %d layers, %zu parameters%s%s, on the %s\n", name, m->cfg.L, e4srec_trainable_params(m),
           m->lora ? " trained (LoRA adapters, input_proj, score)" : "",
           teacher ? (c->online ? ", distilled online from the teacher" : ", distilled from the frozen teacher") : "",
           config_on_gpu(c) ? (strcmp(c->precision, "bf16") == 0 ? "GPU (bf16)" : "GPU (fp32)") : "CPU");
-    if (every_cut) logf_("  an epoch goes over every cut of the train prefixes: %d samples\n", job.samples.count);
-    RunRecord record;
-    record_e4srec(&record, c, d, m, teacher);
-    TrainConfig tc = config_train(c, TRAIN_E4SREC, &record);
+    if (job.samples.count) logf_("  an epoch goes over every cut of the train prefixes: %d samples\n", job.samples.count);
+    TrainConfig tc = config_train(c, TRAIN_E4SREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);  // the best weights, on the GPU too when the job runs there
     result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, e4srec_trainable_params(m), &tr);
@@ -288,7 +288,8 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
 }
 
 // stage 1: SASRec; returns its best item table (I, D), which E4SRec reads frozen
-static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, ResultRow* row) {
+static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg,
+                           const RunRecord* record, ResultRow* row) {
     SASRecConfig sc = {.I = d->n_items + 1, .D = c->sas_dim, .L = c->sas_blocks, .NH = c->sas_heads, .T = c->max_len,
                        .dropout = c->sas_dropout};
     SASRec m;
@@ -310,9 +311,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
     snprintf(best, sizeof(best), "%s.bin", stem);
-    RunRecord record;
-    record_sasrec(&record, c, d);
-    TrainConfig tc = config_train(c, TRAIN_SASREC, &record);
+    TrainConfig tc = config_train(c, TRAIN_SASREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);
     result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
@@ -340,7 +339,7 @@ static ModelName student_name(StudentKind kind, float lam, float ed) {
 // trains one DLLM2Rec student with weights lam (ranking) and ed (embedding) against
 // the teacher's signals (NULL when both are 0), reloads its best weights and tests it
 static void stage_student(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, StudentKind kind,
-                          float lam, float ed, const TeacherSignals* sig, ResultRow* row) {
+                          float lam, float ed, const TeacherSignals* sig, const RunRecord* record, ResultRow* row) {
     ModelName mn = student_name(kind, lam, ed);
     StudentConfig sc = {.kind = kind, .I = d->n_items + 1, .D = c->st_dim, .T = c->max_len, .L = c->sas_blocks,
                         .NH = c->sas_heads, .dropout = student_dropout(c, kind), .NF = c->caser_filters, .ed = ed, .C = sig ? sig->C : 0};
@@ -365,9 +364,7 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     char stem[1100], best[1200];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
     snprintf(best, sizeof(best), "%s.bin", stem);
-    RunRecord record;
-    record_student(&record, c, d, kind, lam, ed, sig ? sig->teacher_checksum : 0);
-    TrainConfig tc = config_train(c, TRAIN_STUDENT, &record);
+    TrainConfig tc = config_train(c, TRAIN_STUDENT, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);
     result_fill(row, &t, d, tneg, c->eval_batch, mn.name, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
@@ -442,7 +439,7 @@ static int pipeline(Config* c, const Llama* base) {
     resume_precheck(c, "sasrec", &record);  // the later stages' records need the models before them
     open_log(c, &d);
     ResultRow rows[PIPELINE_ROWS];
-    float* table = stage_sasrec(c, &d, &vneg, &tneg, &rows[0]);
+    float* table = stage_sasrec(c, &d, &vneg, &tneg, &record, &rows[0]);
     Prompt p;
     prompt_build(&p, c->instruction, c->response, c->vocab, base);
     prompt_log(&p, c->instruction, c->response, base, c->init);
@@ -470,7 +467,8 @@ static int pipeline(Config* c, const Llama* base) {
             slmrec_student_start(&student, &teacher, teacher_path, NULL, NULL, c->init_random, &lora, &rng);  // the trained teacher's first layers
         }
         ModelName mn = model_name(stages[s].model->cfg.L, stages[s].teacher);
-        stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, mn.name, mn.stem, &rows[s + 1]);
+        record_e4srec(&record, c, &d, stages[s].model, stages[s].teacher);
+        stage_e4srec(c, &d, &vneg, &tneg, stages[s].model, &p.tok, stages[s].teacher, &record, mn.name, mn.stem, &rows[s + 1]);
         go = !rows[s + 1].stopped;
     }
     // DLLM2Rec: each student plain, then distilled from the E4SRec_M teacher's signals,
@@ -479,12 +477,13 @@ static int pipeline(Config* c, const Llama* base) {
     uint32_t teacher_checksum = e4srec_checksum(&teacher);
     StudentKind kinds[6];
     float lams[6], eds[6];
+    RunRecord student_records[6];
     for (int k = 0; k < 6; k++) {  // each kind plain, then distilled
         kinds[k] = (StudentKind)(k / 2);
         lams[k] = k % 2 ? c->lam : 0.0f;
         eds[k] = k % 2 ? c->ed : 0.0f;
-        record_student(&record, c, &d, kinds[k], lams[k], eds[k], teacher_checksum);
-        if (go) resume_precheck(c, student_name(kinds[k], lams[k], eds[k]).stem, &record);  // before the cache is touched
+        record_student(&student_records[k], c, &d, kinds[k], lams[k], eds[k], teacher_checksum);
+        if (go) resume_precheck(c, student_name(kinds[k], lams[k], eds[k]).stem, &student_records[k]);  // before the cache is touched
     }
     if (go) {
         char sig_path[1100], why[1400];
@@ -494,7 +493,7 @@ static int pipeline(Config* c, const Llama* base) {
         signals_get(&sig, cached, why, path, &teacher, teacher_checksum, &d, c->topk);
     }
     for (int k = 0; k < 6 && go; k++) {
-        stage_student(c, &d, &vneg, &tneg, kinds[k], lams[k], eds[k], &sig, &rows[4 + k]);
+        stage_student(c, &d, &vneg, &tneg, kinds[k], lams[k], eds[k], &sig, &student_records[k], &rows[4 + k]);
         go = !rows[4 + k].stopped;
     }
     signals_free(&sig);

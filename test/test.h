@@ -71,6 +71,13 @@ static void write_temp(char* path_template, const void* bytes, size_t n) {
     close(fd);
 }
 
+// writes bytes to path, replacing what was there
+static void test_write(const char* path, const void* bytes, size_t n) {
+    FILE* f = fopenCheck(path, "wb");
+    fwriteCheck(bytes, 1, n, f);
+    fcloseCheck(f);
+}
+
 // recomputes the checksum of a whole file image in memory (tests craft files with it:
 // a forged header must pass the checksum to reach the dimension checks)
 static void binfile_reseal(char* file, size_t len) {

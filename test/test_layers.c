@@ -453,12 +453,6 @@ static void open_safetensors(void* path) { Safetensors st; st_open(&st, (const c
 static void read_safetensors_table(void* path) { Safetensors st; st_open(&st, (const char*)path); st_shape(&st, "a", 2); }
 static void open_oracle_fixture(void* path) { OracleFixture f; oracle_fixture_open(&f, (const char*)path); }
 
-static void test_layers_write(const char* path, const void* bytes, size_t n) {
-    FILE* f = fopenCheck(path, "wb");
-    fwriteCheck(bytes, 1, n, f);
-    fcloseCheck(f);
-}
-
 static void test_bad_safetensors(void) {
     struct { const char* what; const char* header; size_t data_bytes; const char* expect; } cases[] = {
         {"offsets past the data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside"},
@@ -532,16 +526,16 @@ static void test_bad_safetensors(void) {
     int32_t bad_target = 99999, saved;
     memcpy(&saved, all + target_at, 4);
     memcpy(all + target_at, &bad_target, 4);
-    test_layers_write(copy, all, len);
-    test_layers_write(copy_json, sidecar, json_len);
+    test_write(copy, all, len);
+    test_write(copy_json, sidecar, json_len);
     check_dies("a fixture whose target is not an item", open_oracle_fixture, (void*)copy, "inputs.target[0] is 99999, expected an id in 1..");
     memcpy(all + target_at, &saved, 4);
-    test_layers_write(copy, all, len);
+    test_write(copy, all, len);
     char* lam = strstr(sidecar, "\"lambdas\"");
     if (lam) {
         char* bracket = strchr(lam, '[');
         *bracket = '7';  // "lambdas": 7 1.0, ...]: no array
-        test_layers_write(copy_json, sidecar, json_len);
+        test_write(copy_json, sidecar, json_len);
         check_dies("a sidecar whose lambdas are not an array", open_oracle_fixture, (void*)copy, "\"lambdas\" should be an array of 3 numbers");
     }
     unlink(copy);

@@ -73,7 +73,9 @@ static void test_pipe_train_e4srec(const Config* c, const SeqData* d, const Nega
     rng_seed(&rng, 3);
     e4srec_init_random(&m, &rng);
     ResultRow row;
-    stage_e4srec(c, d, vn, tn, &m, &p->tok, teacher, "tiny", "tiny", &row);
+    RunRecord record;
+    record_e4srec(&record, c, d, &m, teacher);
+    stage_e4srec(c, d, vn, tn, &m, &p->tok, teacher, &record, "tiny", "tiny", &row);
     e4srec_free(&m);
 }
 
@@ -291,9 +293,7 @@ static void test_pipe_crafted_state(void) {
         memcpy(copy, good, len);
         memcpy(copy + state_at + crafted[i].at, &crafted[i].value, sizeof(int32_t));
         binfile_reseal(copy, len);
-        FILE* out = fopenCheck(last, "wb");
-        fwriteCheck(copy, 1, len, out);
-        fcloseCheck(out);
+        test_write(last, copy, len);
         check_dies(crafted[i].expect, test_pipe_resume_child, &r, crafted[i].expect);
         free(copy);
     }
@@ -312,9 +312,7 @@ static void test_pipe_upgrade(void) {
     header[5] = (int32_t)fnv1a(FNV_START, payload, len - HEADER_INTS * sizeof(int32_t));
     const char* old = "/tmp/slmrec_test_v3.bin";
     const char* upgraded = "/tmp/slmrec_test_v4.bin";
-    FILE* f = fopenCheck(old, "wb");
-    fwriteCheck(bytes, 1, len, f);
-    fcloseCheck(f);
+    test_write(old, bytes, len);
     check_dies("a format-3 checkpoint", test_pipe_load_e4srec, (void*)old, "`./slmrec upgrade --in /tmp/slmrec_test_v3.bin --out NEW`");
     char in_flag[] = "--in", out_flag[] = "--out";
     char* argv[] = {in_flag, (char*)old, out_flag, (char*)upgraded};
@@ -620,7 +618,9 @@ static void test_pipe_train_lora(const Config* c, const PipeFixture* f, E4SRec* 
     e4srec_start(m, &base, c->init, &rng);
     e4srec_start_lora(m, &lora, c->init, &rng);
     ResultRow row;
-    stage_e4srec(c, &f->d, &f->vn, &f->tn, m, &f->p.tok, NULL, "tiny", "tiny", &row);
+    RunRecord record;
+    record_e4srec(&record, c, &f->d, m, NULL);
+    stage_e4srec(c, &f->d, &f->vn, &f->tn, m, &f->p.tok, NULL, &record, "tiny", "tiny", &row);
     llama_free(&base);
 }
 

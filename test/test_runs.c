@@ -30,11 +30,6 @@ static void runs_exec_child(void* arg) { runs_exec(*(RunsCommand*)arg); }
 
 static char* runs_read(const char* path) { return access(path, R_OK) == 0 ? read_file(path, NULL) : NULL; }
 
-static void runs_write(const char* path, const void* bytes, size_t n) {
-    FILE* f = fopenCheck(path, "wb");
-    fwriteCheck(bytes, 1, n, f);
-    fcloseCheck(f);
-}
 
 // the times a line starts with prefix in text
 static int runs_count_lines(const char* text, const char* prefix) {
@@ -153,7 +148,7 @@ static void test_runs_resume_records(const char* data) {
     int32_t old_flag = 1;
     memcpy(bytes + (6 + 15) * sizeof(int32_t), &old_flag, sizeof(old_flag));  // E4SRec dim 15: has_state
     binfile_reseal(bytes, len);
-    runs_write(last, bytes, len);
+    test_write(last, bytes, len);
     free(bytes);
     r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume", data, teacher, distill);
     check_dies("a state without a run record", runs_exec_child, &r, "without a run record");
@@ -168,7 +163,7 @@ static void test_runs_cache_refused(const char* data) {
     int32_t forged = INT32_MIN;
     memcpy(bytes + (6 + 2) * sizeof(int32_t), &forged, sizeof(forged));  // signals dim 2: the item rows
     binfile_reseal(bytes, len);
-    runs_write(signals, bytes, len);
+    test_write(signals, bytes, len);
     free(bytes);
     char* log = runs_read(RUNS_DIR "/records/log.txt");
     RunsCommand r = runs_command(cmd_dllm2rec, "--data %s --teacher " RUNS_DIR "/online/e4srec_4.bin --student caser "
@@ -248,8 +243,8 @@ static void test_runs_stale_tmp(const char* data) {
     char dead[128], live[128];
     snprintf(dead, sizeof(dead), "%s/sasrec.bin" TMP_SUFFIX "%ld", out, (long)gone);
     snprintf(live, sizeof(live), "%s/sasrec.bin" TMP_SUFFIX "1", out);  // init: always running
-    runs_write(dead, "half", 4);
-    runs_write(live, "half", 4);
+    test_write(dead, "half", 4);
+    test_write(live, "half", 4);
     RunsCommand sas = runs_command(cmd_train_sasrec, "--data %s --out %s --sasrec-epochs 1 --sasrec-dim 16 --max-len 8", data, out);
     CHECK(runs_exec(sas) == 0, "train-sasrec into a directory with stale temporary files exits 0");
     CHECK(access(dead, F_OK) != 0, "the temporary file of a killed writer is removed");
@@ -298,7 +293,9 @@ static void test_runs_lora_student(const Config* c, const PipeFixture* f, const 
     LoraSpec lora = config_lora(c);
     slmrec_student_start(&s, &t.model, teacher, NULL, NULL, 0, &lora, &rng);
     ResultRow row;
-    stage_e4srec(c, &f->d, &f->vn, &f->tn, &s, &t.tok, &t.model, stem, stem, &row);
+    RunRecord record;
+    record_e4srec(&record, c, &f->d, &s, &t.model);
+    stage_e4srec(c, &f->d, &f->vn, &f->tn, &s, &t.tok, &t.model, &record, stem, stem, &row);
     e4srec_free(&s);
     e4srec_file_free(&t);
 }
