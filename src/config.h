@@ -23,6 +23,7 @@ typedef struct {
     int hidden, ffn, heads, kv_heads, teacher_layers, student_layers;
     int epochs, batch, patience, warmup, vocab;
     const char* samples;       // an E4SRec epoch: "one-cut" per user (the peer's), or "every-cut" (method.md 2.4)
+    float position_ce;         // weight of the CE at every history item (method.md 4.5); 0 = the last token only
     float lr, min_lr, weight_decay, clip, time_budget;
     const char* instruction;
     const char* response;
@@ -55,7 +56,7 @@ static Config config_defaults(void) {
         .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 200, .sas_batch = 128, .sas_patience = 20,
         .sas_dropout = 0.5f, .sas_lr = 1e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
-        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320, .samples = "one-cut",
+        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320, .samples = "one-cut", .position_ce = 0.0f,
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
@@ -162,7 +163,8 @@ static void config_check(Config* c) {
     }
     if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
     if (c->lam < 0.0f) die("--lam must not be negative");
-    check_range("flag", "--ed", c->ed, 0.0, STUDENT_MAX_ED);  // what a student file may hold
+    check_range("flag", "--ed", c->ed, 0.0, STUDENT_MAX_ED);
+    check_range("flag", "--position-ce", c->position_ce, 0.0, 1e3);  // what a student file may hold
     if (c->topk < 1) die("--topk must be at least 1, got %d", c->topk);
     if (c->lora_rank < 0 || c->lora_rank > LORA_MAX_RANK) die("--lora-rank must be in 0..%d, got %d", LORA_MAX_RANK, c->lora_rank);
     check_range("flag", "--lora-alpha", c->lora_alpha, LORA_MIN_ALPHA, LORA_MAX_ALPHA);  // what a LoRA file may hold

@@ -62,7 +62,8 @@ typedef struct {
 // the activations for up to B samples, one per line: name, element count, shape.
 // R = the batch's packed rows (real tokens), R_it its real items; a layer's slab of a
 // per-layer tensor is R rows, allocated for the worst case (BT = B*T rows, BS = B*S
-// items). Sizes are in e4srec_alloc_acts's names: L T C F QKV Q BT BS B and c.
+// items). Sizes are in e4srec_alloc_acts's names: L T C F QKV Q BT BS B and c; BSp and Bp
+// are BS and B with the every-position CE (e4srec_set_position_ce), 0 without.
 #define E4SREC_ACTS(X)                                                                                  \
     X(x_items,   BS * c->D)          /* (R_it, D)      item_table[the real history items] */            \
     X(proj,      BS * C)             /* (R_it, C)      input_proj(x_items) */                           \
@@ -83,7 +84,12 @@ typedef struct {
     X(last,      (L + 1) * B * C)    /* (L+1, B, C)    last-token states: k < L residual[k], k = L lnf */ \
     X(user,      (size_t)B * c->D)   /* (B, D)         score(last[L]) */                                \
     X(logits,    (size_t)B * c->I)   /* (B, I) */                                                       \
-    X(probs,     (size_t)B * c->I)   /* (B, I) */
+    X(probs,     (size_t)B * c->I)   /* (B, I) */                                                       \
+    X(pos_h,     BSp * C)            /* (R_it, C)      final hidden state at each real history item */  \
+    X(pos_user,  BSp * c->D)         /* (R_it, D)      score(pos_h) */                                  \
+    X(pos_logits, Bp * c->I)         /* (B, I)         one chunk of R_it's item logits (scratch) */     \
+    X(pos_probs, Bp * c->I)          /* (B, I)         its softmax (scratch) */                         \
+    X(pos_losses, Bp)                /* (B)            its CE (scratch) */
 
 // gradients of activations: one layer's worth of scratch, reused going down
 #define E4SREC_DACTS(X)                                                                                 \
@@ -97,7 +103,9 @@ typedef struct {
     X(dlast,     (L + 1) * B * C)    /* (L+1, B, C)    injected at each last-token state (KD adds here) */ \
     X(duser,     (size_t)B * c->D)   /* (B, D) */                                                       \
     X(dlogits,   (size_t)B * c->I)   /* (B, I) */                                                       \
-    X(dlosses,   (size_t)B)          /* (B)            the weight of each sample's CE */
+    X(dlosses,   (size_t)B)          /* (B)            the weight of each sample's CE */                \
+    X(dpos_h,    BSp * C)            /* (R_it, C)      injected at each real history item's final state */ \
+    X(dpos_user, BSp * c->D)         /* (R_it, D) */
 
 #define E4SREC_FIELD(name, size) float* name;
 #define E4SREC_COUNT(name, size) +1
@@ -128,6 +136,9 @@ typedef struct {
     float* dacts_memory;
     int* targets;             // (B)
     float* losses;            // (B)
+    float position_ce;        // weight of the every-position CE (0 = the last token only, the paper's)
+    int* pos_targets;         // (R_it) the item each real history item's state is scored against
+    float pos_ce;             // the batch's every-position CE (mean over its R_it items)
     int B;                    // samples in the current batch
     // the current batch, packed: sample b's real tokens are rows row_start[b] .. row_start[b+1]-1
     int R, R_it;              // packed rows, of which real items
@@ -233,9 +244,15 @@ static void e4srec_init_random(E4SRec* m, Rng* rng) {
     for (int i = 0; i < c->C; i++) { p->rms_final[i] = 1.0f; p->proj_b[i] = 0.0f; }
 }
 
+// frees the activations; the next forward allocates them again
 static void e4srec_free_acts(E4SRec* m) {
     free(m->acts_memory); free(m->dacts_memory); free(m->targets); free(m->losses);
-    free(m->row_start); free(m->att_start); free(m->pos); free(m->item_ids); free(m->item_rows);
+    free(m->row_start); free(m->att_start); free(m->pos); free(m->item_ids); free(m->item_rows); free(m->pos_targets);
+    m->acts_memory = m->dacts_memory = NULL;
+    m->targets = m->row_start = m->pos = m->item_ids = m->item_rows = m->pos_targets = NULL;
+    m->losses = NULL;
+    m->att_start = NULL;
+    m->max_B = 0;
 }
 
 static void e4srec_alloc_acts(E4SRec* m, int B) {
@@ -244,6 +261,7 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     const E4SRecConfig* c = &m->cfg;
     size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T, BS = (size_t)B * c->S;
+    size_t BSp = m->position_ce > 0.0f ? BS : 0, Bp = m->position_ce > 0.0f ? (size_t)B : 0;
 #define E4SREC_SIZE(name, size) size,
 #define E4SREC_ACT_POINTER(name, size) &a->name,
 #define E4SREC_DACT_POINTER(name, size) &d->name,
@@ -263,6 +281,7 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     m->pos = (int*)mallocCheck(BT * sizeof(int));
     m->item_ids = (int*)mallocCheck(BS * sizeof(int));
     m->item_rows = (int*)mallocCheck(BS * sizeof(int));
+    m->pos_targets = (int*)mallocCheck(BS * sizeof(int));
     m->targets = (int*)mallocCheck((size_t)B * sizeof(int));
     m->losses = (float*)mallocCheck((size_t)B * sizeof(float));
     m->max_B = B;
@@ -368,11 +387,70 @@ static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, c
     residual_forward(a->residual + (l + 1) * RC, mid, a->branch, (size_t)B * C);
 }
 
+// ----------------------------------------------------------------------------
+// the every-position CE (method.md 4.5; a departure from the paper, which scores the
+// last token only): the final hidden state at each real history item, through the
+// same score, against the next real item of its history, the last item's against
+// the sample's target. Causal attention keeps it honest: a state sees the items up
+// to its own. Its mean over the batch's R_it items, times position_ce, adds to the
+// last-token CE. The (R_it, I) logits are made B rows at a time, again in the backward.
+
+// a training setting; it sizes the activations, which the next forward allocates again
+static void e4srec_set_position_ce(E4SRec* m, float weight) {
+    e4srec_free_acts(m);
+    m->position_ce = weight;
+}
+
+// the mean CE over every real history item; fills pos_targets, pos_h and pos_user
+static float e4srec_position_ce_forward(E4SRec* m, const int* targets) {
+    const E4SRecConfig* c = &m->cfg;
+    E4SRecActs* a = &m->acts;
+    int C = c->C, D = c->D, I = c->I, n_it = m->R_it;
+    for (int i = 0, b = 0; i < n_it; i++) {  // items are in row order, samples back to back
+        while (m->item_rows[i] >= m->row_start[b + 1]) b++;
+        int last_of_sample = i + 1 == n_it || m->item_rows[i + 1] >= m->row_start[b + 1];
+        m->pos_targets[i] = last_of_sample ? targets[b] : m->item_ids[i + 1];
+        memcpy(a->pos_h + (size_t)i * C, a->lnf + (size_t)m->item_rows[i] * C, C * sizeof(float));
+    }
+    matmul_forward(a->pos_user, a->pos_h, m->params.score_w, NULL, n_it, C, D);
+    double sum = 0.0;
+    for (int i0 = 0; i0 < n_it; i0 += m->B) {
+        int n = min_int(m->B, n_it - i0);
+        matmul_forward(a->pos_logits, a->pos_user + (size_t)i0 * D, m->item_table, NULL, n, D, I);
+        crossentropy_forward(a->pos_losses, a->pos_probs, a->pos_logits, m->pos_targets + i0, n, I);
+        for (int i = 0; i < n; i++) sum += a->pos_losses[i];
+    }
+    m->pos_ce = n_it ? (float)(sum / n_it) : 0.0f;
+    return m->pos_ce;
+}
+
+// adds the gradient of weight * the every-position CE into dpos_h and score's gradient
+static void e4srec_position_ce_backward(E4SRec* m, float weight) {
+    const E4SRecConfig* c = &m->cfg;
+    E4SRecActs* a = &m->acts;
+    E4SRecDActs* d = &m->dacts;
+    int C = c->C, D = c->D, I = c->I, n_it = m->R_it;
+    if (n_it == 0) return;
+    for (int b = 0; b < m->B; b++) d->dlosses[b] = weight / n_it;  // the last-token CE is done with dlosses
+    memset(d->dpos_user, 0, (size_t)n_it * D * sizeof(float));
+    for (int i0 = 0; i0 < n_it; i0 += m->B) {
+        int n = min_int(m->B, n_it - i0);
+        const float* user = a->pos_user + (size_t)i0 * D;
+        matmul_forward(a->pos_logits, user, m->item_table, NULL, n, D, I);
+        crossentropy_forward(a->pos_losses, a->pos_probs, a->pos_logits, m->pos_targets + i0, n, I);
+        memset(a->pos_logits, 0, (size_t)n * I * sizeof(float));  // from here the chunk's dlogits
+        crossentropy_backward(a->pos_logits, d->dlosses, a->pos_probs, m->pos_targets + i0, n, I);
+        matmul_backward(d->dpos_user + (size_t)i0 * D, NULL, NULL, a->pos_logits, user, m->item_table, n, D, I);
+    }
+    matmul_backward(d->dpos_h, m->grads.score_w, NULL, d->dpos_user, a->pos_h, m->params.score_w, n_it, C, D);
+}
+
 // forward for B samples: items (B, S) history ids (0 = pad), targets (B) or NULL.
 // With targets: every activation (for e4srec_backward), the user vectors, the item
-// logits, m->losses, and returns the mean cross-entropy. Without (inference): the
-// last layer runs for each sample's last token only; the same last-token states
-// and logits; returns 0.
+// logits, m->losses, and returns the model's loss: the mean last-token cross-entropy,
+// plus position_ce times the every-position CE. Without (inference): the last
+// layer runs for each sample's last token only; the same last-token states and
+// logits; returns 0.
 static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int B) {
     const E4SRecConfig* c = &m->cfg;
     e4srec_alloc_acts(m, B);
@@ -439,17 +517,21 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
     crossentropy_forward(m->losses, a->probs, a->logits, targets, B, c->I);
     double mean = 0.0;
     for (int b = 0; b < B; b++) mean += m->losses[b];
-    return (float)(mean / B);
+    float loss = (float)(mean / B);
+    if (m->position_ce > 0.0f) loss += m->position_ce * e4srec_position_ce_forward(m, targets);
+    return loss;
 }
 
-// zeroes the parameter gradients and the injected last-token gradients
+// zeroes the parameter gradients and the injected last-token (and history item) gradients
 static void e4srec_zero_grad(E4SRec* m) {
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
     if (m->lora) memset(m->lora->grads_memory, 0, m->lora->num_params * sizeof(float));
     memset(m->dacts.dlast, 0, (size_t)(m->cfg.L + 1) * m->B * m->cfg.C * sizeof(float));
+    if (m->position_ce > 0.0f) memset(m->dacts.dpos_h, 0, (size_t)m->R_it * m->cfg.C * sizeof(float));
 }
 
-// adds the gradient of ce_weight * mean-CE into dlast[L] (through logits and score)
+// adds the gradient of ce_weight * the model's loss (e4srec_forward's) into dlast[L]
+// (through logits and score) and, with the every-position CE, into dpos_h
 static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
     const E4SRecConfig* c = &m->cfg;
     int B = m->B;
@@ -462,6 +544,7 @@ static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
     matmul_backward(d->duser, NULL, NULL, d->dlogits, a->user, m->item_table, B, c->D, c->I);
     matmul_backward(d->dlast + (size_t)c->L * B * c->C, m->grads.score_w, NULL, d->duser,
                     a->last + (size_t)c->L * B * c->C, m->params.score_w, B, c->C, c->D);
+    if (m->position_ce > 0.0f) e4srec_position_ce_backward(m, ce_weight * m->position_ce);
 }
 
 // p + offset, or NULL when p is NULL (a frozen tensor has no gradient to write)
@@ -479,11 +562,16 @@ static void e4srec_backward(E4SRec* m) {
     if (m->lora) g.tok_emb = g.rms1 = g.wqkv = g.wo = g.rms2 = g.wgateup = g.wdown = g.rms_final = NULL;
     E4SRecActs* a = &m->acts;
     E4SRecDActs* d = &m->dacts;
-    // final RMSNorm: only the last token carries a gradient
+    // final RMSNorm: the last token carries a gradient, and with the every-position CE each history item
     memset(d->dln, 0, RC * sizeof(float));
     memset(d->dresidual, 0, RC * sizeof(float));
     for (int b = 0; b < B; b++) {
         memcpy(d->dln + (size_t)(m->row_start[b + 1] - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
+    }
+    for (int i = 0; m->position_ce > 0.0f && i < m->R_it; i++) {
+        float* dr = d->dln + (size_t)m->item_rows[i] * C;
+        const float* inj = d->dpos_h + (size_t)i * C;
+        for (int k = 0; k < C; k++) dr[k] += inj[k];
     }
     rmsnorm_backward(d->dresidual, g.rms_final, d->dln, a->residual + c->L * RC, p->rms_final, a->lnf_rstd, R, C);
     for (int l = c->L - 1; l >= 0; l--) {

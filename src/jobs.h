@@ -74,6 +74,7 @@ static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters
 static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
     if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
+    if (o && j->model->position_ce > 0.0f) die("--position-ce runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
     int rows = o ? batch : j->max_batch;
     if (j->slm) {

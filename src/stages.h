@@ -59,6 +59,7 @@ static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const
     }
     run_record_add(r, "--precision", "%s", c->precision);
     run_record_add(r, "--samples", "%s", c->samples);
+    run_record_add(r, "--position-ce", "%s", float_text(c->position_ce).s);
 }
 
 // a student's dropout: --dropout, or its kind's own default
@@ -194,10 +195,10 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     json_write_string(o.f, c->data ? c->data : "synthetic");
     fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
-            "\"batch\": %d, \"samples\": \"%s\", \"lr\": %g, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
+            "\"batch\": %d, \"samples\": \"%s\", \"position_ce\": %g, \"lr\": %g, \"min_lr\": %g, \"warmup\": %d, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
             "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
             "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->max_len,
-            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->samples, c->lr, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->samples, c->position_ce, c->lr, c->min_lr, c->warmup, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
             c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
     json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
     fprintf(o.f, ", \"init\": ");
@@ -264,6 +265,8 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     rng_seed(&rng, (uint64_t)c->seed + 1000 * m->cfg.L + (teacher != NULL));
     SLMRec slm;
     if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
+    e4srec_set_position_ce(m, c->position_ce);
+    if (teacher && c->online) e4srec_set_position_ce(teacher, c->position_ce);
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
     if (strcmp(c->samples, "every-cut") == 0) e4srec_job_every_cut(&job);

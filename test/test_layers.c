@@ -347,6 +347,43 @@ static void fd_check_params(const char* who, FdLayer* f, float* p, const float* 
     free(out);
 }
 
+// the every-position CE (method.md 4.5): its targets by hand, its value alone vs in a
+// batch (the packing keeps samples apart), and finite differences on every parameter
+static void test_position_ce(const E4SRecConfig* cfg, const float* table, const int* instr, const int* resp,
+                             const int* items, const int* targets, Rng* rng) {
+    E4SRec m;
+    e4srec_build(&m, cfg, table, instr, resp);
+    e4srec_init_random(&m, rng);
+    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(rng);
+    e4srec_set_position_ce(&m, 0.7f);
+    float loss = e4srec_forward(&m, items, targets, 3);
+    // histories {_ _ 3 8 2} {1 2 3 4 5} {_ _ _ _ 6}, targets 4 8 1: each item is scored against the next, the last against the target
+    int want[9] = {8, 2, 4, 2, 3, 4, 5, 8, 1};
+    CHECK(m.R_it == 9 && memcmp(m.pos_targets, want, sizeof(want)) == 0,
+          "position CE targets: got %d items, first %d %d %d (want 9 items: 8 2 4 2 3 4 5 8 1)", m.R_it, m.pos_targets[0],
+          m.pos_targets[1], m.pos_targets[2]);
+    double last_ce = (m.losses[0] + m.losses[1] + m.losses[2]) / 3.0;
+    CHECK(fabs(loss - (last_ce + 0.7 * m.pos_ce)) < 1e-5, "position CE: loss %g = last-token CE %g + 0.7 x %g", loss, last_ce, m.pos_ce);
+    // alone vs in the batch: the batch's mean is the item-weighted mean of each sample's own
+    double sum = 0.0;
+    int n_items[3] = {3, 5, 1};
+    float batched = m.pos_ce;
+    for (int b = 0; b < 3; b++) {
+        e4srec_forward(&m, items + b * 5, targets + b, 1);
+        sum += (double)m.pos_ce * n_items[b];
+    }
+    CHECK(fabs(sum / 9.0 - batched) < 1e-5 * fabs(batched), "position CE: a sample alone vs in a batch: %g vs %g", sum / 9.0, batched);
+    e4srec_forward(&m, items, targets, 3);
+    e4srec_zero_grad(&m);
+    e4srec_ce_backward(&m, 1.0f);
+    e4srec_backward(&m);
+    float one = 1.0f;
+    ModelCtx ctx = {NULL, &m, items, targets, 3};
+    FdLayer f = {e4srec_fd, &ctx, 1, &one};
+    fd_check_params("e4srec CE + 0.7 position CE", &f, m.params_memory, m.grads_memory, m.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
+    e4srec_free(&m);
+}
+
 static void test_models(Rng* rng) {
     E4SRecConfig tc = test_tiny_config(4), sc = test_tiny_config(2);
     float* table = test_randn(rng, (size_t)tc.I * tc.D, 1.0f);
@@ -388,6 +425,7 @@ static void test_models(Rng* rng) {
     check_close("e4srec: inference's last-token shortcut vs the training forward, logits", teacher.acts.logits, batched, 27, 0.0f, 0.0f);
     check_close("e4srec: inference's last-token shortcut vs the training forward, states", teacher.acts.last, last_infer,
                 5 * 3 * 12, 0.0f, 0.0f);
+    test_position_ce(&tc, table, instr, resp, items, targets, rng);
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);
