@@ -305,6 +305,7 @@ static int cmd_train_sasrec(int argc, char** argv) {
     ResultRow row;
     free(stage_sasrec(&c, &d, &vneg, &tneg, &record, &row));
     stage_report(&c, &d, &row, "sasrec");
+    results_free(&row, 1);
     close_run(&d, &vneg, &tneg);
     return 0;
 }
@@ -356,6 +357,7 @@ static int cmd_train_teacher(int argc, char** argv) {
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &m, &p.tok, NULL, &record, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
+    results_free(&row, 1);
     e4srec_free(&m);
     prompt_free(&p);
     sasrec_file_free(&sf);
@@ -430,6 +432,7 @@ static int cmd_distill(int argc, char** argv) {
     ResultRow row;
     stage_e4srec(&c, &d, &vneg, &tneg, &student, &tf.tok, teacher, &record, mn.name, mn.stem, &row);
     stage_report(&c, &d, &row, mn.stem);
+    results_free(&row, 1);
     e4srec_free(&student);
     e4srec_file_free(&tf);
     if (base) llama_free(&base_memory);
@@ -495,6 +498,7 @@ static int cmd_dllm2rec(int argc, char** argv) {
     ResultRow row;
     stage_student(&c, &d, &vneg, &tneg, (StudentKind)kind, c.lam, c.ed, distilled ? &sig : NULL, &record, &row);
     stage_report(&c, &d, &row, student_name((StudentKind)kind, c.lam, c.ed).stem);
+    results_free(&row, 1);
     signals_free(&sig);
     close_run(&d, &vneg, &tneg);
     return 0;
@@ -509,6 +513,7 @@ static int cmd_eval(int argc, char** argv) {
     const char* split = "test";
     const char* device = "auto";
     const char* precision = "fp32";
+    const char* per_user = NULL;
     int eval_batch = 256;
     ArgSpec specs[] = {
         {"--data", ARG_STR, &data, "sequence file the model was trained on (required)"},
@@ -517,9 +522,10 @@ static int cmd_eval(int argc, char** argv) {
         {"--eval-batch", ARG_INT, &eval_batch, "users per scoring batch"},
         {"--device", ARG_STR, &device, "cpu or cuda for an E4SRec model; auto = cuda when a GPU is visible (SASRec: cpu)"},
         {"--precision", ARG_STR, &precision, "on the GPU: fp32, or bf16 activations and matmuls"},
+        {"--per-user", ARG_STR, &per_user, "also write each user's full NDCG@10 to this file (for ./slmrec compare)"},
     };
     parse_args("eval", "Scores every user's valid or test target with both protocols (full ranking and sampled\n"
-               "negatives) and prints every metric.", argc, argv, specs, 6);
+               "negatives) and prints every metric.", argc, argv, specs, 7);
     if (data == NULL || model == NULL) die("eval: --data FILE and --model FILE are required");
     if (strcmp(split, "test") != 0 && strcmp(split, "valid") != 0) die("eval: --split must be valid or test, got '%s'", split);
     if (eval_batch < 1) die("eval: --eval-batch must be positive");
@@ -535,13 +541,56 @@ static int cmd_eval(int argc, char** argv) {
     if (lm.kind == KIND_E4SREC && strcmp(device, "cuda") == 0) e4srec_job_to_gpu(&lm.e4srec_job, NULL, 0, strcmp(precision, "bf16") == 0);
 #endif
     double t0 = now_seconds();
-    Metrics m = evaluate(&lm.t, &d, sp, &neg, eval_batch);
+    float* values = (float*)mallocCheck((size_t)d.n_users * sizeof(float));  // (n_users) full NDCG@10
+    Metrics m = evaluate(&lm.t, &d, sp, &neg, eval_batch, values);
     printf("%s split of %s, %d users, %.2fs\n", split, data, d.n_users, now_seconds() - t0);
     metrics_print_header(stdout, m.n_neg);
     metrics_print_row(stdout, model, &m);
+    if (per_user) {
+        per_user_write(per_user, model, split, d.user_ids, values, d.n_users);
+        printf("each user's full NDCG@10: %s\n", per_user);
+    }
+    free(values);
     model_free(&lm);
     negatives_free(&neg);
     seqdata_free(&d);
+    return 0;
+}
+
+// two models on the same users: the paired bootstrap of their per-user NDCG@10 files
+static int cmd_compare(int argc, char** argv) {
+    const char* files[2] = {NULL, NULL};
+    int resamples = BOOTSTRAP_RESAMPLES, seed = BOOTSTRAP_SEED;
+    ArgSpec specs[] = {
+        {"--a", ARG_STR, &files[0], "model A's per-user file: <out>/<model>.test_ndcg.tsv of a run, or eval --per-user (required)"},
+        {"--b", ARG_STR, &files[1], "model B's, on the same users (required)"},
+        {"--resamples", ARG_INT, &resamples, "bootstrap resamples"},
+        {"--seed", ARG_INT, &seed, "seed of the resampling"},
+    };
+    parse_args("compare", "Is model A better than model B on the same test users? The mean difference of their full\n"
+               "NDCG@10 and its 95% paired bootstrap interval over users (method.md 7.5): better or worse when\n"
+               "the interval excludes 0, else a tie.", argc, argv, specs, 4);
+    if (files[0] == NULL || files[1] == NULL) die("compare: --a FILE and --b FILE are required");
+    if (resamples < 100 || resamples > 1000000) die("compare: --resamples must be in 100..1000000, got %d", resamples);
+    PerUser p[2];
+    char names[2][64];
+    for (int i = 0; i < 2; i++) {
+        per_user_read(&p[i], files[i]);
+        const char* base = strrchr(files[i], '/') ? strrchr(files[i], '/') + 1 : files[i];
+        snprintf(names[i], sizeof(names[i]), "%.*s", (int)strcspn(base, "."), base);
+    }
+    if (p[0].n != p[1].n) die("compare: '%s' holds %d users, '%s' %d: compare models tested on the same data", files[0], p[0].n, files[1], p[1].n);
+    for (int u = 0; u < p[0].n; u++) {
+        if (p[0].user_ids[u] != p[1].user_ids[u]) {
+            die("compare: user %d of '%s' is user id %d, of '%s' user id %d: the files must list the same users in the same order",
+                u + 1, files[0], p[0].user_ids[u], files[1], p[1].user_ids[u]);
+        }
+    }
+    PairedDiff diff = paired_bootstrap(p[0].values, p[1].values, p[0].n, resamples, (uint64_t)seed);
+    paired_diff_header(p[0].n);
+    paired_diff_print(names[0], names[1], &diff);
+    per_user_free(&p[0]);
+    per_user_free(&p[1]);
     return 0;
 }
 
@@ -896,6 +945,7 @@ static const Command commands[] = {
     {"distill", cmd_distill, "stage 3: the SLMRec student of a teacher (offline, or --online)"},
     {"dllm2rec", cmd_dllm2rec, "a SASRec, GRU4Rec or Caser student, plain or distilled from an E4SRec teacher"},
     {"eval", cmd_eval, "every metric of a checkpoint on the valid or test split"},
+    {"compare", cmd_compare, "model A against model B on the same test users: paired bootstrap interval"},
     {"recommend", cmd_recommend, "top-k items for a history or for every user of a file"},
     {"import-llama2c", cmd_import_llama2c, "a llama2.c model and tokenizer -> a base checkpoint (for generate and --init)"},
     {"import-hf", cmd_import_hf, "a Hugging Face LLaMA directory -> a base checkpoint"},

@@ -96,6 +96,7 @@ typedef struct {
     double mean[N_METRICS];  // filled by metrics_finalize
     long count;              // rows added
     int n_neg;               // sampled negatives a row; names the protocol "s<n_neg + 1>"
+    float* per_row;          // NULL, or the caller's (rows) array: each row's selection metric, in order
 } Metrics;
 
 static void metrics_init(Metrics* m) { memset(m, 0, sizeof(*m)); }
@@ -121,7 +122,9 @@ static void metrics_add_row(Metrics* m, const float* scores /*(n_items + 1)*/, i
     if (isnan(s)) { rank_full = n_items - 1; rank_sampled = n_neg; }
     for (int i = 0; i < N_METRICS; i++) {
         const MetricSpec* spec = &METRIC_SPECS[i];
-        m->sum[i] += metric_value(spec->kind, spec->k, spec->protocol == PROTOCOL_FULL ? rank_full : rank_sampled);
+        double value = metric_value(spec->kind, spec->k, spec->protocol == PROTOCOL_FULL ? rank_full : rank_sampled);
+        m->sum[i] += value;
+        if (i == METRIC_SELECTION && m->per_row) m->per_row[m->count] = (float)value;
     }
     m->count++;
 }

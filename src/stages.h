@@ -7,6 +7,7 @@
 #pragma once
 #include "config.h"
 #include "jobs.h"
+#include "stats.h"
 
 // ----------------------------------------------------------------------------
 // run records (checkpoint.h): what each stage computes, from its flags and inputs.
@@ -134,11 +135,27 @@ typedef struct {
     float best_valid;
     int stopped;  // training was cut short by --stop-after
     Metrics test;
+    float* test_ndcg;  // (n_users) each test user's full NDCG@10, for the paired comparisons; results_free
 } ResultRow;
 
+// the comparisons a table makes (A against B, rows of it) and what the paired bootstrap says of each
+typedef struct {
+    int n;
+    int a[16], b[16];
+    PairedDiff diff[16];
+} Comparisons;
+
+static void results_free(ResultRow* rows, int n) {
+    for (int i = 0; i < n; i++) {
+        free(rows[i].test_ndcg);
+        rows[i].test_ndcg = NULL;
+    }
+}
+
 // the test-set evaluation of a trained model, timed
+// tests the model; each user's NDCG@10 also goes to <stem>.test_ndcg.tsv (stem: <out>/<file stem>)
 static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
-                        const char* name, int layers, size_t params, const TrainResult* tr) {
+                        const char* name, const char* stem, int layers, size_t params, const TrainResult* tr) {
     snprintf(r->name, sizeof(r->name), "%s", name);
     r->layers = layers;
     r->params = params;
@@ -148,8 +165,12 @@ static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, co
     r->best_valid = tr->best_valid;
     r->stopped = tr->stopped;
     double t0 = now_seconds();
-    r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch);
+    r->test_ndcg = (float*)mallocCheck((size_t)d->n_users * sizeof(float));
+    r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch, r->test_ndcg);
     r->infer_seconds = now_seconds() - t0;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s.test_ndcg.tsv", stem);
+    per_user_write(path, name, "test", d->user_ids, r->test_ndcg, d->n_users);
     logf_("  [%s] test: full HR@10 %.4f NDCG@10 %.4f (%.1fs to score %d users)\n", name, r->test.mean[2], r->test.mean[5],
           r->infer_seconds, d->n_users);
 }
@@ -188,7 +209,36 @@ static void results_print(const ResultRow* rows, int n) {
     }
 }
 
-static void results_write_json(const char* path, const ResultRow* rows, int n, const Config* c, const SeqData* d) {
+// each comparison's paired bootstrap over the n_users test users (rows' test_ndcg)
+static void results_compare(Comparisons* cmp, const ResultRow* rows, int n_users) {
+    for (int i = 0; i < cmp->n; i++) {
+        cmp->diff[i] = paired_bootstrap(rows[cmp->a[i]].test_ndcg, rows[cmp->b[i]].test_ndcg, n_users,
+                                        BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+    }
+}
+
+static void paired_diff_print(const char* a, const char* b, const PairedDiff* p) {
+    char ratio[16] = "-";
+    if (p->mean_b > 0.0) snprintf(ratio, sizeof(ratio), "%.3f", p->mean_a / p->mean_b);
+    logf_("%-18s %-18s %8.4f %8.4f %+9.4f [%+.4f, %+.4f] %7s  %s\n", a, b, p->mean_a, p->mean_b, p->diff, p->lo, p->hi, ratio,
+          paired_verdict(p));
+}
+
+static void paired_diff_header(int n_users) {
+    logf_("paired comparisons on the %d test users: full NDCG@10 of A and B, A - B and its 95%% bootstrap\n"
+          "interval over users (method.md 7.5); better / worse when the interval excludes 0, else tie\n", n_users);
+    logf_("%-18s %-18s %8s %8s %9s %19s %7s  %s\n", "A", "B", "A", "B", "A - B", "95% interval", "A / B", "A vs B");
+}
+
+static void comparisons_print(const Comparisons* cmp, const ResultRow* rows) {
+    if (cmp->n == 0) return;
+    logf_("\n");
+    paired_diff_header(cmp->diff[0].n);
+    for (int i = 0; i < cmp->n; i++) paired_diff_print(rows[cmp->a[i]].name, rows[cmp->b[i]].name, &cmp->diff[i]);
+}
+
+static void results_write_json(const char* path, const ResultRow* rows, int n, const Comparisons* cmp, const Config* c,
+                               const SeqData* d) {
     OutFile o;
     outfile_open(&o, path);
     fprintf(o.f, "{\n \"data\": ");
@@ -213,7 +263,14 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
         metrics_write_json(o.f, &r->test);
         fprintf(o.f, "}%s\n", i + 1 < n ? "," : "");
     }
-    fprintf(o.f, " }\n}\n");
+    fprintf(o.f, " },\n \"comparisons\": [");
+    for (int i = 0; cmp && i < cmp->n; i++) {
+        const PairedDiff* p = &cmp->diff[i];
+        fprintf(o.f, "%s\n  {\"a\": \"%s\", \"b\": \"%s\", \"users\": %d, \"mean_a\": %.6f, \"mean_b\": %.6f, \"diff\": %.6f, "
+                "\"ci95\": [%.6f, %.6f], \"verdict\": \"%s\"}", i ? "," : "", rows[cmp->a[i]].name, rows[cmp->b[i]].name, p->n,
+                p->mean_a, p->mean_b, p->diff, p->lo, p->hi, paired_verdict(p));
+    }
+    fprintf(o.f, "]\n}\n");
     outfile_commit(&o);
 }
 
@@ -244,7 +301,7 @@ static void stage_report(const Config* c, const SeqData* d, const ResultRow* row
     }
     char path[1100];
     snprintf(path, sizeof(path), "%s/%s.results.json", c->out, stem);
-    results_write_json(path, row, 1, c, d);
+    results_write_json(path, row, 1, NULL, c, d);
     logf_("results: %s\n", path);
 }
 
@@ -284,7 +341,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     TrainConfig tc = config_train(c, TRAIN_E4SREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);  // the best weights, on the GPU too when the job runs there
-    result_fill(row, &t, d, tneg, c->eval_batch, name, m->cfg.L, e4srec_trainable_params(m), &tr);
+    result_fill(row, &t, d, tneg, c->eval_batch, name, stem, m->cfg.L, e4srec_trainable_params(m), &tr);
     optimizer_free(&opt);
     e4srec_job_free(&job);
     if (teacher) slmrec_free(&slm);
@@ -317,7 +374,7 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     TrainConfig tc = config_train(c, TRAIN_SASREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);
-    result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", sc.L, m.num_params, &tr);
+    result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", stem, sc.L, m.num_params, &tr);
     float* table = (float*)mallocCheck((size_t)sc.I * sc.D * sizeof(float));
     memcpy(table, m.params.item_emb, (size_t)sc.I * sc.D * sizeof(float));
     optimizer_free(&opt);
@@ -370,7 +427,7 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     TrainConfig tc = config_train(c, TRAIN_STUDENT, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
     t.load(t.model, best, NULL, NULL);
-    result_fill(row, &t, d, tneg, c->eval_batch, mn.name, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
+    result_fill(row, &t, d, tneg, c->eval_batch, mn.name, stem, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
     optimizer_free(&opt);
     dllm2rec_job_free(&job);
     student_free(&s);
@@ -442,6 +499,7 @@ static int pipeline(Config* c, const Llama* base) {
     resume_precheck(c, "sasrec", &record);  // the later stages' records need the models before them
     open_log(c, &d);
     ResultRow rows[PIPELINE_ROWS];
+    memset(rows, 0, sizeof(rows));
     float* table = stage_sasrec(c, &d, &vneg, &tneg, &record, &rows[0]);
     Prompt p;
     prompt_build(&p, c->instruction, c->response, c->vocab, base);
@@ -502,13 +560,19 @@ static int pipeline(Config* c, const Llama* base) {
     signals_free(&sig);
     if (go) {
         results_print(rows, PIPELINE_ROWS);
+        // the papers' claims: the teacher above each conventional model, the student level with
+        // the teacher and above its plain self, each distilled student above its plain self
+        Comparisons cmp = {.n = 9, .a = {1, 1, 1, 1, 3, 3, 5, 7, 9}, .b = {0, 4, 6, 8, 1, 2, 4, 6, 8}};
+        results_compare(&cmp, rows, d.n_users);
+        comparisons_print(&cmp, rows);
         char path[1100];
         snprintf(path, sizeof(path), "%s/results.json", c->out);
-        results_write_json(path, rows, PIPELINE_ROWS, c, &d);
+        results_write_json(path, rows, PIPELINE_ROWS, &cmp, c, &d);
         logf_("results: %s (checkpoints and log.txt beside it), %.0fs in all\n", path, now_seconds() - t0);
     } else {
         log_stopped(c);
     }
+    results_free(rows, PIPELINE_ROWS);
     e4srec_free(&student);
     e4srec_free(&plain);
     e4srec_free(&teacher);

@@ -56,9 +56,11 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // evaluation: rank every user's split target with both protocols
 
-static Metrics evaluate(const Recommender* t, const SeqData* d, Split split, const Negatives* neg, int batch) {
+// per_user: NULL, or (n_users) each user's full NDCG@10
+static Metrics evaluate(const Recommender* t, const SeqData* d, Split split, const Negatives* neg, int batch, float* per_user) {
     Metrics m;
     metrics_init(&m);
+    m.per_row = per_user;
     int* hist = (int*)mallocCheck((size_t)batch * t->max_len * sizeof(int));
     int* targets = (int*)mallocCheck((size_t)batch * sizeof(int));
     float* scores = (float*)mallocCheck((size_t)batch * t->I * sizeof(float));
@@ -171,7 +173,7 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
                   budget_stop, steps_per_epoch, epoch + 1);
         }
         r.train_seconds += now_seconds() - te;
-        Metrics m = evaluate(t, d, SPLIT_VALID, valid_neg, cfg->eval_batch);
+        Metrics m = evaluate(t, d, SPLIT_VALID, valid_neg, cfg->eval_batch, NULL);
         float ndcg = (float)metrics_selection(&m);
         p.epoch = epoch + 1;
         p.step = opt->step;

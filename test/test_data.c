@@ -460,6 +460,66 @@ static void test_data_shared_sets(void) {
     }
 }
 
+// the paired bootstrap against cases worked by hand (method.md 7.5)
+static void test_data_bootstrap(void) {
+    // d = {0, 0, 3}: a resample's mean is the number K of 3s drawn, K ~ Bin(3, 1/3):
+    // P(K = 0) = 8/27 > 2.5%, P(K <= 2) = 26/27 < 97.5%, so the interval is [0, 3]
+    float a[3] = {0.5f, 0.25f, 3.0f}, b[3] = {0.5f, 0.25f, 0.0f};
+    PairedDiff p = paired_bootstrap(a, b, 3, 20000, 1);
+    CHECK(p.diff == 1.0 && p.lo == 0.0 && p.hi == 3.0 && strcmp(paired_verdict(&p), "tie") == 0,
+          "bootstrap of d = {0, 0, 3}: mean %g, interval [%g, %g] (want 1, [0, 3], a tie)", p.diff, p.lo, p.hi);
+    // a constant difference has an interval of width 0: better, or worse the other way round
+    float hi[50], lo[50];
+    for (int u = 0; u < 50; u++) { hi[u] = 0.5f + 0.01f * (u % 7); lo[u] = hi[u] - 0.25f; }
+    p = paired_bootstrap(hi, lo, 50, 1000, 2);
+    CHECK(fabs(p.lo - 0.25) < 1e-6 && fabs(p.hi - 0.25) < 1e-6 && strcmp(paired_verdict(&p), "better") == 0,
+          "bootstrap of a constant +0.25: [%g, %g] %s", p.lo, p.hi, paired_verdict(&p));
+    p = paired_bootstrap(lo, hi, 50, 1000, 2);
+    CHECK(strcmp(paired_verdict(&p), "worse") == 0 && fabs(p.mean_a - p.mean_b + 0.25) < 1e-6, "bootstrap of a constant -0.25: %s",
+          paired_verdict(&p));
+    // 2000 users, d = +1 for 60% and -1 for 40%: mean 0.2, standard error sqrt(0.96 / 2000) = 0.0219,
+    // so the interval is close to 0.2 -+ 1.96 x 0.0219 = [0.157, 0.243]
+    float* x = test_zeros(2000);
+    float* y = test_zeros(2000);
+    for (int u = 0; u < 2000; u++) x[u] = u % 5 < 3 ? 1.0f : 0.0f, y[u] = 1.0f - x[u];
+    p = paired_bootstrap(x, y, 2000, 10000, 3);
+    CHECK(fabs(p.diff - 0.2) < 1e-9 && fabs(p.lo - 0.157) < 0.005 && fabs(p.hi - 0.243) < 0.005,
+          "bootstrap of 2000 users at +-1: %g [%g, %g], want 0.2 [0.157, 0.243] within 0.005", p.diff, p.lo, p.hi);
+    free(x);
+    free(y);
+}
+
+static void test_compare_child(void* args) {
+    char** argv = (char**)args;
+    exit(slmrec_main(6, argv));
+}
+
+// per-user files written, read back, refused when malformed; compare on two of them
+static void test_data_per_user_files(void) {
+    char pa[] = "/tmp/slmrec_test_pu_a_XXXXXX", pb[] = "/tmp/slmrec_test_pu_b_XXXXXX", pc[] = "/tmp/slmrec_test_pu_c_XXXXXX";
+    write_temp(pa, "", 0);
+    write_temp(pb, "", 0);
+    int ids[3] = {7, 2, 9}, other_ids[3] = {7, 3, 9};
+    float va[3] = {1.0f, 0.0f, 0.5f}, vb[3] = {0.63093f, 0.0f, 0.5f};
+    per_user_write(pa, "A", "test", ids, va, 3);
+    per_user_write(pb, "B", "test", ids, vb, 3);
+    PerUser r;
+    per_user_read(&r, pb);
+    CHECK(r.n == 3 && r.user_ids[1] == 2 && r.user_ids[2] == 9 && r.values[0] == 0.63093f && r.values[2] == 0.5f,
+          "per-user file read back: %d users", r.n);
+    per_user_free(&r);
+    char* argv[7] = {"slmrec", "compare", "--a", pa, "--b", pb, NULL};
+    CHECK(slmrec_main(6, argv) == 0, "compare of two per-user files of the same users");
+    per_user_write(pb, "B", "test", other_ids, vb, 3);
+    check_dies("compare refuses files of different users", test_compare_child, argv, "must list the same users in the same order");
+    test_write(pc, "# header\n7\t1.0\n2\t0.5 x\n", 23);
+    argv[5] = pc;
+    check_dies("a per-user file with a malformed line", test_compare_child, argv, "line 3: expected 'user<TAB>value'");
+    test_write(pc, "# header only\n", 14);
+    check_dies("a per-user file with no users", test_compare_child, argv, "holds no users");
+    unlink(pa); unlink(pb); unlink(pc);
+}
+
 static void run_data_tests(void) {
     printf("data and evaluation\n");
     test_data_load_good();
@@ -472,4 +532,6 @@ static void run_data_tests(void) {
     test_data_metrics_output();
     test_data_negatives();
     test_data_shared_sets();
+    test_data_bootstrap();
+    test_data_per_user_files();
 }

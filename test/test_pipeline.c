@@ -76,6 +76,7 @@ static void test_pipe_train_e4srec(const Config* c, const SeqData* d, const Nega
     RunRecord record;
     record_e4srec(&record, c, d, &m, teacher);
     stage_e4srec(c, d, vn, tn, &m, &p->tok, teacher, &record, "tiny", "tiny", &row);
+    results_free(&row, 1);
     e4srec_free(&m);
 }
 
@@ -435,7 +436,7 @@ static void test_pipe_dllm2rec(char* data_path, const SeqData* d) {
     model_load(&lm, "/tmp/slmrec_test_dllm2rec/sasrec_plain.bin", d, 64);
     Negatives tn;
     negatives_build(&tn, d, SPLIT_TEST);
-    Metrics m = evaluate(&lm.t, d, SPLIT_TEST, &tn, 64);
+    Metrics m = evaluate(&lm.t, d, SPLIT_TEST, &tn, 64, NULL);
     CHECK(m.mean[METRIC_SELECTION] > 0.0 && m.mean[METRIC_SELECTION] <= 1.0, "a student checkpoint evaluates: NDCG@10 %.3f", m.mean[METRIC_SELECTION]);
     negatives_free(&tn);
     model_free(&lm);
@@ -495,7 +496,7 @@ static void test_pipe_whole(void) {
     model_load(&lm, "/tmp/slmrec_test_pipeline/e4srec_4.bin", &d, 64);
     Negatives tn;
     negatives_build(&tn, &d, SPLIT_TEST);
-    Metrics m = evaluate(&lm.t, &d, SPLIT_TEST, &tn, 64);
+    Metrics m = evaluate(&lm.t, &d, SPLIT_TEST, &tn, 64, NULL);
     CHECK(m.mean[METRIC_SELECTION] > 0.15, "the tiny teacher's test NDCG@10 %.3f beats a random ranking", m.mean[METRIC_SELECTION]);
     negatives_free(&tn);
     model_free(&lm);
@@ -621,6 +622,7 @@ static void test_pipe_train_lora(const Config* c, const PipeFixture* f, E4SRec* 
     RunRecord record;
     record_e4srec(&record, c, &f->d, m, NULL);
     stage_e4srec(c, &f->d, &f->vn, &f->tn, m, &f->p.tok, NULL, &record, "tiny", "tiny", &row);
+    results_free(&row, 1);
     llama_free(&base);
 }
 
@@ -830,7 +832,7 @@ static void test_pipe_results_convergence(void) {
     free(table);
     Config c = config_defaults();
     SeqData d = {0};
-    results_write_json(path, rows, 2, &c, &d);
+    results_write_json(path, rows, 2, NULL, &c, &d);
     char* json = read_file(path, NULL);
     const char* rising = strstr(json, "\"StillRising\"");
     const char* settled = strstr(json, "\"Settled\"");

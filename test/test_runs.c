@@ -296,6 +296,7 @@ static void test_runs_lora_student(const Config* c, const PipeFixture* f, const 
     RunRecord record;
     record_e4srec(&record, c, &f->d, &s, &t.model);
     stage_e4srec(c, &f->d, &f->vn, &f->tn, &s, &t.tok, &t.model, &record, stem, stem, &row);
+    results_free(&row, 1);
     e4srec_free(&s);
     e4srec_file_free(&t);
 }
