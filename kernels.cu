@@ -24,11 +24,14 @@
 // * a trailing `accumulate` (default true) lets the model overwrite where the CPU
 //   zeroes a buffer first.
 // * the model-level twins (e4srec_build_cuda, e4srec_alloc_acts_cuda,
-//   e4srec_forward_cuda, e4srec_backward_cuda, slmrec_forward_cuda,
-//   slmrec_backward_cuda, optimizer_step_cuda) take the device handle GpuE4SRec
-//   (model, its teacher, adapters and optimizer state in one) instead of the CPU's
-//   E4SRec / SLMRec / Optimizer, and slmrec_*_cuda also serve a plain model (the CE
-//   alone).
+//   e4srec_forward_cuda, e4srec_backward_cuda, e4srec_position_ce_*_cuda,
+//   slmrec_forward_cuda, slmrec_backward_cuda, optimizer_step_cuda) take the device
+//   handle GpuE4SRec (model, its teacher, adapters and optimizer state in one) instead
+//   of the CPU's E4SRec / SLMRec / Optimizer, and slmrec_*_cuda also serve a plain
+//   model (the CE alone). e4srec_position_ce_forward_cuda reads the targets of the
+//   history items from the handle (upload_batch works them out on the host, where the
+//   batch is) and leaves the loss in a device scalar instead of returning it;
+//   e4srec_position_ce_backward_cuda writes dpos_h (= where the CPU zeroes it first).
 //
 // Conventions, as on the CPU:
 // * every backward ACCUMULATES (+=) into the gradients it writes. Launchers whose
@@ -996,13 +999,16 @@ struct GpuActs {  // GPU_ACTS then GPU_DACTS (src/gpu_plan.h): names, types and 
 #undef GPU_ACT_FIELD
 };
 
-enum { SCALAR_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL, SCALAR_TOTAL_SUM, SCALAR_GRAD_NORM, SCALAR_CLIP_SCALE, NUM_SCALARS };
+// SCALAR_CE is the last-token CE, SCALAR_POS_CE the every-position CE (0 without it)
+enum { SCALAR_CE, SCALAR_POS_CE, SCALAR_DCOS, SCALAR_DNORM, SCALAR_LMS, SCALAR_TOTAL, SCALAR_TOTAL_SUM, SCALAR_GRAD_NORM,
+       SCALAR_CLIP_SCALE, NUM_SCALARS };
 static_assert(NUM_SCALARS == GPU_NUM_SCALARS, "src/gpu_plan.h sizes the scalars");
 
 struct GpuE4SRec {
     E4SRecConfig cfg;
     int use_bf16;              // 1: bf16 activations and weight shadow
     int train;                 // 1: gradients, moments, every layer's activations; 0: forward only
+    float position_ce;         // weight of the every-position CE (a training handle's; 0 = the last token only)
     GpuPlan plan;              // the bytes of each arena below (src/gpu_plan.h)
     size_t param_sizes[E4SREC_NUM_PARAMS];
     size_t num_params;         // the E4SRec parameters (the CPU arena)
@@ -1023,7 +1029,11 @@ struct GpuE4SRec {
     int* keymask;              //   (max_B, T)
     float* rope;               //   (2, T, HS/2) RoPE cosines then sines
     float* scalars;            //   (NUM_SCALARS) loss terms, their running sum, gradient norm, clip scale
-    int* host_batch;           // (max_B * (S+1)) pinned staging for items then targets
+    int* item_rows;            //   (R_it) with the every-position CE: each real history item's row in the (B, T) batch
+    int* pos_targets;          //   (R_it) the item its state is scored against (e4srec_position_ce_forward)
+    int* host_batch;           // (max_B (S+1), plus 2 max_B S with position_ce) pinned staging: items (B, S), targets (B),
+                               // then item_rows and pos_targets (up to B S each)
+    int R_it;                  // the batch's real history items (with the every-position CE; else 0)
     cudaEvent_t batch_copied;  // the staging buffer's last upload has left the host
     int max_B, B;
     void* acts_memory;
@@ -1076,7 +1086,7 @@ static void* device_arena(void** ptrs[], const size_t* bytes, int n) {
 template <typename X>
 static void e4srec_alloc_acts_cuda(GpuE4SRec* g) {
     size_t bytes[GPU_NUM_ACTS + GPU_NUM_DACTS];
-    gpu_act_bytes(bytes, &g->cfg, gpu_adapters(g), g->max_B, g->use_bf16, g->train);
+    gpu_act_bytes(bytes, &g->cfg, gpu_adapters(g), g->max_B, g->use_bf16, g->train, g->position_ce > 0.0f);
     GpuActs<X>& a = acts<X>(g);
 #define GPU_ACT_POINTER(name, type, count) (void**)&a.name,
     void** ptrs[GPU_NUM_ACTS + GPU_NUM_DACTS] = {GPU_ACTS(GPU_ACT_POINTER) GPU_DACTS(GPU_ACT_POINTER)};
@@ -1167,6 +1177,71 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
     matmul_forward_cuda(a.user, a.last + (size_t)L * B * C, p->score_w, (const float*)NULL, B, C, D);
 }
 
+// ---- the every-position CE (e4srec.h): the final hidden state at each of the batch's
+// R_it real history items, through the same score, against the next real item of its
+// history (the last one's against the sample's target). upload_batch lists the items
+// on the host in the CPU's packed order: item_rows (their rows in the padded (B, T)
+// batch) and pos_targets. The (R_it, I) logits are made max_B items at a time.
+
+template <typename X>
+__global__ void gather_rows_kernel(float* out, const X* h, const int* rows, int n, int C) {
+    // out (n, C) = h[rows[i], :] as fp32; h (B*T, C), rows (n)
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)n * C) return;
+    size_t i = idx / C;
+    int c = (int)(idx % C);
+    out[idx] = to_float(h[(size_t)rows[i] * C + c]);
+}
+
+template <typename X>
+__global__ void add_rows_kernel(X* dh, const float* drows, const int* rows, int n, int C) {
+    // dh[rows[i], :] += drows (n, C); dh (B*T, C); the rows are distinct, so no two threads add to one entry
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)n * C) return;
+    size_t i = idx / C;
+    int c = (int)(idx % C);
+    X* d = dh + (size_t)rows[i] * C + c;
+    store(d, to_float(*d) + drows[idx]);
+}
+
+// the mean CE over the R_it items into SCALAR_POS_CE; fills pos_h, pos_user, pos_stats, pos_losses
+template <typename X>
+static void e4srec_position_ce_forward_cuda(GpuE4SRec* g) {
+    const E4SRecConfig* c = &g->cfg;
+    int C = c->C, D = c->D, I = c->I, n_it = g->R_it;
+    GpuActs<X>& a = acts<X>(g);
+    if (n_it == 0) {  // a batch of empty histories: 0, as on the CPU (a mean over no rows would be 0/0)
+        cudaCheck(cudaMemsetAsync(g->scalars + SCALAR_POS_CE, 0, sizeof(float)));
+        return;
+    }
+    gather_rows_kernel<<<blocks_for((size_t)n_it * C, 256), 256>>>(a.pos_h, a.lnf, g->item_rows, n_it, C);
+    launchCheck();
+    matmul_forward_cuda(a.pos_user, a.pos_h, g->params.score_w, (const float*)NULL, n_it, C, D);
+    for (int i0 = 0; i0 < n_it; i0 += g->max_B) {
+        int n = min(g->max_B, n_it - i0);
+        crossentropy_items_forward_cuda(a.pos_losses + i0, a.pos_stats + (size_t)i0 * 3, a.pos_user + (size_t)i0 * D,
+                                        g->item_table, g->pos_targets + i0, n, D, I);
+    }
+    mean_rows_cuda(g->scalars + SCALAR_POS_CE, a.pos_losses, n_it, 0.0f, 1.0f, false);
+}
+
+// adds the gradient of weight * the every-position CE into score's gradient and writes dpos_h,
+// which e4srec_backward_cuda adds into the final RMSNorm's output gradient at the item rows
+template <typename X>
+static void e4srec_position_ce_backward_cuda(GpuE4SRec* g, float weight) {
+    const E4SRecConfig* c = &g->cfg;
+    int C = c->C, D = c->D, I = c->I, n_it = g->R_it;
+    GpuActs<X>& a = acts<X>(g);
+    if (n_it == 0) return;
+    cudaCheck(cudaMemsetAsync(a.dpos_user, 0, (size_t)n_it * D * sizeof(float)));
+    for (int i0 = 0; i0 < n_it; i0 += g->max_B) {
+        int n = min(g->max_B, n_it - i0);
+        crossentropy_items_backward_cuda(a.dpos_user + (size_t)i0 * D, weight / n_it, a.pos_stats + (size_t)i0 * 3,
+                                         a.pos_user + (size_t)i0 * D, g->item_table, g->pos_targets + i0, n, D, I);
+    }
+    matmul_backward_cuda(a.dpos_h, g->grads.score_w, (float*)NULL, a.dpos_user, a.pos_h, g->params.score_w, n_it, C, D, false);
+}
+
 // ---- backward
 
 template <typename X>
@@ -1211,11 +1286,15 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
     const E4SRecParams* gr = &g->grads;
     GpuActs<X>& a = acts<X>(g);
     unsigned last_blocks = blocks_for((size_t)B * C, 256);
-    // final RMSNorm: only the last token carries a gradient
+    // final RMSNorm: the last token carries a gradient, and with the every-position CE each real history item
     cudaCheck(cudaMemsetAsync(a.dln, 0, BT * C * sizeof(X)));
     cudaCheck(cudaMemsetAsync(a.dresidual, 0, BT * C * sizeof(float)));
     inject_last_kernel<<<last_blocks, 256>>>(a.dln, a.dlast + (size_t)L * B * C, B, T, C, 0);
     launchCheck();
+    if (g->R_it > 0) {  // R_it is 0 without the every-position CE
+        add_rows_kernel<<<blocks_for((size_t)g->R_it * C, 256), 256>>>(a.dln, a.dpos_h, g->item_rows, g->R_it, C);
+        launchCheck();
+    }
     rmsnorm_backward_cuda(a.dresidual, gr->rms_final, a.dln, a.residual + (size_t)L * BT * C, p->rms_final, a.lnf_rstd, B * T, C);
     for (int l = L - 1; l >= 0; l--) {
         const float* res_in = a.residual + l * BT * C;
@@ -1272,12 +1351,37 @@ static void upload_batch(GpuE4SRec* g, const int* items, const int* targets, int
     if (targets) memcpy(g->host_batch + n_items, targets, B * sizeof(int));
     cudaCheck(cudaMemcpyAsync(g->items, g->host_batch, n_items * sizeof(int), cudaMemcpyHostToDevice, 0));
     if (targets) cudaCheck(cudaMemcpyAsync(g->targets, g->host_batch + n_items, B * sizeof(int), cudaMemcpyHostToDevice, 0));
+    // the every-position CE's items, in the CPU's packed order (sample by sample, slot by slot) with the
+    // targets of e4srec_position_ce_forward: the next real item of the sample, the last one's its target
+    g->R_it = 0;
+    if (g->position_ce > 0.0f && targets) {
+        int T = e4srec_T(c), n = 0;
+        int* rows = g->host_batch + n_items + B;  // (R_it) rows of the padded (B, T) batch
+        int* pos_targets = rows + n_items;        // (R_it)
+        for (int b = 0; b < B; b++) {
+            int first = n;  // this sample's first item
+            for (int s = 0; s < c->S; s++) {
+                int id = items[(size_t)b * c->S + s];
+                if (id == 0) continue;
+                if (n > first) pos_targets[n - 1] = id;  // the sample's previous item is scored against this one
+                rows[n] = b * T + c->P1 + s;
+                pos_targets[n++] = targets[b];            // unless a later item of the sample replaces it
+            }
+        }
+        g->R_it = n;
+        if (n) {
+            cudaCheck(cudaMemcpyAsync(g->item_rows, rows, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, 0));
+            cudaCheck(cudaMemcpyAsync(g->pos_targets, pos_targets, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, 0));
+        }
+    }
     cudaCheck(cudaEventRecord(g->batch_copied, 0));
 }
 
-// the total of the loss terms, and its running sum until gpu_e4srec_losses reads it
-__global__ void slmrec_total_kernel(float* scalars, float lambda_cos, float lambda_norm, float lambda_ms) {
-    float total = scalars[SCALAR_CE] + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
+// the total of the loss terms, and its running sum until gpu_e4srec_losses reads it; the model's own
+// loss (e4srec_forward's: the last-token CE plus position_ce times the every-position CE) comes first
+__global__ void slmrec_total_kernel(float* scalars, float position_ce, float lambda_cos, float lambda_norm, float lambda_ms) {
+    float ce = scalars[SCALAR_CE] + position_ce * scalars[SCALAR_POS_CE];
+    float total = ce + lambda_cos * scalars[SCALAR_DCOS] + lambda_norm * scalars[SCALAR_DNORM] + lambda_ms * scalars[SCALAR_LMS];
     scalars[SCALAR_TOTAL] = total;
     scalars[SCALAR_TOTAL_SUM] += total;
 }
@@ -1298,6 +1402,7 @@ static void slmrec_forward_cuda(GpuE4SRec* g, int B) {
     e4srec_forward_cuda<X>(g, B);
     crossentropy_items_forward_cuda(a.rows, a.ce_stats, a.user, g->item_table, g->targets, B, D, I);
     mean_rows_cuda(g->scalars + SCALAR_CE, a.rows, B, 0.0f, 1.0f, false);
+    if (g->position_ce > 0.0f) e4srec_position_ce_forward_cuda<X>(g);
     cudaCheck(cudaMemsetAsync(g->scalars + SCALAR_DCOS, 0, 3 * sizeof(float)));  // dcos, dnorm, lms
     if (g->teacher) {
         for (int i = 1; i <= g->blocks; i++) {
@@ -1315,7 +1420,7 @@ static void slmrec_forward_cuda(GpuE4SRec* g, int B) {
             mean_rows_cuda(g->scalars + SCALAR_LMS, a.rows, B, 0.0f, 1.0f, true);
         }
     }
-    slmrec_total_kernel<<<1, 1>>>(g->scalars, g->lambda_cos, g->lambda_norm, g->lambda_ms);
+    slmrec_total_kernel<<<1, 1>>>(g->scalars, g->position_ce, g->lambda_cos, g->lambda_norm, g->lambda_ms);
     launchCheck();
 }
 
@@ -1331,6 +1436,7 @@ static void slmrec_backward_cuda(GpuE4SRec* g) {
     crossentropy_items_backward_cuda(a.duser, 1.0f / B, a.ce_stats, a.user, g->item_table, g->targets, B, D, I);
     matmul_backward_cuda(a.dlast + (size_t)L * B * C, g->grads.score_w, (float*)NULL, a.duser, a.last + (size_t)L * B * C,
                          g->params.score_w, B, C, D);
+    if (g->position_ce > 0.0f) e4srec_position_ce_backward_cuda<X>(g, g->position_ce);
     if (g->teacher) {
         for (int i = 1; i <= g->blocks; i++) {
             size_t ks = (size_t)slmrec_depth(g->cfg.L, g->blocks, i) * B * C;
@@ -1405,7 +1511,8 @@ static void e4srec_init_random_cuda(GpuE4SRec* g, uint64_t seed) {
 }
 
 // host-side contents of a handle: the config, the parameters (NULL = random on the device
-// from seed), the frozen item table, the prompt and a student's adapters
+// from seed), the frozen item table, the prompt, a student's adapters and the weight of
+// the every-position CE (a training handle's)
 typedef struct {
     const E4SRecConfig* cfg;
     const float* params;   // (num_params) or NULL
@@ -1415,6 +1522,7 @@ typedef struct {
     const int* resp;
     const float* adapters; // (n_adapters, D, C)
     int n_adapters;
+    float position_ce;
 } GpuModelSource;
 
 static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int use_bf16, const AdamWConfig* opt) {
@@ -1432,7 +1540,8 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
             e4srec_T(c), c->P1 + c->P2, c->S, c->HS, att_smem, opt ? "backward" : "forward", max_smem_optin,
             T_max - c->P1 - c->P2);
     }
-    GpuPlan plan = gpu_plan(c, src->n_adapters, max_B, use_bf16, opt != NULL);
+    float position_ce = opt ? src->position_ce : 0.0f;  // a forward-only handle computes no loss
+    GpuPlan plan = gpu_plan(c, src->n_adapters, max_B, use_bf16, opt != NULL, position_ce > 0.0f);
     size_t free_bytes = 0, total_bytes = 0;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     size_t scratch_now = 0;
@@ -1450,6 +1559,7 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
     g->plan = plan;
     g->use_bf16 = use_bf16 != 0;
     g->train = opt != NULL;
+    g->position_ce = position_ce;
     g->max_B = max_B;
     g->blocks = src->n_adapters + 1;
     if (opt) g->opt = *opt;
@@ -1479,11 +1589,13 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
         e4srec_point_params(&g->grads, g->grads_memory, g->param_sizes);
         g->dadapters = g->grads_memory + g->num_params;
     }
-    // inputs: item table, prompt, batch buffers, RoPE table, scalars (targets 0 = no CE rows until a step sets them)
+    // inputs: item table, prompt, batch buffers, RoPE table, scalars, the every-position CE's items
+    // (targets 0 = no CE rows until a step sets them)
     size_t input_bytes[GPU_NUM_INPUTS];
-    gpu_input_bytes(input_bytes, c, max_B);
+    gpu_input_bytes(input_bytes, c, max_B, g->train, position_ce > 0.0f);
     void** input_ptrs[GPU_NUM_INPUTS] = {(void**)&g->item_table, (void**)&g->prompt_ids, (void**)&g->items, (void**)&g->targets,
-                                         (void**)&g->keymask, (void**)&g->rope, (void**)&g->scalars};
+                                         (void**)&g->keymask, (void**)&g->rope, (void**)&g->scalars, (void**)&g->item_rows,
+                                         (void**)&g->pos_targets};
     g->inputs_memory = device_arena(input_ptrs, input_bytes, GPU_NUM_INPUTS);
     int T = e4srec_T(c);
     cudaCheck(cudaMemcpy(g->item_table, src->item_table, (size_t)c->I * c->D * sizeof(float), cudaMemcpyHostToDevice));
@@ -1495,7 +1607,8 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
     cudaCheck(cudaMemcpy(g->rope, rope.cos, rope_n * sizeof(float), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(g->rope + rope_n, rope.sin, rope_n * sizeof(float), cudaMemcpyHostToDevice));
     rope_table_free(&rope);
-    cudaCheck(cudaMallocHost((void**)&g->host_batch, (size_t)max_B * (c->S + 1) * sizeof(int)));
+    size_t staged = (size_t)max_B * (c->S + 1 + (position_ce > 0.0f ? 2 * c->S : 0));  // upload_batch's ints
+    cudaCheck(cudaMallocHost((void**)&g->host_batch, staged * sizeof(int)));
     cudaCheck(cudaEventCreateWithFlags(&g->batch_copied, cudaEventDisableTiming));
     cudaCheck(cudaEventRecord(g->batch_copied, 0));
     // activations
@@ -1587,14 +1700,14 @@ size_t gpu_allocated_peak(int reset) {
 size_t gpu_layout_key_cuda(void) { return gpu_layout_key(); }
 
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt) {
-    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, NULL, 0};
+    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, NULL, 0, m->position_ce};
     return e4srec_build_cuda(&src, max_B, use_bf16, opt);
 }
 
 GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_table, const int* instr, const int* resp,
                                     uint64_t seed, int max_B, int use_bf16, const AdamWConfig* opt) {
     e4srec_validate_config(c);
-    GpuModelSource src = {c, NULL, seed, item_table, instr, resp, NULL, 0};
+    GpuModelSource src = {c, NULL, seed, item_table, instr, resp, NULL, 0, 0.0f};
     return e4srec_build_cuda(&src, max_B, use_bf16, opt);
 }
 
@@ -1603,7 +1716,8 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
     if (teacher->max_B < max_B) die("gpu_slmrec_create: the teacher handle holds %d rows, the student %d", teacher->max_B, max_B);
     if (teacher->cfg.S != s->student->cfg.S) die("gpu_slmrec_create: teacher and student read the same history, but S is %d and %d", teacher->cfg.S, s->student->cfg.S);
     const E4SRec* m = s->student;
-    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, s->adapters, s->blocks - 1};
+    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, s->adapters, s->blocks - 1,
+                          m->position_ce};
     GpuE4SRec* g = e4srec_build_cuda(&src, max_B, use_bf16, opt);
     g->teacher = teacher;
     g->blocks = s->blocks;
@@ -1627,7 +1741,8 @@ void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* last, float* grad_norm, float
     float s[NUM_SCALARS];
     cudaCheck(cudaMemcpy(s, g->scalars, sizeof(s), cudaMemcpyDeviceToHost));
     if (last) {
-        last->ce = s[SCALAR_CE]; last->dcos = s[SCALAR_DCOS]; last->dnorm = s[SCALAR_DNORM]; last->lms = s[SCALAR_LMS];
+        last->ce = s[SCALAR_CE] + g->position_ce * s[SCALAR_POS_CE];  // e4srec_forward's loss, as slmrec_forward's ce
+        last->dcos = s[SCALAR_DCOS]; last->dnorm = s[SCALAR_DNORM]; last->lms = s[SCALAR_LMS];
         last->total = s[SCALAR_TOTAL];
     }
     if (grad_norm) *grad_norm = s[SCALAR_GRAD_NORM];

@@ -235,12 +235,12 @@ typedef struct {
 static int bench_plan_rows(BenchPlanRow* rows, const BenchShape* b, int use_bf16) {
     E4SRecConfig c = bench_config(b);
     int n = 0;
-    rows[n++] = (BenchPlanRow){"train", gpu_plan(&c, 0, BENCH_TRAIN_B, use_bf16, 1)};
-    rows[n++] = (BenchPlanRow){"infer", gpu_plan(&c, 0, BENCH_INFER_B, use_bf16, 0)};
+    rows[n++] = (BenchPlanRow){"train", gpu_plan(&c, 0, BENCH_TRAIN_B, use_bf16, 1, 0)};
+    rows[n++] = (BenchPlanRow){"infer", gpu_plan(&c, 0, BENCH_INFER_B, use_bf16, 0, 0)};
     if (strcmp(b->name, "paper_S4") == 0) {
         E4SRecConfig t = bench_config(&bench_shapes[2]);
-        rows[n++] = (BenchPlanRow){"distill: teacher paper_T8", gpu_plan(&t, 0, BENCH_TRAIN_B, use_bf16, 0)};
-        rows[n++] = (BenchPlanRow){"distill: student", gpu_plan(&c, 3, BENCH_TRAIN_B, use_bf16, 1)};
+        rows[n++] = (BenchPlanRow){"distill: teacher paper_T8", gpu_plan(&t, 0, BENCH_TRAIN_B, use_bf16, 0, 0)};
+        rows[n++] = (BenchPlanRow){"distill: student", gpu_plan(&c, 3, BENCH_TRAIN_B, use_bf16, 1, 0)};
     }
     return n;
 }
@@ -372,7 +372,7 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     SLMRecLosses l;
 
     gpu_allocated_peak(1);
-    r.plan_bytes = gpu_plan(c, 0, BENCH_TRAIN_B, use_bf16, 1).total;
+    r.plan_bytes = gpu_plan(c, 0, BENCH_TRAIN_B, use_bf16, 1, 0).total;
     GpuE4SRec* g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_TRAIN_B, use_bf16, &opt);
     for (int i = 0; i < warmup; i++) gpu_e4srec_train_step(g, items, targets, BENCH_TRAIN_B);
     gpu_e4srec_losses(g, &l, NULL, NULL);  // waits
@@ -384,7 +384,7 @@ static BenchRow bench_shape(const BenchShape* b, int use_bf16, int steps, int wa
     r.peak_bytes = gpu_allocated_peak(1);
     gpu_e4srec_free(g);
 
-    size_t plan = gpu_plan(c, 0, BENCH_INFER_B, use_bf16, 0).total;
+    size_t plan = gpu_plan(c, 0, BENCH_INFER_B, use_bf16, 0, 0).total;
     if (plan > r.plan_bytes) r.plan_bytes = plan;
     g = gpu_e4srec_create_random(c, table, instr, resp, seed, BENCH_INFER_B, use_bf16, NULL);
     for (int i = 0; i < warmup; i++) gpu_e4srec_score(g, items, BENCH_INFER_B, NULL, BENCH_TOPK, top);

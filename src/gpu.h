@@ -42,22 +42,25 @@ size_t gpu_layout_key_cuda(void);
 
 // an E4SRec on the GPU: copies m's config, parameters, item table and prompt ids.
 // opt NULL = forward only (scoring, or a frozen teacher: one layer's activations at a
-// time); else gradients and AdamW moments (zero, step 0) too. use_bf16: bf16 activations
-// and matmuls, fp32 master weights and residual stream. Dies, naming the plan
-// (gpu_plan), when the GPU has less free memory than the handle needs.
+// time); else gradients and AdamW moments (zero, step 0) too, and m->position_ce
+// (e4srec_set_position_ce) weighs the every-position CE of its training steps.
+// use_bf16: bf16 activations and matmuls, fp32 master weights and residual stream.
+// Dies, naming the plan (gpu_plan), when the GPU has less free memory than the handle needs.
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt);
 // the same with random weights drawn on the device from seed (bench: no host copy of the weights)
 GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_table, const int* instr, const int* resp,
                                     uint64_t seed, int max_B, int use_bf16, const AdamWConfig* opt);
-// an SLMRec student: s->student's parameters plus s->adapters, trained against
-// `teacher`, a forward-only handle of s->teacher made for at least max_B rows
+// an SLMRec student: s->student's parameters (and its position_ce) plus s->adapters,
+// trained against `teacher`, a forward-only handle of s->teacher made for at least max_B rows
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt);
 // one optimizer step on items (B, S), targets (B): forward, loss (CE, or the SLMRec
 // loss of a student), backward, global-norm clip, AdamW. Returns once queued, with the
 // number of steps (this one included) whose losses gpu_e4srec_losses has not read yet.
 int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B);
-// waits for the last step: its loss terms (a plain model: ce and total), the gradient norm
-// before clipping, and the mean total loss of the steps since the previous call; each NULL to skip
+// waits for the last step: its loss terms (a plain model: ce and total; ce is the model's own
+// loss, as e4srec_forward returns it: with position_ce, the last-token CE plus position_ce times
+// the every-position CE), the gradient norm before clipping, and the mean total loss of the
+// steps since the previous call; each NULL to skip
 void gpu_e4srec_losses(GpuE4SRec* g, SLMRecLosses* last, float* grad_norm, float* mean_total);
 // forward and item scores for items (B, S), max_B rows at a time: scores (B, I) and/or
 // top_ids (B, k), the k best items (pad 0 excluded, ties to the lower id; k <= GPU_TOPK_MAX),
@@ -83,8 +86,8 @@ void gpu_e4srec_free(GpuE4SRec* g);
 static size_t gpu_layout_key(void) {
     size_t parts[] = {sizeof(E4SRecConfig), sizeof(E4SRec), offsetof(E4SRec, param_sizes), offsetof(E4SRec, num_params),
                       offsetof(E4SRec, params_memory), offsetof(E4SRec, item_table), offsetof(E4SRec, instr),
-                      offsetof(E4SRec, resp), sizeof(SLMRec), offsetof(SLMRec, student), offsetof(SLMRec, teacher),
-                      offsetof(SLMRec, blocks), offsetof(SLMRec, lambda_cos), offsetof(SLMRec, adapters),
+                      offsetof(E4SRec, resp), offsetof(E4SRec, position_ce), sizeof(SLMRec), offsetof(SLMRec, student),
+                      offsetof(SLMRec, teacher), offsetof(SLMRec, blocks), offsetof(SLMRec, lambda_cos), offsetof(SLMRec, adapters),
                       sizeof(AdamWConfig), sizeof(SLMRecLosses)};
     size_t key = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) key = key * 1000003u + parts[i];

@@ -59,8 +59,8 @@ static void e4srec_job_every_cut(E4SRecJob* j) {
 #define GPU_LOSS_EVERY 16  // GPU steps between reads of their losses (each read waits for the GPU to finish)
 
 // logs the device memory a handle about to be made will take, arena by arena (src/gpu_plan.h)
-static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters, int B, int use_bf16, int train) {
-    GpuPlan p = gpu_plan(c, n_adapters, B, use_bf16, train);
+static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters, int B, int use_bf16, int train, int position_ce) {
+    GpuPlan p = gpu_plan(c, n_adapters, B, use_bf16, train, position_ce);
     char line[640];
     gpu_plan_format(line, sizeof(line), what, &p);
     logf_("  gpu memory plan, %s\n", line);
@@ -74,16 +74,16 @@ static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters
 static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
     if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
-    if (o && j->model->position_ce > 0.0f) die("--position-ce runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
     int rows = o ? batch : j->max_batch;
+    int position_ce = j->model->position_ce > 0.0f;  // a training handle reads its weight from the model
     if (j->slm) {
-        gpu_plan_log("frozen teacher (forward only)", &j->slm->teacher->cfg, 0, rows, use_bf16, 0);
+        gpu_plan_log("frozen teacher (forward only)", &j->slm->teacher->cfg, 0, rows, use_bf16, 0, 0);
         j->gpu_teacher = gpu_e4srec_create(j->slm->teacher, rows, use_bf16, NULL);
-        gpu_plan_log("student (training)", &j->model->cfg, j->slm->blocks - 1, rows, use_bf16, 1);
+        gpu_plan_log("student (training)", &j->model->cfg, j->slm->blocks - 1, rows, use_bf16, 1, position_ce);
         j->gpu = gpu_slmrec_create(j->slm, j->gpu_teacher, rows, use_bf16, opt);
     } else {
-        gpu_plan_log(o ? "model (training)" : "model (forward only)", &j->model->cfg, 0, rows, use_bf16, o != NULL);
+        gpu_plan_log(o ? "model (training)" : "model (forward only)", &j->model->cfg, 0, rows, use_bf16, o != NULL, position_ce);
         j->gpu = gpu_e4srec_create(j->model, rows, use_bf16, opt);
     }
 }

@@ -13,7 +13,8 @@ attention dK forgets earlier heads and tiles	s/dks\[idx\] += dk;/dks[idx] = dk;/
 top-k forgets earlier item chunks	s/old_val\[j\] = first ? -INFINITY : top_val/old_val[j] = -INFINITY; (void)top_val/
 AdamW leaves the bf16 shadow stale	s/if (shadow) shadow\[i\] = __float2bfloat16(p);/(void)shadow;/
 set_params leaves the bf16 shadow stale	s/if (g->params_bf16) to_bf16_cuda(g->params_bf16, g->params_memory, g->num_total);/(void)0;/
-distillation gradient not injected below the top	s/(a.dresidual, a.dlast + (size_t)l \* B \* C, B, T, C, 1)/(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 0)/'
+distillation gradient not injected below the top	s/(a.dresidual, a.dlast + (size_t)l \* B \* C, B, T, C, 1)/(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 0)/
+every-position CE gradient not added into the final norm	s/store(d, to_float(\*d) + drows\[idx\]);/(void)d; (void)drows;/'
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/slmrec_mutants_XXXXXX)

@@ -9,10 +9,13 @@
 //   2. whole training steps through the C API of src/gpu.h: 10 AdamW steps of an
 //      E4SRec teacher (CE) and of an SLMRec student, same init and batches as the
 //      CPU path, fp32; bf16 tracking fp32; bf16 gradients of a teacher and a student
-//      against the fp32 GPU gradients of the same step; scoring and top-k (also over
-//      three item chunks and more rows than the handle holds; bf16 scoring); resuming
-//      moments; bf16 weights refreshed by set_params; the memory plan against what a
-//      handle allocates, and a plan larger than the GPU refused;
+//      against the fp32 GPU gradients of the same step; all of these again with the
+//      every-position CE (position_ce 0.5: its loss, and the history items' rows and
+//      targets against the CPU's, on histories with inner pads and empty ones);
+//      scoring and top-k (also over three item chunks and more rows than the handle
+//      holds; bf16 scoring); resuming moments; bf16 weights refreshed by set_params;
+//      the memory plan against what a handle allocates (with and without the
+//      every-position CE), and a plan larger than the GPU refused;
 //   3. the HF oracle fixture (method.md 10.1, read from ../shared) through the GPU model.
 // Tolerances, per element, |gpu - cpu| <= atol + rtol |cpu|:
 //   fp32: 1e-5 + 1e-4 |cpu|, as the CPU against HF.
@@ -375,6 +378,34 @@ static Batch make_batch(Rng* rng, int B, int S, int I) {
     return b;
 }
 
+// harder histories for the every-position CE, whose targets skip pads: in every row a pad
+// between two real items where there is room, and with empty_first row 0 all pads (its
+// sample supervises no history item, only its last token)
+static void punch_holes(Batch* b, Rng* rng, int S, int empty_first) {
+    for (size_t r = 0; r < b->targets.size(); r++) {
+        int* h = b->items.data() + r * S;
+        int s = 1 + rng_int(rng, S - 2);  // 1..S-2: a slot with one after it
+        if (h[s - 1] > 0) h[s] = 0;       // a real item before it, so one after it too (left-padded)
+    }
+    if (empty_first) for (int s = 0; s < S; s++) b->items[s] = 0;
+}
+
+// the GPU's list of the every-position CE's items (upload_batch) is the CPU's after the
+// same batch (e4srec_pack, e4srec_position_ce_forward): as many, each at its padded row
+// b T + its position, with the same target
+static int same_position_items(const GpuE4SRec* g, const E4SRec* m) {
+    if (g->R_it != m->R_it) return 0;
+    std::vector<int> rows(g->R_it + 1), targets(g->R_it + 1);
+    cudaCheck(cudaMemcpy(rows.data(), g->item_rows, (size_t)g->R_it * sizeof(int), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(targets.data(), g->pos_targets, (size_t)g->R_it * sizeof(int), cudaMemcpyDeviceToHost));
+    int T = e4srec_T(&m->cfg), ok = 1;
+    for (int i = 0, b = 0; i < m->R_it; i++) {
+        while (m->item_rows[i] >= m->row_start[b + 1]) b++;
+        ok &= rows[i] == b * T + m->pos[m->item_rows[i]] && targets[i] == m->pos_targets[i];
+    }
+    return ok;
+}
+
 struct TestModel {  // a CPU E4SRec with its item table and prompt
     Host table;
     std::vector<int> instr, resp;
@@ -402,12 +433,16 @@ static AdamWConfig test_adamw_config(void) {
 // difference of its update, and ten updates add up (1e-4 + 1e-3 |ref|)
 static const Tol after_steps = {1e-4f, 1e-3f};
 
-static void test_teacher_steps(Rng* rng, int use_bf16) {
+// position_ce > 0: the model's loss also has the every-position CE (e4srec_set_position_ce),
+// on histories with pads between items and, every other step, an empty one
+static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce) {
     const char* p = use_bf16 ? "bf16 vs CPU fp32" : "fp32";
+    const char* shape = position_ce > 0.0f ? "E4SRec_4 C=32, position CE 0.5" : "E4SRec_4 C=32";
     TestModel t;
     test_model_build(&t, small_config(4), rng, NULL);
+    e4srec_set_position_ce(&t.m, position_ce);
     const E4SRecConfig& c = t.m.cfg;
-    int B = 6;
+    int B = 6, same_items = 1;
     AdamWConfig ac = test_adamw_config();
     GpuE4SRec* g = gpu_e4srec_create(&t.m, B, use_bf16, &ac);
     Optimizer o;
@@ -419,6 +454,7 @@ static void test_teacher_steps(Rng* rng, int use_bf16) {
     Tol lt = use_bf16 ? Tol{2e-2f, 2e-2f} : tol<float>();
     for (int step = 0; step < 10; step++) {
         Batch b = make_batch(rng, B, c.S, c.I);
+        if (position_ce > 0.0f) punch_holes(&b, rng, c.S, step % 2);
         float ref = e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
         e4srec_zero_grad(&t.m);
         e4srec_ce_backward(&t.m, 1.0f);
@@ -429,23 +465,34 @@ static void test_teacher_steps(Rng* rng, int use_bf16) {
         float norm = 0.0f;
         gpu_e4srec_losses(g, &l, &norm, NULL);
         char name[96];
-        snprintf(name, sizeof(name), "teacher step %d loss%s", step + 1, use_bf16 ? "" : ", grad norm");
-        Host got = {l.ce, l.total, norm}, want = {ref, ref, o.last_grad_norm};
-        if (use_bf16) { got.pop_back(); want.pop_back(); }  // bf16 gradients: their norm is not compared
-        close_to(name, "E4SRec_4 C=32", p, got, want, lt);
+        snprintf(name, sizeof(name), "teacher step %d loss%s%s", step + 1, position_ce > 0.0f ? ", position CE" : "",
+                 use_bf16 ? "" : ", grad norm");
+        Host got = {l.ce, l.total}, want = {ref, ref};
+        if (position_ce > 0.0f) {
+            got.push_back(get(g->scalars + SCALAR_POS_CE, 1)[0]);
+            want.push_back(t.m.pos_ce);
+            same_items &= same_position_items(g, &t.m);
+        }
+        if (!use_bf16) { got.push_back(norm); want.push_back(o.last_grad_norm); }  // bf16 gradients: their norm is not compared
+        close_to(name, shape, p, got, want, lt);
+    }
+    if (position_ce > 0.0f) {
+        CHECK(same_items, "teacher, position CE (%s): the GPU's history items, their rows and targets are the CPU's in each of 10 batches", p);
     }
     if (!use_bf16) {
         Host cpu(t.m.params_memory, t.m.params_memory + t.m.num_params);
         gpu_e4srec_get_params(g, &t.m, NULL);
         Host gpu(t.m.params_memory, t.m.params_memory + t.m.num_params);
-        close_to("teacher parameters after 10 AdamW steps", "E4SRec_4 C=32", p, gpu, cpu, after_steps);
+        close_to("teacher parameters after 10 AdamW steps", shape, p, gpu, cpu, after_steps);
     }
     gpu_e4srec_free(g);
     optimizer_free(&o);
     e4srec_free(&t.m);
 }
 
-static void test_student_steps(Rng* rng) {
+// position_ce > 0: the student's own loss also has the every-position CE (its ce term, as on the CPU)
+static void test_student_steps(Rng* rng, float position_ce) {
+    const char* shape = position_ce > 0.0f ? "SLMRec_2<-4 C=32, position CE 0.5" : "SLMRec_2<-4 C=32";
     TestModel te, st;
     test_model_build(&te, small_config(4), rng, NULL);
     test_model_build(&st, small_config(2), rng, &te.table);
@@ -454,7 +501,8 @@ static void test_student_steps(Rng* rng) {
     memcpy(st.m.resp, te.m.resp, te.m.cfg.P2 * sizeof(int));
     SLMRec slm;
     slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
-    int B = 5;
+    e4srec_set_position_ce(&st.m, position_ce);
+    int B = 5, same_items = 1;
     AdamWConfig ac = test_adamw_config();
     GpuE4SRec* gt = gpu_e4srec_create(&te.m, B, 0, NULL);
     GpuE4SRec* gs = gpu_slmrec_create(&slm, gt, B, 0, &ac);
@@ -467,6 +515,7 @@ static void test_student_steps(Rng* rng) {
     const E4SRecConfig& c = st.m.cfg;
     for (int step = 0; step < 10; step++) {
         Batch b = make_batch(rng, B, c.S, c.I);
+        if (position_ce > 0.0f) punch_holes(&b, rng, c.S, step % 2);
         SLMRecLosses ref = slmrec_forward(&slm, b.items.data(), b.targets.data(), B);
         slmrec_backward(&slm);
         optimizer_step(&o);
@@ -474,17 +523,26 @@ static void test_student_steps(Rng* rng) {
         SLMRecLosses l;
         float norm = 0.0f;
         gpu_e4srec_losses(gs, &l, &norm, NULL);
-        char name[96];
-        snprintf(name, sizeof(name), "student step %d: ce dcos dnorm lms total, grad norm", step + 1);
-        close_to(name, "SLMRec_2<-4 C=32", "fp32", Host{l.ce, l.dcos, l.dnorm, l.lms, l.total, norm},
-                 Host{ref.ce, ref.dcos, ref.dnorm, ref.lms, ref.total, o.last_grad_norm}, tol<float>());
+        char name[112];
+        snprintf(name, sizeof(name), "student step %d: ce dcos dnorm lms total, grad norm%s", step + 1,
+                 position_ce > 0.0f ? ", position CE" : "");
+        Host got = {l.ce, l.dcos, l.dnorm, l.lms, l.total, norm}, want = {ref.ce, ref.dcos, ref.dnorm, ref.lms, ref.total, o.last_grad_norm};
+        if (position_ce > 0.0f) {
+            got.push_back(get(gs->scalars + SCALAR_POS_CE, 1)[0]);
+            want.push_back(st.m.pos_ce);
+            same_items &= same_position_items(gs, &st.m);
+        }
+        close_to(name, shape, "fp32", got, want, tol<float>());
+    }
+    if (position_ce > 0.0f) {
+        CHECK(same_items, "student, position CE: the GPU's history items, their rows and targets are the CPU's in each of 10 batches");
     }
     Host cpu(st.m.params_memory, st.m.params_memory + st.m.num_params);
     Host cpu_ad(slm.adapters, slm.adapters + slm.num_adapter_params);
     gpu_e4srec_get_params(gs, &st.m, &slm);
-    close_to("student parameters after 10 AdamW steps", "SLMRec_2<-4 C=32", "fp32",
+    close_to("student parameters after 10 AdamW steps", shape, "fp32",
              Host(st.m.params_memory, st.m.params_memory + st.m.num_params), cpu, after_steps);
-    close_to("student adapters after 10 AdamW steps", "SLMRec_2<-4 C=32", "fp32",
+    close_to("student adapters after 10 AdamW steps", shape, "fp32",
              Host(slm.adapters, slm.adapters + slm.num_adapter_params), cpu_ad, after_steps);
     gpu_e4srec_free(gs);
     gpu_e4srec_free(gt);
@@ -609,7 +667,9 @@ static void check_rel_l2(const char* name, const float* got, const float* ref, s
 // one step's gradients (no update) of a bf16 handle against an fp32 handle of the same model,
 // parameter tensor by parameter tensor (and the adapters): a teacher with CE, and a student
 // with the whole SLMRec loss against its frozen teacher
-static void test_bf16_gradients(Rng* rng) {
+// (position_ce > 0: both trained models with the every-position CE, on histories with pads between items)
+static void test_bf16_gradients(Rng* rng, float position_ce) {
+    const char* pce = position_ce > 0.0f ? ", position CE 0.5" : "";
     TestModel te, st;
     test_model_build(&te, small_config(4), rng, NULL);
     test_model_build(&st, small_config(2), rng, &te.table);
@@ -618,9 +678,12 @@ static void test_bf16_gradients(Rng* rng) {
     memcpy(st.m.resp, te.m.resp, te.m.cfg.P2 * sizeof(int));
     SLMRec slm;
     slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
+    e4srec_set_position_ce(&te.m, position_ce);  // the frozen teacher's forward-only handles leave it out
+    e4srec_set_position_ce(&st.m, position_ce);
     int B = 6;
     AdamWConfig ac = test_adamw_config();
     Batch b = make_batch(rng, B, te.m.cfg.S, te.m.cfg.I);
+    if (position_ce > 0.0f) punch_holes(&b, rng, te.m.cfg.S, 0);
     GpuE4SRec *teacher[2], *frozen[2], *student[2];  // [fp32, bf16]
     for (int h = 0; h < 2; h++) {
         teacher[h] = gpu_e4srec_create(&te.m, B, h, &ac);
@@ -639,16 +702,20 @@ static void test_bf16_gradients(Rng* rng) {
         GpuE4SRec *f = pairs[which][0], *h = pairs[which][1];
         Host g32 = get(f->grads_memory, f->num_total), g16 = get(h->grads_memory, h->num_total);
         size_t off = 0;
-        char name[128];
+        char name[160];
         for (int i = 0; i < E4SREC_NUM_PARAMS; i++) {
-            snprintf(name, sizeof(name), "bf16 vs fp32 GPU gradient of %s, %s", names[i], which ? "SLMRec_2<-4 student" : "E4SRec_4 teacher");
+            snprintf(name, sizeof(name), "bf16 vs fp32 GPU gradient of %s, %s%s", names[i], which ? "SLMRec_2<-4 student" : "E4SRec_4 teacher", pce);
             check_rel_l2(name, g16.data() + off, g32.data() + off, f->param_sizes[i]);
             off += f->param_sizes[i];
         }
-        if (which) check_rel_l2("bf16 vs fp32 GPU gradient of the adapters, SLMRec_2<-4 student", g16.data() + off, g32.data() + off, f->num_total - off);
+        if (which) {
+            snprintf(name, sizeof(name), "bf16 vs fp32 GPU gradient of the adapters, SLMRec_2<-4 student%s", pce);
+            check_rel_l2(name, g16.data() + off, g32.data() + off, f->num_total - off);
+        }
         Host s32 = get(f->scalars, NUM_SCALARS), s16 = get(h->scalars, NUM_SCALARS);
-        close_to(which ? "bf16 student loss total" : "bf16 teacher loss", "small", "bf16 vs fp32", Host{s16[SCALAR_TOTAL]},
-                 Host{s32[SCALAR_TOTAL]}, {1e-2f, 1e-2f});
+        snprintf(name, sizeof(name), "%s%s", which ? "bf16 student loss total" : "bf16 teacher loss", position_ce > 0.0f ? ", position CE" : "");
+        close_to(name, "small", "bf16 vs fp32", Host{s16[SCALAR_TOTAL], s16[SCALAR_POS_CE]}, Host{s32[SCALAR_TOTAL], s32[SCALAR_POS_CE]},
+                 {1e-2f, 1e-2f});
     }
     for (int h = 0; h < 2; h++) { gpu_e4srec_free(student[h]); gpu_e4srec_free(frozen[h]); gpu_e4srec_free(teacher[h]); }
     slmrec_free(&slm);
@@ -729,8 +796,9 @@ static void test_bf16_refresh(Rng* rng) {
 // ---- memory
 
 // what a handle allocates is what gpu_plan said, arena by arena (scratch is shared and
-// grows on use: left out); a forward-only handle, which reuses one layer's buffers,
-// makes the same last-token states of every depth and user vectors as a training handle
+// grows on use: left out), also for a model with the every-position CE; a forward-only
+// handle, which reuses one layer's buffers, makes the same last-token states of every
+// depth and user vectors as a training handle
 static void test_plan(Rng* rng) {
     TestModel t;
     test_model_build(&t, small_config(3), rng, NULL);
@@ -738,30 +806,34 @@ static void test_plan(Rng* rng) {
     int B = 5;
     AdamWConfig ac = test_adamw_config();
     Batch b = make_batch(rng, B, c.S, c.I);
-    for (int bf = 0; bf < 2; bf++) {
+    for (int bf = 0; bf < 4; bf++) {  // fp32, bf16, then both with the every-position CE
+        int pce = bf >= 2;
+        e4srec_set_position_ce(&t.m, pce ? 0.5f : 0.0f);
         GpuE4SRec* h[2];
         for (int train = 0; train < 2; train++) {
             size_t before = device_bytes_now;
-            h[train] = gpu_e4srec_create(&t.m, B, bf, train ? &ac : NULL);
-            GpuPlan p = gpu_plan(&c, 0, B, bf, train);
+            h[train] = gpu_e4srec_create(&t.m, B, bf % 2, train ? &ac : NULL);
+            GpuPlan p = gpu_plan(&c, 0, B, bf % 2, train, pce);
             CHECK(device_bytes_now - before == p.total - p.bytes[GPU_ARENA_SCRATCH],
-                  "%s %s handle: allocated %zu bytes, planned %zu (without scratch)", bf ? "bf16" : "fp32",
-                  train ? "training" : "forward-only", device_bytes_now - before, p.total - p.bytes[GPU_ARENA_SCRATCH]);
+                  "%s %s handle%s: allocated %zu bytes, planned %zu (without scratch)", bf % 2 ? "bf16" : "fp32",
+                  train ? "training" : "forward-only", pce ? " (position CE)" : "", device_bytes_now - before,
+                  p.total - p.bytes[GPU_ARENA_SCRATCH]);
             upload_batch(h[train], b.items.data(), NULL, B);
-            if (bf) e4srec_forward_cuda<bf16>(h[train], B);
+            if (bf % 2) e4srec_forward_cuda<bf16>(h[train], B);
             else e4srec_forward_cuda<float>(h[train], B);
         }
         size_t n_last = (size_t)(c.L + 1) * B * c.C, n_user = (size_t)B * c.D;
         Host last[2], user[2];
         for (int train = 0; train < 2; train++) {
-            last[train] = get(bf ? h[train]->acts_h.last : h[train]->acts_f.last, n_last);
-            user[train] = get(bf ? h[train]->acts_h.user : h[train]->acts_f.user, n_user);
+            last[train] = get(bf % 2 ? h[train]->acts_h.last : h[train]->acts_f.last, n_last);
+            user[train] = get(bf % 2 ? h[train]->acts_h.user : h[train]->acts_f.user, n_user);
         }
         // (within the layers' tolerance, not bitwise: the two handles' tensors sit at other alignments,
         // which cuBLAS may answer with other kernels; a reused slot read too late would be off by O(1))
-        Tol t = bf ? tol<bf16>() : tol<float>();
-        close_to("forward-only vs training handle: last-token states of every depth", "E4SRec_3 C=32", bf ? "bf16" : "fp32", last[0], last[1], t);
-        close_to("forward-only vs training handle: user vectors", "E4SRec_3 C=32", bf ? "bf16" : "fp32", user[0], user[1], t);
+        Tol t = bf % 2 ? tol<bf16>() : tol<float>();
+        const char *shape = pce ? "E4SRec_3 C=32, position CE 0.5" : "E4SRec_3 C=32", *p = bf % 2 ? "bf16" : "fp32";
+        close_to("forward-only vs training handle: last-token states of every depth", shape, p, last[0], last[1], t);
+        close_to("forward-only vs training handle: user vectors", shape, p, user[0], user[1], t);
         gpu_e4srec_free(h[0]);
         gpu_e4srec_free(h[1]);
     }
@@ -777,7 +849,7 @@ static void refuse_plan_child(void) {
     test_model_build(&t, small_config(2), &rng, NULL);
     size_t free_bytes = 0, total_bytes = 0;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
-    size_t per_row = gpu_plan(&t.m.cfg, 0, 1, 0, 0).bytes[GPU_ARENA_ACTS];  // a forward-only handle's activations per row
+    size_t per_row = gpu_plan(&t.m.cfg, 0, 1, 0, 0, 0).bytes[GPU_ARENA_ACTS];  // a forward-only handle's activations per row
     gpu_e4srec_create(&t.m, (int)(2 * total_bytes / per_row), 0, NULL);
 }
 
@@ -922,10 +994,10 @@ int main(int argc, char** argv) {
     test_adamw(1001, 0.01f, &rng);        // under the clip
     test_adamw(3000017, 1.0f, &rng);      // clipped, many blocks
     before = tests_failed;
-    test_teacher_steps(&rng, 0);
-    test_teacher_steps(&rng, 1);
-    test_student_steps(&rng);
-    test_bf16_gradients(&rng);
+    test_teacher_steps(&rng, 0, 0.0f);
+    test_teacher_steps(&rng, 1, 0.0f);
+    test_student_steps(&rng, 0.0f);
+    test_bf16_gradients(&rng, 0.0f);
     test_score(&rng);
     test_score_chunks(&rng);
     test_score_bf16(&rng);
@@ -933,6 +1005,12 @@ int main(int argc, char** argv) {
     test_loss_window(&rng);
     test_bf16_refresh(&rng);
     printf("[training steps, bf16 gradients, scoring, resume] %s\n", tests_failed == before ? "ok" : "FAILED");
+    before = tests_failed;
+    test_teacher_steps(&rng, 0, 0.5f);
+    test_teacher_steps(&rng, 1, 0.5f);
+    test_student_steps(&rng, 0.5f);
+    test_bf16_gradients(&rng, 0.5f);
+    printf("[training steps with the every-position CE] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
     test_plan(&rng);
     test_refuse_plan(argv[0]);

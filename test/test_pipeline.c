@@ -781,13 +781,13 @@ static void test_pipe_nothing_left(void) {
 static void test_pipe_gpu_plan(void) {
     E4SRecConfig t8 = bench_config(&bench_shapes[2]), s4 = bench_config(&bench_shapes[3]);
     int B = 256;
-    GpuPlan f8 = gpu_plan(&t8, 0, B, 1, 0), f4 = gpu_plan(&s4, 0, B, 1, 0);
+    GpuPlan f8 = gpu_plan(&t8, 0, B, 1, 0, 0), f4 = gpu_plan(&s4, 0, B, 1, 0, 0);
     size_t last_grows = gpu_align((size_t)(t8.L + 1) * B * t8.C * 4) - gpu_align((size_t)(s4.L + 1) * B * s4.C * 4);
     CHECK(f8.bytes[GPU_ARENA_ACTS] - f4.bytes[GPU_ARENA_ACTS] == last_grows && f8.bytes[GPU_ARENA_DACTS] == 0 &&
           f8.bytes[GPU_ARENA_GRADS] == 0 && f8.bytes[GPU_ARENA_MOMENTS] == 0,
           "forward-only plan: 8 layers take %zu activation bytes more than 4 (the last-token states: %zu), no gradients",
           f8.bytes[GPU_ARENA_ACTS] - f4.bytes[GPU_ARENA_ACTS], last_grows);
-    GpuPlan t8_32 = gpu_plan(&t8, 0, B, 0, 1), t4_32 = gpu_plan(&s4, 0, B, 0, 1), t8_16 = gpu_plan(&t8, 0, B, 1, 1);
+    GpuPlan t8_32 = gpu_plan(&t8, 0, B, 0, 1, 0), t4_32 = gpu_plan(&s4, 0, B, 0, 1, 0), t8_16 = gpu_plan(&t8, 0, B, 1, 1, 0);
     double depth = (double)t8_32.bytes[GPU_ARENA_ACTS] / t4_32.bytes[GPU_ARENA_ACTS];
     double half = (double)t8_16.bytes[GPU_ARENA_ACTS] / t8_32.bytes[GPU_ARENA_ACTS];
     CHECK(depth > 1.9 && depth < 2.0, "training plan: 8 layers' activations are %.3fx 4 layers' (every layer kept)", depth);
@@ -798,6 +798,17 @@ static void test_pipe_gpu_plan(void) {
     size_t sum = 0;
     for (int a = 0; a < GPU_NUM_ARENAS; a++) sum += t8_16.bytes[a];
     CHECK(sum == t8_16.total, "the arenas add up to the plan's total (%zu of %zu)", sum, t8_16.total);
+    // the every-position CE: a training handle adds its fp32 buffers of B S rows (h, user, CE stats and
+    // losses; their gradients h and user; the items' rows and targets), a forward-only one nothing
+    GpuPlan p8 = gpu_plan(&t8, 0, B, 1, 1, 1), pf8 = gpu_plan(&t8, 0, B, 1, 0, 1);
+    size_t BS = (size_t)B * t8.S, C = t8.C, D = t8.D;
+    size_t acts = gpu_align(BS * C * 4) + gpu_align(BS * D * 4) + gpu_align(BS * 3 * 4) + gpu_align(BS * 4);
+    size_t dacts = gpu_align(BS * D * 4) + gpu_align(BS * C * 4), inputs = 2 * gpu_align(BS * 4);
+    CHECK(p8.bytes[GPU_ARENA_ACTS] - t8_16.bytes[GPU_ARENA_ACTS] == acts && p8.bytes[GPU_ARENA_DACTS] - t8_16.bytes[GPU_ARENA_DACTS] == dacts &&
+          p8.bytes[GPU_ARENA_INPUTS] - t8_16.bytes[GPU_ARENA_INPUTS] == inputs && p8.total - t8_16.total == acts + dacts + inputs &&
+          memcmp(&pf8, &f8, sizeof(GpuPlan)) == 0,
+          "training plan with the every-position CE: %zu bytes more (want %zu), forward-only plan unchanged",
+          p8.total - t8_16.total, acts + dacts + inputs);
     char dir[] = "/tmp/slmrec_test_plan_XXXXXX", json_path[64];
     if (mkdtemp(dir) == NULL) die("mkdtemp: %s", strerror(errno));
     snprintf(json_path, sizeof(json_path), "%s/plan.json", dir);
