@@ -109,6 +109,8 @@ static int flags_run(ArgSpec* s, Config* c) {
         {"--data", ARG_STR, &c->data, "sequence file (user item item ...); none = built-in synthetic data"},
         {"--out", ARG_STR, &c->out, "output directory: checkpoints, log.txt, the results JSON"},
         {"--seed", ARG_INT, &c->seed, "seed of every random choice"},
+        {"--recipe", ARG_STR, &c->recipe, "default (every model to convergence on every target of the data), or paper\n"
+         "                     (the papers' and peers' settings); a flag given beside it wins (docs/method.md 4.7)"},
         {"--max-len", ARG_INT, &c->max_len, "history length fed to the models"},
         {"--eval-batch", ARG_INT, &c->eval_batch, "users per scoring batch"},
         {"--resume", ARG_BOOL, &c->resume, "continue from <out>/<model>.last.bin where present"},
@@ -218,6 +220,10 @@ static void parse_training_flags(const char* cmd, const char* summary, int argc,
         if (k) memcpy(specs + n, g < 5 ? group : own, (size_t)k * sizeof(ArgSpec));
         n += k;
     }
+    for (int a = 0; a + 1 < argc; a++) {  // the recipe's values first (--help shows them), then the flags
+        if (strcmp(argv[a], "--recipe") == 0) c->recipe = argv[a + 1];
+    }
+    config_recipe(c);
     parse_args(cmd, summary, argc, argv, specs, n);
 }
 
@@ -271,8 +277,8 @@ static int cmd_run(int argc, char** argv) {
     return rc;
 }
 
-// ./slmrec alone: the pipeline on the built-in synthetic data, sized for a laptop-class CPU
-static int cmd_default(void) {
+// ./slmrec alone, or ./slmrec demo: the pipeline on the built-in synthetic data, sized for a laptop-class CPU
+static int cmd_demo(int argc, char** argv) {
     Config c = config_defaults();
     c.max_len = 20;
     c.sas_epochs = 40;
@@ -284,6 +290,9 @@ static int cmd_default(void) {
     c.warmup = 30;
     c.st_epochs = 12;
     c.st_patience = 5;
+    parse_training_flags("demo", "The whole pipeline (as run) on the built-in synthetic data, at sizes a 2-core laptop trains\n"
+                         "to convergence in minutes; what ./slmrec with no arguments runs.", argc, argv, &c, FLAGS_RUN, NULL, 0);
+    if (c.data) die("demo: the demo runs on the built-in synthetic data; for a data file use ./slmrec run --data FILE");
     printf("slmrec: SLMRec on the built-in synthetic data (./slmrec --help lists the commands)\n");
     return pipeline(&c, NULL);
 }
@@ -937,6 +946,7 @@ typedef struct {
 
 static const Command commands[] = {
     {"run", cmd_run, "the whole pipeline on a data file: SASRec, teacher, E4SRec_N, SLMRec_N<-M, DLLM2Rec students"},
+    {"demo", cmd_demo, "the whole pipeline on the built-in synthetic data, sized for a laptop (./slmrec alone)"},
     {"synth", cmd_synth, "write the built-in synthetic data set"},
     {"prep", cmd_prep, "raw ratings CSV -> sequence file (rating > 3, 5-core, chronological)"},
     {"upgrade", cmd_upgrade, "convert a format-3 checkpoint, tokenizer or signals file to this build's format"},
@@ -964,7 +974,7 @@ static void print_commands(void) {
 #define main slmrec_main  // the test runner has its own main and calls this one by that name
 #endif
 int main(int argc, char** argv) {
-    if (argc < 2) return cmd_default();
+    if (argc < 2) return cmd_demo(0, NULL);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         print_commands();
         printf("\nwith no command: the whole pipeline on the built-in synthetic data\n");

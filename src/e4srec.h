@@ -388,7 +388,7 @@ static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, c
 }
 
 // ----------------------------------------------------------------------------
-// the every-position CE (method.md 4.5; a departure from the paper, which scores the
+// the every-position CE (method.md 4.6; a departure from the paper, which scores the
 // last token only): the final hidden state at each real history item, through the
 // same score, against the next real item of its history, the last item's against
 // the sample's target. Causal attention keeps it honest: a state sees the items up

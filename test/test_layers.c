@@ -347,7 +347,7 @@ static void fd_check_params(const char* who, FdLayer* f, float* p, const float* 
     free(out);
 }
 
-// the every-position CE (method.md 4.5): its targets by hand, its value alone vs in a
+// the every-position CE (method.md 4.6): its targets by hand, its value alone vs in a
 // batch (the packing keeps samples apart), and finite differences on every parameter
 static void test_position_ce(const E4SRecConfig* cfg, const float* table, const int* instr, const int* resp,
                              const int* items, const int* targets, Rng* rng) {
