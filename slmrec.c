@@ -281,15 +281,9 @@ static int cmd_run(int argc, char** argv) {
 static int cmd_demo(int argc, char** argv) {
     Config c = config_defaults();
     c.max_len = 20;
-    c.sas_epochs = 40;
-    c.sas_patience = 10;
-    c.epochs = 4;
-    c.patience = 3;
     c.hidden = 48;
     c.ffn = 128;
     c.warmup = 30;
-    c.st_epochs = 12;
-    c.st_patience = 5;
     parse_training_flags("demo", "The whole pipeline (as run) on the built-in synthetic data, at sizes a 2-core laptop trains\n"
                          "to convergence in minutes; what ./slmrec with no arguments runs.", argc, argv, &c, FLAGS_RUN, NULL, 0);
     if (c.data) die("demo: the demo runs on the built-in synthetic data; for a data file use ./slmrec run --data FILE");

@@ -54,10 +54,10 @@ static Config config_defaults(void) {
     DLLM2RecConfig dllm = dllm2rec_defaults();  // the DLLM2Rec objective's defaults are written there once
     Config c = {
         .data = NULL, .out = "runs/synth", .recipe = "default", .seed = 42, .max_len = 50, .eval_batch = 256, .resume = 0, .stop_after = 0,
-        .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 200, .sas_batch = 128, .sas_patience = 20,
-        .sas_dropout = 0.5f, .sas_lr = 1e-3f,
+        .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 400, .sas_batch = 128, .sas_patience = 20,
+        .sas_dropout = 0.3f, .sas_lr = 3e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
-        .epochs = 30, .batch = 64, .patience = 5, .warmup = 100, .vocab = 320, .samples = "one-cut", .position_ce = 0.0f,
+        .epochs = 20, .batch = 64, .patience = 3, .warmup = 100, .vocab = 320, .samples = "every-cut", .position_ce = 1.0f,
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
@@ -77,7 +77,9 @@ static Config config_defaults(void) {
 // after it, so they win.
 static void config_recipe(Config* c) {
     if (strcmp(c->recipe, "paper") == 0) {
-        c->samples = "one-cut";   // one random cut of each user's history an epoch
+        c->samples = "one-cut";   // one random cut of each user's history an epoch,
+        c->epochs = 30;           // so more and shorter epochs
+        c->patience = 5;
         c->position_ce = 0.0f;    // the last token's CE only
         c->sas_lr = 1e-3f;
         c->sas_dropout = 0.5f;

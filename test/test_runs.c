@@ -141,6 +141,10 @@ static void test_runs_resume_records(const char* data) {
     check_dies("distill --resume with another --teacher", runs_exec_child, &r, "was trained with --teacher weights fnv");
     r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume --lambda-norm 0.5", data, teacher, distill);
     check_dies("distill --resume with another --lambda-norm", runs_exec_child, &r, "was trained with --lambda-norm 0.1; this run has --lambda-norm 0.5");
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume --position-ce 0.5", data, teacher, distill);
+    check_dies("distill --resume with another --position-ce", runs_exec_child, &r, "was trained with --position-ce 1; this run has --position-ce 0.5");
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume --samples one-cut", data, teacher, distill);
+    check_dies("distill --resume with another --samples", runs_exec_child, &r, "was trained with --samples every-cut; this run has --samples one-cut");
     // a state from a build before run records is refused with what to do
     const char* last = RUNS_DIR "/records/slmrec_2_from_4.last.bin";
     size_t len = 0;
@@ -262,6 +266,31 @@ static void test_runs_flag_limits(void) {
     }
 }
 
+static void test_runs_bad_recipe(void* unused) {
+    (void)unused;
+    Config c = config_defaults();
+    char* argv[] = {"--recipe", "fast"};
+    parse_training_flags("train-teacher", "", 2, argv, &c, FLAGS_RUN | FLAGS_E4SREC, NULL, 0);
+}
+
+// --recipe paper puts back the papers' settings; a flag beside it wins, before or after it
+static void test_runs_recipe(void) {
+    Config c = config_defaults();
+    CHECK(strcmp(c.samples, "every-cut") == 0 && c.position_ce == 1.0f && c.sas_lr == 3e-3f && c.sas_dropout == 0.3f,
+          "the default recipe: every-cut, --position-ce 1, SASRec lr 3e-3 and dropout 0.3");
+    char* paper[] = {"--recipe", "paper"};
+    parse_training_flags("run", "", 2, paper, &c, FLAGS_RUN | FLAGS_SASREC | FLAGS_E4SREC, NULL, 0);
+    CHECK(strcmp(c.samples, "one-cut") == 0 && c.position_ce == 0.0f && c.sas_lr == 1e-3f && c.sas_dropout == 0.5f,
+          "--recipe paper: one-cut, no every-position CE, SASRec lr 1e-3 and dropout 0.5 (got %s, %g, %g, %g)", c.samples,
+          c.position_ce, c.sas_lr, c.sas_dropout);
+    char* mixed[] = {"--position-ce", "0.5", "--recipe", "paper", "--sasrec-lr", "2e-3"};
+    c = config_defaults();
+    parse_training_flags("run", "", 6, mixed, &c, FLAGS_RUN | FLAGS_SASREC | FLAGS_E4SREC, NULL, 0);
+    CHECK(c.position_ce == 0.5f && c.sas_lr == 2e-3f && strcmp(c.samples, "one-cut") == 0 && c.sas_dropout == 0.5f,
+          "flags beside --recipe paper win, before or after it (got %g, %g)", c.position_ce, c.sas_lr);
+    check_dies("an unknown --recipe", test_runs_bad_recipe, NULL, "--recipe must be default or paper, got 'fast'");
+}
+
 // input and output the same file, however the paths are spelled: refused, the input kept
 static void test_runs_same_file(const char* data) {
     RunsCommand r = runs_command(cmd_recommend, "--model " RUNS_DIR "/online/e4srec_4.bin --data %s --out %s", data, data);
@@ -375,6 +404,7 @@ static void run_runs_tests(void) {
     test_runs_one_per_out(data);
     test_runs_stale_tmp(data);
     test_runs_flag_limits();
+    test_runs_recipe();
     test_runs_same_file(data);
     char lora_data[] = RUNS_DIR "/lora_data.txt";
     test_runs_lora(lora_data);
