@@ -63,7 +63,7 @@ static Config config_defaults(void) {
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
         .blocks = 4, .online = 0, .init_random = 0, .lambda_cos = 1.0f, .lambda_norm = 0.1f, .lambda_ms = 1.0f,
         .st_dim = 64, .st_epochs = 100, .st_batch = 256, .st_patience = 10, .caser_filters = 16, .topk = dllm.K,
-        .st_lr = 1e-3f, .st_dropout = -1.0f, .lam = dllm.lam, .ed = 0.3f, .dros_alpha = dllm.dros_alpha, .dros_beta = dllm.dros_beta,
+        .st_lr = -1.0f, .st_dropout = -1.0f, .lam = dllm.lam, .ed = 0.3f, .dros_alpha = dllm.dros_alpha, .dros_beta = dllm.dros_beta,
         .gammas = "0.3,0.5,0.1", .base_loss = "ce", .rd_neg = "paper", .signals = NULL,
         .device = "auto", .precision = "fp32",
     };
@@ -83,6 +83,7 @@ static void config_recipe(Config* c) {
         c->position_ce = 0.0f;    // the last token's CE only
         c->sas_lr = 1e-3f;
         c->sas_dropout = 0.5f;
+        c->st_lr = 1e-3f;         // every DLLM2Rec student, as the authors'
     } else if (strcmp(c->recipe, "default") != 0) {
         die("--recipe must be default or paper, got '%s'", c->recipe);
     }
@@ -177,8 +178,8 @@ static void config_check(Config* c) {
     if (!(c->lr > 0.0f) || !(c->sas_lr > 0.0f) || c->min_lr < 0.0f || c->warmup < 0) {
         die("--lr and --sasrec-lr must be positive, --min-lr and --warmup not negative");
     }
-    if (c->st_dim < 1 || c->st_epochs < 1 || c->st_batch < 1 || c->caser_filters < 1 || !(c->st_lr > 0.0f)) {
-        die("--dim, --student-epochs, --student-batch, --caser-filters and --student-lr must be positive");
+    if (c->st_dim < 1 || c->st_epochs < 1 || c->st_batch < 1 || c->caser_filters < 1 || !(c->st_lr > 0.0f || c->st_lr == -1.0f)) {
+        die("--dim, --student-epochs, --student-batch, --caser-filters and --student-lr (or -1) must be positive");
     }
     if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
     if (c->lam < 0.0f) die("--lam must not be negative");

@@ -69,6 +69,13 @@ static float student_dropout(const Config* c, StudentKind kind) {
     return kind == STUDENT_SASREC ? c->sas_dropout : kind == STUDENT_CASER ? 0.1f : 0.0f;
 }
 
+// a student's learning rate: --student-lr, or its kind's own default, chosen on valid
+// NDCG@10 (docs/results.md): SASRec and GRU4Rec 3e-3, Caser 1e-3 (the authors')
+static float student_lr(const Config* c, StudentKind kind) {
+    if (c->st_lr > 0.0f) return c->st_lr;
+    return kind == STUDENT_CASER ? 1e-3f : 3e-3f;
+}
+
 // a DLLM2Rec student with weights lam and ed, distilled from the teacher whose weights
 // have checksum teacher_checksum (unused when both weights are 0)
 static void record_student(RunRecord* r, const Config* c, const SeqData* d, StudentKind kind, float lam, float ed,
@@ -415,7 +422,7 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     dllm2rec_job_init(&job, &s, d, sig, &dc, max_int(c->st_batch, c->eval_batch));  // it reads sig only for ranking
     Optimizer opt;
     AdamWConfig a = adamw_defaults();
-    a.lr = a.min_lr = c->st_lr;  // constant-rate Adam, as the authors'
+    a.lr = a.min_lr = student_lr(c, kind);  // constant-rate Adam, as the authors'
     a.clip = 0.0f;
     dllm2rec_job_optimizer(&opt, &job, a);
     Recommender t = dllm2rec_recommender(&job, mn.name);

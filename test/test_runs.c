@@ -278,8 +278,11 @@ static void test_runs_recipe(void) {
     Config c = config_defaults();
     CHECK(strcmp(c.samples, "every-cut") == 0 && c.position_ce == 1.0f && c.sas_lr == 3e-3f && c.sas_dropout == 0.3f,
           "the default recipe: every-cut, --position-ce 1, SASRec lr 3e-3 and dropout 0.3");
+    CHECK(student_lr(&c, STUDENT_SASREC) == 3e-3f && student_lr(&c, STUDENT_GRU4REC) == 3e-3f && student_lr(&c, STUDENT_CASER) == 1e-3f,
+          "the default recipe's student rates: SASRec and GRU4Rec 3e-3, Caser 1e-3");
     char* paper[] = {"--recipe", "paper"};
     parse_training_flags("run", "", 2, paper, &c, FLAGS_RUN | FLAGS_SASREC | FLAGS_E4SREC, NULL, 0);
+    CHECK(student_lr(&c, STUDENT_SASREC) == 1e-3f && student_lr(&c, STUDENT_CASER) == 1e-3f, "--recipe paper: every student at 1e-3");
     CHECK(strcmp(c.samples, "one-cut") == 0 && c.position_ce == 0.0f && c.sas_lr == 1e-3f && c.sas_dropout == 0.5f,
           "--recipe paper: one-cut, no every-position CE, SASRec lr 1e-3 and dropout 0.5 (got %s, %g, %g, %g)", c.samples,
           c.position_ce, c.sas_lr, c.sas_dropout);
