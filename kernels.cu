@@ -283,18 +283,20 @@ static void gemm(TC* c, const TA* a, const TA* b, int M, int N, int K, bool tran
 // ----------------------------------------------------------------------------
 // embedding lookup
 
-template <typename X>
-__global__ void embedding_forward_kernel(X* out, const int* ids, const float* table, int N, int C) {
+template <typename X, typename XT>
+__global__ void embedding_forward_kernel(X* out, const int* ids, const XT* table, int N, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     size_t n = i / C;
     int c = (int)(i % C);
-    store(out + i, table[(size_t)ids[n] * C + c]);
+    store(out + i, to_float(table[(size_t)ids[n] * C + c]));
 }
 
-template <typename X>
-static void embedding_forward_cuda(X* out, const int* ids, const float* table, int N, int C) {
-    // out (N, C), ids (N), table (rows, C) fp32
+// rows of a table by id: an fp32 table into activations, or (the every-position CE)
+// rows of an activation into fp32
+template <typename X, typename XT>
+static void embedding_forward_cuda(X* out, const int* ids, const XT* table, int N, int C) {
+    // out (N, C), ids (N), table (rows, C)
     embedding_forward_kernel<<<blocks_for((size_t)N * C, 256), 256>>>(out, ids, table, N, C);
     launchCheck();
 }
@@ -1184,16 +1186,6 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
 // batch) and pos_targets. The (R_it, I) logits are made max_B items at a time.
 
 template <typename X>
-__global__ void gather_rows_kernel(float* out, const X* h, const int* rows, int n, int C) {
-    // out (n, C) = h[rows[i], :] as fp32; h (B*T, C), rows (n)
-    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (size_t)n * C) return;
-    size_t i = idx / C;
-    int c = (int)(idx % C);
-    out[idx] = to_float(h[(size_t)rows[i] * C + c]);
-}
-
-template <typename X>
 __global__ void add_rows_kernel(X* dh, const float* drows, const int* rows, int n, int C) {
     // dh[rows[i], :] += drows (n, C); dh (B*T, C); the rows are distinct, so no two threads add to one entry
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -1214,8 +1206,7 @@ static void e4srec_position_ce_forward_cuda(GpuE4SRec* g) {
         cudaCheck(cudaMemsetAsync(g->scalars + SCALAR_POS_CE, 0, sizeof(float)));
         return;
     }
-    gather_rows_kernel<<<blocks_for((size_t)n_it * C, 256), 256>>>(a.pos_h, a.lnf, g->item_rows, n_it, C);
-    launchCheck();
+    embedding_forward_cuda(a.pos_h, g->item_rows, a.lnf, n_it, C);  // (R_it, C) fp32 rows of lnf (B*T, C)
     matmul_forward_cuda(a.pos_user, a.pos_h, g->params.score_w, (const float*)NULL, n_it, C, D);
     for (int i0 = 0; i0 < n_it; i0 += g->max_B) {
         int n = min(g->max_B, n_it - i0);

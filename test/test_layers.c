@@ -318,6 +318,14 @@ static E4SRecConfig test_tiny_config(int L) {
 }
 
 typedef struct { SLMRec* slm; E4SRec* model; const int* items; const int* targets; int B; } ModelCtx;
+
+// the gradients of the model's own loss (e4srec_forward's) into m->grads
+static void e4srec_gradients(E4SRec* m, const int* items, const int* targets, int B) {
+    e4srec_forward(m, items, targets, B);
+    e4srec_zero_grad(m);
+    e4srec_ce_backward(m, 1.0f);
+    e4srec_backward(m);
+}
 static void e4srec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = e4srec_forward(c->model, c->items, c->targets, c->B); }
 static void slmrec_fd(void* p, float* out) { ModelCtx* c = p; out[0] = slmrec_forward(c->slm, c->items, c->targets, c->B).total; }
 
@@ -373,10 +381,7 @@ static void test_position_ce(const E4SRecConfig* cfg, const float* table, const 
         sum += (double)m.pos_ce * n_items[b];
     }
     CHECK(fabs(sum / 9.0 - batched) < 1e-5 * fabs(batched), "position CE: a sample alone vs in a batch: %g vs %g", sum / 9.0, batched);
-    e4srec_forward(&m, items, targets, 3);
-    e4srec_zero_grad(&m);
-    e4srec_ce_backward(&m, 1.0f);
-    e4srec_backward(&m);
+    e4srec_gradients(&m, items, targets, 3);
     float one = 1.0f;
     ModelCtx ctx = {NULL, &m, items, targets, 3};
     FdLayer f = {e4srec_fd, &ctx, 1, &one};
@@ -400,10 +405,7 @@ static void test_models(Rng* rng) {
     for (size_t i = 0; i < student.num_params; i++) student.params_memory[i] += 0.3f * rng_normal(rng);
     float one = 1.0f;
 
-    e4srec_forward(&teacher, items, targets, 3);
-    e4srec_zero_grad(&teacher);
-    e4srec_ce_backward(&teacher, 1.0f);
-    e4srec_backward(&teacher);
+    e4srec_gradients(&teacher, items, targets, 3);
     ModelCtx tctx = {NULL, &teacher, items, targets, 3};
     FdLayer ft = {e4srec_fd, &tctx, 1, &one};
     fd_check_params("e4srec CE", &ft, teacher.params_memory, teacher.grads_memory, teacher.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);

@@ -667,10 +667,7 @@ static void test_lora(Rng* rng) {
     e4srec_forward(&plain, items, NULL, 3);
     check_close("lora: B = 0 at init leaves the scores unchanged", before, plain.acts.logits, 27, 1e-6f, 1e-6f);
     for (size_t i = 0; i < m.lora->num_params; i++) m.lora->params_memory[i] += 0.3f * rng_normal(rng);
-    e4srec_forward(&m, items, targets, 3);
-    e4srec_zero_grad(&m);
-    e4srec_ce_backward(&m, 1.0f);
-    e4srec_backward(&m);
+    e4srec_gradients(&m, items, targets, 3);
     float one = 1.0f;
     ModelCtx ctx = {NULL, &m, items, targets, 3};
     FdLayer f = {e4srec_fd, &ctx, 1, &one};
