@@ -159,8 +159,8 @@ static void results_free(ResultRow* rows, int n) {
     }
 }
 
-// the test-set evaluation of a trained model, timed
-// tests the model; each user's NDCG@10 also goes to <stem>.test_ndcg.tsv (stem: <out>/<file stem>)
+// the test-set evaluation of a trained model, timed; each user's NDCG@10 also goes to
+// <stem>.test_ndcg.tsv (stem: <out>/<file stem>)
 static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
                         const char* name, const char* stem, int layers, size_t params, const TrainResult* tr) {
     snprintf(r->name, sizeof(r->name), "%s", name);

@@ -54,6 +54,21 @@ static void test_runs_online_cache(const char* data) {
     CHECK(pipeline(&c, NULL) == 0, "run --online exits 0");
     const char* signals = RUNS_DIR "/online/teacher_signals.bin";
     const char* teacher = RUNS_DIR "/online/e4srec_4.bin";
+    // the run's comparisons, and each model's per-user file, which eval --per-user writes again
+    char* json = runs_read(RUNS_DIR "/online/results.json");
+    CHECK(json && runs_count_lines(strstr(json, "\"comparisons\""), "  {\"a\": ") == 9 &&
+          strstr(json, "{\"a\": \"SLMRec_2<-4\", \"b\": \"E4SRec_4\", \"users\": 120,"),
+          "results.json holds the nine comparisons over the 120 test users");
+    free(json);
+    RunsCommand ev = runs_command(cmd_eval, "--data %s --model %s --per-user " RUNS_DIR "/online/eval.tsv", data, teacher);
+    CHECK(runs_exec(ev) == 0, "eval --per-user exits 0");
+    char* from_run = runs_read(RUNS_DIR "/online/e4srec_4.test_ndcg.tsv");
+    char* from_eval = runs_read(RUNS_DIR "/online/eval.tsv");
+    CHECK(from_run && from_eval && strchr(from_run, '\n') && strchr(from_eval, '\n') &&
+          runs_count_lines(from_run, "") == 121 && strcmp(strchr(from_run, '\n'), strchr(from_eval, '\n')) == 0,
+          "eval --per-user writes the teacher's per-user NDCG@10 as the run did: a header and 120 user lines");
+    free(from_run);
+    free(from_eval);
     uint32_t online_key = runs_signals_key(signals), file_key = test_teacher_checksum(teacher);
     CHECK(online_key != file_key, "run --online keys its signals by the teacher it trained on (%08x), not the file's weights (%08x)",
           online_key, file_key);
