@@ -358,11 +358,13 @@ static void fd_check_params(const char* who, FdLayer* f, float* p, const float* 
 // the every-position CE (method.md 4.6): its targets by hand, its value alone vs in a
 // batch (the packing keeps samples apart), and finite differences on every parameter
 static void test_position_ce(const E4SRecConfig* cfg, const float* table, const int* instr, const int* resp,
-                             const int* items, const int* targets, Rng* rng) {
+                             const int* items, const int* targets) {
+    Rng rng;  // its own stream: the draws of the tests around it stay as they were
+    rng_seed(&rng, 22);
     E4SRec m;
     e4srec_build(&m, cfg, table, instr, resp);
-    e4srec_init_random(&m, rng);
-    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(rng);
+    e4srec_init_random(&m, &rng);
+    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(&rng);
     e4srec_set_position_ce(&m, 0.7f);
     float loss = e4srec_forward(&m, items, targets, 3);
     // histories {_ _ 3 8 2} {1 2 3 4 5} {_ _ _ _ 6}, targets 4 8 1: each item is scored against the next, the last against the target
@@ -385,7 +387,9 @@ static void test_position_ce(const E4SRecConfig* cfg, const float* table, const 
     float one = 1.0f;
     ModelCtx ctx = {NULL, &m, items, targets, 3};
     FdLayer f = {e4srec_fd, &ctx, 1, &one};
-    fd_check_params("e4srec CE + 0.7 position CE", &f, m.params_memory, m.grads_memory, m.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
+    // a finer step than FD_EPS: this loss bends more, and at 1e-2 the central difference's own
+    // truncation error reaches the tolerance on an element of rms1 (at 5e-3 and 2e-3 all agree)
+    fd_check_params("e4srec CE + 0.7 position CE", &f, m.params_memory, m.grads_memory, m.param_sizes, E4SREC_NUM_PARAMS, 5e-3f);
     e4srec_free(&m);
 }
 
@@ -427,7 +431,7 @@ static void test_models(Rng* rng) {
     check_close("e4srec: inference's last-token shortcut vs the training forward, logits", teacher.acts.logits, batched, 27, 0.0f, 0.0f);
     check_close("e4srec: inference's last-token shortcut vs the training forward, states", teacher.acts.last, last_infer,
                 5 * 3 * 12, 0.0f, 0.0f);
-    test_position_ce(&tc, table, instr, resp, items, targets, rng);
+    test_position_ce(&tc, table, instr, resp, items, targets);
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);
