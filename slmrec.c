@@ -732,6 +732,29 @@ static int cmd_prep(int argc, char** argv) {
     prep_ratings(in, out, header);
     return 0;
 }
+static int cmd_stats(int argc, char** argv) {
+    const char* data = NULL;
+    ArgSpec specs[] = {
+        {"--data", ARG_STR, &data, "sequence file (user item item ...); none = the built-in synthetic data"},
+    };
+    parse_args("stats", "The data-set table papers print: users, items, interactions, sequence lengths, density and\n"
+               "the share of rarely seen items, to check a prepared set against a paper's table.", argc, argv, specs, 1);
+    SeqData d;
+    if (data) seqdata_load(&d, data, 0);
+    else synth_generate(&d, SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, SYNTH_SEED);
+    DataStats s = seqdata_stats(&d);
+    printf("%-26s %s\n", "data", data ? data : "built-in synthetic");
+    printf("%-26s %d\n%-26s %d\n%-26s %d\n", "users", s.users, "items", s.items, "interactions", s.events);
+    printf("%-26s %.2f\n%-26s %.1f\n%-26s %d / %d\n", "sequence length, mean", s.mean_len, "sequence length, median",
+           s.median_len, "sequence length, min / max", s.min_len, s.max_len);
+    printf("%-26s %.4f%%\n", "density", 100.0 * s.density);
+    char rare[32];
+    snprintf(rare, sizeof(rare), "items with < %d events", STATS_RARE);
+    printf("%-26s %.2f%%\n", rare, 100.0 * s.rare_items);
+    seqdata_free(&d);
+    return 0;
+}
+
 static int cmd_upgrade(int argc, char** argv) {
     const char* in = NULL;
     const char* out = NULL;
@@ -943,6 +966,7 @@ static const Command commands[] = {
     {"demo", cmd_demo, "the whole pipeline on the built-in synthetic data, sized for a laptop (./slmrec alone)"},
     {"synth", cmd_synth, "write the built-in synthetic data set"},
     {"prep", cmd_prep, "raw ratings CSV -> sequence file (rating > 3, 5-core, chronological)"},
+    {"stats", cmd_stats, "the data-set table papers print: users, items, interactions, lengths, density"},
     {"upgrade", cmd_upgrade, "convert a format-3 checkpoint, tokenizer or signals file to this build's format"},
     {"train-sasrec", cmd_train_sasrec, "stage 1: SASRec, whose item table the E4SRec models read"},
     {"train-teacher", cmd_train_teacher, "stage 2: an E4SRec model (the teacher, or a plain E4SRec_l)"},

@@ -147,6 +147,42 @@ static void seqdata_free(SeqData* d) {
     memset(d, 0, sizeof(*d));
 }
 
+// the data-set table the papers print (./slmrec stats)
+#define STATS_RARE 5  // an item with fewer events than this is rare (the k of the usual 5-core)
+typedef struct {
+    int users, items, events;
+    double mean_len, median_len;  // events per user
+    int min_len, max_len;
+    double density;               // events / (users x items)
+    double rare_items;            // share of the items with fewer than STATS_RARE events
+} DataStats;
+
+static int compare_ints(const void* a, const void* b) {
+    int x = *(const int*)a, y = *(const int*)b;
+    return (x > y) - (x < y);
+}
+
+static DataStats seqdata_stats(const SeqData* d) {
+    DataStats s = {.users = d->n_users, .items = d->n_items, .events = d->n_events};
+    int* lens = (int*)mallocCheck((size_t)d->n_users * sizeof(int));         // (n_users)
+    int* count = (int*)callocCheck((size_t)d->n_items + 1, sizeof(int));    // (n_items + 1) events per item
+    for (int u = 0; u < d->n_users; u++) lens[u] = seq_len(d, u);
+    for (int i = 0; i < d->n_events; i++) count[d->items[i]]++;
+    qsort(lens, d->n_users, sizeof(int), compare_ints);
+    int n = d->n_users;
+    s.min_len = lens[0];
+    s.max_len = lens[n - 1];
+    s.mean_len = (double)d->n_events / n;
+    s.median_len = n % 2 ? lens[n / 2] : 0.5 * (lens[n / 2 - 1] + lens[n / 2]);
+    s.density = (double)d->n_events / ((double)d->n_users * d->n_items);
+    int rare = 0;
+    for (int i = 1; i <= d->n_items; i++) rare += count[i] < STATS_RARE;
+    s.rare_items = (double)rare / d->n_items;
+    free(lens);
+    free(count);
+    return s;
+}
+
 // the sequence-file format, atomically (temp file + rename)
 static void seqdata_write(const SeqData* d, const char* path) {
     OutFile out;

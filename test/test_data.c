@@ -520,6 +520,32 @@ static void test_data_per_user_files(void) {
     unlink(pa); unlink(pb); unlink(pc);
 }
 
+// the data-set table on a small file counted by hand
+static void test_data_stats(void) {
+    // lengths 3 3 5 3 4: mean 18/5, median 3; events per item 1:4 2:4 3:5 4:2 5:2 6:1, so 5 of 6 under 5;
+    // density 18 / (5 users x 6 items)
+    const char* text = "1 1 2 3\n2 2 3 4\n3 1 2 3 4 5\n4 3 5 1\n5 3 1 2 6\n";
+    char path[] = "/tmp/slmrec_test_stats_XXXXXX";
+    write_temp(path, text, strlen(text));
+    SeqData d;
+    seqdata_load(&d, path, 0);
+    DataStats s = seqdata_stats(&d);
+    CHECK(s.users == 5 && s.items == 6 && s.events == 18 && s.min_len == 3 && s.max_len == 5,
+          "stats: 5 users, 6 items, 18 events, lengths 3..5 (got %d, %d, %d, %d..%d)", s.users, s.items, s.events, s.min_len, s.max_len);
+    CHECK(fabs(s.mean_len - 3.6) < 1e-12 && s.median_len == 3.0 && fabs(s.density - 0.6) < 1e-12 && fabs(s.rare_items - 5.0 / 6.0) < 1e-12,
+          "stats: mean length 3.6, median 3, density 0.6, 5/6 of the items rare (got %g, %g, %g, %g)", s.mean_len, s.median_len,
+          s.density, s.rare_items);
+    seqdata_free(&d);
+    // an even number of users: the median is the mean of the middle two lengths (3 and 5)
+    text = "1 1 2 3\n2 1 2 3 4 5\n";
+    test_write(path, text, strlen(text));
+    seqdata_load(&d, path, 0);
+    s = seqdata_stats(&d);
+    CHECK(s.median_len == 4.0 && s.rare_items == 1.0, "stats: median of lengths 3 and 5 is 4 (got %g)", s.median_len);
+    seqdata_free(&d);
+    unlink(path);
+}
+
 static void run_data_tests(void) {
     printf("data and evaluation\n");
     test_data_load_good();
@@ -534,4 +560,5 @@ static void run_data_tests(void) {
     test_data_shared_sets();
     test_data_bootstrap();
     test_data_per_user_files();
+    test_data_stats();
 }
