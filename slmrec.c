@@ -720,16 +720,24 @@ static int cmd_synth(int argc, char** argv) {
 static int cmd_prep(int argc, char** argv) {
     const char* in = NULL;
     const char* out = NULL;
+    const char* format = NULL;
+    const char* columns = NULL;
     int header = 0;
     ArgSpec specs[] = {
-        {"--in", ARG_STR, &in, "ratings CSV user,item,rating,timestamp (or MovieLens user::item::rating::timestamp)"},
+        {"--in", ARG_STR, &in, "ratings file: one rating a line, fields separated by ',' (or '::', MovieLens)"},
         {"--out", ARG_STR, &out, "sequence file to write"},
+        {"--format", ARG_STR, &format, "the release's layout: amazon2014 (user,item,rating,timestamp), amazon2018\n"
+         "                     (item,user,rating,timestamp), movielens (user::item::rating::timestamp)"},
+        {"--columns", ARG_STR, &columns, "the fields in order, named user, item, rating, timestamp, '-' for one to skip\n"
+         "                     (default user,item,rating,timestamp)"},
         {"--header", ARG_BOOL, &header, "the first line names the columns: skip it"},
     };
-    parse_args("prep", "Raw ratings -> sequence file: rating > 3, iterative 5-core, chronological, dense ids from 1.",
-               argc, argv, specs, 3);
+    parse_args("prep", "Raw ratings -> sequence file: rating > 3, iterative 5-core, chronological, dense ids from 1.\n"
+               "Without --format or --columns, a file whose user column holds Amazon product ids and item column\n"
+               "reviewer ids (the 2018 order) is refused: name the layout.", argc, argv, specs, 5);
     if (in == NULL || out == NULL) die("prep: --in CSV and --out FILE are required");
-    prep_ratings(in, out, header);
+    PrepLayout layout = prep_layout(format, columns, header);
+    prep_ratings(in, out, &layout);
     return 0;
 }
 static int cmd_stats(int argc, char** argv) {

@@ -480,16 +480,86 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
     return n;
 }
 
+// the columns of a ratings file (data/README.md): which field holds the user, item,
+// rating and timestamp, by name (--columns) or by a release's preset (--format)
+enum { PREP_USER, PREP_ITEM, PREP_RATING, PREP_TIME, PREP_MAX_FIELDS = 8 };
+typedef struct {
+    int field_of[4];     // the field index of user, item, rating, timestamp
+    int n_fields;        // fields a line has (a column named '-' is read and ignored)
+    const char* sep;     // "," or "::"; NULL: "::" if the first line has one, else ","
+    int header;          // the first non-blank line names the columns: skipped
+    int named;           // --columns: the user named them, so nothing is guessed
+    char describe[96];   // the layout, for the summary line: "item,user,rating,timestamp (amazon2018)"
+} PrepLayout;
+
+typedef struct { const char* name; const char* columns; const char* sep; } PrepFormat;
+static const PrepFormat PREP_FORMATS[] = {
+    {"amazon2014", "user,item,rating,timestamp", ","},   // ratings_<Category>.csv, no header
+    {"amazon2018", "item,user,rating,timestamp", ","},   // <Category>.csv "ratings only", no header
+    {"movielens", "user,item,rating,timestamp", "::"},   // ratings.dat
+};
+#define PREP_N_FORMATS ((int)(sizeof(PREP_FORMATS) / sizeof(PREP_FORMATS[0])))
+
+// format: a PREP_FORMATS name or NULL; columns: "item,user,-,rating,timestamp" or NULL
+// (neither: user,item,rating,timestamp, checked against the Amazon 2018 order)
+static PrepLayout prep_layout(const char* format, const char* columns, int header) {
+    PrepLayout l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL};
+    const char* names[4] = {"user", "item", "rating", "timestamp"};
+    const char* list = columns ? columns : "user,item,rating,timestamp";
+    if (format) {
+        int k = 0;
+        while (k < PREP_N_FORMATS && strcmp(PREP_FORMATS[k].name, format) != 0) k++;
+        if (k == PREP_N_FORMATS) die("prep: --format must be amazon2014, amazon2018 or movielens, got '%s'", format);
+        if (columns) die("prep: give --format or --columns, not both (--format %s names the columns %s)", format, PREP_FORMATS[k].columns);
+        list = PREP_FORMATS[k].columns;
+        l.sep = PREP_FORMATS[k].sep;
+    }
+    char copy[96];
+    if (strlen(list) >= sizeof(copy)) die("prep: --columns '%.40s...' is too long", list);
+    snprintf(copy, sizeof(copy), "%s", list);
+    char* fields[PREP_MAX_FIELDS];
+    l.n_fields = prep_split(copy, ",", fields, PREP_MAX_FIELDS);
+    if (l.n_fields > PREP_MAX_FIELDS) die("prep: --columns names %d fields, at most %d are read", l.n_fields, PREP_MAX_FIELDS);
+    for (int f = 0; f < l.n_fields; f++) {
+        int c = 0;
+        while (c < 4 && strcmp(fields[f], names[c]) != 0) c++;
+        if (c == 4 && strcmp(fields[f], "-") == 0) continue;
+        if (c == 4 || l.field_of[c] >= 0) {
+            die("prep: --columns '%s': field %d is '%s'; each of user, item, rating, timestamp must be named once, '-' skips a field",
+                list, f + 1, fields[f]);
+        }
+        l.field_of[c] = f;
+    }
+    for (int c = 0; c < 4; c++) if (l.field_of[c] < 0) die("prep: --columns '%s' does not name the %s column", list, names[c]);
+    snprintf(l.describe, sizeof(l.describe), "%s%s%s%s", list, format ? " (" : "", format ? format : "", format ? ")" : "");
+    return l;
+}
+
+// Amazon ids: a product (ASIN "B0..." or an ISBN-10) is 10 digits and capitals; a
+// reviewer is 'A' and 11 to 20 more. Telling them apart catches swapped columns.
+static int prep_all_caps_digits(const char* s) {
+    for (; *s; s++) if (!isdigit((unsigned char)*s) && !isupper((unsigned char)*s)) return 0;
+    return 1;
+}
+static int prep_looks_like_asin(const char* s) {
+    return strlen(s) == 10 && prep_all_caps_digits(s) && (strncmp(s, "B0", 2) == 0 || isdigit((unsigned char)s[0]));
+}
+static int prep_looks_like_reviewer(const char* s) {
+    size_t n = strlen(s);
+    return n >= 12 && n <= 21 && s[0] == 'A' && prep_all_caps_digits(s);
+}
+
 // header: the first non-blank line names the columns and is skipped; without it a
 // first line that is not a rating is refused like any other (it may be data gone wrong)
-static void prep_ratings(const char* csv_path, const char* out_path, int header) {
+static void prep_ratings(const char* csv_path, const char* out_path, const PrepLayout* layout) {
+    int header = layout->header, seen_header = 0;
     const char* outer = input_begin(csv_path);  // named by any refusal below
     size_t len = 0;
     char* text = read_file(csv_path, &len);
     const char* nul = memchr(text, 0, len);
     if (nul) die("%s: byte %zu is NUL: a ratings CSV is text", csv_path, (size_t)(nul - text));
     int max_lines = (int)count_lines(text, len);
-    const char* sep = NULL;  // decided by the first non-blank line
+    const char* sep = layout->sep;  // without a format: decided by the first non-blank line
     PrepIndex users, items;
     prep_index_init(&users, max_lines);
     prep_index_init(&items, max_lines);
@@ -504,29 +574,41 @@ static void prep_ratings(const char* csv_path, const char* out_path, int header)
         char* row = p;
         p = next;
         if (strspn(row, " \t\r") == strlen(row)) continue;  // blank line
-        int first = sep == NULL;
-        if (first) sep = strstr(row, "::") ? "::" : ",";
-        if (first && header) continue;
-        char* f[4];  // user, item, rating, timestamp
-        int n_fields = prep_split(row, sep, f, 4);
-        if (n_fields != 4) {
-            die("%s:%d: expected 4 fields 'user%sitem%srating%stimestamp', got %d", csv_path, line, sep, sep, sep, n_fields);
+        if (sep == NULL) sep = strstr(row, "::") ? "::" : ",";
+        if (header && !seen_header) { seen_header = 1; continue; }
+        int first = n_data_lines == 0;  // the first rating line
+        char* fields[PREP_MAX_FIELDS];
+        int n_fields = prep_split(row, sep, fields, PREP_MAX_FIELDS);
+        if (n_fields != layout->n_fields) {
+            die("%s:%d: expected %d fields separated by '%s' (%s), got %d", csv_path, line, layout->n_fields, sep,
+                layout->describe, n_fields);
         }
+        const char* user_id = fields[layout->field_of[PREP_USER]];
+        const char* item_id = fields[layout->field_of[PREP_ITEM]];
+        const char* rating_text = fields[layout->field_of[PREP_RATING]];
+        const char* time_text = fields[layout->field_of[PREP_TIME]];
         double rating;
         long long timestamp;
-        char echo[ECHO_CAP];
-        if (!prep_parse_number(f[2], &rating)) {
-            die("%s:%d: rating '%s' is not a number%s", csv_path, line, echo_input(f[2], strlen(f[2]), echo),
-                first ? " (if this line names the columns, add --header)" : "");
+        char echo[ECHO_CAP], echo2[ECHO_CAP];
+        if (!prep_parse_number(rating_text, &rating)) {
+            die("%s:%d: rating '%s' is not a number%s", csv_path, line, echo_input(rating_text, strlen(rating_text), echo),
+                first && !header ? " (if this line names the columns, add --header)" : "");
         }
-        if (!prep_parse_integer(f[3], &timestamp)) {
-            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, echo_input(f[3], strlen(f[3]), echo));
+        if (!prep_parse_integer(time_text, &timestamp)) {
+            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, echo_input(time_text, strlen(time_text), echo));
         }
-        if (f[0][0] == 0 || f[1][0] == 0) die("%s:%d: empty %s id", csv_path, line, f[0][0] == 0 ? "user" : "item");
+        if (user_id[0] == 0 || item_id[0] == 0) die("%s:%d: empty %s id", csv_path, line, user_id[0] == 0 ? "user" : "item");
+        if (first && !layout->named && prep_looks_like_asin(user_id) && prep_looks_like_reviewer(item_id)) {
+            die("%s:%d: read as %s, the user column holds '%s', which looks like an Amazon product id (ASIN), and the\n"
+                "  item column '%s', which looks like a reviewer id: the columns look swapped. Amazon 2014 files are\n"
+                "  user,item,rating,timestamp (--format amazon2014), Amazon 2018 files item,user,rating,timestamp\n"
+                "  (--format amazon2018); --columns names them for any file", csv_path, line, layout->describe,
+                echo_input(user_id, strlen(user_id), echo), echo_input(item_id, strlen(item_id), echo2));
+        }
         n_data_lines++;
-        int user = prep_index_get(&users, f[0]);  // every line counts for the user numbering order
+        int user = prep_index_get(&users, user_id);  // every line counts for the user numbering order
         if (rating <= PREP_MIN_RATING) continue;
-        events[n] = (PrepRating){user, prep_index_get(&items, f[1]), timestamp, n};
+        events[n] = (PrepRating){user, prep_index_get(&items, item_id), timestamp, n};
         n++;
     }
     int n_kept = n;
@@ -548,8 +630,8 @@ static void prep_ratings(const char* csv_path, const char* out_path, int header)
     }
     fputc('\n', out.f);
     outfile_commit(&out);
-    printf("prep: %s: %d ratings, %d > %g, %d-core: %d users, %d items, %d events -> %s\n",
-           csv_path, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
+    printf("prep: %s (columns %s): %d ratings, %d > %g, %d-core: %d users, %d items, %d events -> %s\n",
+           csv_path, layout->describe, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
     free(item_id);
     free(events);
     prep_index_free(&users);

@@ -241,13 +241,25 @@ static void test_data_prep_child(void* arg) {
     char in[64], out[64];
     test_data_temp(in, content);
     test_data_temp(out, "");
-    prep_ratings(in, out, 0);
+    PrepLayout layout = prep_layout(NULL, NULL, 0);
+    prep_ratings(in, out, &layout);
 }
 
-static int test_data_prep_matches(const char* csv_path, int header, const char* expected_path) {
+static void test_data_prep_2014_as_2018(void* arg) {
+    char in[64], out[64];
+    test_data_temp(in, (const char*)arg);
+    test_data_temp(out, "");
+    PrepLayout layout = prep_layout("amazon2018", NULL, 0);
+    prep_ratings(in, out, &layout);
+}
+
+static void test_data_prep_layout_child(void* format) { prep_layout((const char*)format, NULL, 0); }
+static void test_data_prep_columns_child(void* columns) { prep_layout(NULL, (const char*)columns, 0); }
+
+static int test_data_prep_matches(const char* csv_path, const PrepLayout* layout, const char* expected_path) {
     char out[64];
     test_data_temp(out, "");
-    prep_ratings(csv_path, out, header);
+    prep_ratings(csv_path, out, layout);
     size_t n_got = 0, n_want = 0;
     char* got = read_file(out, &n_got);
     char* want = read_file(expected_path, &n_want);
@@ -265,7 +277,8 @@ static void test_data_prep_nul(void* unused) {
     const char bytes[] = "u,i,5,1\nu,j\0,5,2\n";
     char in[] = "/tmp/slmrec_prep_nul_XXXXXX";
     write_temp(in, bytes, sizeof(bytes) - 1);
-    prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt", 0);
+    PrepLayout layout = prep_layout(NULL, NULL, 0);
+    prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt", &layout);
 }
 
 static void test_data_prep(void) {
@@ -273,7 +286,8 @@ static void test_data_prep(void) {
     const char* csv = "data/tiny_ratings.csv";
     const char* expected = "data/tiny_ratings.expected.txt";
     if (access(csv, R_OK) != 0) { skip("prep on data/tiny_ratings.csv", "file missing: run the tests from the repo root"); return; }
-    CHECK(test_data_prep_matches(csv, 1, expected), "prep --header: %s matches %s byte for byte", csv, expected);
+    PrepLayout with_header = prep_layout(NULL, NULL, 1), no_header = prep_layout(NULL, NULL, 0);
+    CHECK(test_data_prep_matches(csv, &with_header, expected), "prep --header: %s matches %s byte for byte", csv, expected);
     check_dies("prep without --header refuses a first line of column names", test_data_prep_child,
                "user,item,rating,timestamp\nu,i,5,1\n", ":1: rating 'rating' is not a number (if this line names the columns, add --header)");
 
@@ -290,16 +304,55 @@ static void test_data_prep(void) {
     *w = 0;
     char ml_path[64];
     test_data_temp(ml_path, ml);
-    CHECK(test_data_prep_matches(ml_path, 0, expected), "prep: the '::' version gives the same output");
+    CHECK(test_data_prep_matches(ml_path, &no_header, expected), "prep: the '::' version gives the same output");
+    PrepLayout movielens = prep_layout("movielens", NULL, 0);
+    CHECK(test_data_prep_matches(ml_path, &movielens, expected), "prep --format movielens: the same output");
     unlink(ml_path);
     // the same with every line ending in a lone \r
     for (char* c = text; *c; c++) if (*c == '\n') *c = '\r';
     char cr_path[64];
     test_data_temp(cr_path, text);
-    CHECK(test_data_prep_matches(cr_path, 1, expected), "prep: lone \\r line ends give the same output");
+    CHECK(test_data_prep_matches(cr_path, &with_header, expected), "prep: lone \\r line ends give the same output");
     unlink(cr_path);
+    // the same ratings in the Amazon 2018 order (item,user,...), and with a column to skip:
+    // named by --format or --columns, the same output byte for byte
+    char* swapped = (char*)mallocCheck(2 * len + 64);
+    char* skipped = (char*)mallocCheck(2 * len + 64);
+    char *ws = swapped, *wk = skipped;
+    char* copy = read_file(csv, NULL);
+    for (char* row = strtok(strchr(copy, '\n') + 1, "\n"); row; row = strtok(NULL, "\n")) {
+        char* f[4];
+        if (prep_split(row, ",", f, 4) != 4) continue;
+        ws += sprintf(ws, "%s,%s,%s,%s\n", f[1], f[0], f[2], f[3]);
+        wk += sprintf(wk, "%s,x%s,%s,%s,%s\n", f[0], f[3], f[1], f[2], f[3]);
+    }
+    char swapped_path[64], skipped_path[64];
+    test_data_temp(swapped_path, swapped);
+    test_data_temp(skipped_path, skipped);
+    PrepLayout a2018 = prep_layout("amazon2018", NULL, 0), by_name = prep_layout(NULL, "item,user,rating,timestamp", 0);
+    PrepLayout skip_one = prep_layout(NULL, "user,-,item,rating,timestamp", 0);
+    CHECK(test_data_prep_matches(swapped_path, &a2018, expected), "prep --format amazon2018 on the 2018 order: the same output");
+    CHECK(test_data_prep_matches(swapped_path, &by_name, expected), "prep --columns item,user,rating,timestamp: the same output");
+    CHECK(test_data_prep_matches(skipped_path, &skip_one, expected), "prep --columns user,-,item,rating,timestamp: the same output");
+    unlink(swapped_path);
+    unlink(skipped_path);
+    free(copy); free(swapped); free(skipped);
     free(ml);
     free(text);
+    // Amazon ids in the 2018 order (product, reviewer) read as the default user,item order: refused with
+    // the hint; and the other way round, a 2014 file (reviewer, product) read as --format amazon2018
+    check_dies("prep refuses Amazon 2018 columns read in the 2014 order", test_data_prep_child,
+               "B00004U9V2,A1Z54EM24Y40LL,5.0,1393545600\n", "looks like an Amazon product id (ASIN)");
+    check_dies("prep's refusal names the 2018 preset", test_data_prep_child,
+               "0205616461,A2V5R832QCSOMX,4.0,1393545600\n", "(--format amazon2018)");
+    check_dies("prep --format amazon2018 refuses a file in the 2014 order", test_data_prep_2014_as_2018,
+               "A1Z54EM24Y40LL,B00004U9V2,5.0,1393545600\n", "the columns look swapped");
+    check_dies("prep refuses an unknown --format", test_data_prep_layout_child, "amazon2099",
+               "--format must be amazon2014, amazon2018 or movielens, got 'amazon2099'");
+    check_dies("prep refuses --columns naming a column twice", test_data_prep_columns_child, "user,item,user,timestamp",
+               "field 3 is 'user'; each of user, item, rating, timestamp must be named once");
+    check_dies("prep refuses --columns missing one", test_data_prep_columns_child, "user,item,-,timestamp",
+               "does not name the rating column");
 
     check_dies("prep refuses a bad rating", test_data_prep_child, "a,b,5,1\nu,i,five,2\n", ":2: rating 'five' is not a number");
     check_dies("prep refuses a bad timestamp", test_data_prep_child, "u,i,5,1.5\n", ":1: timestamp '1.5' is not an integer");
