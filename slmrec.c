@@ -724,7 +724,8 @@ static int cmd_prep(int argc, char** argv) {
     const char* columns = NULL;
     int header = 0;
     ArgSpec specs[] = {
-        {"--in", ARG_STR, &in, "ratings file: one rating a line, fields separated by ',' (or '::', MovieLens)"},
+        {"--in", ARG_STR, &in, "ratings file, or - for standard input (zcat F.csv.gz | ./slmrec prep --in - ...):\n"
+         "                     one rating a line, fields separated by ',' (or '::', MovieLens)"},
         {"--out", ARG_STR, &out, "sequence file to write"},
         {"--format", ARG_STR, &format, "the release's layout: amazon2014 (user,item,rating,timestamp), amazon2018\n"
          "                     (item,user,rating,timestamp), movielens (user::item::rating::timestamp)"},

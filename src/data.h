@@ -553,11 +553,13 @@ static int prep_looks_like_reviewer(const char* s) {
 // first line that is not a rating is refused like any other (it may be data gone wrong)
 static void prep_ratings(const char* csv_path, const char* out_path, const PrepLayout* layout) {
     int header = layout->header, seen_header = 0;
-    const char* outer = input_begin(csv_path);  // named by any refusal below
+    int from_stdin = strcmp(csv_path, "-") == 0;  // --in -
+    const char* name = from_stdin ? "standard input" : csv_path;
+    const char* outer = input_begin(name);  // named by any refusal below
     size_t len = 0;
-    char* text = read_file(csv_path, &len);
+    char* text = from_stdin ? read_stream(stdin, &len, name) : read_file(csv_path, &len);
     const char* nul = memchr(text, 0, len);
-    if (nul) die("%s: byte %zu is NUL: a ratings CSV is text", csv_path, (size_t)(nul - text));
+    if (nul) die("%s: byte %zu is NUL: a ratings CSV is text", name, (size_t)(nul - text));
     int max_lines = (int)count_lines(text, len);
     const char* sep = layout->sep;  // without a format: decided by the first non-blank line
     PrepIndex users, items;
@@ -580,7 +582,7 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
         char* fields[PREP_MAX_FIELDS];
         int n_fields = prep_split(row, sep, fields, PREP_MAX_FIELDS);
         if (n_fields != layout->n_fields) {
-            die("%s:%d: expected %d fields separated by '%s' (%s), got %d", csv_path, line, layout->n_fields, sep,
+            die("%s:%d: expected %d fields separated by '%s' (%s), got %d", name, line, layout->n_fields, sep,
                 layout->describe, n_fields);
         }
         const char* user_id = fields[layout->field_of[PREP_USER]];
@@ -591,18 +593,18 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
         long long timestamp;
         char echo[ECHO_CAP], echo2[ECHO_CAP];
         if (!prep_parse_number(rating_text, &rating)) {
-            die("%s:%d: rating '%s' is not a number%s", csv_path, line, echo_input(rating_text, strlen(rating_text), echo),
+            die("%s:%d: rating '%s' is not a number%s", name, line, echo_input(rating_text, strlen(rating_text), echo),
                 first && !header ? " (if this line names the columns, add --header)" : "");
         }
         if (!prep_parse_integer(time_text, &timestamp)) {
-            die("%s:%d: timestamp '%s' is not an integer", csv_path, line, echo_input(time_text, strlen(time_text), echo));
+            die("%s:%d: timestamp '%s' is not an integer", name, line, echo_input(time_text, strlen(time_text), echo));
         }
-        if (user_id[0] == 0 || item_id[0] == 0) die("%s:%d: empty %s id", csv_path, line, user_id[0] == 0 ? "user" : "item");
+        if (user_id[0] == 0 || item_id[0] == 0) die("%s:%d: empty %s id", name, line, user_id[0] == 0 ? "user" : "item");
         if (first && !layout->named && prep_looks_like_asin(user_id) && prep_looks_like_reviewer(item_id)) {
             die("%s:%d: read as %s, the user column holds '%s', which looks like an Amazon product id (ASIN), and the\n"
                 "  item column '%s', which looks like a reviewer id: the columns look swapped. Amazon 2014 files are\n"
                 "  user,item,rating,timestamp (--format amazon2014), Amazon 2018 files item,user,rating,timestamp\n"
-                "  (--format amazon2018); --columns names them for any file", csv_path, line, layout->describe,
+                "  (--format amazon2018); --columns names them for any file", name, line, layout->describe,
                 echo_input(user_id, strlen(user_id), echo), echo_input(item_id, strlen(item_id), echo2));
         }
         n_data_lines++;
@@ -615,7 +617,7 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
     n = prep_core(events, n, users.n, items.n);
     if (n == 0) {
         die("%s: no events left: %d of %d ratings are > %g, and none survive the %d-core filter",
-            csv_path, n_kept, n_data_lines, PREP_MIN_RATING, PREP_CORE);
+            name, n_kept, n_data_lines, PREP_MIN_RATING, PREP_CORE);
     }
     qsort(events, n, sizeof(PrepRating), prep_compare);
     // dense ids: users by first appearance in the file, items by first appearance in the output
@@ -631,7 +633,7 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
     fputc('\n', out.f);
     outfile_commit(&out);
     printf("prep: %s (columns %s): %d ratings, %d > %g, %d-core: %d users, %d items, %d events -> %s\n",
-           csv_path, layout->describe, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
+           name, layout->describe, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
     free(item_id);
     free(events);
     prep_index_free(&users);

@@ -168,6 +168,24 @@ static char* read_file(const char* path, size_t* len) {
     return buf;
 }
 
+// all of a stream (standard input) to its end, NUL-terminated; `what` names it in errors
+static char* read_stream(FILE* f, size_t* len, const char* what) {
+    size_t cap = 1 << 16, n = 0;
+    char* buf = (char*)mallocCheck(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - 1 - n, f)) > 0;) {
+        n += got;
+        if (n == cap - 1) {
+            cap *= 2;
+            buf = (char*)realloc(buf, cap);
+            if (buf == NULL) die("out of memory reading %s (%zu bytes so far)", what, n);
+        }
+    }
+    if (ferror(f)) die("cannot read %s: %s", what, strerror(errno));
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
 // ----------------------------------------------------------------------------
 // atomic outputs: write to "<path>.tmp.<pid>", rename over <path> when complete, so
 // a crash or a refused input never leaves a half-written file under the real name,

@@ -334,6 +334,25 @@ static void test_data_prep(void) {
     CHECK(test_data_prep_matches(swapped_path, &a2018, expected), "prep --format amazon2018 on the 2018 order: the same output");
     CHECK(test_data_prep_matches(swapped_path, &by_name, expected), "prep --columns item,user,rating,timestamp: the same output");
     CHECK(test_data_prep_matches(skipped_path, &skip_one, expected), "prep --columns user,-,item,rating,timestamp: the same output");
+    // --in -: the 2018-order text on standard input (a child process, whose stdin is that file)
+    char stdin_out[64];
+    test_data_temp(stdin_out, "");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(swapped_path, "rb", stdin)) _exit(2);
+        prep_ratings("-", stdin_out, &a2018);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    char* from_stdin = read_file(stdin_out, NULL);
+    char* want = read_file(expected, NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(from_stdin, want) == 0,
+          "prep --in - reads standard input: the same output (exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(from_stdin);
+    free(want);
+    unlink(stdin_out);
     unlink(swapped_path);
     unlink(skipped_path);
     free(copy); free(swapped); free(skipped);
