@@ -722,7 +722,11 @@ static int cmd_prep(int argc, char** argv) {
     const char* out = NULL;
     const char* format = NULL;
     const char* columns = NULL;
+    const char* dedupe = "none";
     int header = 0;
+    PrepOptions defaults = prep_options(NULL, NULL, 0);
+    float min_rating = (float)defaults.min_rating;
+    int kcore = defaults.kcore;
     ArgSpec specs[] = {
         {"--in", ARG_STR, &in, "ratings file, or - for standard input (zcat F.csv.gz | ./slmrec prep --in - ...):\n"
          "                     one rating a line, fields separated by ',' (or '::', MovieLens)"},
@@ -732,12 +736,20 @@ static int cmd_prep(int argc, char** argv) {
         {"--columns", ARG_STR, &columns, "the fields in order, named user, item, rating, timestamp, '-' for one to skip\n"
          "                     (default user,item,rating,timestamp)"},
         {"--header", ARG_BOOL, &header, "the first line names the columns: skip it"},
+        {"--min-rating", ARG_FLOAT, &min_rating, "keep ratings strictly above this (-1 keeps every rating)"},
+        {"--dedupe", ARG_STR, &dedupe, "repeated (user, item) ratings: none keeps each, first keeps the earliest"},
+        {"--kcore", ARG_INT, &kcore, "users and items need at least this many kept events (1 = no filter)"},
     };
     parse_args("prep", "Raw ratings -> sequence file: rating > 3, iterative 5-core, chronological, dense ids from 1.\n"
                "Without --format or --columns, a file whose user column holds Amazon product ids and item column\n"
-               "reviewer ids (the 2018 order) is refused: name the layout.", argc, argv, specs, 5);
+               "reviewer ids (the 2018 order) is refused: name the layout.", argc, argv, specs, 8);
     if (in == NULL || out == NULL) die("prep: --in CSV and --out FILE are required");
-    PrepLayout layout = prep_layout(format, columns, header);
+    if (kcore < 1) die("prep: --kcore must be at least 1, got %d", kcore);
+    if (strcmp(dedupe, "none") != 0 && strcmp(dedupe, "first") != 0) die("prep: --dedupe must be none or first, got '%s'", dedupe);
+    PrepOptions layout = prep_options(format, columns, header);
+    layout.min_rating = min_rating;
+    layout.kcore = kcore;
+    layout.dedupe = strcmp(dedupe, "first") == 0;
     prep_ratings(in, out, &layout);
     return 0;
 }

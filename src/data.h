@@ -381,8 +381,6 @@ static void synth_generate(SeqData* d, int n_users, int n_items, int mean_len, u
 // sequence file. Keep rating > 3, 5-core, chronological, dense ids; see
 // data/README.md for the numbering order.
 
-#define PREP_MIN_RATING 3.0  // kept ratings are strictly above this
-#define PREP_CORE 5          // users and items need at least this many kept events
 
 typedef struct {
     int user;            // index in order of first appearance in the file
@@ -461,8 +459,28 @@ static int prep_compare(const void* pa, const void* pb) {
     return (a->order > b->order) - (a->order < b->order);
 }
 
-// drops events of users or items with < PREP_CORE events until none is dropped; returns the new count
-static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
+// by user, then item, then time and file order: repeated (user, item) ratings side by side, earliest first
+static int prep_compare_pairs(const void* pa, const void* pb) {
+    const PrepRating* a = (const PrepRating*)pa;
+    const PrepRating* b = (const PrepRating*)pb;
+    if (a->user != b->user) return a->user < b->user ? -1 : 1;
+    if (a->item != b->item) return a->item < b->item ? -1 : 1;
+    return prep_compare(pa, pb);  // the same user and item: earliest first
+}
+
+// keeps only the earliest of each user's ratings of one item; returns the new count
+static int prep_dedupe(PrepRating* events, int n) {
+    qsort(events, n, sizeof(PrepRating), prep_compare_pairs);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (kept && events[kept - 1].user == events[i].user && events[kept - 1].item == events[i].item) continue;
+        events[kept++] = events[i];
+    }
+    return kept;
+}
+
+// drops events of users or items with < k events until none is dropped; returns the new count
+static int prep_core(PrepRating* events, int n, int n_users, int n_items, int k) {
     int* user_count = (int*)mallocCheck(n_users * sizeof(int));
     int* item_count = (int*)mallocCheck(n_items * sizeof(int));
     for (int before = -1; n != before;) {
@@ -472,7 +490,7 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items) {
         for (int i = 0; i < n; i++) { user_count[events[i].user]++; item_count[events[i].item]++; }
         n = 0;
         for (int i = 0; i < before; i++) {
-            if (user_count[events[i].user] >= PREP_CORE && item_count[events[i].item] >= PREP_CORE) events[n++] = events[i];
+            if (user_count[events[i].user] >= k && item_count[events[i].item] >= k) events[n++] = events[i];
         }
     }
     free(user_count);
@@ -489,8 +507,12 @@ typedef struct {
     const char* sep;     // "," or "::"; NULL: "::" if the first line has one, else ","
     int header;          // the first non-blank line names the columns: skipped
     int named;           // --columns: the user named them, so nothing is guessed
+    // the filters, in this order (data/README.md)
+    double min_rating;   // --min-rating: kept ratings are strictly above it (3: 4 and 5 stars)
+    int dedupe;          // --dedupe first: of repeated (user, item) ratings only the earliest is kept
+    int kcore;           // --kcore: users and items need at least this many kept events
     char describe[96];   // the layout, for the summary line: "item,user,rating,timestamp (amazon2018)"
-} PrepLayout;
+} PrepOptions;
 
 typedef struct { const char* name; const char* columns; const char* sep; } PrepFormat;
 static const PrepFormat PREP_FORMATS[] = {
@@ -502,8 +524,8 @@ static const PrepFormat PREP_FORMATS[] = {
 
 // format: a PREP_FORMATS name or NULL; columns: "item,user,-,rating,timestamp" or NULL
 // (neither: user,item,rating,timestamp, checked against the Amazon 2018 order)
-static PrepLayout prep_layout(const char* format, const char* columns, int header) {
-    PrepLayout l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL};
+static PrepOptions prep_options(const char* format, const char* columns, int header) {
+    PrepOptions l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL, .min_rating = 3.0, .kcore = 5};
     const char* names[4] = {"user", "item", "rating", "timestamp"};
     const char* list = columns ? columns : "user,item,rating,timestamp";
     if (format) {
@@ -551,7 +573,7 @@ static int prep_looks_like_reviewer(const char* s) {
 
 // header: the first non-blank line names the columns and is skipped; without it a
 // first line that is not a rating is refused like any other (it may be data gone wrong)
-static void prep_ratings(const char* csv_path, const char* out_path, const PrepLayout* layout) {
+static void prep_ratings(const char* csv_path, const char* out_path, const PrepOptions* layout) {
     int header = layout->header, seen_header = 0;
     int from_stdin = strcmp(csv_path, "-") == 0;  // --in -
     const char* name = from_stdin ? "standard input" : csv_path;
@@ -609,15 +631,17 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
         }
         n_data_lines++;
         int user = prep_index_get(&users, user_id);  // every line counts for the user numbering order
-        if (rating <= PREP_MIN_RATING) continue;
+        if (rating <= layout->min_rating) continue;
         events[n] = (PrepRating){user, prep_index_get(&items, item_id), timestamp, n};
         n++;
     }
     int n_kept = n;
-    n = prep_core(events, n, users.n, items.n);
+    if (layout->dedupe) n = prep_dedupe(events, n);
+    int n_unique = n;
+    n = prep_core(events, n, users.n, items.n, layout->kcore);
     if (n == 0) {
-        die("%s: no events left: %d of %d ratings are > %g, and none survive the %d-core filter",
-            name, n_kept, n_data_lines, PREP_MIN_RATING, PREP_CORE);
+        die("%s: no events left: %d of %d ratings are > %g, %d after --dedupe, and none survive the %d-core filter",
+            name, n_kept, n_data_lines, layout->min_rating, n_unique, layout->kcore);
     }
     qsort(events, n, sizeof(PrepRating), prep_compare);
     // dense ids: users by first appearance in the file, items by first appearance in the output
@@ -632,8 +656,9 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepL
     }
     fputc('\n', out.f);
     outfile_commit(&out);
-    printf("prep: %s (columns %s): %d ratings, %d > %g, %d-core: %d users, %d items, %d events -> %s\n",
-           name, layout->describe, n_data_lines, n_kept, PREP_MIN_RATING, PREP_CORE, n_users_out, n_items_out, n, out_path);
+    printf("prep: %s (columns %s): %d ratings, %d > %g, %s%d-core: %d users, %d items, %d events -> %s\n", name,
+           layout->describe, n_data_lines, n_kept, layout->min_rating, layout->dedupe ? "the earliest of each (user, item), " : "",
+           layout->kcore, n_users_out, n_items_out, n, out_path);
     free(item_id);
     free(events);
     prep_index_free(&users);

@@ -241,7 +241,7 @@ static void test_data_prep_child(void* arg) {
     char in[64], out[64];
     test_data_temp(in, content);
     test_data_temp(out, "");
-    PrepLayout layout = prep_layout(NULL, NULL, 0);
+    PrepOptions layout = prep_options(NULL, NULL, 0);
     prep_ratings(in, out, &layout);
 }
 
@@ -249,14 +249,14 @@ static void test_data_prep_2014_as_2018(void* arg) {
     char in[64], out[64];
     test_data_temp(in, (const char*)arg);
     test_data_temp(out, "");
-    PrepLayout layout = prep_layout("amazon2018", NULL, 0);
+    PrepOptions layout = prep_options("amazon2018", NULL, 0);
     prep_ratings(in, out, &layout);
 }
 
-static void test_data_prep_layout_child(void* format) { prep_layout((const char*)format, NULL, 0); }
-static void test_data_prep_columns_child(void* columns) { prep_layout(NULL, (const char*)columns, 0); }
+static void test_data_prep_layout_child(void* format) { prep_options((const char*)format, NULL, 0); }
+static void test_data_prep_columns_child(void* columns) { prep_options(NULL, (const char*)columns, 0); }
 
-static int test_data_prep_matches(const char* csv_path, const PrepLayout* layout, const char* expected_path) {
+static int test_data_prep_matches(const char* csv_path, const PrepOptions* layout, const char* expected_path) {
     char out[64];
     test_data_temp(out, "");
     prep_ratings(csv_path, out, layout);
@@ -277,16 +277,59 @@ static void test_data_prep_nul(void* unused) {
     const char bytes[] = "u,i,5,1\nu,j\0,5,2\n";
     char in[] = "/tmp/slmrec_prep_nul_XXXXXX";
     write_temp(in, bytes, sizeof(bytes) - 1);
-    PrepLayout layout = prep_layout(NULL, NULL, 0);
+    PrepOptions layout = prep_options(NULL, NULL, 0);
     prep_ratings(in, "/tmp/slmrec_prep_nul_out.txt", &layout);
 }
 
+// prep of text with opt into a string (the caller frees it)
+static char* test_data_prep_text(const char* text, const PrepOptions* opt) {
+    char in[64], out[64];
+    test_data_temp(in, text);
+    test_data_temp(out, "");
+    prep_ratings(in, out, opt);
+    char* got = read_file(out, NULL);
+    unlink(in);
+    unlink(out);
+    return got;
+}
+
+static void test_data_prep_kcore3(void* text) {
+    PrepOptions opt = prep_options(NULL, NULL, 0);
+    opt.min_rating = -1.0;
+    opt.dedupe = 1;
+    opt.kcore = 3;
+    test_data_prep_text((const char*)text, &opt);
+}
+
+// the filters by hand: the rating threshold, repeated (user, item) ratings, the k of k-core
+static void test_data_prep_filters(void) {
+    // u1 rates i1 twice (at 10 and 30) and i3 with 2 stars; items are numbered as the output meets them
+    const char* text = "u1,i1,5,10\nu1,i2,4,20\nu1,i1,5,30\nu1,i3,2,40\nu2,i2,5,15\nu2,i1,4,25\nu2,i3,5,35\n";
+    PrepOptions opt = prep_options(NULL, NULL, 0);
+    opt.kcore = 1;
+    char* got = test_data_prep_text(text, &opt);
+    CHECK(strcmp(got, "1 1 2 1\n2 2 1 3\n") == 0, "prep > 3, no dedupe, 1-core: got '%s'", got);
+    free(got);
+    opt.dedupe = 1;
+    got = test_data_prep_text(text, &opt);
+    CHECK(strcmp(got, "1 1 2\n2 2 1 3\n") == 0, "prep --dedupe first keeps u1's earliest i1: got '%s'", got);
+    free(got);
+    opt.min_rating = -1.0;
+    opt.kcore = 2;
+    got = test_data_prep_text(text, &opt);
+    CHECK(strcmp(got, "1 1 2 3\n2 2 1 3\n") == 0, "prep --min-rating -1 keeps the 2-star rating, 2-core keeps all: got '%s'", got);
+    free(got);
+    check_dies("prep --kcore 3 leaves nothing here (each item has 2 events)", test_data_prep_kcore3, (void*)text,
+               "none survive the 3-core filter");
+}
+
 static void test_data_prep(void) {
+    test_data_prep_filters();
     check_dies("prep refuses a NUL byte", test_data_prep_nul, NULL, "byte 11 is NUL");
     const char* csv = "data/tiny_ratings.csv";
     const char* expected = "data/tiny_ratings.expected.txt";
     if (access(csv, R_OK) != 0) { skip("prep on data/tiny_ratings.csv", "file missing: run the tests from the repo root"); return; }
-    PrepLayout with_header = prep_layout(NULL, NULL, 1), no_header = prep_layout(NULL, NULL, 0);
+    PrepOptions with_header = prep_options(NULL, NULL, 1), no_header = prep_options(NULL, NULL, 0);
     CHECK(test_data_prep_matches(csv, &with_header, expected), "prep --header: %s matches %s byte for byte", csv, expected);
     check_dies("prep without --header refuses a first line of column names", test_data_prep_child,
                "user,item,rating,timestamp\nu,i,5,1\n", ":1: rating 'rating' is not a number (if this line names the columns, add --header)");
@@ -305,7 +348,7 @@ static void test_data_prep(void) {
     char ml_path[64];
     test_data_temp(ml_path, ml);
     CHECK(test_data_prep_matches(ml_path, &no_header, expected), "prep: the '::' version gives the same output");
-    PrepLayout movielens = prep_layout("movielens", NULL, 0);
+    PrepOptions movielens = prep_options("movielens", NULL, 0);
     CHECK(test_data_prep_matches(ml_path, &movielens, expected), "prep --format movielens: the same output");
     unlink(ml_path);
     // the same with every line ending in a lone \r
@@ -329,8 +372,8 @@ static void test_data_prep(void) {
     char swapped_path[64], skipped_path[64];
     test_data_temp(swapped_path, swapped);
     test_data_temp(skipped_path, skipped);
-    PrepLayout a2018 = prep_layout("amazon2018", NULL, 0), by_name = prep_layout(NULL, "item,user,rating,timestamp", 0);
-    PrepLayout skip_one = prep_layout(NULL, "user,-,item,rating,timestamp", 0);
+    PrepOptions a2018 = prep_options("amazon2018", NULL, 0), by_name = prep_options(NULL, "item,user,rating,timestamp", 0);
+    PrepOptions skip_one = prep_options(NULL, "user,-,item,rating,timestamp", 0);
     CHECK(test_data_prep_matches(swapped_path, &a2018, expected), "prep --format amazon2018 on the 2018 order: the same output");
     CHECK(test_data_prep_matches(swapped_path, &by_name, expected), "prep --columns item,user,rating,timestamp: the same output");
     CHECK(test_data_prep_matches(skipped_path, &skip_one, expected), "prep --columns user,-,item,rating,timestamp: the same output");

@@ -57,7 +57,7 @@ static void fuzz_parse_seqfile(const char* path) {
 static void fuzz_parse_ratings(const char* path) {
     char out[128];
     fuzz_path(out, sizeof(out), "prep_out");
-    PrepLayout layout = prep_layout(NULL, NULL, fuzz_seed == 0);  // the first seed starts with a header line
+    PrepOptions layout = prep_options(NULL, NULL, fuzz_seed == 0);  // the first seed starts with a header line
     prep_ratings(path, out, &layout);
 }
 
