@@ -732,7 +732,8 @@ static int cmd_prep(int argc, char** argv) {
          "                     one rating a line, fields separated by ',' (or '::', MovieLens)"},
         {"--out", ARG_STR, &out, "sequence file to write"},
         {"--format", ARG_STR, &format, "the release's layout: amazon2014 (user,item,rating,timestamp), amazon2018\n"
-         "                     (item,user,rating,timestamp), movielens (user::item::rating::timestamp)"},
+         "                     (item,user,rating,timestamp), amazon2023 (by its header), movielens (user::item::...),\n"
+         "                     recbole (a .inter file, by its header)"},
         {"--columns", ARG_STR, &columns, "the fields in order, named user, item, rating, timestamp, '-' for one to skip\n"
          "                     (default user,item,rating,timestamp)"},
         {"--header", ARG_BOOL, &header, "the first line names the columns: skip it"},

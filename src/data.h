@@ -506,7 +506,9 @@ typedef struct {
     int n_fields;        // fields a line has (a column named '-' is read and ignored)
     const char* sep;     // "," or "::"; NULL: "::" if the first line has one, else ","
     int header;          // the first non-blank line names the columns: skipped
-    int named;           // --columns: the user named them, so nothing is guessed
+    int named;           // --columns, or a header of known names: nothing is guessed
+    int from_header;     // the format's header names the columns (amazon2023, recbole): it must
+    int decimal_time;    // the header types the timestamp as a float (RecBole): read to the millisecond
     // the filters, in this order (data/README.md)
     double min_rating;   // --min-rating: kept ratings are strictly above it (3: 4 and 5 stars)
     int dedupe;          // --dedupe first: of repeated (user, item) ratings only the earliest is kept
@@ -514,11 +516,13 @@ typedef struct {
     char describe[96];   // the layout, for the summary line: "item,user,rating,timestamp (amazon2018)"
 } PrepOptions;
 
-typedef struct { const char* name; const char* columns; const char* sep; } PrepFormat;
+typedef struct { const char* name; const char* columns; const char* sep; } PrepFormat;  // columns NULL: by the header
 static const PrepFormat PREP_FORMATS[] = {
     {"amazon2014", "user,item,rating,timestamp", ","},   // ratings_<Category>.csv, no header
     {"amazon2018", "item,user,rating,timestamp", ","},   // <Category>.csv "ratings only", no header
+    {"amazon2023", NULL, ","},                           // <Category>.csv: user_id,parent_asin,rating,timestamp (ms)
     {"movielens", "user,item,rating,timestamp", "::"},   // ratings.dat
+    {"recbole", NULL, "\t"},                            // <name>.inter: user_id:token item_id:token rating:float ...
 };
 #define PREP_N_FORMATS ((int)(sizeof(PREP_FORMATS) / sizeof(PREP_FORMATS[0])))
 
@@ -531,9 +535,11 @@ static PrepOptions prep_options(const char* format, const char* columns, int hea
     if (format) {
         int k = 0;
         while (k < PREP_N_FORMATS && strcmp(PREP_FORMATS[k].name, format) != 0) k++;
-        if (k == PREP_N_FORMATS) die("prep: --format must be amazon2014, amazon2018 or movielens, got '%s'", format);
-        if (columns) die("prep: give --format or --columns, not both (--format %s names the columns %s)", format, PREP_FORMATS[k].columns);
-        list = PREP_FORMATS[k].columns;
+        if (k == PREP_N_FORMATS) die("prep: --format must be amazon2014, amazon2018, amazon2023, movielens or recbole, got '%s'", format);
+        if (columns) die("prep: give --format or --columns, not both (--format %s names the columns)", format);
+        l.from_header = PREP_FORMATS[k].columns == NULL;
+        l.header |= l.from_header;
+        if (!l.from_header) list = PREP_FORMATS[k].columns;
         l.sep = PREP_FORMATS[k].sep;
     }
     char copy[96];
@@ -557,6 +563,51 @@ static PrepOptions prep_options(const char* format, const char* columns, int hea
     return l;
 }
 
+// a header line: when it names the four columns (any order, extra fields, RecBole's
+// ":type" suffixes), they are read by those names; else, unless the format requires
+// it, the default order stands
+static void prep_read_header(PrepOptions* l, char* row, const char* sep, const char* path, int line) {
+    static const char* synonyms[4][8] = {
+        {"user", "user_id", "userid", "reviewerid", NULL},
+        {"item", "item_id", "itemid", "parent_asin", "asin", "movie_id", "movieid", NULL},
+        {"rating", "score", NULL},
+        {"timestamp", "time", "unixreviewtime", NULL}};
+    char* fields[PREP_MAX_FIELDS];
+    int n = prep_split(row, sep, fields, PREP_MAX_FIELDS), field_of[4] = {-1, -1, -1, -1}, decimal_time = 0;
+    for (int f = 0; f < n && f < PREP_MAX_FIELDS; f++) {
+        char* type = strchr(fields[f], ':');
+        if (type) *type++ = 0;
+        for (int c = 0; c < 4; c++) {
+            for (int k = 0; synonyms[c][k]; k++) {
+                if (strcasecmp(fields[f], synonyms[c][k]) != 0 || field_of[c] >= 0) continue;
+                field_of[c] = f;
+                if (c == PREP_TIME && type && strcmp(type, "float") == 0) decimal_time = 1;
+            }
+        }
+    }
+    int found = n <= PREP_MAX_FIELDS && field_of[0] >= 0 && field_of[1] >= 0 && field_of[2] >= 0 && field_of[3] >= 0;
+    if (!found) {
+        if (l->from_header) {
+            die("%s:%d: the header should name the user, item, rating and timestamp columns (user_id, parent_asin or\n"
+                "  item_id, rating, timestamp; RecBole's with a :type), in at most %d fields", path, line, PREP_MAX_FIELDS);
+        }
+        return;
+    }
+    memcpy(l->field_of, field_of, sizeof(field_of));
+    l->n_fields = n;
+    l->named = 1;
+    l->decimal_time = decimal_time;
+    const char* names[4] = {"user", "item", "rating", "timestamp"};
+    size_t used = 0;
+    for (int f = 0; f < n; f++) {
+        const char* what = "-";
+        for (int c = 0; c < 4; c++) if (field_of[c] == f) what = names[c];
+        used += snprintf(l->describe + used, sizeof(l->describe) - used, "%s%s", f ? "," : "", what);
+        if (used >= sizeof(l->describe)) break;
+    }
+    if (used < sizeof(l->describe)) snprintf(l->describe + used, sizeof(l->describe) - used, " (by the header's names)");
+}
+
 // Amazon ids: a product (ASIN "B0..." or an ISBN-10) is 10 digits and capitals; a
 // reviewer is 'A' and 11 to 20 more. Telling them apart catches swapped columns.
 static int prep_all_caps_digits(const char* s) {
@@ -573,7 +624,9 @@ static int prep_looks_like_reviewer(const char* s) {
 
 // header: the first non-blank line names the columns and is skipped; without it a
 // first line that is not a rating is refused like any other (it may be data gone wrong)
-static void prep_ratings(const char* csv_path, const char* out_path, const PrepOptions* layout) {
+static void prep_ratings(const char* csv_path, const char* out_path, const PrepOptions* options) {
+    PrepOptions read_as = *options;  // a header may name the columns
+    const PrepOptions* layout = &read_as;
     int header = layout->header, seen_header = 0;
     int from_stdin = strcmp(csv_path, "-") == 0;  // --in -
     const char* name = from_stdin ? "standard input" : csv_path;
@@ -599,7 +652,11 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepO
         p = next;
         if (strspn(row, " \t\r") == strlen(row)) continue;  // blank line
         if (sep == NULL) sep = strstr(row, "::") ? "::" : ",";
-        if (header && !seen_header) { seen_header = 1; continue; }
+        if (header && !seen_header) {
+            seen_header = 1;
+            if (!options->named) prep_read_header(&read_as, row, sep, name, line);
+            continue;
+        }
         int first = n_data_lines == 0;  // the first rating line
         char* fields[PREP_MAX_FIELDS];
         int n_fields = prep_split(row, sep, fields, PREP_MAX_FIELDS);
@@ -612,15 +669,18 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepO
         const char* rating_text = fields[layout->field_of[PREP_RATING]];
         const char* time_text = fields[layout->field_of[PREP_TIME]];
         double rating;
-        long long timestamp;
+        long long timestamp = 0;
         char echo[ECHO_CAP], echo2[ECHO_CAP];
         if (!prep_parse_number(rating_text, &rating)) {
             die("%s:%d: rating '%s' is not a number%s", name, line, echo_input(rating_text, strlen(rating_text), echo),
                 first && !header ? " (if this line names the columns, add --header)" : "");
         }
-        if (!prep_parse_integer(time_text, &timestamp)) {
-            die("%s:%d: timestamp '%s' is not an integer", name, line, echo_input(time_text, strlen(time_text), echo));
+        double decimal;
+        if (layout->decimal_time ? !prep_parse_number(time_text, &decimal) || fabs(decimal) > 9e15 : !prep_parse_integer(time_text, &timestamp)) {
+            die("%s:%d: timestamp '%s' is not %s", name, line, echo_input(time_text, strlen(time_text), echo),
+                layout->decimal_time ? "a number" : "an integer");
         }
+        if (layout->decimal_time) timestamp = llround(decimal * 1000.0);  // seconds as a float: keep millisecond order
         if (user_id[0] == 0 || item_id[0] == 0) die("%s:%d: empty %s id", name, line, user_id[0] == 0 ? "user" : "item");
         if (first && !layout->named && prep_looks_like_asin(user_id) && prep_looks_like_reviewer(item_id)) {
             die("%s:%d: read as %s, the user column holds '%s', which looks like an Amazon product id (ASIN), and the\n"

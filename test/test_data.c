@@ -293,6 +293,11 @@ static char* test_data_prep_text(const char* text, const PrepOptions* opt) {
     return got;
 }
 
+static void test_data_prep_recbole_child(void* text) {
+    PrepOptions opt = prep_options("recbole", NULL, 0);
+    test_data_prep_text((const char*)text, &opt);
+}
+
 static void test_data_prep_kcore3(void* text) {
     PrepOptions opt = prep_options(NULL, NULL, 0);
     opt.min_rating = -1.0;
@@ -359,16 +364,39 @@ static void test_data_prep(void) {
     unlink(cr_path);
     // the same ratings in the Amazon 2018 order (item,user,...), and with a column to skip:
     // named by --format or --columns, the same output byte for byte
+    // Amazon 2023 (a header of its names, milliseconds) and RecBole (tabs, typed names in another
+    // order, an extra field, float seconds) are read by their headers' names; so is a plain --header
     char* swapped = (char*)mallocCheck(2 * len + 64);
     char* skipped = (char*)mallocCheck(2 * len + 64);
-    char *ws = swapped, *wk = skipped;
+    char* a2023 = (char*)mallocCheck(3 * len + 64);
+    char* recbole = (char*)mallocCheck(4 * len + 128);
+    char* named = (char*)mallocCheck(2 * len + 64);
+    char *ws = swapped, *wk = skipped, *w23 = a2023, *wr = recbole, *wn = named;
+    w23 += sprintf(w23, "user_id,parent_asin,rating,timestamp\n");
+    wr += sprintf(wr, "item_id:token\tuser_id:token\tlabel:float\trating:float\ttimestamp:float\n");
+    wn += sprintf(wn, "item,user,rating,timestamp\n");
     char* copy = read_file(csv, NULL);
     for (char* row = strtok(strchr(copy, '\n') + 1, "\n"); row; row = strtok(NULL, "\n")) {
         char* f[4];
         if (prep_split(row, ",", f, 4) != 4) continue;
         ws += sprintf(ws, "%s,%s,%s,%s\n", f[1], f[0], f[2], f[3]);
         wk += sprintf(wk, "%s,x%s,%s,%s,%s\n", f[0], f[3], f[1], f[2], f[3]);
+        w23 += sprintf(w23, "%s,%s,%s,%s000\n", f[0], f[1], f[2], f[3]);
+        wr += sprintf(wr, "%s\t%s\t1\t%s\t%s.25\n", f[1], f[0], f[2], f[3]);
+        wn += sprintf(wn, "%s,%s,%s,%s\n", f[1], f[0], f[2], f[3]);
     }
+    char a2023_path[64], recbole_path[64], named_path[64];
+    test_data_temp(a2023_path, a2023);
+    test_data_temp(recbole_path, recbole);
+    test_data_temp(named_path, named);
+    PrepOptions o2023 = prep_options("amazon2023", NULL, 0), orecbole = prep_options("recbole", NULL, 0);
+    CHECK(test_data_prep_matches(a2023_path, &o2023, expected), "prep --format amazon2023 (header, ms): the same output");
+    CHECK(test_data_prep_matches(recbole_path, &orecbole, expected), "prep --format recbole (.inter by its names): the same output");
+    CHECK(test_data_prep_matches(named_path, &with_header, expected), "prep --header reads a header of known names: the same output");
+    unlink(a2023_path); unlink(recbole_path); unlink(named_path);
+    free(a2023); free(recbole); free(named);
+    check_dies("prep --format recbole refuses a header without the four names", test_data_prep_recbole_child,
+               "user_id:token\titem_id:token\ttimestamp:float\nu\ti\t1\n", ":1: the header should name the user, item, rating and timestamp");
     char swapped_path[64], skipped_path[64];
     test_data_temp(swapped_path, swapped);
     test_data_temp(skipped_path, skipped);
@@ -410,7 +438,7 @@ static void test_data_prep(void) {
     check_dies("prep --format amazon2018 refuses a file in the 2014 order", test_data_prep_2014_as_2018,
                "A1Z54EM24Y40LL,B00004U9V2,5.0,1393545600\n", "the columns look swapped");
     check_dies("prep refuses an unknown --format", test_data_prep_layout_child, "amazon2099",
-               "--format must be amazon2014, amazon2018 or movielens, got 'amazon2099'");
+               "--format must be amazon2014, amazon2018, amazon2023, movielens or recbole, got 'amazon2099'");
     check_dies("prep refuses --columns naming a column twice", test_data_prep_columns_child, "user,item,user,timestamp",
                "field 3 is 'user'; each of user, item, rating, timestamp must be named once");
     check_dies("prep refuses --columns missing one", test_data_prep_columns_child, "user,item,-,timestamp",
