@@ -509,6 +509,7 @@ typedef struct {
     int named;           // --columns, or a header of known names: nothing is guessed
     int from_header;     // the format's header names the columns (amazon2023, recbole): it must
     int decimal_time;    // the header types the timestamp as a float (RecBole): read to the millisecond
+    const char* format;  // --format, or NULL
     // the filters, in this order (data/README.md)
     double min_rating;   // --min-rating: kept ratings are strictly above it (3: 4 and 5 stars)
     int dedupe;          // --dedupe first: of repeated (user, item) ratings only the earliest is kept
@@ -529,7 +530,8 @@ static const PrepFormat PREP_FORMATS[] = {
 // format: a PREP_FORMATS name or NULL; columns: "item,user,-,rating,timestamp" or NULL
 // (neither: user,item,rating,timestamp, checked against the Amazon 2018 order)
 static PrepOptions prep_options(const char* format, const char* columns, int header) {
-    PrepOptions l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL, .min_rating = 3.0, .kcore = 5};
+    PrepOptions l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL, .min_rating = 3.0, .kcore = 5,
+                     .format = format};
     const char* names[4] = {"user", "item", "rating", "timestamp"};
     const char* list = columns ? columns : "user,item,rating,timestamp";
     if (format) {
@@ -605,7 +607,10 @@ static void prep_read_header(PrepOptions* l, char* row, const char* sep, const c
         used += snprintf(l->describe + used, sizeof(l->describe) - used, "%s%s", f ? "," : "", what);
         if (used >= sizeof(l->describe)) break;
     }
-    if (used < sizeof(l->describe)) snprintf(l->describe + used, sizeof(l->describe) - used, " (by the header's names)");
+    if (used < sizeof(l->describe)) {
+        snprintf(l->describe + used, sizeof(l->describe) - used, " (%s%sby the header's names)", l->format ? l->format : "",
+                 l->format ? ", " : "");
+    }
 }
 
 // Amazon ids: a product (ASIN "B0..." or an ISBN-10) is 10 digits and capitals; a
@@ -700,8 +705,10 @@ static void prep_ratings(const char* csv_path, const char* out_path, const PrepO
     int n_unique = n;
     n = prep_core(events, n, users.n, items.n, layout->kcore);
     if (n == 0) {
-        die("%s: no events left: %d of %d ratings are > %g, %d after --dedupe, and none survive the %d-core filter",
-            name, n_kept, n_data_lines, layout->min_rating, n_unique, layout->kcore);
+        char deduped[48] = "";
+        if (layout->dedupe) snprintf(deduped, sizeof(deduped), ", %d after --dedupe first", n_unique);
+        die("%s: no events left: %d of %d ratings are > %g%s, and none survive the %d-core filter",
+            name, n_kept, n_data_lines, layout->min_rating, deduped, layout->kcore);
     }
     qsort(events, n, sizeof(PrepRating), prep_compare);
     // dense ids: users by first appearance in the file, items by first appearance in the output

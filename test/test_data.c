@@ -328,8 +328,30 @@ static void test_data_prep_filters(void) {
                "none survive the 3-core filter");
 }
 
+static void test_data_prep_default(void* path) {
+    PrepOptions opt = prep_options(NULL, NULL, 0);
+    prep_ratings((const char*)path, "/tmp/slmrec_prep_default_out.txt", &opt);
+}
+
+// data/excerpts/: the tiny set's 45 ratings in each release's layout, with Amazon-like ids: each
+// read with its --format gives the tiny set's worked output; the 2018 file without one is refused
+static void test_data_prep_excerpts(void) {
+    const char* formats[][2] = {{"amazon2014", "data/excerpts/amazon2014.csv"}, {"amazon2018", "data/excerpts/amazon2018.csv"},
+                                {"amazon2023", "data/excerpts/amazon2023.csv"}, {"movielens", "data/excerpts/movielens.dat"},
+                                {"recbole", "data/excerpts/recbole.inter"}};
+    for (int i = 0; i < 5; i++) {
+        if (access(formats[i][1], R_OK) != 0) { skip(formats[i][1], "file missing: run the tests from the repo root"); continue; }
+        PrepOptions opt = prep_options(formats[i][0], NULL, 0);
+        CHECK(test_data_prep_matches(formats[i][1], &opt, "data/tiny_ratings.expected.txt"),
+              "prep --format %s on %s: data/tiny_ratings.expected.txt byte for byte", formats[i][0], formats[i][1]);
+    }
+    check_dies("prep refuses data/excerpts/amazon2018.csv without --format", test_data_prep_default,
+               (void*)"data/excerpts/amazon2018.csv", "Amazon 2018 files item,user,rating,timestamp\n  (--format amazon2018)");
+}
+
 static void test_data_prep(void) {
     test_data_prep_filters();
+    test_data_prep_excerpts();
     check_dies("prep refuses a NUL byte", test_data_prep_nul, NULL, "byte 11 is NUL");
     const char* csv = "data/tiny_ratings.csv";
     const char* expected = "data/tiny_ratings.expected.txt";
