@@ -709,6 +709,13 @@ static void test_data_stats(void) {
     CHECK(s.median_len == 4.0 && s.rare_items == 1.0, "stats: median of lengths 3 and 5 is 4 (got %g)", s.median_len);
     seqdata_free(&d);
     unlink(path);
+    // the tiny set (data/README.md's worked example): 5 users each rating all 5 items once
+    if (access("data/tiny_ratings.expected.txt", R_OK) != 0) { skip("stats of the tiny set", "run the tests from the repo root"); return; }
+    seqdata_load(&d, "data/tiny_ratings.expected.txt", 0);
+    s = seqdata_stats(&d);
+    CHECK(s.users == 5 && s.items == 5 && s.events == 25 && s.mean_len == 5.0 && s.median_len == 5.0 && s.density == 1.0 &&
+          s.rare_items == 0.0, "stats of the tiny set: 5 users, 5 items, 25 events, length 5, density 1, no rare item");
+    seqdata_free(&d);
 }
 
 static void run_data_tests(void) {
