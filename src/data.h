@@ -501,6 +501,7 @@ static int prep_core(PrepRating* events, int n, int n_users, int n_items, int k)
 // the columns of a ratings file (data/README.md): which field holds the user, item,
 // rating and timestamp, by name (--columns) or by a release's preset (--format)
 enum { PREP_USER, PREP_ITEM, PREP_RATING, PREP_TIME, PREP_MAX_FIELDS = 8 };
+static const char* PREP_COLUMN_NAMES[4] = {"user", "item", "rating", "timestamp"};  // --columns' names
 typedef struct {
     int field_of[4];     // the field index of user, item, rating, timestamp
     int n_fields;        // fields a line has (a column named '-' is read and ignored)
@@ -532,7 +533,6 @@ static const PrepFormat PREP_FORMATS[] = {
 static PrepOptions prep_options(const char* format, const char* columns, int header) {
     PrepOptions l = {.field_of = {-1, -1, -1, -1}, .header = header, .named = columns != NULL, .min_rating = 3.0, .kcore = 5,
                      .format = format};
-    const char* names[4] = {"user", "item", "rating", "timestamp"};
     const char* list = columns ? columns : "user,item,rating,timestamp";
     if (format) {
         int k = 0;
@@ -552,7 +552,7 @@ static PrepOptions prep_options(const char* format, const char* columns, int hea
     if (l.n_fields > PREP_MAX_FIELDS) die("prep: --columns names %d fields, at most %d are read", l.n_fields, PREP_MAX_FIELDS);
     for (int f = 0; f < l.n_fields; f++) {
         int c = 0;
-        while (c < 4 && strcmp(fields[f], names[c]) != 0) c++;
+        while (c < 4 && strcmp(fields[f], PREP_COLUMN_NAMES[c]) != 0) c++;
         if (c == 4 && strcmp(fields[f], "-") == 0) continue;
         if (c == 4 || l.field_of[c] >= 0) {
             die("prep: --columns '%s': field %d is '%s'; each of user, item, rating, timestamp must be named once, '-' skips a field",
@@ -560,7 +560,7 @@ static PrepOptions prep_options(const char* format, const char* columns, int hea
         }
         l.field_of[c] = f;
     }
-    for (int c = 0; c < 4; c++) if (l.field_of[c] < 0) die("prep: --columns '%s' does not name the %s column", list, names[c]);
+    for (int c = 0; c < 4; c++) if (l.field_of[c] < 0) die("prep: --columns '%s' does not name the %s column", list, PREP_COLUMN_NAMES[c]);
     snprintf(l.describe, sizeof(l.describe), "%s%s%s%s", list, format ? " (" : "", format ? format : "", format ? ")" : "");
     return l;
 }
@@ -599,11 +599,10 @@ static void prep_read_header(PrepOptions* l, char* row, const char* sep, const c
     l->n_fields = n;
     l->named = 1;
     l->decimal_time = decimal_time;
-    const char* names[4] = {"user", "item", "rating", "timestamp"};
     size_t used = 0;
     for (int f = 0; f < n; f++) {
         const char* what = "-";
-        for (int c = 0; c < 4; c++) if (field_of[c] == f) what = names[c];
+        for (int c = 0; c < 4; c++) if (field_of[c] == f) what = PREP_COLUMN_NAMES[c];
         used += snprintf(l->describe + used, sizeof(l->describe) - used, "%s%s", f ? "," : "", what);
         if (used >= sizeof(l->describe)) break;
     }
