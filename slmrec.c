@@ -143,7 +143,7 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
         {"--kv-heads", ARG_INT, &c->kv_heads, "key/value heads (grouped-query attention when < heads)"},
         {"--epochs", ARG_INT, &c->epochs, "epochs at most"},
         {"--batch", ARG_INT, &c->batch, "samples per step"},
-        {"--samples", ARG_STR, &c->samples, "an epoch: one-cut (a random cut of each user's prefix) or every-cut (every cut once)"},
+        {"--samples", ARG_STR, &c->samples, "an epoch: one-cut (a random cut of each user's prefix), last-cut (each whole prefix) or every-cut (every cut once)"},
         {"--position-ce", ARG_FLOAT, &c->position_ce, "weight of the next-item CE at every history item, beside the last token's (0 = off)"},
         {"--lr", ARG_FLOAT, &c->lr, "AdamW peak learning rate"},
         {"--min-lr", ARG_FLOAT, &c->min_lr, "end of the cosine schedule"},

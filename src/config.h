@@ -23,7 +23,7 @@ typedef struct {
     // E4SRec teacher, plain E4SRec_l, SLMRec student (stages 2 and 3)
     int hidden, ffn, heads, kv_heads, teacher_layers, student_layers;
     int epochs, batch, patience, warmup, vocab;
-    const char* samples;       // an E4SRec epoch: "one-cut" per user (the peer's), or "every-cut" (method.md 2.4)
+    const char* samples;       // an E4SRec epoch: "one-cut" per user (the peer's), "last-cut" per user, or "every-cut" (method.md 2.4)
     float position_ce;         // weight of the CE at every history item (method.md 4.6); 0 = the last token only
     float lr, min_lr, weight_decay, clip, time_budget;
     const char* instruction;
@@ -147,8 +147,8 @@ static void config_check_lora_base(const char* flag, const char* path) {
 }
 
 static void config_check(Config* c) {
-    if (strcmp(c->samples, "one-cut") != 0 && strcmp(c->samples, "every-cut") != 0) {
-        die("--samples must be one-cut or every-cut, got '%s'", c->samples);
+    if (strcmp(c->samples, "one-cut") != 0 && strcmp(c->samples, "last-cut") != 0 && strcmp(c->samples, "every-cut") != 0) {
+        die("--samples must be one-cut, last-cut or every-cut, got '%s'", c->samples);
     }
     if (c->out && strlen(c->out) > MAX_OUT_DIR) die("--out is %zu characters long, at most %d are supported", strlen(c->out), MAX_OUT_DIR);
     if (c->max_len < 1 || c->eval_batch < 1) die("--max-len and --eval-batch must be positive");

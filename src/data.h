@@ -239,14 +239,15 @@ static int trainable_users(const SeqData* d, int* users /*(n_users)*/) {
 }
 
 // E4SRec (peer_e4srec.py sample): for each user a cut t uniform in
-// [1, train_len - 1]; history = the last max_len items before t, target = item t
-static void e4srec_sample(const SeqData* d, const int* users, int n, int max_len, Rng* rng,
+// [1, train_len - 1], or with last_cut (--samples last-cut) the cut t = train_len - 1;
+// history = the last max_len items before t, target = item t
+static void e4srec_sample(const SeqData* d, const int* users, int n, int max_len, int last_cut, Rng* rng,
                           int* histories /*(n, max_len)*/, int* targets /*(n)*/) {
     for (int i = 0; i < n; i++) {
         const int* s = seq_items(d, users[i]);
         int len = train_len(d, users[i]);
         if (len < 2) die("e4srec_sample: user %d has a train prefix of %d items, needs >= 2", users[i], len);
-        int t = 1 + rng_int(rng, len - 1);
+        int t = last_cut ? len - 1 : 1 + rng_int(rng, len - 1);
         history_left_padded(histories + (size_t)i * max_len, s, t, max_len);
         targets[i] = s[t];
     }

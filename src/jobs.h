@@ -22,8 +22,10 @@ typedef struct {
     int online;           // with slm: the teacher is trained by its own CE at the same time
     const SeqData* data;
     const Tokenizer* tok; // saved inside every checkpoint
-    SampleList samples;   // empty: an epoch draws one random cut per user (the peer's); else it goes over
-                          // every (user, cut) of the train prefixes, a sample id a unit (--samples every-cut)
+    SampleList samples;   // empty: an epoch goes over the users, one cut each; else over every (user, cut)
+                          // of the train prefixes, a sample id a unit (--samples every-cut)
+    int last_cut;         // with samples empty: each user's cut is the last of the prefix (--samples last-cut),
+                          // not a random one (the peer's one-cut)
     int* histories;       // (max_batch, S)
     int* targets;         // (max_batch)
     int max_batch;
@@ -41,6 +43,7 @@ static void e4srec_job_init(E4SRecJob* j, E4SRec* model, SLMRec* slm, int online
     j->max_batch = max_batch;
     j->gpu = j->gpu_teacher = NULL;
     memset(&j->samples, 0, sizeof(j->samples));
+    j->last_cut = 0;
     j->histories = (int*)mallocCheck((size_t)max_batch * model->cfg.S * sizeof(int));
     j->targets = (int*)mallocCheck((size_t)max_batch * sizeof(int));
 }
@@ -112,14 +115,14 @@ static void e4srec_job_free(E4SRecJob* j) {
     free(j->targets);
 }
 
-// units: user ids (one random cut each), or sample ids with e4srec_job_every_cut
+// units: user ids (one cut each), or sample ids with e4srec_job_every_cut
 static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, int n, Rng* rng, int report) {
     E4SRecJob* j = (E4SRecJob*)ctx;
     int S = j->model->cfg.S;
     if (j->samples.count) {
         for (int i = 0; i < n; i++) j->targets[i] = sample_history(j->histories + (size_t)i * S, &j->samples, units[i], S);
     } else {
-        e4srec_sample(j->data, units, n, S, rng, j->histories, j->targets);
+        e4srec_sample(j->data, units, n, S, j->last_cut, rng, j->histories, j->targets);
     }
 #ifdef SLMREC_CUDA
     if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n, report);

@@ -334,6 +334,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
     if (strcmp(c->samples, "every-cut") == 0) e4srec_job_every_cut(&job);
+    job.last_cut = strcmp(c->samples, "last-cut") == 0;
     Recommender t = e4srec_recommender(&job, name);
     Optimizer opt;
     e4srec_job_optimizer(&opt, &job, config_adamw(c, steps_per_epoch(&t, d, c->batch)));

@@ -140,8 +140,8 @@ static void test_data_training_batches(void) {
     int seen[3] = {0, 0, 0}, all_valid = 1, reproducible = 1;
     for (int rep = 0; rep < 200; rep++) {
         int hist[2], target, hist2[2], target2;
-        e4srec_sample(&d, users, 1, 2, &rng, hist, &target);
-        e4srec_sample(&d, users, 1, 2, &again, hist2, &target2);
+        e4srec_sample(&d, users, 1, 2, 0, &rng, hist, &target);
+        e4srec_sample(&d, users, 1, 2, 0, &again, hist2, &target2);
         reproducible &= target == target2 && hist[0] == hist2[0] && hist[1] == hist2[1];
         int t = target - 11;  // the cut
         int want0 = t == 0 ? 0 : 9 + t, want1 = 10 + t;
@@ -151,6 +151,11 @@ static void test_data_training_batches(void) {
     CHECK(all_valid, "e4srec sample: history = the L items before the cut, target = the item at the cut");
     CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0, "e4srec sample: every cut occurs (%d %d %d)", seen[0], seen[1], seen[2]);
     CHECK(reproducible, "e4srec sample: same seed, same samples");
+    // --samples last-cut: always the cut t = 3, the whole prefix before the last train item
+    int hist[3], target;
+    e4srec_sample(&d, users, 1, 3, 1, &rng, hist, &target);
+    CHECK(target == 13 && memcmp(hist, (int[]){10, 11, 12}, 3 * sizeof(int)) == 0,
+          "e4srec sample, last cut: history 10 11 12, target 13 (got %d %d %d, %d)", hist[0], hist[1], hist[2], target);
 
     // SASRec: x = s[:-1], y = s[1:] of the last L+1 train items, left-padded
     int x[5], y[5];

@@ -879,6 +879,24 @@ static void test_pipe_every_cut(void) {
         same &= target == job.targets[i] && memcmp(hist, job.histories + (size_t)i * S, (size_t)S * sizeof(int)) == 0;
     }
     CHECK(same, "a batch of sample ids trains on those samples' histories and targets");
+    optimizer_free(&opt);
+    e4srec_job_free(&job);
+    // --samples last-cut: a batch of user ids trains on each whole prefix before its last train item
+    e4srec_job_init(&job, &f.teacher, NULL, 0, &f.d, &f.p.tok, 8);
+    job.last_cut = 1;
+    t = e4srec_recommender(&job, "last cut");
+    CHECK(t.n_samples == 0, "a last-cut epoch goes over the users");
+    e4srec_job_optimizer(&opt, &job, a);
+    int users[2] = {1, 0};
+    t.train_batch(t.model, &opt, users, 2, &rng, 1);
+    same = 1;
+    for (int i = 0; i < 2; i++) {
+        const int* s = seq_items(&f.d, users[i]);
+        int len = train_len(&f.d, users[i]);
+        history_left_padded(hist, s, len - 1, S);
+        same &= job.targets[i] == s[len - 1] && memcmp(hist, job.histories + (size_t)i * S, (size_t)S * sizeof(int)) == 0;
+    }
+    CHECK(same, "a last-cut batch trains on each user's prefix before its last train item");
     free(hist);
     optimizer_free(&opt);
     e4srec_job_free(&job);
