@@ -264,7 +264,7 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     fprintf(o.f, "},\n \"models\": {\n");
     for (int i = 0; i < n; i++) {
         const ResultRow* r = &rows[i];
-        fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.2f, \"infer_s\": %.3f, \"epochs\": %d, "
+        fprintf(o.f, "  \"%s\": {\"layers\": %d, \"params\": %zu, \"train_s\": %.3f, \"infer_s\": %.6f, \"epochs\": %d, "
                 "\"best_epoch\": %d, \"converged\": %s, \"valid_full_NDCG@10\": %.6f, ", r->name, r->layers, r->params,
                 r->train_seconds, r->infer_seconds, r->epochs, r->best_epoch, result_converged(r) ? "true" : "false", r->best_valid);
         metrics_write_json(o.f, &r->test);

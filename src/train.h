@@ -3,7 +3,8 @@
 // Per epoch: shuffle the training units (users, or DLLM2Rec's samples), one optimizer step per batch with
 // progress lines (loss, samples/s, ETA), then valid full NDCG@10; the best
 // epoch's weights go to "<out>.bin", the full training state to
-// "<out>.last.bin" so --resume continues exactly where the run stopped.
+// "<out>.last.bin" so --resume continues exactly where the run stopped, and the
+// epoch's line to "<out>.epochs.tsv".
 #pragma once
 #include "checkpoint.h"
 #include "data.h"
@@ -103,6 +104,61 @@ static void loss_tally_step(LossTally* l, float loss, const char* name, int epoc
 }
 
 // ----------------------------------------------------------------------------
+// the history of a training: "<out>.epochs.tsv", one line per epoch (train loss, valid
+// full NDCG@10, seconds), rewritten whole after every epoch so that it always matches
+// the state in "<out>.last.bin"; study plots the learning curves from it
+
+typedef struct {
+    int n, cap;
+    float* loss;      // (n) the epoch's mean train loss
+    float* valid;     // (n) its valid full NDCG@10
+    float* seconds;   // (n) its wall time, evaluation included
+} EpochLog;
+
+static void epoch_log_add(EpochLog* h, float loss, float valid, float seconds) {
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 64;
+        h->loss = (float*)realloc(h->loss, (size_t)h->cap * sizeof(float));
+        h->valid = (float*)realloc(h->valid, (size_t)h->cap * sizeof(float));
+        h->seconds = (float*)realloc(h->seconds, (size_t)h->cap * sizeof(float));
+        if (!h->loss || !h->valid || !h->seconds) die("epoch_log_add: out of memory for %d epochs", h->cap);
+    }
+    h->loss[h->n] = loss;
+    h->valid[h->n] = valid;
+    h->seconds[h->n++] = seconds;
+}
+
+// the first `epochs` lines of path (a resumed run's epochs so far); a missing file or a
+// shorter one (written by a version without it) leaves the log short, and nothing fails
+static void epoch_log_read(EpochLog* h, const char* path, int epochs) {
+    FILE* f = fopen(path, "r");
+    if (f == NULL) return;
+    char line[256];
+    int e;
+    float loss, valid, seconds;
+    while (h->n < epochs && fgets(line, sizeof(line), f)) {
+        if (line[0] != '#' && sscanf(line, "%d\t%f\t%f\t%f", &e, &loss, &valid, &seconds) == 4 && e == h->n + 1) {
+            epoch_log_add(h, loss, valid, seconds);
+        }
+    }
+    fclose(f);
+}
+
+static void epoch_log_write(const EpochLog* h, const char* path) {
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "# epoch\ttrain_loss\tvalid_full_NDCG@10\tseconds\n");
+    for (int i = 0; i < h->n; i++) fprintf(o.f, "%d\t%.6f\t%.6f\t%.2f\n", i + 1, h->loss[i], h->valid[i], h->seconds[i]);
+    outfile_commit(&o);
+}
+
+static void epoch_log_free(EpochLog* h) {
+    free(h->loss);
+    free(h->valid);
+    free(h->seconds);
+}
+
+// ----------------------------------------------------------------------------
 // the loop
 
 typedef struct {
@@ -116,9 +172,10 @@ typedef struct {
 // from "<out>.last.bin" (whose moments must match opt). opt must be ready.
 static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const Negatives* valid_neg,
                          const TrainConfig* cfg, const char* out, int resume) {
-    char best_path[1100], last_path[1100];
+    char best_path[1100], last_path[1100], epochs_path[1100];
     snprintf(best_path, sizeof(best_path), "%s.bin", out);
     snprintf(last_path, sizeof(last_path), "%s.last.bin", out);
+    snprintf(epochs_path, sizeof(epochs_path), "%s.epochs.tsv", out);
     int* units = (int*)mallocCheck((size_t)max_int(d->n_users, t->n_samples) * sizeof(int));
     int n_train = training_units(t, d, units);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
@@ -131,6 +188,8 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
         rng.state = p.rng;
         logf_("  [%s] resumed from %s at epoch %d (step %d, best valid NDCG@10 %.4f)\n", t->name, last_path, p.epoch, p.step, p.best);
     }
+    EpochLog history = {0};
+    epoch_log_read(&history, epochs_path, p.epoch);
     TrainResult r = {p.train_seconds, p.epoch, p.best_epoch, p.best, 0};
     int epochs_now = 0;  // in this process, for --stop-after
     double t_start = now_seconds(), last_print = t_start;
@@ -189,9 +248,13 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
         p.train_seconds = r.train_seconds;
         t->save(t->model, last_path, &p, opt);
         epochs_now++;
+        float seconds = (float)(now_seconds() - te);
+        epoch_log_add(&history, (float)(loss.sum / steps_done), ndcg, seconds);
+        epoch_log_write(&history, epochs_path);
         logf_("  [%s] epoch %d: train loss %.4f, valid NDCG@10 %.4f (best %.4f at epoch %d), %.1fs\n", t->name, p.epoch,
-              loss.sum / steps_done, ndcg, p.best, p.best_epoch, now_seconds() - te);
+              loss.sum / steps_done, ndcg, p.best, p.best_epoch, seconds);
     }
+    epoch_log_free(&history);
     r.epochs = p.epoch;
     r.best_epoch = p.best_epoch;
     r.best_valid = p.best;

@@ -916,6 +916,15 @@ static void test_pipe_every_cut(void) {
     CHECK(progress[0] == 2 && progress[1] == steps, "2 every-cut epochs take %d steps, the state says epoch %d step %d",
           steps, progress[0], progress[1]);
     e4srec_file_free(&ck);
+    // the history beside it: one line per epoch; read back up to a resumed run's epoch
+    EpochLog h = {0};
+    epoch_log_read(&h, "/tmp/slmrec_test_every_cut/tiny.epochs.tsv", 1000);
+    CHECK(h.n == 2 && h.valid[0] >= 0.0f && h.valid[1] <= 1.0f && h.loss[0] > 0.0f, "tiny.epochs.tsv holds the 2 epochs (%d)", h.n);
+    epoch_log_free(&h);
+    memset(&h, 0, sizeof(h));
+    epoch_log_read(&h, "/tmp/slmrec_test_every_cut/tiny.epochs.tsv", 1);
+    CHECK(h.n == 1, "a run resumed at epoch 1 keeps the history's first epoch only (%d)", h.n);
+    epoch_log_free(&h);
     pipe_fixture_free(&f);
 }
 
