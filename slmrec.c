@@ -30,6 +30,7 @@
 #endif
 #include "src/jobs.h"        // each model as the trainer sees it (on the CPU or through gpu.h)
 #include "src/config.h"      // a training run's configuration: defaults, checks, what the flags decide
+#include "src/svg.h"         // plain-SVG charts: lines with error bars, scatter with its Pareto front, bars with intervals
 #include "src/stages.h"      // each stage trains, reloads and tests one model; results; the whole pipeline
 #include "src/safetensors.h" // HF safetensors reader (oracle fixtures, HF checkpoints)
 #include "src/import.h"      // llama2.c and Hugging Face LLaMA models -> the base checkpoint

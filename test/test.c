@@ -12,6 +12,7 @@
 #include "test_pipeline.c"
 #include "test_runs.c"
 #include "test_fuzz.c"
+#include "test_svg.c"
 
 // ./test/test_runner runs every suite; ./test/test_runner WORD only those whose name holds WORD
 int main(int argc, char** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
         {"pretrained LLaMA: llama2.c and HF import, generation, KV cache, LoRA", run_llama_tests},
         {"pipeline: checkpoints, resume, recommend, end to end", run_pipeline_tests},
         {"runs that cannot mix: run records, teacher caches, one run per --out, flag limits", run_runs_tests},
+        {"SVG charts: ticks, Pareto front, files", run_svg_tests},
     };
     for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
         if (argc > 1 && strstr(suites[i].name, argv[1]) == NULL) continue;
