@@ -56,7 +56,8 @@ slmrec: slmrec.c $(HEADERS) $(GPU_OBJS) build.flavor
 test/test_runner: slmrec.c $(HEADERS) $(TEST_SOURCES)
 	$(CC) $(CFLAGS) -DTESTING -o $@ test/test.c $(LDLIBS)
 
-test: report test/test_runner
+# slmrec too: the study test runs its cells with it
+test: report slmrec test/test_runner
 	./test/test_runner
 
 # the same tests under AddressSanitizer and UndefinedBehaviorSanitizer, OpenMP kept on;
@@ -66,7 +67,7 @@ SANITIZE = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 test/test_runner_asan: slmrec.c $(HEADERS) $(TEST_SOURCES)
 	$(CC) $(CFLAGS) $(SANITIZE) -DTESTING -o $@ test/test.c $(LDLIBS)
 
-test-asan: report test/test_runner_asan
+test-asan: report slmrec test/test_runner_asan
 	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 ./test/test_runner_asan
 
 ifneq ($(HAVE_NVCC),yes)

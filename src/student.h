@@ -16,11 +16,12 @@
 #include "sasrec.h"
 
 typedef enum { STUDENT_SASREC = 0, STUDENT_GRU4REC = 1, STUDENT_CASER = 2 } StudentKind;
+#define STUDENT_KINDS 3
 static const char* const STUDENT_FLAG_NAMES[] = {"sasrec", "gru4rec", "caser"};
 static const char* const STUDENT_NAMES[] = {"SASRec", "GRU4Rec", "Caser"};
 
 static int student_kind_parse(const char* name) {
-    for (int k = 0; k < 3; k++) if (strcmp(name, STUDENT_FLAG_NAMES[k]) == 0) return k;
+    for (int k = 0; k < STUDENT_KINDS; k++) if (strcmp(name, STUDENT_FLAG_NAMES[k]) == 0) return k;
     return -1;
 }
 

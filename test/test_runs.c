@@ -409,6 +409,83 @@ static void test_runs_lora(const char* data) {
     pipe_fixture_free(&f);
 }
 
+// study: the grid runs, is reported, and resumes without retraining a finished cell
+#define STUDY_DIR RUNS_DIR "/study"
+static PipeArgs study_args(const char* extra) {
+    static char line[512];
+    snprintf(line, sizeof(line), "--preset smoke --only depth --out " STUDY_DIR " %s", extra);
+    PipeArgs a = {0, {0}};
+    for (char* tok = strtok(line, " "); tok && a.argc < 24; tok = strtok(NULL, " ")) a.argv[a.argc++] = tok;
+    return a;
+}
+static void study_child(void* arg) { PipeArgs* a = (PipeArgs*)arg; cmd_study(a->argc, a->argv); }
+
+static int64_t file_mtime_ns(const char* path) {
+    struct stat s;
+    if (stat(path, &s) != 0) return -1;
+    return (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
+}
+
+static void test_runs_study(void) {
+    if (access("./slmrec", X_OK) != 0) {
+        skip("study", "./slmrec is not built: make test builds it, and the study's cells run it");
+        return;
+    }
+    study_exe = "./slmrec";
+    PipeArgs a = study_args("");
+    CHECK(cmd_study(a.argc, a.argv) == 0, "study --preset smoke --only depth exits 0");
+    char* md = runs_read(STUDY_DIR "/study.md");
+    CHECK(md && strstr(md, "| E4SRec_1 | E4SRec_2 |") && strstr(md, "![test NDCG@10 against depth](depth.svg)") &&
+          strstr(md, "`./slmrec train-teacher --sasrec "), "study.md: the depth comparison, its plot, each cell's command");
+    free(md);
+    char* json = runs_read(STUDY_DIR "/study.json");
+    CHECK(json && strstr(json, "\"experiment\": \"depth\", \"a\": \"e4srec_1\", \"b\": \"e4srec_2\"") &&
+          strstr(json, "\"runs\": [{\"seed\": 42,"), "study.json: the comparison and each seed's run");
+    free(json);
+    const char* plots[4] = {STUDY_DIR "/depth.svg", STUDY_DIR "/pareto.svg", STUDY_DIR "/curves_e4srec.svg",
+                            STUDY_DIR "/curves_conventional.svg"};
+    for (int i = 0; i < 4; i++) CHECK(access(plots[i], R_OK) == 0, "study wrote %s", plots[i]);
+    // a cell cut off before its results: --resume trains it alone, the finished cells stay as they were
+    const char* kept[2] = {STUDY_DIR "/seed_42/sasrec/sasrec.bin", STUDY_DIR "/seed_42/e4srec_1/e4srec_1.bin"};
+    int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
+    unlink(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json");
+    usleep(20000);
+    a = study_args("--resume");
+    CHECK(cmd_study(a.argc, a.argv) == 0, "study --resume exits 0");
+    CHECK(before[0] > 0 && file_mtime_ns(kept[0]) == before[0] && file_mtime_ns(kept[1]) == before[1],
+          "study --resume leaves the finished cells' checkpoints untouched");
+    CHECK(access(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json", R_OK) == 0, "study --resume finished the cut-off cell");
+    char* log = runs_read(STUDY_DIR "/log.txt");
+    CHECK(log && strstr(log, "study: 3 cells (3 models x 1 seeds), 2 done, 1 to train"), "the resumed study trained one cell");
+    free(log);
+    // refusals
+    a = study_args("");
+    check_dies("study over a study without --resume", study_child, &a, "holds a study already: add --resume");
+    a = study_args("--resume --preset demo");
+    check_dies("study --resume with another preset", study_child, &a, "resume it with its own --preset and --data");
+    a = study_args("--only depth,width");
+    check_dies("study --only with an unknown experiment", study_child, &a, "--only names 'width', not an experiment");
+    a = study_args("--only pretrained");
+    check_dies("study --only pretrained without --init", study_child, &a, "needs --init BASE.bin");
+    study_exe = "/proc/self/exe";
+}
+
+// the study's comparison averages each user over the seeds before the bootstrap: users
+// {1, 0} and {0, 0} in two seeds against zeros are the differences {0.5, 0}, whose
+// resampled means are 0, 0.25 and 0.5: mean 0.25, interval [0, 0.5], a tie
+static void test_runs_study_paired(void) {
+    StudySummary a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    float a1[2] = {1.0f, 0.0f}, a2[2] = {0.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
+    a.runs[0] = (StudyRun){.users = 2, .per_user = a1};
+    a.runs[1] = (StudyRun){.users = 2, .per_user = a2};
+    b.runs[0] = b.runs[1] = (StudyRun){.users = 2, .per_user = zero};
+    PairedDiff d = study_paired(&a, &b, 2);
+    CHECK(fabs(d.diff - 0.25) < 1e-9 && d.lo == 0.0 && fabs(d.hi - 0.5) < 1e-9 && strcmp(paired_verdict(&d), "tie") == 0,
+          "study: seeds averaged per user, then the bootstrap: 0.25 [0, 0.5] tie, got %g [%g, %g]", d.diff, d.lo, d.hi);
+}
+
 static void run_runs_tests(void) {
     CHECK(system("rm -rf " RUNS_DIR) == 0, "clear " RUNS_DIR);
     make_dir(RUNS_DIR);
@@ -426,6 +503,8 @@ static void run_runs_tests(void) {
     test_runs_same_file(data);
     char lora_data[] = RUNS_DIR "/lora_data.txt";
     test_runs_lora(lora_data);
+    test_runs_study();
+    test_runs_study_paired();
     seqdata_free(&d);
     CHECK(system("rm -rf " RUNS_DIR) == 0, "remove " RUNS_DIR);
 }

@@ -1,0 +1,314 @@
+// study.h: ./slmrec study, the papers' experiments as one resumable grid of cells.
+// A cell is one ordinary command (train-sasrec, train-teacher, distill, dllm2rec)
+// run as a child process of this binary with its own --out, <out>/seed_<s>/<key>,
+// its output in that directory's output.txt. A cell is done once its
+// <stem>.results.json exists, so a study run again with --resume skips the finished
+// cells and continues an unfinished one from its last epoch (the command's own
+// --resume). The report (study_report.h) reads the cells' files back.
+#pragma once
+#include <sys/wait.h>
+
+#define STUDY_MAX_CELLS 64
+#define STUDY_MAX_SEEDS 16
+#define STUDY_LINE 8192  // a cell's whole command line
+
+enum { EXP_DEPTH = 1, EXP_SLMREC = 2, EXP_EFFICIENCY = 4, EXP_DLLM2REC = 8, EXP_PRETRAINED = 16 };
+static const char* const STUDY_EXPERIMENTS[] = {"depth", "slmrec", "efficiency", "dllm2rec", "pretrained"};
+#define STUDY_N_EXPERIMENTS 5
+
+// a preset: the data it makes when no --data is given, the depths of its grid, and the
+// flags its cells get beside the grid's own (shapes and budgets), one string per command
+typedef struct {
+    const char* name;
+    int synth_users, synth_items, synth_len;  // the synthetic set it writes without --data
+    int seeds;                                // --seeds on that synthetic set (1 on a data file)
+    int M, N, B;                              // teacher and student depth, distillation blocks
+    int depths[4], n_depths;                  // the depth experiment's E4SRec_l
+    int ablate_blocks[2], n_ablate_blocks;    // SLMRec's other block counts
+    int ablate_all_students;                  // DLLM2Rec's ablations for each student (else SASRec's only)
+    const char* common;                       // every cell (flags every command takes)
+    const char* sasrec;                       // train-sasrec
+    const char* teacher;                      // train-teacher (every E4SRec_l)
+    const char* distill;                      // distill
+    const char* student;                      // dllm2rec
+} StudyPreset;
+
+static const StudyPreset STUDY_PRESETS[] = {
+    // a course's: minutes on a 2-core laptop, every model to convergence
+    {"demo", 1000, 200, 10, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 0, "--max-len 15",
+     "--sasrec-dim 32", "--hidden 32 --ffn 64 --warmup 30", "--warmup 30", "--dim 32"},
+    // the papers' grid at the project's default shapes: hours on a data file, resumable
+    {"paper", SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 1, "", "", "", "", ""},
+    // the machinery in seconds (the tests'): tiny models, two epochs, nothing converges
+    {"smoke", 60, 30, 6, 1, 2, 1, 1, {1, 2}, 2, {0}, 0, 0, "--max-len 5", "--sasrec-dim 8 --sasrec-epochs 2",
+     "--hidden 8 --ffn 16 --heads 2 --kv-heads 1 --vocab 280 --epochs 2", "--epochs 2", "--dim 8 --topk 5 --student-epochs 2"},
+};
+#define STUDY_N_PRESETS 3
+
+typedef struct {
+    char key[40];    // its directory under seed_<s>/ (unique)
+    char name[48];   // its name in the tables
+    char stem[40];   // the file stem its command writes
+    char args[600];  // the command and its flags, space separated; '@' stands for the seed's directory
+    int main;        // a model of its own, not an ablation: in the efficiency table, the plots
+} StudyCell;
+
+typedef struct {
+    int experiment;  // EXP_*
+    int a, b;        // cells: is A better than B?
+} StudyComparison;
+
+typedef struct {
+    StudyPreset preset;
+    const char* out;
+    char data[1100];     // the sequence file every cell reads
+    const char* init;    // a pretrained base for the pretrained experiment, or NULL
+    int seeds;           // seeds first_seed, first_seed + 1, ...
+    int first_seed;
+    int experiments;     // EXP_* bits
+    const char* exe;     // the binary each cell runs: this one
+    StudyCell cells[STUDY_MAX_CELLS];
+    int n_cells;
+    StudyComparison cmp[STUDY_MAX_CELLS];
+    int n_cmp;
+} Study;
+
+// ----------------------------------------------------------------------------
+// the grid
+
+// adds a cell unless one of that key is there already (experiments share cells); returns its index
+static int study_cell(Study* st, const char* key, const char* name, const char* stem, const char* fmt, ...) {
+    for (int i = 0; i < st->n_cells; i++) if (strcmp(st->cells[i].key, key) == 0) return i;
+    if (st->n_cells == STUDY_MAX_CELLS) die("study: more than %d cells", STUDY_MAX_CELLS);
+    StudyCell* c = &st->cells[st->n_cells];
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    snprintf(c->stem, sizeof(c->stem), "%s", stem);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->args, sizeof(c->args), fmt, ap);
+    va_end(ap);
+    c->main = 0;
+    return st->n_cells++;
+}
+
+static void study_compare(Study* st, int experiment, int a, int b) {
+    st->cmp[st->n_cmp++] = (StudyComparison){experiment, a, b};
+}
+
+// E4SRec_l on the seed's SASRec item table
+static int study_e4srec(Study* st, int layers) {
+    ModelName mn = model_name(layers, NULL);
+    int i = study_cell(st, mn.stem, mn.name, mn.stem, "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d %s", layers,
+                       st->preset.teacher);
+    st->cells[i].main = 1;
+    return i;
+}
+
+// SLMRec_N<-M with extra flags (an ablation), from the seed's E4SRec_M
+static int study_slmrec(Study* st, const char* key, const char* name, const char* flags) {
+    const StudyPreset* p = &st->preset;
+    char stem[40];
+    snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", p->N, p->M);
+    return study_cell(st, key, name, stem, "distill --teacher @/e4srec_%d/e4srec_%d.bin --layers %d --blocks %d %s %s", p->M, p->M,
+                      p->N, p->B, p->distill, flags);
+}
+
+// a DLLM2Rec student of the seed's E4SRec_M teacher with weights lam (ranking) and ed
+// (embedding); an ablation adds its key and name suffixes and flags
+static int study_student(Study* st, StudentKind kind, float lam, float ed, const char* key_suffix, const char* name_suffix,
+                         const char* flags) {
+    const StudyPreset* p = &st->preset;
+    ModelName mn = student_name(kind, lam, ed);
+    char key[40], name[48], teacher[200] = "";
+    snprintf(key, sizeof(key), "%s%s", mn.stem, key_suffix);
+    snprintf(name, sizeof(name), "%s%s", mn.name, name_suffix);
+    if (lam > 0.0f || ed > 0.0f) snprintf(teacher, sizeof(teacher), "--teacher @/e4srec_%d/e4srec_%d.bin --signals @/teacher_signals.bin", p->M, p->M);
+    return study_cell(st, key, name, mn.stem, "dllm2rec --student %s --lam %g --ed %g %s %s %s", STUDENT_FLAG_NAMES[kind], lam, ed,
+                      teacher, p->student, flags);
+}
+
+// the cells and comparisons of the chosen experiments, in an order where every cell
+// comes after the cells whose files it reads
+static void study_plan(Study* st) {
+    const StudyPreset* p = &st->preset;
+    int x = st->experiments;
+    st->cells[study_cell(st, "sasrec", "SASRec", "sasrec", "train-sasrec %s", p->sasrec)].main = 1;
+    int teacher = study_e4srec(st, p->M);
+    if (x & EXP_DEPTH) {
+        for (int i = 0; i < p->n_depths; i++) {
+            int l = study_e4srec(st, p->depths[i]);
+            if (l != teacher) study_compare(st, EXP_DEPTH, l, teacher);
+        }
+    }
+    int full = -1;  // SLMRec_N<-M
+    if (x & (EXP_SLMREC | EXP_EFFICIENCY)) {
+        int plain = study_e4srec(st, p->N);
+        char name[48];
+        snprintf(name, sizeof(name), "SLMRec_%d<-%d", p->N, p->M);
+        full = study_slmrec(st, "slmrec", name, "");
+        st->cells[full].main = 1;
+        study_compare(st, EXP_SLMREC, full, teacher);
+        study_compare(st, EXP_SLMREC, full, plain);
+    }
+    if (x & EXP_SLMREC) {
+        struct { const char* key; const char* name; char flags[32]; } ablations[8] = {
+            {"slmrec_no_cos", "SLMRec w/o Dcos", "--lambda-cos 0"},
+            {"slmrec_no_norm", "SLMRec w/o Dnorm", "--lambda-norm 0"},
+            {"slmrec_no_ms", "SLMRec w/o multi-supervision", "--lambda-ms 0"},
+            {"slmrec_online", "SLMRec online", "--online"},
+            {"slmrec_random", "SLMRec from random weights", "--init-random"},
+        };
+        int n = 5;
+        char keys[2][40], names[2][48];
+        for (int i = 0; i < p->n_ablate_blocks; i++, n++) {
+            snprintf(keys[i], sizeof(keys[i]), "slmrec_b%d", p->ablate_blocks[i]);
+            snprintf(names[i], sizeof(names[i]), "SLMRec B=%d", p->ablate_blocks[i]);
+            ablations[n].key = keys[i];
+            ablations[n].name = names[i];
+            snprintf(ablations[n].flags, sizeof(ablations[n].flags), "--blocks %d", p->ablate_blocks[i]);
+        }
+        for (int i = 0; i < n; i++) study_compare(st, EXP_SLMREC, study_slmrec(st, ablations[i].key, ablations[i].name, ablations[i].flags), full);
+    }
+    if (x & EXP_DLLM2REC) {
+        Config dc = config_defaults();  // the command's own weights: lam, ed, gammas
+        float g[3];
+        if (sscanf(dc.gammas, "%f,%f,%f", &g[0], &g[1], &g[2]) != 3) die("study: the default --gammas '%s' is not three weights", dc.gammas);
+        for (int k = 0; k < STUDENT_KINDS; k++) {
+            StudentKind kind = (StudentKind)k;
+            int plain = study_student(st, kind, 0.0f, 0.0f, "", "", "");
+            study_compare(st, EXP_DLLM2REC, teacher, plain);
+            int rd = study_student(st, kind, dc.lam, 0.0f, "", "", "");
+            int ed = study_student(st, kind, 0.0f, dc.ed, "", "", "");
+            int both = study_student(st, kind, dc.lam, dc.ed, "", "", "");
+            st->cells[plain].main = st->cells[both].main = 1;
+            study_compare(st, EXP_DLLM2REC, rd, plain);
+            study_compare(st, EXP_DLLM2REC, ed, plain);
+            study_compare(st, EXP_DLLM2REC, both, plain);
+            if (k > 0 && !p->ablate_all_students) continue;
+            static const char* const weight[3] = {"position", "confidence", "consistency"};
+            for (int w = 0; w < 3; w++) {
+                char key[24], name[40], flags[64];
+                snprintf(key, sizeof(key), "_no_%s", weight[w]);
+                snprintf(name, sizeof(name), " w/o %s", weight[w]);
+                snprintf(flags, sizeof(flags), "--gammas %g,%g,%g", w == 0 ? 0.0f : g[0], w == 1 ? 0.0f : g[1], w == 2 ? 0.0f : g[2]);
+                study_compare(st, EXP_DLLM2REC, study_student(st, kind, dc.lam, dc.ed, key, name, flags), both);
+            }
+            int bce_plain = study_student(st, kind, 0.0f, 0.0f, "_bce", " (BCE+DROS)", "--base-loss bce-dros");
+            int bce_both = study_student(st, kind, dc.lam, dc.ed, "_bce", " (BCE+DROS)", "--base-loss bce-dros");
+            study_compare(st, EXP_DLLM2REC, bce_both, bce_plain);
+            study_compare(st, EXP_DLLM2REC, bce_both, both);
+        }
+    }
+    if ((x & EXP_PRETRAINED) && st->init) {
+        char name[48];
+        snprintf(name, sizeof(name), "E4SRec_%d from --init", p->M);
+        int full = study_cell(st, "e4srec_init", name, model_name(p->M, NULL).stem,
+                              "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s %s", p->M, st->init, p->teacher);
+        snprintf(name, sizeof(name), "E4SRec_%d from --init, LoRA", p->M);
+        int lora = study_cell(st, "e4srec_init_lora", name, model_name(p->M, NULL).stem,
+                              "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s --lora-rank 8 %s", p->M, st->init,
+                              p->teacher);
+        study_compare(st, EXP_PRETRAINED, full, teacher);
+        study_compare(st, EXP_PRETRAINED, lora, teacher);
+        study_compare(st, EXP_PRETRAINED, lora, full);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// running the cells
+
+static void study_cell_dir(char* out, size_t cap, const Study* st, int seed, const StudyCell* c) {
+    snprintf(out, cap, "%s/seed_%d/%s", st->out, seed, c->key);
+}
+
+static int study_cell_done(const Study* st, int seed, const StudyCell* c) {
+    char dir[1100], path[1200];
+    study_cell_dir(dir, sizeof(dir), st, seed, c);
+    snprintf(path, sizeof(path), "%s/%s.results.json", dir, c->stem);
+    return access(path, R_OK) == 0;
+}
+
+// the cell's whole command line, '@' expanded: what its command.txt says and what runs
+static void study_command(char* out, size_t cap, const Study* st, int seed, const StudyCell* c) {
+    char dir[1100], seed_dir[1100], args[2400];
+    study_cell_dir(dir, sizeof(dir), st, seed, c);
+    snprintf(seed_dir, sizeof(seed_dir), "%s/seed_%d", st->out, seed);
+    size_t n = 0;
+    for (const char* a = c->args; *a && n + strlen(seed_dir) + 1 < sizeof(args); a++) {
+        if (*a == '@') n += (size_t)snprintf(args + n, sizeof(args) - n, "%s", seed_dir);
+        else args[n++] = *a;
+    }
+    args[n] = 0;
+    char line[STUDY_LINE];
+    snprintf(line, sizeof(line), "%s --data %s --seed %d --out %s %s --resume", args, st->data, seed, dir, st->preset.common);
+    size_t k = 0;  // one space between flags, where a preset's empty string left two
+    for (const char* q = line; *q && k + 1 < cap; q++) {
+        if (*q == ' ' && (k == 0 || out[k - 1] == ' ')) continue;
+        out[k++] = *q;
+    }
+    out[k] = 0;
+}
+
+// runs one cell as a child process (this binary, the cell's command); dies when it fails
+static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
+    char dir[1100], line[STUDY_LINE], path[1200];
+    study_cell_dir(dir, sizeof(dir), st, seed, c);
+    make_dir(dir);
+    study_command(line, sizeof(line), st, seed, c);
+    snprintf(path, sizeof(path), "%s/command.txt", dir);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "./slmrec %s\n", line);
+    outfile_commit(&o);
+    char* argv[96];
+    int argc = 0;
+    argv[argc++] = (char*)st->exe;
+    for (char* tok = strtok(line, " "); tok && argc < 95; tok = strtok(NULL, " ")) argv[argc++] = tok;
+    argv[argc] = NULL;
+    snprintf(path, sizeof(path), "%s/output.txt", dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) die("study: cannot start a process for cell %s: %s", c->key, strerror(errno));
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0) { fprintf(stderr, "study: cannot open '%s': %s\n", path, strerror(errno)); _exit(126); }
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(st->exe, argv);
+        fprintf(stderr, "study: cannot run '%s': %s\n", st->exe, strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !study_cell_done(st, seed, c)) {
+        die("study: cell %s of seed %d failed (%s %d): its output is in %s\n"
+            "  fix the cause, then run the same study command with --resume to go on from there",
+            c->key, seed, WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), path);
+    }
+}
+
+// every cell of every seed, seed by seed, skipping the finished ones
+static void study_run(const Study* st) {
+    int total = st->n_cells * st->seeds, todo = 0, ran = 0;
+    for (int s = 0; s < st->seeds; s++) {
+        for (int i = 0; i < st->n_cells; i++) todo += !study_cell_done(st, st->first_seed + s, &st->cells[i]);
+    }
+    logf_("study: %d cells (%d models x %d seeds), %d done, %d to train\n", total, st->n_cells, st->seeds, total - todo, todo);
+    double t0 = now_seconds();
+    for (int s = 0; s < st->seeds; s++) {
+        int seed = st->first_seed + s;
+        for (int i = 0; i < st->n_cells; i++) {
+            const StudyCell* c = &st->cells[i];
+            if (study_cell_done(st, seed, c)) continue;
+            double tc = now_seconds();
+            study_run_cell(st, seed, c);
+            ran++;
+            double elapsed = now_seconds() - t0;
+            char eta[32];
+            format_duration(eta, sizeof(eta), elapsed / ran * (todo - ran));
+            logf_("  [study] %d/%d seed %d %-28s %6.0fs, ETA %s\n", ran, todo, seed, c->key, now_seconds() - tc, eta);
+        }
+    }
+}
