@@ -1090,9 +1090,8 @@ static int cmd_study(int argc, char** argv) {
     snprintf(path, sizeof(path), "%s/log.txt", out);
     log_file = fopenCheck(path, "a");
     study_plan(&st);
-    double t0 = now_seconds();
     study_run(&st);
-    study_report(&st, now_seconds() - t0);
+    study_report(&st);
     fcloseCheck(log_file);
     log_file = NULL;
     close(lock);

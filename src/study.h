@@ -25,6 +25,7 @@ typedef struct {
     int M, N, B;                              // teacher and student depth, distillation blocks
     int depths[4], n_depths;                  // the depth experiment's E4SRec_l
     int ablate_blocks[2], n_ablate_blocks;    // SLMRec's other block counts
+    int ablate_online;                        // SLMRec online beside the offline student
     int ablate_all_students;                  // DLLM2Rec's ablations for each student (else SASRec's only)
     const char* common;                       // every cell (flags every command takes)
     const char* sasrec;                       // train-sasrec
@@ -35,12 +36,13 @@ typedef struct {
 
 static const StudyPreset STUDY_PRESETS[] = {
     // a course's: minutes on a 2-core laptop, every model to convergence
-    {"demo", 1000, 200, 10, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 0, "--max-len 15",
-     "--sasrec-dim 32", "--hidden 32 --ffn 64 --warmup 30", "--warmup 30", "--dim 32"},
+    // (the SLMRec ablations of the loss terms and the start; B and online are the paper preset's)
+    {"demo", 600, 150, 10, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {0}, 0, 0, 0, "--max-len 10",
+     "--sasrec-dim 32", "--hidden 32 --ffn 64 --warmup 30", "--warmup 30", "--dim 32 --student-epochs 400"},
     // the papers' grid at the project's default shapes: hours on a data file, resumable
-    {"paper", SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 1, "", "", "", "", ""},
+    {"paper", SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 1, 1, "", "", "", "", ""},
     // the machinery in seconds (the tests'): tiny models, two epochs, nothing converges
-    {"smoke", 60, 30, 6, 1, 2, 1, 1, {1, 2}, 2, {0}, 0, 0, "--max-len 5", "--sasrec-dim 8 --sasrec-epochs 2",
+    {"smoke", 60, 30, 6, 1, 2, 1, 1, {1, 2}, 2, {0}, 0, 1, 0, "--max-len 5", "--sasrec-dim 8 --sasrec-epochs 2",
      "--hidden 8 --ffn 16 --heads 2 --kv-heads 1 --vocab 280 --epochs 2", "--epochs 2", "--dim 8 --topk 5 --student-epochs 2"},
 };
 #define STUDY_N_PRESETS 3
@@ -134,12 +136,12 @@ static void study_plan(Study* st) {
     const StudyPreset* p = &st->preset;
     int x = st->experiments;
     st->cells[study_cell(st, "sasrec", "SASRec", "sasrec", "train-sasrec %s", p->sasrec)].main = 1;
-    int teacher = study_e4srec(st, p->M);
     if (x & EXP_DEPTH) {
-        for (int i = 0; i < p->n_depths; i++) {
-            int l = study_e4srec(st, p->depths[i]);
-            if (l != teacher) study_compare(st, EXP_DEPTH, l, teacher);
-        }
+        for (int i = 0; i < p->n_depths; i++) study_e4srec(st, p->depths[i]);  // shallowest first
+    }
+    int teacher = study_e4srec(st, p->M);
+    for (int i = 0; i < st->n_cells && (x & EXP_DEPTH); i++) {
+        if (strncmp(st->cells[i].key, "e4srec_", 7) == 0 && i != teacher) study_compare(st, EXP_DEPTH, i, teacher);
     }
     int full = -1;  // SLMRec_N<-M
     if (x & (EXP_SLMREC | EXP_EFFICIENCY)) {
@@ -156,10 +158,10 @@ static void study_plan(Study* st) {
             {"slmrec_no_cos", "SLMRec w/o Dcos", "--lambda-cos 0"},
             {"slmrec_no_norm", "SLMRec w/o Dnorm", "--lambda-norm 0"},
             {"slmrec_no_ms", "SLMRec w/o multi-supervision", "--lambda-ms 0"},
-            {"slmrec_online", "SLMRec online", "--online"},
             {"slmrec_random", "SLMRec from random weights", "--init-random"},
+            {"slmrec_online", "SLMRec online", "--online"},
         };
-        int n = 5;
+        int n = p->ablate_online ? 5 : 4;
         char keys[2][40], names[2][48];
         for (int i = 0; i < p->n_ablate_blocks; i++, n++) {
             snprintf(keys[i], sizeof(keys[i]), "slmrec_b%d", p->ablate_blocks[i]);
@@ -289,6 +291,27 @@ static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
     }
 }
 
+// <out>/wall_seconds.txt: the study's wall time in cells so far, every process that
+// ran it included (a resumed study adds to it)
+static double study_wall_read(const Study* st) {
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/wall_seconds.txt", st->out);
+    FILE* f = fopen(path, "r");
+    double s = 0.0;
+    if (f && fscanf(f, "%lf", &s) != 1) s = 0.0;
+    if (f) fclose(f);
+    return s;
+}
+
+static void study_wall_write(const Study* st, double seconds) {
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/wall_seconds.txt", st->out);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "%.1f\n", seconds);
+    outfile_commit(&o);
+}
+
 // every cell of every seed, seed by seed, skipping the finished ones
 static void study_run(const Study* st) {
     int total = st->n_cells * st->seeds, todo = 0, ran = 0;
@@ -304,6 +327,7 @@ static void study_run(const Study* st) {
             if (study_cell_done(st, seed, c)) continue;
             double tc = now_seconds();
             study_run_cell(st, seed, c);
+            study_wall_write(st, study_wall_read(st) + now_seconds() - tc);
             ran++;
             double elapsed = now_seconds() - t0;
             char eta[32];

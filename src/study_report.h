@@ -107,17 +107,15 @@ static void md_model_header(FILE* f) {
                "|---|---|---|---|---|---|---|---|---|\n");
 }
 
-// the models of an experiment: those its comparisons name, in order of first mention
+// the models of an experiment: those its comparisons name, in the grid's order
 static int study_experiment_cells(const Study* st, int experiment, int* cells) {
     int n = 0;
-    for (int i = 0; i < st->n_cmp; i++) {
-        if (st->cmp[i].experiment != experiment) continue;
-        int ab[2] = {st->cmp[i].a, st->cmp[i].b};
-        for (int k = 0; k < 2; k++) {
-            int seen = 0;
-            for (int j = 0; j < n; j++) seen |= cells[j] == ab[k];
-            if (!seen) cells[n++] = ab[k];
+    for (int c = 0; c < st->n_cells; c++) {
+        int named = 0;
+        for (int i = 0; i < st->n_cmp; i++) {
+            named |= st->cmp[i].experiment == experiment && (st->cmp[i].a == c || st->cmp[i].b == c);
         }
+        if (named) cells[n++] = c;
     }
     return n;
 }
@@ -318,7 +316,7 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
 // ----------------------------------------------------------------------------
 // the whole report
 
-static void study_report(const Study* st, double wall_seconds) {
+static void study_report(const Study* st) {
     StudySummary* sums = (StudySummary*)callocCheck((size_t)st->n_cells, sizeof(StudySummary));
     for (int i = 0; i < st->n_cells; i++) study_summarize(&sums[i], st, &st->cells[i]);
     PairedDiff diffs[STUDY_MAX_CELLS];
@@ -334,13 +332,13 @@ static void study_report(const Study* st, double wall_seconds) {
     FILE* f = open_memstream(&text, &len);
     if (f == NULL) die("study: cannot make the report in memory: %s", strerror(errno));
     fprintf(f, "# Study: %s, preset %s, %d seed%s\n\n", st->data, st->preset.name, st->seeds, st->seeds > 1 ? "s" : "");
-    fprintf(f, "%d cells (%d models x %d seeds), on %s with %d threads, %s; %.0f s of training in this process.\n"
+    fprintf(f, "%d cells (%d models x %d seeds), on %s with %d threads, %s; %.0f s of wall time in the cells.\n"
                "Every model is selected on valid full NDCG@10 and tested on the held-out last item of each user, ranked "
                "against every item. Values are the mean ± sd over the seeds; *converged* counts the seeds whose best valid "
                "epoch came before their last. Each comparison is the per-user paired difference of test NDCG@10 (each "
                "user's value averaged over the seeds), with its 95%% bootstrap interval over users: better or worse when "
                "the interval excludes 0, else a tie (method.md 7.5).\n",
-            st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, bench_threads(), when, wall_seconds);
+            st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, bench_threads(), when, study_wall_read(st));
     if (x & EXP_DEPTH) {
         md_experiment(f, st, sums, diffs, EXP_DEPTH, "Depth: how many decoder layers does E4SRec need?",
                       "E4SRec_l for each depth l, each trained alone on the same SASRec item table; each compared with the deepest.",
@@ -348,9 +346,10 @@ static void study_report(const Study* st, double wall_seconds) {
     }
     if (x & EXP_SLMREC) {
         md_experiment(f, st, sums, diffs, EXP_SLMREC, "SLMRec: the distilled student and its ablations",
-                      "The student against its teacher and against the same depth trained alone; each ablation against the full "
-                      "method (Dcos, Dnorm or the multi-supervision CE removed; other block counts B; online distillation; a "
-                      "student started from random weights instead of the teacher's first layers).", NULL, NULL);
+                      "The student against its teacher and against the same depth trained alone; each ablation the preset runs "
+                      "against the full method (Dcos, Dnorm or the multi-supervision CE removed; a student started from random "
+                      "weights instead of the teacher's first layers; with --preset paper also other block counts B and online "
+                      "distillation).", NULL, NULL);
     }
     if (x & EXP_EFFICIENCY) md_efficiency(f, st, sums);
     if (x & EXP_DLLM2REC) {
