@@ -131,27 +131,34 @@ static int study_student(Study* st, StudentKind kind, float lam, float ed, const
 }
 
 // the cells and comparisons of the chosen experiments, in an order where every cell
-// comes after the cells whose files it reads
+// comes after the cells whose files it reads: first the models of run's pipeline (so a
+// long study has its main table early), then the other depths and the ablations
 static void study_plan(Study* st) {
     const StudyPreset* p = &st->preset;
     int x = st->experiments;
+    Config dc = config_defaults();  // dllm2rec's own weights: lam, ed, gammas
     st->cells[study_cell(st, "sasrec", "SASRec", "sasrec", "train-sasrec %s", p->sasrec)].main = 1;
-    if (x & EXP_DEPTH) {
-        for (int i = 0; i < p->n_depths; i++) study_e4srec(st, p->depths[i]);  // shallowest first
-    }
     int teacher = study_e4srec(st, p->M);
-    for (int i = 0; i < st->n_cells && (x & EXP_DEPTH); i++) {
-        if (strncmp(st->cells[i].key, "e4srec_", 7) == 0 && i != teacher) study_compare(st, EXP_DEPTH, i, teacher);
-    }
-    int full = -1;  // SLMRec_N<-M
+    int full = -1, plain[STUDENT_KINDS], both[STUDENT_KINDS];
     if (x & (EXP_SLMREC | EXP_EFFICIENCY)) {
-        int plain = study_e4srec(st, p->N);
+        int plain_n = study_e4srec(st, p->N);
         char name[48];
         snprintf(name, sizeof(name), "SLMRec_%d<-%d", p->N, p->M);
         full = study_slmrec(st, "slmrec", name, "");
         st->cells[full].main = 1;
         study_compare(st, EXP_SLMREC, full, teacher);
-        study_compare(st, EXP_SLMREC, full, plain);
+        study_compare(st, EXP_SLMREC, full, plain_n);
+    }
+    for (int k = 0; k < STUDENT_KINDS && (x & EXP_DLLM2REC); k++) {
+        plain[k] = study_student(st, (StudentKind)k, 0.0f, 0.0f, "", "", "");
+        both[k] = study_student(st, (StudentKind)k, dc.lam, dc.ed, "", "", "");
+        st->cells[plain[k]].main = st->cells[both[k]].main = 1;
+        study_compare(st, EXP_DLLM2REC, teacher, plain[k]);
+        study_compare(st, EXP_DLLM2REC, both[k], plain[k]);
+    }
+    for (int i = 0; i < p->n_depths && (x & EXP_DEPTH); i++) {
+        int l = study_e4srec(st, p->depths[i]);
+        if (l != teacher) study_compare(st, EXP_DEPTH, l, teacher);
     }
     if (x & EXP_SLMREC) {
         struct { const char* key; const char* name; char flags[32]; } ablations[8] = {
@@ -173,20 +180,12 @@ static void study_plan(Study* st) {
         for (int i = 0; i < n; i++) study_compare(st, EXP_SLMREC, study_slmrec(st, ablations[i].key, ablations[i].name, ablations[i].flags), full);
     }
     if (x & EXP_DLLM2REC) {
-        Config dc = config_defaults();  // the command's own weights: lam, ed, gammas
         float g[3];
         if (sscanf(dc.gammas, "%f,%f,%f", &g[0], &g[1], &g[2]) != 3) die("study: the default --gammas '%s' is not three weights", dc.gammas);
         for (int k = 0; k < STUDENT_KINDS; k++) {
             StudentKind kind = (StudentKind)k;
-            int plain = study_student(st, kind, 0.0f, 0.0f, "", "", "");
-            study_compare(st, EXP_DLLM2REC, teacher, plain);
-            int rd = study_student(st, kind, dc.lam, 0.0f, "", "", "");
-            int ed = study_student(st, kind, 0.0f, dc.ed, "", "", "");
-            int both = study_student(st, kind, dc.lam, dc.ed, "", "", "");
-            st->cells[plain].main = st->cells[both].main = 1;
-            study_compare(st, EXP_DLLM2REC, rd, plain);
-            study_compare(st, EXP_DLLM2REC, ed, plain);
-            study_compare(st, EXP_DLLM2REC, both, plain);
+            study_compare(st, EXP_DLLM2REC, study_student(st, kind, dc.lam, 0.0f, "", "", ""), plain[k]);
+            study_compare(st, EXP_DLLM2REC, study_student(st, kind, 0.0f, dc.ed, "", "", ""), plain[k]);
             if (k > 0 && !p->ablate_all_students) continue;
             static const char* const weight[3] = {"position", "confidence", "consistency"};
             for (int w = 0; w < 3; w++) {
@@ -194,26 +193,26 @@ static void study_plan(Study* st) {
                 snprintf(key, sizeof(key), "_no_%s", weight[w]);
                 snprintf(name, sizeof(name), " w/o %s", weight[w]);
                 snprintf(flags, sizeof(flags), "--gammas %g,%g,%g", w == 0 ? 0.0f : g[0], w == 1 ? 0.0f : g[1], w == 2 ? 0.0f : g[2]);
-                study_compare(st, EXP_DLLM2REC, study_student(st, kind, dc.lam, dc.ed, key, name, flags), both);
+                study_compare(st, EXP_DLLM2REC, study_student(st, kind, dc.lam, dc.ed, key, name, flags), both[k]);
             }
             int bce_plain = study_student(st, kind, 0.0f, 0.0f, "_bce", " (BCE+DROS)", "--base-loss bce-dros");
             int bce_both = study_student(st, kind, dc.lam, dc.ed, "_bce", " (BCE+DROS)", "--base-loss bce-dros");
             study_compare(st, EXP_DLLM2REC, bce_both, bce_plain);
-            study_compare(st, EXP_DLLM2REC, bce_both, both);
+            study_compare(st, EXP_DLLM2REC, bce_both, both[k]);
         }
     }
     if ((x & EXP_PRETRAINED) && st->init) {
         char name[48];
         snprintf(name, sizeof(name), "E4SRec_%d from --init", p->M);
-        int full = study_cell(st, "e4srec_init", name, model_name(p->M, NULL).stem,
-                              "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s %s", p->M, st->init, p->teacher);
+        int init_full = study_cell(st, "e4srec_init", name, model_name(p->M, NULL).stem,
+                                   "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s %s", p->M, st->init, p->teacher);
         snprintf(name, sizeof(name), "E4SRec_%d from --init, LoRA", p->M);
         int lora = study_cell(st, "e4srec_init_lora", name, model_name(p->M, NULL).stem,
                               "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s --lora-rank 8 %s", p->M, st->init,
                               p->teacher);
-        study_compare(st, EXP_PRETRAINED, full, teacher);
+        study_compare(st, EXP_PRETRAINED, init_full, teacher);
         study_compare(st, EXP_PRETRAINED, lora, teacher);
-        study_compare(st, EXP_PRETRAINED, lora, full);
+        study_compare(st, EXP_PRETRAINED, lora, init_full);
     }
 }
 

@@ -107,7 +107,14 @@ static void md_model_header(FILE* f) {
                "|---|---|---|---|---|---|---|---|---|\n");
 }
 
-// the models of an experiment: those its comparisons name, in the grid's order
+// an E4SRec_l cell's depth l, else 0
+static int study_cell_depth(const StudyCell* c) {
+    int l = 0, used = 0;
+    return sscanf(c->key, "e4srec_%d%n", &l, &used) == 1 && c->key[used] == 0 ? l : 0;
+}
+
+// the models of an experiment: those its comparisons name, in the grid's order (the
+// depth experiment's by depth)
 static int study_experiment_cells(const Study* st, int experiment, int* cells) {
     int n = 0;
     for (int c = 0; c < st->n_cells; c++) {
@@ -116,6 +123,13 @@ static int study_experiment_cells(const Study* st, int experiment, int* cells) {
             named |= st->cmp[i].experiment == experiment && (st->cmp[i].a == c || st->cmp[i].b == c);
         }
         if (named) cells[n++] = c;
+    }
+    for (int i = 1; i < n && experiment == EXP_DEPTH; i++) {  // insertion sort by depth
+        for (int j = i; j > 0 && study_cell_depth(&st->cells[cells[j]]) < study_cell_depth(&st->cells[cells[j - 1]]); j--) {
+            int t = cells[j];
+            cells[j] = cells[j - 1];
+            cells[j - 1] = t;
+        }
     }
     return n;
 }
@@ -168,9 +182,9 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
 static void plot_depth(const Study* st, const StudySummary* sums, const char* path) {
     double x[4], y[4], lo[4], hi[4], sx = 0, sy = 0, slo = 0, shi = 0;
     int n = 0, ns = 0;
-    for (int d = 1; d <= 64; d++) {  // the E4SRec_l cells, by depth
+    for (int d = 1; d <= MAX_REC_LAYERS; d++) {  // the E4SRec_l cells, by depth
         for (int i = 0; i < st->n_cells && n < 4; i++) {
-            if (strcmp(st->cells[i].key, model_name(d, NULL).stem) != 0) continue;
+            if (study_cell_depth(&st->cells[i]) != d) continue;
             x[n] = d;
             y[n] = sums[i].ndcg_mean;
             lo[n] = y[n] - sums[i].ndcg_sd;
