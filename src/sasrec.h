@@ -165,13 +165,14 @@ static void sasrec_build(SASRec* m, const SASRecConfig* cfg) {
 
 // torch's defaults: embeddings N(0, 1) (pad row zero), in_proj xavier-uniform with
 // zero bias, out_proj U(+-1/sqrt(D)) with zero bias, linear1/2 weights and biases
-// U(+-1/sqrt(D)), LayerNorms 1 and 0
-static void sasrec_init_random(SASRec* m, Rng* rng) {
+// U(+-1/sqrt(D)), LayerNorms 1 and 0; the item table from N(0, item_std^2)
+// instead (the DLLM2Rec student's 0.01, the authors'), the same draws scaled
+static void sasrec_init_random_items(SASRec* m, Rng* rng, float item_std) {
     const SASRecConfig* c = &m->cfg;
     SASRecParams* p = &m->params;
     size_t L = c->L, D = c->D;
     float lin = 1.0f / sqrtf((float)D), xavier = sqrtf(6.0f / (float)(D + 3 * D));
-    rng_fill_normal(rng, p->item_emb, (size_t)c->I * D, 1.0f);
+    rng_fill_normal(rng, p->item_emb, (size_t)c->I * D, item_std);
     memset(p->item_emb, 0, D * sizeof(float));
     rng_fill_normal(rng, p->pos_emb, (size_t)c->T * D, 1.0f);
     rng_fill_uniform(rng, p->wqkv, L * 3 * D * D, xavier);
@@ -185,6 +186,8 @@ static void sasrec_init_random(SASRec* m, Rng* rng) {
     for (size_t i = 0; i < L * D; i++) { p->ln1_w[i] = 1.0f; p->ln1_b[i] = 0.0f; p->ln2_w[i] = 1.0f; p->ln2_b[i] = 0.0f; }
     for (size_t i = 0; i < D; i++) { p->lnf_w[i] = 1.0f; p->lnf_b[i] = 0.0f; }
 }
+
+static void sasrec_init_random(SASRec* m, Rng* rng) { sasrec_init_random_items(m, rng, 1.0f); }
 
 static void sasrec_alloc_acts(SASRec* m, int B) {
     if (B <= m->max_B) return;

@@ -98,9 +98,15 @@ static void student_build(Student* s, const StudentConfig* cfg, const float* e_T
     }
 }
 
+// the std of the SASRec student's item embeddings at init: the authors' N(0, 0.01),
+// as GRU4Rec and Caser draw theirs. SASRec's logits use this table as their output
+// (method.md 6.2), and DROS squares them in its exponent: stage 1's N(0, 1) gave
+// logits of rms ~6 and a BCE + DROS student that never left random ranking
+#define STUDENT_ITEM_STD 0.01f
+
 // each model's own initialisation; the embedding map as torch's Linear(C, D)
 static void student_init_random(Student* s, Rng* rng) {
-    if (s->cfg.kind == STUDENT_SASREC) sasrec_init_random(&s->sasrec, rng);
+    if (s->cfg.kind == STUDENT_SASREC) sasrec_init_random_items(&s->sasrec, rng, STUDENT_ITEM_STD);
     else if (s->cfg.kind == STUDENT_GRU4REC) gru4rec_init_random(&s->gru4rec, rng);
     else caser_init_random(&s->caser, rng);
     if (s->collab_n) rng_fill_uniform(rng, s->collab_params, s->collab_n, 1.0f / sqrtf((float)s->cfg.C));

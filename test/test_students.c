@@ -300,6 +300,56 @@ static void test_dllm2rec_loss(Rng* rng) {
 }
 
 // ----------------------------------------------------------------------------
+// the scale of a fresh student's logits. The authors' objective squares every
+// logit inside DROS's exponent (method.md 6.3), so it trains only from logits
+// of order 1: the authors' students draw their item embeddings from N(0, 0.01),
+// which at the demo's sizes (150 items, D = 32) puts DROS at its floor near
+// log(I) and BCE near log 2. A tied output table drawn from N(0, 1) (SASRec's
+// stage-1 init) gave logits of rms ~6 and DROS ~500, and the student never
+// left random ranking.
+
+#define SCALE_I 151
+#define SCALE_D 32
+#define SCALE_T 10
+#define SCALE_B 64
+
+static void test_student_init_scale(Rng* rng) {
+    int X[SCALE_B * SCALE_T], target[SCALE_B], neg[SCALE_B];
+    float propensity[SCALE_I];
+    for (int b = 0; b < SCALE_B; b++) {
+        int len = 1 + rng_int(rng, SCALE_T);  // 1..T items behind T - len pads
+        for (int t = 0; t < SCALE_T; t++) X[b * SCALE_T + t] = t < SCALE_T - len ? 0 : 1 + rng_int(rng, SCALE_I - 1);
+        target[b] = 1 + rng_int(rng, SCALE_I - 1);
+        do neg[b] = 1 + rng_int(rng, SCALE_I - 1); while (neg[b] == target[b]);
+    }
+    for (int i = 0; i < SCALE_I; i++) propensity[i] = powf(1.0f / SCALE_I, 0.05f);  // every item equally popular
+    DLLM2RecBatch bt = {SCALE_B, SCALE_I, target, neg, NULL, NULL, propensity};
+    DLLM2RecConfig cfg = dllm2rec_defaults();
+    cfg.base = BASE_BCE_DROS;
+    cfg.lam = 0.0f;
+    for (int kind = 0; kind < STUDENT_KINDS; kind++) {
+        StudentConfig c = {.kind = (StudentKind)kind, .I = SCALE_I, .D = SCALE_D, .T = SCALE_T, .L = 2, .NH = 1,
+                           .dropout = 0.0f, .NF = 16, .ed = 0.0f, .C = 0};
+        Student s;
+        student_build(&s, &c, NULL);
+        student_init_random(&s, rng);
+        student_forward(&s, X, SCALE_B, NULL);
+        double ss = 0.0;
+        for (size_t i = 0; i < (size_t)SCALE_B * SCALE_I; i++) ss += (double)s.logits[i] * s.logits[i];
+        float rms = (float)sqrt(ss / ((double)SCALE_B * SCALE_I));
+        DLLM2RecLoss loss = {0};
+        DLLM2RecLosses l = dllm2rec_loss_forward(&loss, s.logits, &bt, &cfg);
+        float floor_dros = logf((float)SCALE_I);
+        CHECK(rms < 1.0f, "%s student at init: logits of rms %.3g, expected under 1 (the authors' scale)",
+              STUDENT_NAMES[kind], rms);
+        CHECK(l.dros < floor_dros + 1.0f && l.bce < 1.0f, "%s student at init: DROS %.4g (floor ~log I = %.4g), BCE %.4g: "
+              "expected DROS within 1 of its floor and BCE near log 2", STUDENT_NAMES[kind], l.dros, floor_dros, l.bce);
+        dllm2rec_loss_free(&loss);
+        student_free(&s);
+    }
+}
+
+// ----------------------------------------------------------------------------
 // GRU4Rec and pads: an empty history keeps h = 0 and scores out_b; pads before
 // a history change nothing (a T = 9 model with the T = 7 one's weights: none
 // of GRU4Rec's depends on T)
@@ -567,6 +617,7 @@ static void run_student_tests(void) {
         test_student_gradients(&rng, STUDENT_SASREC, 0.3f, 43, ed);
     }
     test_dllm2rec_loss(&rng);
+    test_student_init_scale(&rng);
     test_dllm2rec_samples(&rng);
     test_gru4rec_pads(&rng);
     test_student_refusals();
