@@ -264,7 +264,7 @@ static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
     outfile_commit(&o);
     char* argv[96];
     int argc = 0;
-    argv[argc++] = (char*)st->exe;
+    argv[argc++] = (char*)"slmrec";  // its name in ps; execv runs st->exe
     for (char* tok = strtok(line, " "); tok && argc < 95; tok = strtok(NULL, " ")) argv[argc++] = tok;
     argv[argc] = NULL;
     snprintf(path, sizeof(path), "%s/output.txt", dir);
