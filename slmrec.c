@@ -978,51 +978,7 @@ static int cmd_generate(int argc, char** argv) {
 }
 
 // ----------------------------------------------------------------------------
-// main: the command table
-
-// ----------------------------------------------------------------------------
 // study: the papers' experiments, resumable
-
-// the binary each cell runs: this one (the tests, built without main, point it at ./slmrec)
-static const char* study_exe = "/proc/self/exe";
-
-// "depth,slmrec" -> EXP_* bits
-static int study_parse_only(const char* list) {
-    int bits = 0;
-    char copy[256];
-    snprintf(copy, sizeof(copy), "%s", list);
-    for (char* tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        int e = 0;
-        while (e < STUDY_N_EXPERIMENTS && strcmp(tok, STUDY_EXPERIMENTS[e]) != 0) e++;
-        if (e == STUDY_N_EXPERIMENTS) {
-            char echo[ECHO_CAP];
-            die("study: --only names '%s', not an experiment: depth, slmrec, efficiency, dllm2rec, pretrained",
-                echo_input(tok, strlen(tok), echo));
-        }
-        bits |= 1 << e;
-    }
-    if (bits == 0) die("study: --only names no experiment");
-    return bits;
-}
-
-// study.txt in --out: the preset and data a study was started with, which --resume must keep
-static void study_state(const Study* st, int resume) {
-    char path[1100], want[1400];
-    snprintf(path, sizeof(path), "%s/study.txt", st->out);
-    snprintf(want, sizeof(want), "preset %s\ndata %s\n", st->preset.name, st->data);
-    if (access(path, R_OK) == 0) {
-        if (!resume) die("study: '%s' holds a study already: add --resume to go on with it, or choose another --out", st->out);
-        char* have = read_file(path, NULL);
-        int same = strcmp(have, want) == 0;
-        if (!same) die("study: '%s' was started as\n%sthis run is\n%s  resume it with its own --preset and --data", path, have, want);
-        free(have);
-        return;
-    }
-    OutFile o;
-    outfile_open(&o, path);
-    fputs(want, o.f);
-    outfile_commit(&o);
-}
 
 static int cmd_study(int argc, char** argv) {
     const char* data = NULL;
@@ -1048,55 +1004,19 @@ static int cmd_study(int argc, char** argv) {
                "then <out>/study.md (tables over seeds, every comparison with its paired bootstrap interval),\n"
                "study.json and the SVG plots.", argc, argv, specs, (int)(sizeof(specs) / sizeof(specs[0])));
     Study st;
-    memset(&st, 0, sizeof(st));
-    int p = 0;
-    while (p < STUDY_N_PRESETS && strcmp(preset, STUDY_PRESETS[p].name) != 0) p++;
-    if (p == STUDY_N_PRESETS) die("study: --preset must be demo, paper or smoke, got '%s'", preset);
-    st.preset = STUDY_PRESETS[p];
-    st.out = out;
-    st.init = init;
-    st.exe = study_exe;
-    st.first_seed = first_seed;
-    st.seeds = seeds ? seeds : data ? 1 : st.preset.seeds;
-    if (st.seeds < 1 || st.seeds > STUDY_MAX_SEEDS) die("study: --seeds must be in 1..%d, got %d", STUDY_MAX_SEEDS, st.seeds);
-    st.experiments = only ? study_parse_only(only) : (EXP_DEPTH | EXP_SLMREC | EXP_EFFICIENCY | EXP_DLLM2REC | (init ? EXP_PRETRAINED : 0));
-    if ((st.experiments & EXP_PRETRAINED) && init == NULL) die("study: the pretrained experiment needs --init BASE.bin");
-    if (strlen(out) > MAX_OUT_DIR - 100) die("study: --out is %zu characters long, at most %d are supported", strlen(out), MAX_OUT_DIR - 100);
-    const char* paths[3] = {out, data, init};
-    for (int i = 0; i < 3; i++) {
-        if (paths[i] && strpbrk(paths[i], " \t@")) die("study: '%s' has a space or an '@': the cells' command lines cannot hold it", paths[i]);
-    }
-    if (data) {
-        SeqData d;
-        seqdata_load(&d, data, 0);  // refused now, not in the first cell
-        seqdata_free(&d);
-        absolute_path(data, st.data, sizeof(st.data), "--data");
-    }
-    make_dir(out);
-    int lock = outdir_lock(out);
-    char path[1100];
-    if (data == NULL) {
-        char rel[1100];
-        snprintf(rel, sizeof(rel), "%s/data.txt", out);
-        absolute_path(rel, st.data, sizeof(st.data), "--out");
-    }
-    study_state(&st, resume);
-    if (data == NULL && access(st.data, R_OK) != 0) {
-        SeqData d;
-        synth_generate(&d, st.preset.synth_users, st.preset.synth_items, st.preset.synth_len, SYNTH_SEED);
-        seqdata_write(&d, st.data);
-        seqdata_free(&d);
-    }
-    snprintf(path, sizeof(path), "%s/log.txt", out);
-    log_file = fopenCheck(path, "a");
+    study_setup(&st, preset, data, out, only, init, seeds, first_seed);
+    int lock = study_open(&st, data == NULL, resume);
     study_plan(&st);
     study_run(&st);
     study_report(&st);
     fcloseCheck(log_file);
     log_file = NULL;
-    close(lock);
+    close(lock);  // releases it
     return 0;
 }
+
+// ----------------------------------------------------------------------------
+// main: the command table
 
 typedef struct {
     const char* name;
