@@ -95,6 +95,7 @@ static int study_cell(Study* st, const char* key, const char* name, const char* 
 }
 
 static void study_compare(Study* st, int experiment, int a, int b) {
+    if (st->n_cmp == STUDY_MAX_CELLS) die("study: more than %d comparisons", STUDY_MAX_CELLS);
     st->cmp[st->n_cmp++] = (StudyComparison){experiment, a, b};
 }
 
