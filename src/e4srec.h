@@ -5,11 +5,14 @@
 // code with a different L. Parameters, gradients and activations each live in
 // one arena carved by a table of sizes.
 //
-// Pads are not computed: each sample is packed to its real tokens (the prompt
-// and its real items, ~30 of Beauty's 72 slots), rows of samples back to back.
-// A token keeps its position in the padded sequence (RoPE) and attends
-// causally to its own sample's real tokens, so its outputs are what the padded
-// computation with a key-padding mask gives at that token.
+// Pads are not computed: each sample is packed to its real tokens (its real items
+// and the response prompt, ~11 of Beauty's 72 slots), rows of samples back to back.
+// A token keeps its position in the padded sequence (RoPE) and attends causally to
+// its own sample's real tokens, so its outputs are what the padded computation with
+// a key-padding mask gives at that token. The instruction prompt is computed once a
+// batch: it sits at positions 0..P1-1 of every sample and sees only itself, so its
+// states are the same in every sample; its P1 rows come first and every sample's
+// tokens attend to them (e4srec_pack).
 #pragma once
 #include "llama.h"
 #include "lora.h"
@@ -140,7 +143,8 @@ typedef struct {
     int* pos_targets;         // (R_it) the item each real history item's state is scored against
     float pos_ce;             // the batch's every-position CE (mean over its R_it items)
     int B;                    // samples in the current batch
-    // the current batch, packed: sample b's real tokens are rows row_start[b] .. row_start[b+1]-1
+    // the current batch, packed: rows 0..P1-1 are the instruction every sample shares,
+    // sample b's own real tokens (items, response) are rows row_start[b] .. row_start[b+1]-1
     int R, R_it;              // packed rows, of which real items
     int* row_start;           // (B+1)
     size_t* att_start;        // (B+1) offsets into one layer's att
@@ -298,16 +302,16 @@ static void e4srec_free(E4SRec* m) {
     memset(m, 0, sizeof(*m));
 }
 
-// packs the batch: sample b's rows are its P1 instruction tokens, its real items
-// (ids > 0, in order, wherever the pads are) and its P2 response tokens
+// packs the batch: rows 0..P1-1 the instruction, once; then sample b's rows, its real
+// items (ids > 0, in order, wherever the pads are) and its P2 response tokens
 static void e4srec_pack(E4SRec* m, const int* items, int B) {
     const E4SRecConfig* c = &m->cfg;
     int S = c->S, r = 0, n_it = 0;
     size_t att = 0;
+    for (; r < c->P1; r++) m->pos[r] = r;
     for (int b = 0; b < B; b++) {
         m->row_start[b] = r;
         m->att_start[b] = att;
-        for (int t = 0; t < c->P1; t++) m->pos[r++] = t;
         for (int i = 0; i < S; i++) {
             int id = items[(size_t)b * S + i];
             if (id < 0 || id >= c->I) die("e4srec: item id %d at batch row %d is outside the item table (0..%d)", id, b, c->I - 1);
@@ -317,7 +321,7 @@ static void e4srec_pack(E4SRec* m, const int* items, int B) {
             m->pos[r++] = c->P1 + i;
         }
         for (int t = 0; t < c->P2; t++) m->pos[r++] = c->P1 + S + t;
-        size_t len = (size_t)(r - m->row_start[b]);
+        size_t len = (size_t)c->P1 + (size_t)(r - m->row_start[b]);
         att += (size_t)c->NH * len * len;
     }
     m->row_start[B] = r;
@@ -327,26 +331,61 @@ static void e4srec_pack(E4SRec* m, const int* items, int B) {
     m->B = B;
 }
 
-// causal attention within each sample's rows; one sample per thread (the layer's own
-// parallel loop then runs as a team of one: OpenMP does not nest by default)
+// sample b's whole sequence, the instruction rows then its own, copied out of rows
+// (R, width) into seq (P1 + its own rows, width); returns that length
+static int e4srec_gather(const E4SRec* m, float* seq, const float* rows, int b, int width) {
+    int P1 = m->cfg.P1, r = m->row_start[b], own = m->row_start[b + 1] - r;
+    memcpy(seq, rows, (size_t)P1 * width * sizeof(float));
+    memcpy(seq + (size_t)P1 * width, rows + (size_t)r * width, (size_t)own * width * sizeof(float));
+    return P1 + own;
+}
+
+// causal attention over each sample's gathered sequence; one sample per thread (the
+// layer's own parallel loop then runs as a team of one: OpenMP does not nest by
+// default). The instruction's outputs are the same in every sample: sample 0 writes them.
 static void e4srec_attention_forward(E4SRec* m, float* out, float* att, const float* qkv) {
     const E4SRecConfig* c = &m->cfg;
-    int QKV = e4srec_QKV(c), Q = c->NH * c->HS;
-    #pragma omp parallel for schedule(dynamic)
-    for (int b = 0; b < m->B; b++) {
-        int r = m->row_start[b], len = m->row_start[b + 1] - r;
-        attention_forward(out + (size_t)r * Q, att + m->att_start[b], qkv + (size_t)r * QKV, NULL, 1, len, c->NH, c->KVH, c->HS);
+    int QKV = e4srec_QKV(c), Q = c->NH * c->HS, T = e4srec_T(c), P1 = c->P1;
+    #pragma omp parallel
+    {
+        float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));  // (T_b, QKV)
+        float* y = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q)
+        #pragma omp for schedule(dynamic)
+        for (int b = 0; b < m->B; b++) {
+            int len = e4srec_gather(m, seq, qkv, b, QKV), r = m->row_start[b];
+            attention_forward(y, att + m->att_start[b], seq, NULL, 1, len, c->NH, c->KVH, c->HS);
+            if (b == 0) memcpy(out, y, (size_t)P1 * Q * sizeof(float));
+            memcpy(out + (size_t)r * Q, y + (size_t)P1 * Q, (size_t)(len - P1) * Q * sizeof(float));
+        }
+        free(seq); free(y);
     }
 }
 
+// dqkv +=. The instruction's keys and values collect every sample's share; its own
+// output gradient (dout's first P1 rows) enters once, with sample 0.
 static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout, const float* qkv, const float* att) {
     const E4SRecConfig* c = &m->cfg;
-    int QKV = e4srec_QKV(c), Q = c->NH * c->HS;
-    #pragma omp parallel for schedule(dynamic)
-    for (int b = 0; b < m->B; b++) {
-        int r = m->row_start[b], len = m->row_start[b + 1] - r;
-        attention_backward(dqkv + (size_t)r * QKV, dout + (size_t)r * Q, qkv + (size_t)r * QKV, att + m->att_start[b],
-                           1, len, c->NH, c->KVH, c->HS);
+    int QKV = e4srec_QKV(c), Q = c->NH * c->HS, T = e4srec_T(c), P1 = c->P1;
+    #pragma omp parallel
+    {
+        float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));              // (T_b, QKV)
+        float* dseq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));             // (T_b, QKV)
+        float* dy = (float*)mallocCheck((size_t)T * Q * sizeof(float));                 // (T_b, Q)
+        float* dshared = (float*)callocCheck((size_t)P1 * QKV + 1, sizeof(float));      // (P1, QKV) this thread's share
+        #pragma omp for schedule(dynamic)
+        for (int b = 0; b < m->B; b++) {
+            int len = e4srec_gather(m, seq, qkv, b, QKV), r = m->row_start[b];
+            e4srec_gather(m, dy, dout, b, Q);
+            if (b > 0) memset(dy, 0, (size_t)P1 * Q * sizeof(float));
+            memset(dseq, 0, (size_t)len * QKV * sizeof(float));
+            attention_backward(dseq, dy, seq, att + m->att_start[b], 1, len, c->NH, c->KVH, c->HS);
+            for (size_t i = 0; i < (size_t)P1 * QKV; i++) dshared[i] += dseq[i];
+            float* own = dqkv + (size_t)r * QKV;
+            for (size_t i = 0; i < (size_t)(len - P1) * QKV; i++) own[i] += dseq[(size_t)P1 * QKV + i];
+        }
+        #pragma omp critical
+        for (size_t i = 0; i < (size_t)P1 * QKV; i++) dqkv[i] += dshared[i];
+        free(seq); free(dseq); free(dy); free(dshared);
     }
 }
 
@@ -365,12 +404,16 @@ static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, c
     float* gateup = a->gateup + (size_t)l * m->R * 2 * F;
     float* sw = a->swiglu + (size_t)l * m->R * F;
     float* scores = a->att + l * m->att_start[B];     // scratch: sample b's NH x T_b at att_start[b]
-    #pragma omp parallel for schedule(dynamic)
-    for (int b = 0; b < B; b++) {
-        int r0 = m->row_start[b], len = m->row_start[b + 1] - r0;
-        const float* rows = qkv + (size_t)r0 * QKV;
-        attention_query(atty + (size_t)b * Q, scores + m->att_start[b], rows + (size_t)(len - 1) * QKV, QKV, rows + Q,
-                        rows + Q + KV, QKV, 1, len - 1, c->NH, c->KVH, c->HS);
+    #pragma omp parallel
+    {
+        float* seq = (float*)mallocCheck((size_t)e4srec_T(c) * QKV * sizeof(float));  // (T_b, QKV)
+        #pragma omp for schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            int len = e4srec_gather(m, seq, qkv, b, QKV);
+            attention_query(atty + (size_t)b * Q, scores + m->att_start[b], seq + (size_t)(len - 1) * QKV, QKV, seq + Q,
+                            seq + Q + KV, QKV, 1, len - 1, c->NH, c->KVH, c->HS);
+        }
+        free(seq);
     }
     matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B, Q, C);
     if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, B);
@@ -463,10 +506,8 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
     embedding_forward(a->x_items, m->item_ids, m->item_table, m->R_it, c->D);
     matmul_forward(a->proj, a->x_items, p->proj_w, p->proj_b, m->R_it, c->D, C);
     float* x = a->residual;  // residual[0]
-    for (int b = 0; b < B; b++) {
-        embedding_forward(x + (size_t)m->row_start[b] * C, m->instr, p->tok_emb, c->P1, C);
-        embedding_forward(x + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, p->tok_emb, c->P2, C);
-    }
+    embedding_forward(x, m->instr, p->tok_emb, c->P1, C);
+    for (int b = 0; b < B; b++) embedding_forward(x + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, p->tok_emb, c->P2, C);
     for (int i = 0; i < m->R_it; i++) memcpy(x + (size_t)m->item_rows[i] * C, a->proj + (size_t)i * C, C * sizeof(float));
     for (int l = 0; l < c->L; l++) {
         float* res_in = a->residual + l * RC;
@@ -611,8 +652,8 @@ static void e4srec_backward(E4SRec* m) {
         }
     }
     // embeddings: prompt rows into tok_emb, item rows through input_proj
+    if (g.tok_emb) embedding_backward(g.tok_emb, d->dresidual, m->instr, c->P1, C);
     for (int b = 0; b < B && g.tok_emb; b++) {
-        embedding_backward(g.tok_emb, d->dresidual + (size_t)m->row_start[b] * C, m->instr, c->P1, C);
         embedding_backward(g.tok_emb, d->dresidual + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, c->P2, C);
     }
     for (int i = 0; i < m->R_it; i++) memcpy(d->dproj + (size_t)i * C, d->dresidual + (size_t)m->item_rows[i] * C, C * sizeof(float));

@@ -89,7 +89,8 @@ static void oracle_check_hidden(OracleReport* r, const Safetensors* st, const ch
     st_read_f32(st, name, ref, n);
     const float* h = k < c->L ? m->acts.residual + (size_t)k * m->R * C : m->acts.lnf;
     for (int b = 0; b < m->B; b++) {
-        for (int row = m->row_start[b]; row < m->row_start[b + 1]; row++) {
+        for (int j = 0; j < c->P1 + m->row_start[b + 1] - m->row_start[b]; j++) {
+            int row = j < c->P1 ? j : m->row_start[b] + j - c->P1;  // the instruction's rows are every sample's
             size_t at = ((size_t)b * T + (size_t)m->pos[row]) * C;
             memcpy(got + at, h + (size_t)row * C, C * sizeof(float));
             memcpy(ref_real + at, ref + at, C * sizeof(float));
