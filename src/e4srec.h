@@ -92,7 +92,8 @@ typedef struct {
     X(pos_user,  BSp * c->D)         /* (R_it, D)      score(pos_h) */                                  \
     X(pos_logits, Bp * c->I)         /* (B, I)         one chunk of R_it's item logits (scratch) */     \
     X(pos_probs, Bp * c->I)          /* (B, I)         its softmax (scratch) */                         \
-    X(pos_losses, Bp)                /* (B)            its CE (scratch) */
+    X(pos_losses, Bp)                /* (B)            its CE (scratch) */                              \
+    X(pos_dce,   BSp * c->D)         /* (R_it, D)      d CE_i / d pos_user_i, formed while the softmax is at hand */
 
 // gradients of activations: one layer's worth of scratch, reused going down
 #define E4SREC_DACTS(X)                                                                                 \
@@ -436,7 +437,7 @@ static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, c
 // same score, against the next real item of its history, the last item's against
 // the sample's target. Causal attention keeps it honest: a state sees the items up
 // to its own. Its mean over the batch's R_it items, times position_ce, adds to the
-// last-token CE. The (R_it, I) logits are made B rows at a time, again in the backward.
+// last-token CE. The (R_it, I) logits are made B rows at a time.
 
 // a training setting; it sizes the activations, which the next forward allocates again
 static void e4srec_set_position_ce(E4SRec* m, float weight) {
@@ -444,7 +445,9 @@ static void e4srec_set_position_ce(E4SRec* m, float weight) {
     m->position_ce = weight;
 }
 
-// the mean CE over every real history item; fills pos_targets, pos_h and pos_user
+// the mean CE over every real history item; fills pos_targets, pos_h and pos_user,
+// and, for a model that trains, each item's CE gradient in pos_dce: the chunk's
+// softmax is at hand here, so the backward need not make its logits again
 static float e4srec_position_ce_forward(E4SRec* m, const int* targets) {
     const E4SRecConfig* c = &m->cfg;
     E4SRecActs* a = &m->acts;
@@ -459,9 +462,16 @@ static float e4srec_position_ce_forward(E4SRec* m, const int* targets) {
     double sum = 0.0;
     for (int i0 = 0; i0 < n_it; i0 += m->B) {
         int n = min_int(m->B, n_it - i0);
-        matmul_forward(a->pos_logits, a->pos_user + (size_t)i0 * D, m->item_table, NULL, n, D, I);
+        const float* user = a->pos_user + (size_t)i0 * D;
+        matmul_forward(a->pos_logits, user, m->item_table, NULL, n, D, I);
         crossentropy_forward(a->pos_losses, a->pos_probs, a->pos_logits, m->pos_targets + i0, n, I);
         for (int i = 0; i < n; i++) sum += a->pos_losses[i];
+        if (!m->grads_memory) continue;
+        for (int i = 0; i < n; i++) a->pos_losses[i] = 1.0f;  // from here each row's weight
+        memset(a->pos_logits, 0, (size_t)n * I * sizeof(float));  // from here the chunk's dlogits
+        crossentropy_backward(a->pos_logits, a->pos_losses, a->pos_probs, m->pos_targets + i0, n, I);
+        memset(a->pos_dce + (size_t)i0 * D, 0, (size_t)n * D * sizeof(float));
+        matmul_backward(a->pos_dce + (size_t)i0 * D, NULL, NULL, a->pos_logits, user, m->item_table, n, D, I);
     }
     m->pos_ce = n_it ? (float)(sum / n_it) : 0.0f;
     return m->pos_ce;
@@ -472,20 +482,12 @@ static void e4srec_position_ce_backward(E4SRec* m, float weight) {
     const E4SRecConfig* c = &m->cfg;
     E4SRecActs* a = &m->acts;
     E4SRecDActs* d = &m->dacts;
-    int C = c->C, D = c->D, I = c->I, n_it = m->R_it;
+    int n_it = m->R_it;
     if (n_it == 0) return;
-    for (int b = 0; b < m->B; b++) d->dlosses[b] = weight / n_it;  // the last-token CE is done with dlosses
-    memset(d->dpos_user, 0, (size_t)n_it * D * sizeof(float));
-    for (int i0 = 0; i0 < n_it; i0 += m->B) {
-        int n = min_int(m->B, n_it - i0);
-        const float* user = a->pos_user + (size_t)i0 * D;
-        matmul_forward(a->pos_logits, user, m->item_table, NULL, n, D, I);
-        crossentropy_forward(a->pos_losses, a->pos_probs, a->pos_logits, m->pos_targets + i0, n, I);
-        memset(a->pos_logits, 0, (size_t)n * I * sizeof(float));  // from here the chunk's dlogits
-        crossentropy_backward(a->pos_logits, d->dlosses, a->pos_probs, m->pos_targets + i0, n, I);
-        matmul_backward(d->dpos_user + (size_t)i0 * D, NULL, NULL, a->pos_logits, user, m->item_table, n, D, I);
-    }
-    matmul_backward(d->dpos_h, m->grads.score_w, NULL, d->dpos_user, a->pos_h, m->params.score_w, n_it, C, D);
+    size_t n = (size_t)n_it * c->D;
+    float scale = weight / n_it;  // the CE is a mean over the batch's items
+    for (size_t i = 0; i < n; i++) d->dpos_user[i] = scale * a->pos_dce[i];
+    matmul_backward(d->dpos_h, m->grads.score_w, NULL, d->dpos_user, a->pos_h, m->params.score_w, n_it, c->C, c->D);
 }
 
 // forward for B samples: items (B, S) history ids (0 = pad), targets (B) or NULL.
