@@ -100,6 +100,7 @@ typedef struct {
     X(dresidual, BT * C)             /* (R, C) */                                                       \
     X(dln,       BT * C)             /* (R, C) */                                                       \
     X(dqkv,      BT * QKV)           /* (R, QKV) */                                                     \
+    X(dqkv_instr, B * c->P1 * QKV)   /* (B, P1, QKV)   each sample's share of the instruction's dqkv */   \
     X(datty,     BT * Q)             /* (R, NH*HS) */                                                   \
     X(dgateup,   BT * 2 * F)         /* (R, 2F) */                                                      \
     X(dswiglu,   BT * F)             /* (R, F) */                                                       \
@@ -362,17 +363,19 @@ static void e4srec_attention_forward(E4SRec* m, float* out, float* att, const fl
     }
 }
 
-// dqkv +=. The instruction's keys and values collect every sample's share; its own
-// output gradient (dout's first P1 rows) enters once, with sample 0.
+// dqkv +=. The instruction's keys and values collect every sample's share, summed in
+// sample order (the same bits at any thread count); its own output gradient (dout's
+// first P1 rows) enters once, with sample 0.
 static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout, const float* qkv, const float* att) {
     const E4SRecConfig* c = &m->cfg;
     int QKV = e4srec_QKV(c), Q = c->NH * c->HS, T = e4srec_T(c), P1 = c->P1;
+    size_t shared = (size_t)P1 * QKV;
+    float* shares = m->dacts.dqkv_instr;  // (B, P1, QKV)
     #pragma omp parallel
     {
-        float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));              // (T_b, QKV)
-        float* dseq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));             // (T_b, QKV)
-        float* dy = (float*)mallocCheck((size_t)T * Q * sizeof(float));                 // (T_b, Q)
-        float* dshared = (float*)callocCheck((size_t)P1 * QKV + 1, sizeof(float));      // (P1, QKV) this thread's share
+        float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));   // (T_b, QKV)
+        float* dseq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));  // (T_b, QKV)
+        float* dy = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q)
         #pragma omp for schedule(dynamic)
         for (int b = 0; b < m->B; b++) {
             int len = e4srec_gather(m, seq, qkv, b, QKV), r = m->row_start[b];
@@ -380,13 +383,14 @@ static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout,
             if (b > 0) memset(dy, 0, (size_t)P1 * Q * sizeof(float));
             memset(dseq, 0, (size_t)len * QKV * sizeof(float));
             attention_backward(dseq, dy, seq, att + m->att_start[b], 1, len, c->NH, c->KVH, c->HS);
-            for (size_t i = 0; i < (size_t)P1 * QKV; i++) dshared[i] += dseq[i];
+            memcpy(shares + b * shared, dseq, shared * sizeof(float));
             float* own = dqkv + (size_t)r * QKV;
-            for (size_t i = 0; i < (size_t)(len - P1) * QKV; i++) own[i] += dseq[(size_t)P1 * QKV + i];
+            for (size_t i = 0; i < (size_t)(len - P1) * QKV; i++) own[i] += dseq[shared + i];
         }
-        #pragma omp critical
-        for (size_t i = 0; i < (size_t)P1 * QKV; i++) dqkv[i] += dshared[i];
-        free(seq); free(dseq); free(dy); free(dshared);
+        free(seq); free(dseq); free(dy);
+    }
+    for (int b = 0; b < m->B; b++) {
+        for (size_t i = 0; i < shared; i++) dqkv[i] += shares[b * shared + i];
     }
 }
 

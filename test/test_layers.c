@@ -432,6 +432,18 @@ static void test_models(Rng* rng) {
     check_close("e4srec: inference's last-token shortcut vs the training forward, states", teacher.acts.last, last_infer,
                 5 * 3 * 12, 0.0f, 0.0f);
     test_position_ce(&tc, table, instr, resp, items, targets);
+    // the instruction's rows are computed once and collect every sample's gradient: in
+    // sample order, so the gradients are the same bits at any thread count
+    float* grads_1 = test_zeros(teacher.num_params);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    e4srec_gradients(&teacher, items, targets, 3);
+    memcpy(grads_1, teacher.grads_memory, teacher.num_params * sizeof(float));
+    omp_set_num_threads(3);
+    e4srec_gradients(&teacher, items, targets, 3);
+    omp_set_num_threads(threads);
+    check_close("e4srec: gradients at 1 and 3 threads (bit for bit)", teacher.grads_memory, grads_1, teacher.num_params, 0.0f, 0.0f);
+    free(grads_1);
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);
