@@ -138,7 +138,8 @@ static void study_plan(Study* st) {
     const StudyPreset* p = &st->preset;
     int x = st->experiments;
     Config dc = config_defaults();  // dllm2rec's own weights: lam, ed, gammas
-    st->cells[study_cell(st, "sasrec", "SASRec", "sasrec", "train-sasrec %s", p->sasrec)].main = 1;
+    int sasrec = study_cell(st, "sasrec", "SASRec", "sasrec", "train-sasrec %s", p->sasrec);
+    st->cells[sasrec].main = 1;
     int teacher = study_e4srec(st, p->M);
     int full = -1, plain[STUDENT_KINDS], both[STUDENT_KINDS];
     if (x & (EXP_SLMREC | EXP_EFFICIENCY)) {
@@ -147,6 +148,7 @@ static void study_plan(Study* st) {
         snprintf(name, sizeof(name), "SLMRec_%d<-%d", p->N, p->M);
         full = study_slmrec(st, "slmrec", name, "");
         st->cells[full].main = 1;
+        study_compare(st, EXP_SLMREC, teacher, sasrec);  // is the teacher worth distilling?
         study_compare(st, EXP_SLMREC, full, teacher);
         study_compare(st, EXP_SLMREC, full, plain_n);
     }
