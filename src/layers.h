@@ -77,11 +77,16 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
     // dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout
     if (dinp) mm_accumulate(dinp, dout, OC, 1, weight, C, 1, N, OC, C);
     if (dweight) mm_accumulate(dweight, dout, 1, OC, inp, C, 1, OC, N, C);  // a = dout^T (OC, N), read in place
-    if (dbias) {
-        for (int o = 0; o < OC; o++) {
-            float db = 0.0f;
-            for (int n = 0; n < N; n++) db += dout[(size_t)n * OC + o];
-            dbias[o] += db;
+    if (dbias) {  // a block of columns at a time, read along dout's rows; each column sums n in order
+        #pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < OC; o0 += 64) {
+            int width = min_int(64, OC - o0);
+            float db[64] = {0};
+            for (int n = 0; n < N; n++) {
+                const float* row = dout + (size_t)n * OC + o0;
+                for (int o = 0; o < width; o++) db[o] += row[o];
+            }
+            for (int o = 0; o < width; o++) dbias[o0 + o] += db[o];
         }
     }
 }
