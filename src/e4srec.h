@@ -75,6 +75,7 @@ typedef struct {
     X(ln1_rstd,  L * BT)             /* (L, R) */                                                       \
     X(qkv,       L * BT * QKV)       /* (L, R, QKV)    after RoPE */                                    \
     X(att,       L * B * c->NH * T * T) /* (L, sum_b NH T_b^2) probabilities; sample b's at att_start[b] */ \
+    X(att_instr, L * c->NH * c->P1 * c->P1) /* (L, NH, P1, P1) the instruction's own queries' */        \
     X(atty,      L * BT * Q)         /* (L, R, NH*HS) */                                                \
     X(resid_mid, L * BT * C)         /* (L, R, C)      residual after the attention branch */           \
     X(ln2,       L * BT * C)         /* (L, R, C) */                                                    \
@@ -342,47 +343,48 @@ static int e4srec_gather(const E4SRec* m, float* seq, const float* rows, int b, 
     return P1 + own;
 }
 
-// causal attention over each sample's gathered sequence; one sample per thread (the
-// layer's own parallel loop then runs as a team of one: OpenMP does not nest by
-// default). The instruction's outputs are the same in every sample: sample 0 writes them.
-static void e4srec_attention_forward(E4SRec* m, float* out, float* att, const float* qkv) {
+// causal attention over each sample's gathered sequence. The instruction's own queries
+// see only the instruction, the same in every sample: they run once, into out's first
+// P1 rows and att_instr; each sample then runs its own queries, one sample per thread
+// (the layer's own parallel loop then runs as a team of one: OpenMP does not nest by default).
+static void e4srec_attention_forward(E4SRec* m, float* out, float* att, float* att_instr, const float* qkv) {
     const E4SRecConfig* c = &m->cfg;
     int QKV = e4srec_QKV(c), Q = c->NH * c->HS, T = e4srec_T(c), P1 = c->P1;
+    attention_forward(out, att_instr, qkv, NULL, 1, P1, c->NH, c->KVH, c->HS);
     #pragma omp parallel
     {
         float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));  // (T_b, QKV)
-        float* y = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q)
+        float* y = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q), its rows from P1 on
         #pragma omp for schedule(dynamic)
         for (int b = 0; b < m->B; b++) {
             int len = e4srec_gather(m, seq, qkv, b, QKV), r = m->row_start[b];
-            attention_forward(y, att + m->att_start[b], seq, NULL, 1, len, c->NH, c->KVH, c->HS);
-            if (b == 0) memcpy(out, y, (size_t)P1 * Q * sizeof(float));
+            attention_forward_queries(y, att + m->att_start[b], seq, NULL, 1, len, P1, c->NH, c->KVH, c->HS);
             memcpy(out + (size_t)r * Q, y + (size_t)P1 * Q, (size_t)(len - P1) * Q * sizeof(float));
         }
         free(seq); free(y);
     }
 }
 
-// dqkv +=. The instruction's keys and values collect every sample's share, summed in
-// sample order (the same bits at any thread count); its own output gradient (dout's
-// first P1 rows) enters once, with sample 0.
-static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout, const float* qkv, const float* att) {
+// dqkv +=. The instruction's own queries once; then each sample's queries, whose share
+// of the instruction's dk and dv is summed in sample order (the same bits at any thread count).
+static void e4srec_attention_backward(E4SRec* m, float* dqkv, const float* dout, const float* qkv, const float* att,
+                                      const float* att_instr) {
     const E4SRecConfig* c = &m->cfg;
     int QKV = e4srec_QKV(c), Q = c->NH * c->HS, T = e4srec_T(c), P1 = c->P1;
     size_t shared = (size_t)P1 * QKV;
     float* shares = m->dacts.dqkv_instr;  // (B, P1, QKV)
+    attention_backward(dqkv, dout, qkv, att_instr, 1, P1, c->NH, c->KVH, c->HS);
     #pragma omp parallel
     {
         float* seq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));   // (T_b, QKV)
         float* dseq = (float*)mallocCheck((size_t)T * QKV * sizeof(float));  // (T_b, QKV)
-        float* dy = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q)
+        float* dy = (float*)mallocCheck((size_t)T * Q * sizeof(float));      // (T_b, Q), its rows from P1 on
         #pragma omp for schedule(dynamic)
         for (int b = 0; b < m->B; b++) {
             int len = e4srec_gather(m, seq, qkv, b, QKV), r = m->row_start[b];
-            e4srec_gather(m, dy, dout, b, Q);
-            if (b > 0) memset(dy, 0, (size_t)P1 * Q * sizeof(float));
+            memcpy(dy + (size_t)P1 * Q, dout + (size_t)r * Q, (size_t)(len - P1) * Q * sizeof(float));
             memset(dseq, 0, (size_t)len * QKV * sizeof(float));
-            attention_backward(dseq, dy, seq, att + m->att_start[b], 1, len, c->NH, c->KVH, c->HS);
+            attention_backward_queries(dseq, dy, seq, att + m->att_start[b], 1, len, P1, c->NH, c->KVH, c->HS);
             memcpy(shares + b * shared, dseq, shared * sizeof(float));
             float* own = dqkv + (size_t)r * QKV;
             for (size_t i = 0; i < (size_t)(len - P1) * QKV; i++) own[i] += dseq[shared + i];
@@ -532,7 +534,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
             e4srec_last_layer_inference(m, l, res_in, qkv);
             break;
         }
-        e4srec_attention_forward(m, atty, a->att + l * att_layer, qkv);
+        e4srec_attention_forward(m, atty, a->att + l * att_layer, a->att_instr + (size_t)l * c->NH * c->P1 * c->P1, qkv);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
         residual_forward(mid, res_in, a->branch, RC);
@@ -645,7 +647,8 @@ static void e4srec_backward(E4SRec* m) {
         memset(d->dln, 0, RC * sizeof(float));
         matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, R, Q, C);
         if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, R);
-        e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer);
+        e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer,
+                                  a->att_instr + (size_t)l * c->NH * c->P1 * c->P1);
         rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, &m->rope);
         matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1, p->wqkv + (size_t)l * QKV * C, R, C, QKV);
         if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, R);

@@ -330,15 +330,17 @@ static inline void attention_one_query(float* o, float* p, const float* q, const
     }
 }
 
-static void attention_forward(float* out, float* att, const float* qkv, const int* keymask,
-                              int B, int T, int NH, int KVH, int HS) {
+// the queries at q0..T-1 only (keys 0..T-1); the rows of out and att before q0 are left
+// as they are (E4SRec's shared instruction computes its own queries once, e4srec.h)
+static void attention_forward_queries(float* out, float* att, const float* qkv, const int* keymask,
+                                      int B, int T, int q0, int NH, int KVH, int HS) {
     // out (B, T, NH*HS), att (B, NH, T, T) probabilities cached for backward, qkv (B, T, (NH+2KVH)*HS)
     int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HS);
     #pragma omp parallel for collapse(3) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            for (int t = 0; t < T; t++) {
+            for (int t = q0; t < T; t++) {
                 const float* seq = qkv + (size_t)b * T * QKV;
                 int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
                 float* p = att + (((size_t)b * NH + h) * T + t) * T;
@@ -350,8 +352,14 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
     }
 }
 
-static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
-                               int B, int T, int NH, int KVH, int HS) {
+static void attention_forward(float* out, float* att, const float* qkv, const int* keymask,
+                              int B, int T, int NH, int KVH, int HS) {
+    attention_forward_queries(out, att, qkv, keymask, B, T, 0, NH, KVH, HS);
+}
+
+// the backward of the queries at q0..T-1 only (their dq, and what they send to every key)
+static void attention_backward_queries(float* dqkv, const float* dout, const float* qkv, const float* att,
+                                       int B, int T, int q0, int NH, int KVH, int HS) {
     // dqkv (B, T, (NH+2KVH)*HS) +=, dout (B, T, NH*HS). One thread per (b, kv head) owns every
     // write to that kv head's dk/dv, so the heads sharing it need no atomics.
     int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
@@ -362,7 +370,7 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
             float* dp = (float*)mallocCheck((size_t)T * sizeof(float));
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 int koff = NH * HS + kvh * HS, voff = (NH + KVH) * HS + kvh * HS;
-                for (int t = 0; t < T; t++) {
+                for (int t = q0; t < T; t++) {
                     const float* p = att + (((size_t)b * NH + h) * T + t) * T;
                     const float* dy = dout + ((size_t)b * T + t) * NH * HS + h * HS;
                     const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
@@ -390,6 +398,11 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
             free(dp);
         }
     }
+}
+
+static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
+                               int B, int T, int NH, int KVH, int HS) {
+    attention_backward_queries(dqkv, dout, qkv, att, B, T, 0, NH, KVH, HS);
 }
 
 // attention of n queries at positions pos0 .. pos0+n-1 of one causal sequence over the

@@ -188,6 +188,27 @@ static void test_rope(Rng* rng) {
     rope_table_free(&c.table);
 }
 
+// a sequence's attention split as E4SRec splits it (e4srec.h): its first q0 queries as a
+// sequence of their own, then the queries from q0 on over every key. The same outputs bit
+// for bit, and the two backwards add up to the whole one.
+static void test_attention_queries(Rng* rng) {
+    int T = 7, q0 = 3, NH = 4, KVH = 2, HS = 4, QKV = (NH + 2 * KVH) * HS, Q = NH * HS;
+    float* qkv = test_randn(rng, (size_t)T * QKV, 1);
+    float* dout = test_randn(rng, (size_t)T * Q, 1);
+    float *out = test_zeros((size_t)T * Q), *att = test_zeros((size_t)NH * T * T), *dqkv = test_zeros((size_t)T * QKV);
+    float *split = test_zeros((size_t)T * Q), *att_head = test_zeros((size_t)NH * q0 * q0), *att_rest = test_zeros((size_t)NH * T * T);
+    float* dsplit = test_zeros((size_t)T * QKV);
+    attention_forward(out, att, qkv, NULL, 1, T, NH, KVH, HS);
+    attention_backward(dqkv, dout, qkv, att, 1, T, NH, KVH, HS);
+    attention_forward(split, att_head, qkv, NULL, 1, q0, NH, KVH, HS);
+    attention_forward_queries(split, att_rest, qkv, NULL, 1, T, q0, NH, KVH, HS);
+    check_close("attention: the first queries alone, then the rest (bit for bit)", split, out, (size_t)T * Q, 0.0f, 0.0f);
+    attention_backward(dsplit, dout, qkv, att_head, 1, q0, NH, KVH, HS);
+    attention_backward_queries(dsplit, dout, qkv, att_rest, 1, T, q0, NH, KVH, HS);
+    check_close("attention backward: the first queries' and the rest's add up to the whole", dsplit, dqkv, (size_t)T * QKV, 1e-6f, 1e-5f);
+    free(qkv); free(dout); free(out); free(att); free(dqkv); free(split); free(att_head); free(att_rest); free(dsplit);
+}
+
 typedef struct { float *qkv, *att; int* mask; int B, T, NH, KVH, HS; } AttCtx;
 static void attention_fd(void* p, float* out) {
     AttCtx* c = p;
@@ -611,6 +632,7 @@ static void run_layer_tests(void) {
     test_attention(&rng, 3, 1);
     test_attention(&rng, 4, 2);
     test_attention(&rng, 2, 2);
+    test_attention_queries(&rng);
     test_pointwise(&rng);
     test_mm_accumulate();
     test_crossentropy(&rng);
