@@ -52,7 +52,7 @@ report:
 build.flavor: FORCE
 	@echo "$(FOUND_CUDA)" | cmp -s - $@ || echo "$(FOUND_CUDA)" > $@
 
-# (each binary depends on this Makefile too: a changed flag rebuilds it)
+# (./slmrec and the test runners depend on this Makefile too: a changed flag rebuilds them)
 slmrec: slmrec.c $(HEADERS) $(GPU_OBJS) build.flavor Makefile
 	$(CC) $(CFLAGS) $(GPU_CFLAGS) -o $@ slmrec.c $(GPU_OBJS) $(LDLIBS) $(GPU_LDLIBS)
 

@@ -74,7 +74,7 @@ typedef struct {
     X(ln1,       L * BT * C)         /* (L, R, C) */                                                    \
     X(ln1_rstd,  L * BT)             /* (L, R) */                                                       \
     X(qkv,       L * BT * QKV)       /* (L, R, QKV)    after RoPE */                                    \
-    X(att,       L * B * c->NH * T * T) /* (L, sum_b NH T_b^2) probabilities; sample b's at att_start[b] */ \
+    X(att,       L * B * c->NH * T * T) /* (L, sum_b NH T_b^2) probabilities; sample b's at att_start[b], its rows from P1 on */ \
     X(att_instr, L * c->NH * c->P1 * c->P1) /* (L, NH, P1, P1) the instruction's own queries' */        \
     X(atty,      L * BT * Q)         /* (L, R, NH*HS) */                                                \
     X(resid_mid, L * BT * C)         /* (L, R, C)      residual after the attention branch */           \
@@ -101,7 +101,7 @@ typedef struct {
     X(dresidual, BT * C)             /* (R, C) */                                                       \
     X(dln,       BT * C)             /* (R, C) */                                                       \
     X(dqkv,      BT * QKV)           /* (R, QKV) */                                                     \
-    X(dqkv_instr, B * c->P1 * QKV)   /* (B, P1, QKV)   each sample's share of the instruction's dqkv */   \
+    X(dqkv_instr, (size_t)B * c->P1 * QKV) /* (B, P1, QKV) each sample's share of the instruction's dqkv */ \
     X(datty,     BT * Q)             /* (R, NH*HS) */                                                   \
     X(dgateup,   BT * 2 * F)         /* (R, 2F) */                                                      \
     X(dswiglu,   BT * F)             /* (R, F) */                                                       \
@@ -324,6 +324,7 @@ static void e4srec_pack(E4SRec* m, const int* items, int B) {
             m->pos[r++] = c->P1 + i;
         }
         for (int t = 0; t < c->P2; t++) m->pos[r++] = c->P1 + S + t;
+        if (c->P1 == 0 && r == m->row_start[b]) die("e4srec: batch row %d has no token (an empty history and no prompt)", b);
         size_t len = (size_t)c->P1 + (size_t)(r - m->row_start[b]);
         att += (size_t)c->NH * len * len;
     }
@@ -341,6 +342,12 @@ static int e4srec_gather(const E4SRec* m, float* seq, const float* rows, int b, 
     memcpy(seq, rows, (size_t)P1 * width * sizeof(float));
     memcpy(seq + (size_t)P1 * width, rows + (size_t)r * width, (size_t)own * width * sizeof(float));
     return P1 + own;
+}
+
+// the row of sample b's last token: its own last, or the instruction's last when it has no
+// row of its own (an empty history and no response prompt)
+static int e4srec_last_row(const E4SRec* m, int b) {
+    return m->row_start[b + 1] > m->row_start[b] ? m->row_start[b + 1] - 1 : m->cfg.P1 - 1;
 }
 
 // causal attention over each sample's gathered sequence. The instruction's own queries
@@ -425,7 +432,7 @@ static void e4srec_last_layer_inference(E4SRec* m, int l, const float* res_in, c
     matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, B, Q, C);
     if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, B);
     for (int b = 0; b < B; b++) {
-        const float* x = res_in + (size_t)(m->row_start[b + 1] - 1) * C;
+        const float* x = res_in + (size_t)e4srec_last_row(m, b) * C;
         for (int i = 0; i < C; i++) mid[(size_t)b * C + i] = x[i] + a->branch[(size_t)b * C + i];
     }
     rmsnorm_forward(ln2, a->ln2_rstd + (size_t)l * m->R, mid, p->rms2 + l * C, B, C, c->rms_eps);
@@ -473,7 +480,7 @@ static float e4srec_position_ce_forward(E4SRec* m, const int* targets) {
         crossentropy_forward(a->pos_losses, a->pos_probs, a->pos_logits, m->pos_targets + i0, n, I);
         for (int i = 0; i < n; i++) sum += a->pos_losses[i];
         if (!m->grads_memory) continue;
-        for (int i = 0; i < n; i++) a->pos_losses[i] = 1.0f;  // from here each row's weight
+        for (int i = 0; i < n; i++) a->pos_losses[i] = 1.0f;  // from here each row's weight in the CE backward
         memset(a->pos_logits, 0, (size_t)n * I * sizeof(float));  // from here the chunk's dlogits
         crossentropy_backward(a->pos_logits, a->pos_losses, a->pos_probs, m->pos_targets + i0, n, I);
         memset(a->pos_dce + (size_t)i0 * D, 0, (size_t)n * D * sizeof(float));
@@ -504,10 +511,11 @@ static void e4srec_position_ce_backward(E4SRec* m, float weight) {
 // logits; returns 0.
 static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int B) {
     const E4SRecConfig* c = &m->cfg;
+    if (B < 1) die("e4srec: a batch of %d samples", B);
     e4srec_alloc_acts(m, B);
     e4srec_pack(m, items, B);
     int C = c->C, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, R = m->R;
-    size_t RC = (size_t)R * C, att_layer = m->att_start[B];
+    size_t RC = (size_t)R * C, att_layer = m->att_start[B], att_instr_layer = (size_t)c->NH * c->P1 * c->P1;
     E4SRecParams* p = &m->params;
     E4SRecActs* a = &m->acts;
     // embeddings: prompt tokens from tok_emb, real history items through input_proj(item_table[id])
@@ -534,7 +542,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
             e4srec_last_layer_inference(m, l, res_in, qkv);
             break;
         }
-        e4srec_attention_forward(m, atty, a->att + l * att_layer, a->att_instr + (size_t)l * c->NH * c->P1 * c->P1, qkv);
+        e4srec_attention_forward(m, atty, a->att + l * att_layer, a->att_instr + l * att_instr_layer, qkv);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
         residual_forward(mid, res_in, a->branch, RC);
@@ -549,7 +557,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
     // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation
     for (int k = 0; k < c->L; k++) {
         for (int b = 0; b < B; b++) {
-            memcpy(a->last + ((size_t)k * B + b) * C, a->residual + k * RC + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
+            memcpy(a->last + ((size_t)k * B + b) * C, a->residual + k * RC + (size_t)e4srec_last_row(m, b) * C, C * sizeof(float));
         }
     }
     float* final_norm = a->last + (size_t)c->L * B * C;
@@ -557,7 +565,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         rmsnorm_forward(final_norm, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, B, C, c->rms_eps);
     } else {
         rmsnorm_forward(a->lnf, a->lnf_rstd, a->residual + c->L * RC, p->rms_final, R, C, c->rms_eps);
-        for (int b = 0; b < B; b++) memcpy(final_norm + (size_t)b * C, a->lnf + (size_t)(m->row_start[b + 1] - 1) * C, C * sizeof(float));
+        for (int b = 0; b < B; b++) memcpy(final_norm + (size_t)b * C, a->lnf + (size_t)e4srec_last_row(m, b) * C, C * sizeof(float));
     }
     matmul_forward(a->user, a->last + (size_t)c->L * B * C, p->score_w, NULL, B, C, c->D);
     matmul_forward(a->logits, a->user, m->item_table, NULL, B, c->D, c->I);
@@ -605,7 +613,7 @@ static float* grad_at(float* p, size_t offset) { return p ? p + offset : NULL; }
 static void e4srec_backward(E4SRec* m) {
     const E4SRecConfig* c = &m->cfg;
     int B = m->B, C = c->C, QKV = e4srec_QKV(c), Q = c->NH * c->HS, F = c->F, R = m->R;
-    size_t RC = (size_t)R * C, att_layer = m->att_start[B];
+    size_t RC = (size_t)R * C, att_layer = m->att_start[B], att_instr_layer = (size_t)c->NH * c->P1 * c->P1;
     E4SRecParams* p = &m->params;
     E4SRecParams g = m->grads;
     if (m->lora) g.tok_emb = g.rms1 = g.wqkv = g.wo = g.rms2 = g.wgateup = g.wdown = g.rms_final = NULL;
@@ -615,7 +623,7 @@ static void e4srec_backward(E4SRec* m) {
     memset(d->dln, 0, RC * sizeof(float));
     memset(d->dresidual, 0, RC * sizeof(float));
     for (int b = 0; b < B; b++) {
-        memcpy(d->dln + (size_t)(m->row_start[b + 1] - 1) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
+        memcpy(d->dln + (size_t)e4srec_last_row(m, b) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
     }
     for (int i = 0; m->position_ce > 0.0f && i < m->R_it; i++) {
         float* dr = d->dln + (size_t)m->item_rows[i] * C;
@@ -648,14 +656,14 @@ static void e4srec_backward(E4SRec* m) {
         matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, R, Q, C);
         if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, R);
         e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer,
-                                  a->att_instr + (size_t)l * c->NH * c->P1 * c->P1);
+                                  a->att_instr + l * att_instr_layer);
         rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, &m->rope);
         matmul_backward(d->dln, grad_at(g.wqkv, (size_t)l * QKV * C), NULL, d->dqkv, ln1, p->wqkv + (size_t)l * QKV * C, R, C, QKV);
         if (m->lora) lora_backward(m->lora, LORA_SITE_QKV, l, d->dln, d->dqkv, ln1, R);
         rmsnorm_backward(d->dresidual, grad_at(g.rms1, (size_t)l * C), d->dln, res_in, p->rms1 + l * C, a->ln1_rstd + (size_t)l * R, R, C);
         // dresidual = d(residual[l]); add what distillation injected at this depth's last token
         for (int b = 0; b < B; b++) {
-            float* dr = d->dresidual + (size_t)(m->row_start[b + 1] - 1) * C;
+            float* dr = d->dresidual + (size_t)e4srec_last_row(m, b) * C;
             const float* inj = d->dlast + ((size_t)l * B + b) * C;
             for (int i = 0; i < C; i++) dr[i] += inj[i];
         }

@@ -360,7 +360,8 @@ static void study_report(const Study* st) {
     }
     if (x & EXP_SLMREC) {
         md_experiment(f, st, sums, diffs, EXP_SLMREC, "SLMRec: the distilled student and its ablations",
-                      "The student against its teacher and against the same depth trained alone; each ablation the preset runs "
+                      "The teacher against the SASRec whose item table it reads (is it worth distilling?); the student against "
+                      "its teacher and against the same depth trained alone; each ablation the preset runs "
                       "against the full method (Dcos, Dnorm or the multi-supervision CE removed; a student started from random "
                       "weights instead of the teacher's first layers; with --preset paper also other block counts B and online "
                       "distillation).", NULL, NULL);

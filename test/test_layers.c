@@ -414,6 +414,31 @@ static void test_position_ce(const E4SRecConfig* cfg, const float* table, const 
     e4srec_free(&m);
 }
 
+// no response prompt and an empty history: the sample has no row of its own, and its
+// last token is the instruction's last. Alone or in a batch, training forward or
+// inference, it scores the same (the instruction's rows are every sample's)
+static void test_e4srec_no_own_rows(const float* table, const int* instr) {
+    E4SRecConfig c = test_tiny_config(2);
+    c.P2 = 0;
+    Rng rng;
+    rng_seed(&rng, 23);
+    E4SRec m;
+    e4srec_build(&m, &c, table, instr, NULL);
+    e4srec_init_random(&m, &rng);
+    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(&rng);
+    int items[3 * 5] = {0, 0, 3, 8, 2,   0, 0, 0, 0, 0,   1, 2, 3, 4, 5}, targets[3] = {4, 8, 1};
+    float batched[3 * 9], alone[9], trained[3 * 9];
+    e4srec_forward(&m, items, NULL, 3);
+    memcpy(batched, m.acts.logits, sizeof(batched));
+    e4srec_forward(&m, items + 5, NULL, 1);
+    memcpy(alone, m.acts.logits, sizeof(alone));
+    e4srec_forward(&m, items, targets, 3);
+    memcpy(trained, m.acts.logits, sizeof(trained));
+    check_close("e4srec without a response prompt: an empty history alone vs in a batch (bit for bit)", alone, batched + 9, 9, 0.0f, 0.0f);
+    check_close("e4srec without a response prompt: inference vs the training forward (bit for bit)", trained, batched, 27, 0.0f, 0.0f);
+    e4srec_free(&m);
+}
+
 static void test_models(Rng* rng) {
     E4SRecConfig tc = test_tiny_config(4), sc = test_tiny_config(2);
     float* table = test_randn(rng, (size_t)tc.I * tc.D, 1.0f);
@@ -453,8 +478,10 @@ static void test_models(Rng* rng) {
     check_close("e4srec: inference's last-token shortcut vs the training forward, states", teacher.acts.last, last_infer,
                 5 * 3 * 12, 0.0f, 0.0f);
     test_position_ce(&tc, table, instr, resp, items, targets);
+    test_e4srec_no_own_rows(table, instr);
     // the instruction's rows are computed once and collect every sample's gradient: in
     // sample order, so the gradients are the same bits at any thread count
+#ifdef _OPENMP
     float* grads_1 = test_zeros(teacher.num_params);
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -465,6 +492,7 @@ static void test_models(Rng* rng) {
     omp_set_num_threads(threads);
     check_close("e4srec: gradients at 1 and 3 threads (bit for bit)", teacher.grads_memory, grads_1, teacher.num_params, 0.0f, 0.0f);
     free(grads_1);
+#endif
     SLMRec slm;
     slmrec_build(&slm, &student, &teacher, 2, 1.0f, 0.1f, 1.0f, rng);
     for (size_t i = 0; i < slm.num_adapter_params; i++) slm.adapters[i] += 0.3f * rng_normal(rng);

@@ -486,6 +486,19 @@ static void test_runs_study_paired(void) {
           "study: seeds averaged per user, then the bootstrap: 0.25 [0, 0.5] tie, got %g [%g, %g]", d.diff, d.lo, d.hi);
 }
 
+// the slmrec experiment asks first whether the teacher beats the SASRec it reads
+static void test_runs_study_plan(void) {
+    Study st;
+    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42);
+    study_plan(&st);
+    int found = 0;
+    for (int i = 0; i < st.n_cmp; i++) {
+        const StudyComparison* c = &st.cmp[i];
+        found |= c->experiment == EXP_SLMREC && strcmp(st.cells[c->a].key, "e4srec_2") == 0 && strcmp(st.cells[c->b].key, "sasrec") == 0;
+    }
+    CHECK(found, "study --only slmrec compares the teacher E4SRec_2 against SASRec (%d comparisons)", st.n_cmp);
+}
+
 static void run_runs_tests(void) {
     CHECK(system("rm -rf " RUNS_DIR) == 0, "clear " RUNS_DIR);
     make_dir(RUNS_DIR);
@@ -505,6 +518,7 @@ static void run_runs_tests(void) {
     test_runs_lora(lora_data);
     test_runs_study();
     test_runs_study_paired();
+    test_runs_study_plan();
     seqdata_free(&d);
     CHECK(system("rm -rf " RUNS_DIR) == 0, "remove " RUNS_DIR);
 }
