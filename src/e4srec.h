@@ -197,8 +197,8 @@ static void e4srec_build(E4SRec* m, const E4SRecConfig* cfg, const float* item_t
     rope_table_build(&m->rope, e4srec_T(cfg), cfg->HS, cfg->rope_theta);
     m->instr = (int*)mallocCheck((cfg->P1 + 1) * sizeof(int));
     m->resp = (int*)mallocCheck((cfg->P2 + 1) * sizeof(int));
-    memcpy(m->instr, instr, cfg->P1 * sizeof(int));
-    memcpy(m->resp, resp, cfg->P2 * sizeof(int));
+    if (cfg->P1) memcpy(m->instr, instr, cfg->P1 * sizeof(int));  // an empty prompt may come as NULL
+    if (cfg->P2) memcpy(m->resp, resp, cfg->P2 * sizeof(int));
 }
 
 // initialises dst from src's first dst->cfg.L layers (and every non-layer tensor):
