@@ -25,6 +25,7 @@ typedef struct {
     int epochs, batch, patience, warmup, vocab;
     const char* samples;       // an E4SRec epoch: "one-cut" per user (the peer's), "last-cut" per user, or "every-cut" (method.md 2.4)
     float position_ce;         // weight of the CE at every history item (method.md 4.6); 0 = the last token only
+    float decoder_dropout;     // dropout in the E4SRec decoder while it trains (method.md 4.8); 0 = none, the papers'
     float lr, min_lr, weight_decay, clip, time_budget;
     const char* instruction;
     const char* response;
@@ -58,6 +59,7 @@ static Config config_defaults(void) {
         .sas_dropout = 0.3f, .sas_lr = 3e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
         .epochs = 20, .batch = 64, .patience = 3, .warmup = 100, .vocab = 320, .samples = "every-cut", .position_ce = 1.0f,
+        .decoder_dropout = 0.0f,
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
@@ -90,7 +92,8 @@ static void config_recipe(Config* c) {
 }
 
 // "auto" -> "cpu" or "cuda", saying which and why; dies on a device this binary or machine cannot give
-static void config_device(const char** device, const char* precision, int online) {
+// cpu_only: why the run's E4SRec training cannot go to the GPU (NULL: it can)
+static void config_device(const char** device, const char* precision, const char* cpu_only) {
     if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0) die("--precision must be fp32 or bf16, got '%s'", precision);
     if (strcmp(*device, "auto") == 0) {
         char why[300] = "this ./slmrec was built without CUDA (no nvcc at build time)";
@@ -100,8 +103,8 @@ static void config_device(const char** device, const char* precision, int online
         gpu = gpu_device_info(info, sizeof(info));
         snprintf(why, sizeof(why), gpu ? "a CUDA GPU is visible: %s" : "no usable CUDA GPU (%s)", info);
 #endif
-        if (gpu && online) snprintf(why, sizeof(why), "--online distillation runs on the CPU only");
-        *device = gpu && !online ? "cuda" : "cpu";
+        if (gpu && cpu_only) snprintf(why, sizeof(why), "%s", cpu_only);
+        *device = gpu && !cpu_only ? "cuda" : "cpu";
         printf("--device auto: %s, because %s\n", *device, why);
     }
     if (strcmp(*device, "cpu") != 0 && strcmp(*device, "cuda") != 0) die("--device must be cpu, cuda or auto, got '%s'", *device);
@@ -191,7 +194,9 @@ static void config_check(Config* c) {
     if (c->lora_rank && c->init) config_check_lora_base("--init", c->init);
     lora_parse_targets(c->lora_targets);
     config_dllm2rec(c);  // checks --gammas, --base-loss, --rd-neg
-    config_device(&c->device, c->precision, c->online);
+    if (!(c->decoder_dropout >= 0.0f && c->decoder_dropout < 1.0f)) die("--decoder-dropout must be in [0, 1), got %g", c->decoder_dropout);
+    config_device(&c->device, c->precision, c->online ? "--online distillation runs on the CPU only"
+                                             : c->decoder_dropout > 0.0f ? "--decoder-dropout runs on the CPU only" : NULL);
 }
 
 // the base's depth bounds every model that starts from its first layers

@@ -66,7 +66,8 @@ typedef struct {
 // R = the batch's packed rows (real tokens), R_it its real items; a layer's slab of a
 // per-layer tensor is R rows, allocated for the worst case (BT = B*T rows, BS = B*S
 // items). Sizes are in e4srec_alloc_acts's names: L T C F QKV Q BT BS B and c; BSp and Bp
-// are BS and B with the every-position CE (e4srec_set_position_ce), 0 without.
+// are BS and B with the every-position CE (e4srec_set_position_ce), 0 without; BTd is BT
+// with dropout (e4srec_set_dropout), 0 without.
 #define E4SREC_ACTS(X)                                                                                  \
     X(x_items,   BS * c->D)          /* (R_it, D)      item_table[the real history items] */            \
     X(proj,      BS * C)             /* (R_it, C)      input_proj(x_items) */                           \
@@ -94,7 +95,10 @@ typedef struct {
     X(pos_logits, Bp * c->I)         /* (B, I)         one chunk of R_it's item logits (scratch) */     \
     X(pos_probs, Bp * c->I)          /* (B, I)         its softmax (scratch) */                         \
     X(pos_losses, Bp)                /* (B)            its CE (scratch) */                              \
-    X(pos_dce,   BSp * c->D)         /* (R_it, D)      d CE_i / d pos_user_i, formed while the softmax is at hand */
+    X(pos_dce,   BSp * c->D)         /* (R_it, D)      d CE_i / d pos_user_i, formed while the softmax is at hand */ \
+    X(drop_in,   BTd * C)            /* (R, C)         dropout mask of the input rows: 0 or 1/(1-p) */  \
+    X(drop_att,  L * BTd * C)        /* (L, R, C)      of each layer's attention branch (after o_proj) */ \
+    X(drop_mlp,  L * BTd * C)        /* (L, R, C)      of each layer's MLP branch (after down_proj) */
 
 // gradients of activations: one layer's worth of scratch, reused going down
 #define E4SREC_DACTS(X)                                                                                 \
@@ -111,7 +115,8 @@ typedef struct {
     X(dlogits,   (size_t)B * c->I)   /* (B, I) */                                                       \
     X(dlosses,   (size_t)B)          /* (B)            the weight of each sample's CE */                \
     X(dpos_h,    BSp * C)            /* (R_it, C)      injected at each real history item's final state */ \
-    X(dpos_user, BSp * c->D)         /* (R_it, D) */
+    X(dpos_user, BSp * c->D)         /* (R_it, D) */                                                    \
+    X(dbranch,   BTd * C)            /* (R, C)         a branch's gradient through its dropout mask */
 
 #define E4SREC_FIELD(name, size) float* name;
 #define E4SREC_COUNT(name, size) +1
@@ -145,6 +150,10 @@ typedef struct {
     float position_ce;        // weight of the every-position CE (0 = the last token only, the paper's)
     int* pos_targets;         // (R_it) the item each real history item's state is scored against
     float pos_ce;             // the batch's every-position CE (mean over its R_it items)
+    float dropout;            // rate at the input rows and after each residual branch, training forwards only
+                              // (0 = LLaMA's none; e4srec_set_dropout)
+    uint64_t dropout_seed;    // a training forward's masks are drawn from this seed (the trainer sets it each step)
+    int dropped;              // the last forward drew masks (e4srec_backward then applies them)
     int B;                    // samples in the current batch
     // the current batch, packed: rows 0..P1-1 are the instruction every sample shares,
     // sample b's own real tokens (items, response) are rows row_start[b] .. row_start[b+1]-1
@@ -269,6 +278,7 @@ static void e4srec_alloc_acts(E4SRec* m, int B) {
     size_t L = c->L, T = e4srec_T(c), C = c->C, QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, F = c->F;
     size_t BT = (size_t)B * T, BS = (size_t)B * c->S;
     size_t BSp = m->position_ce > 0.0f ? BS : 0, Bp = m->position_ce > 0.0f ? (size_t)B : 0;
+    size_t BTd = m->dropout > 0.0f ? BT : 0;
 #define E4SREC_SIZE(name, size) size,
 #define E4SREC_ACT_POINTER(name, size) &a->name,
 #define E4SREC_DACT_POINTER(name, size) &d->name,
@@ -458,6 +468,17 @@ static void e4srec_set_position_ce(E4SRec* m, float weight) {
     m->position_ce = weight;
 }
 
+// dropout (method.md 4.8; a departure from the papers, LLaMA has none): a training forward
+// (with targets, of a model that trains) multiplies the input rows and each layer's two
+// branch outputs, before they join the residual stream, by masks of 0 or 1/(1-p) drawn
+// from dropout_seed. Inference and a frozen teacher see no dropout. A setting that sizes
+// the activations, which the next forward allocates again.
+static void e4srec_set_dropout(E4SRec* m, float p) {
+    if (!(p >= 0.0f && p < 1.0f)) die("e4srec: dropout %g is outside [0, 1)", p);
+    e4srec_free_acts(m);
+    m->dropout = p;
+}
+
 // the mean CE over every real history item; fills pos_targets, pos_h and pos_user,
 // and, for a model that trains, each item's CE gradient in pos_dce: the chunk's
 // softmax is at hand here, so the backward need not make its logits again
@@ -525,6 +546,10 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
     embedding_forward(x, m->instr, p->tok_emb, c->P1, C);
     for (int b = 0; b < B; b++) embedding_forward(x + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, p->tok_emb, c->P2, C);
     for (int i = 0; i < m->R_it; i++) memcpy(x + (size_t)m->item_rows[i] * C, a->proj + (size_t)i * C, C * sizeof(float));
+    m->dropped = m->dropout > 0.0f && targets != NULL && m->grads_memory != NULL;
+    Rng drop_rng;
+    rng_seed(&drop_rng, m->dropout_seed);
+    if (m->dropped) dropout_forward(x, a->drop_in, x, RC, m->dropout, &drop_rng);
     for (int l = 0; l < c->L; l++) {
         float* res_in = a->residual + l * RC;
         float* ln1 = a->ln1 + l * RC;
@@ -545,6 +570,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         e4srec_attention_forward(m, atty, a->att + l * att_layer, a->att_instr + l * att_instr_layer, qkv);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
+        if (m->dropped) dropout_forward(a->branch, a->drop_att + l * RC, a->branch, RC, m->dropout, &drop_rng);
         residual_forward(mid, res_in, a->branch, RC);
         rmsnorm_forward(ln2, a->ln2_rstd + (size_t)l * R, mid, p->rms2 + l * C, R, C, c->rms_eps);
         matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, R, C, 2 * F);
@@ -552,6 +578,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         swiglu_forward(sw, gateup, R, F);
         matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, R, F, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, R);
+        if (m->dropped) dropout_forward(a->branch, a->drop_mlp + l * RC, a->branch, RC, m->dropout, &drop_rng);
         residual_forward(a->residual + (l + 1) * RC, mid, a->branch, RC);
     }
     // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation
@@ -604,6 +631,16 @@ static void e4srec_ce_backward(E4SRec* m, float ce_weight) {
     if (m->position_ce > 0.0f) e4srec_position_ce_backward(m, ce_weight * m->position_ce);
 }
 
+// a residual branch's output gradient (n elements): dresidual itself, or after a forward
+// that dropped, dresidual through the branch's mask, into dbranch
+static const float* e4srec_dbranch(E4SRec* m, const float* mask, size_t n) {
+    E4SRecDActs* d = &m->dacts;
+    if (!m->dropped) return d->dresidual;
+    memset(d->dbranch, 0, n * sizeof(float));
+    dropout_backward(d->dbranch, d->dresidual, mask, n);
+    return d->dbranch;
+}
+
 // p + offset, or NULL when p is NULL (a frozen tensor has no gradient to write)
 static float* grad_at(float* p, size_t offset) { return p ? p + offset : NULL; }
 
@@ -638,23 +675,25 @@ static void e4srec_backward(E4SRec* m) {
         float* ln2 = a->ln2 + l * RC;
         float* atty = a->atty + (size_t)l * R * Q;
         float* sw = a->swiglu + (size_t)l * R * F;
-        // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
+        // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch after its dropout)
+        const float* dmlp = e4srec_dbranch(m, a->drop_mlp + l * RC, RC);
         memset(d->dswiglu, 0, (size_t)R * F * sizeof(float));
         memset(d->dgateup, 0, (size_t)R * 2 * F * sizeof(float));
         memset(d->dln, 0, RC * sizeof(float));
-        matmul_backward(d->dswiglu, grad_at(g.wdown, (size_t)l * C * F), NULL, d->dresidual, sw, p->wdown + (size_t)l * C * F, R, F, C);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_DOWN, l, d->dswiglu, d->dresidual, sw, R);
+        matmul_backward(d->dswiglu, grad_at(g.wdown, (size_t)l * C * F), NULL, dmlp, sw, p->wdown + (size_t)l * C * F, R, F, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_DOWN, l, d->dswiglu, dmlp, sw, R);
         swiglu_backward(d->dgateup, d->dswiglu, a->gateup + (size_t)l * R * 2 * F, R, F);
         matmul_backward(d->dln, grad_at(g.wgateup, (size_t)l * 2 * F * C), NULL, d->dgateup, ln2,
                         p->wgateup + (size_t)l * 2 * F * C, R, C, 2 * F);
         if (m->lora) lora_backward(m->lora, LORA_SITE_GATEUP, l, d->dln, d->dgateup, ln2, R);
         rmsnorm_backward(d->dresidual, grad_at(g.rms2, (size_t)l * C), d->dln, mid, p->rms2 + l * C, a->ln2_rstd + (size_t)l * R, R, C);
-        // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
+        // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch after its dropout)
+        const float* datt = e4srec_dbranch(m, a->drop_att + l * RC, RC);
         memset(d->datty, 0, (size_t)R * Q * sizeof(float));
         memset(d->dqkv, 0, (size_t)R * QKV * sizeof(float));
         memset(d->dln, 0, RC * sizeof(float));
-        matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, d->dresidual, atty, p->wo + (size_t)l * C * Q, R, Q, C);
-        if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, d->dresidual, atty, R);
+        matmul_backward(d->datty, grad_at(g.wo, (size_t)l * C * Q), NULL, datt, atty, p->wo + (size_t)l * C * Q, R, Q, C);
+        if (m->lora) lora_backward(m->lora, LORA_SITE_O, l, d->datty, datt, atty, R);
         e4srec_attention_backward(m, d->dqkv, d->datty, a->qkv + (size_t)l * R * QKV, a->att + l * att_layer,
                                   a->att_instr + l * att_instr_layer);
         rope_backward(d->dqkv, R, m->pos, QKV, c->NH + c->KVH, &m->rope);
@@ -668,7 +707,10 @@ static void e4srec_backward(E4SRec* m) {
             for (int i = 0; i < C; i++) dr[i] += inj[i];
         }
     }
-    // embeddings: prompt rows into tok_emb, item rows through input_proj
+    // embeddings, through the input rows' dropout mask: prompt rows into tok_emb, item rows through input_proj
+    if (m->dropped) {
+        for (size_t i = 0; i < RC; i++) d->dresidual[i] *= a->drop_in[i];
+    }
     if (g.tok_emb) embedding_backward(g.tok_emb, d->dresidual, m->instr, c->P1, C);
     for (int b = 0; b < B && g.tok_emb; b++) {
         embedding_backward(g.tok_emb, d->dresidual + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, c->P2, C);

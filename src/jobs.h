@@ -77,6 +77,7 @@ static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters
 static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
     if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
+    if (o && j->model->dropout > 0.0f) die("--decoder-dropout runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
     int rows = o ? batch : j->max_batch;
     int position_ce = j->model->position_ce > 0.0f;  // a training handle reads its weight from the model
@@ -115,6 +116,18 @@ static void e4srec_job_free(E4SRecJob* j) {
     free(j->targets);
 }
 
+// each step's dropout masks come from the run's RNG (saved with the training state, so a
+// resumed run draws what an unbroken one would). A model without dropout draws nothing:
+// its run takes the same samples as before the flag existed.
+static void e4srec_job_seed_dropout(E4SRecJob* j, Rng* rng) {
+    E4SRec* models[2] = {j->model, j->online ? j->slm->teacher : NULL};
+    for (int i = 0; i < 2; i++) {
+        if (models[i] == NULL || models[i]->dropout <= 0.0f) continue;
+        uint64_t high = rng_u32(rng);
+        models[i]->dropout_seed = high << 32 | rng_u32(rng);
+    }
+}
+
 // units: user ids (one cut each), or sample ids with e4srec_job_every_cut
 static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, int n, Rng* rng, int report) {
     E4SRecJob* j = (E4SRecJob*)ctx;
@@ -128,6 +141,7 @@ static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, i
     if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n, report);
 #endif
     (void)report;  // the CPU reports every step
+    e4srec_job_seed_dropout(j, rng);
     float loss;
     if (j->slm == NULL) {
         loss = e4srec_forward(j->model, j->histories, j->targets, n);

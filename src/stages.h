@@ -61,6 +61,7 @@ static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const
     run_record_add(r, "--precision", "%s", c->precision);
     run_record_add(r, "--samples", "%s", c->samples);
     run_record_add(r, "--position-ce", "%s", float_text(c->position_ce).s);
+    run_record_add(r, "--decoder-dropout", "%s", float_text(c->decoder_dropout).s);
 }
 
 // a student's dropout: --dropout, or its kind's own default
@@ -330,7 +331,11 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     SLMRec slm;
     if (teacher) slmrec_build(&slm, m, teacher, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, &rng);
     e4srec_set_position_ce(m, c->position_ce);
-    if (teacher && c->online) e4srec_set_position_ce(teacher, c->position_ce);
+    e4srec_set_dropout(m, c->decoder_dropout);
+    if (teacher && c->online) {
+        e4srec_set_position_ce(teacher, c->position_ce);
+        e4srec_set_dropout(teacher, c->decoder_dropout);
+    }
     E4SRecJob job;
     e4srec_job_init(&job, m, teacher ? &slm : NULL, teacher && c->online, d, tok, max_int(c->batch, c->eval_batch));
     if (strcmp(c->samples, "every-cut") == 0) e4srec_job_every_cut(&job);

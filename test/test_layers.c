@@ -414,6 +414,58 @@ static void test_position_ce(const E4SRecConfig* cfg, const float* table, const 
     e4srec_free(&m);
 }
 
+// decoder dropout (method.md 4.8): the masks hold 0 or 1/(1-p) at about the rate p; a seed
+// draws the same masks again and another seed others; inference and a frozen model see
+// none; finite differences through fixed masks (the same seed every forward), with the
+// every-position CE on, which reads the final state at every item row
+static void test_e4srec_dropout(const E4SRecConfig* cfg, const float* table, const int* instr, const int* resp,
+                                const int* items, const int* targets) {
+    Rng rng;
+    rng_seed(&rng, 24);
+    E4SRec m;
+    e4srec_build(&m, cfg, table, instr, resp);
+    e4srec_init_random(&m, &rng);
+    for (size_t i = 0; i < m.num_params; i++) m.params_memory[i] += 0.3f * rng_normal(&rng);
+    float plain_logits[3 * 9];
+    e4srec_forward(&m, items, NULL, 3);
+    memcpy(plain_logits, m.acts.logits, sizeof(plain_logits));
+    float plain_loss = e4srec_forward(&m, items, targets, 3);
+    e4srec_set_dropout(&m, 0.3f);
+    e4srec_set_position_ce(&m, 0.5f);
+    m.dropout_seed = 7;
+    float loss = e4srec_forward(&m, items, targets, 3);
+    size_t n_masks = (size_t)(2 * cfg->L + 1) * m.R * cfg->C, zeros = 0, odd = 0, RC = (size_t)m.R * cfg->C;
+    const float* masks[3] = {m.acts.drop_in, m.acts.drop_att, m.acts.drop_mlp};
+    size_t lengths[3] = {RC, (size_t)cfg->L * RC, (size_t)cfg->L * RC};  // each layer's slab is R rows: contiguous
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < lengths[k]; i++) {
+            zeros += masks[k][i] == 0.0f;
+            odd += masks[k][i] != 0.0f && masks[k][i] != 1.0f / 0.7f;
+        }
+    }
+    double rate = (double)zeros / n_masks;
+    CHECK(m.dropped && odd == 0 && rate > 0.25 && rate < 0.35, "dropout masks: %zu of %zu zero (%.3f, want about 0.3), %zu neither 0 nor 1/0.7",
+          zeros, n_masks, rate, odd);
+    CHECK(loss == e4srec_forward(&m, items, targets, 3), "dropout: the same seed draws the same masks");
+    m.dropout_seed = 8;
+    float other = e4srec_forward(&m, items, targets, 3);
+    CHECK(other != loss && loss != plain_loss, "dropout: another seed, other masks (losses %g, %g; without dropout %g)", loss, other, plain_loss);
+    e4srec_forward(&m, items, NULL, 3);
+    check_close("dropout: inference draws no mask (bit for bit)", m.acts.logits, plain_logits, 27, 0.0f, 0.0f);
+    CHECK(!m.dropped, "dropout: an inference forward is marked as not dropped");
+    m.dropout_seed = 7;
+    e4srec_gradients(&m, items, targets, 3);
+    float one = 1.0f;
+    ModelCtx ctx = {NULL, &m, items, targets, 3};
+    FdLayer f = {e4srec_fd, &ctx, 1, &one};
+    fd_check_params("e4srec CE + 0.5 position CE, dropout 0.3", &f, m.params_memory, m.grads_memory, m.param_sizes,
+                    E4SREC_NUM_PARAMS, 5e-3f);
+    e4srec_freeze(&m);  // a frozen model (offline distillation's teacher) draws none, even with targets
+    e4srec_forward(&m, items, targets, 3);
+    check_close("dropout: a frozen model's training forward draws no mask (bit for bit)", m.acts.logits, plain_logits, 27, 0.0f, 0.0f);
+    e4srec_free(&m);
+}
+
 // no response prompt and an empty history: the sample has no row of its own, and its
 // last token is the instruction's last. Alone or in a batch, training forward or
 // inference, it scores the same (the instruction's rows are every sample's)
@@ -479,6 +531,7 @@ static void test_models(Rng* rng) {
                 5 * 3 * 12, 0.0f, 0.0f);
     test_position_ce(&tc, table, instr, resp, items, targets);
     test_e4srec_no_own_rows(table, instr);
+    test_e4srec_dropout(&sc, table, instr, resp, items, targets);
     // the instruction's rows are computed once and collect every sample's gradient: in
     // sample order, so the gradients are the same bits at any thread count
 #ifdef _OPENMP
