@@ -1011,6 +1011,9 @@ struct GpuE4SRec {
     int use_bf16;              // 1: bf16 activations and weight shadow
     int train;                 // 1: gradients, moments, every layer's activations; 0: forward only
     float position_ce;         // weight of the every-position CE (a training handle's; 0 = the last token only)
+    float dropout;             // decoder dropout of a training handle's steps (method.md 4.8; 0 = none)
+    uint64_t dropout_seed;     // the next step's masks (gpu_e4srec_set_dropout_seed)
+    int dropping;              // 1 while a training step runs: its forward and backward apply the masks
     GpuPlan plan;              // the bytes of each arena below (src/gpu_plan.h)
     size_t param_sizes[E4SREC_NUM_PARAMS];
     size_t num_params;         // the E4SRec parameters (the CPU arena)
@@ -1060,10 +1063,6 @@ template <typename X> static GpuActs<X>& acts(GpuE4SRec* g) { return acts_of(g, 
 template <typename X> static const X* weight(const GpuE4SRec* g, const float* p);
 template <> const float* weight<float>(const GpuE4SRec*, const float* p) { return p; }
 template <> const bf16* weight<bf16>(const GpuE4SRec* g, const float* p) { return g->params_bf16 + (p - g->params_memory); }
-
-// an fp32 gradient as a matmul operand of the activation type: itself on the fp32 path, rounded into buf otherwise
-static const float* matmul_operand(const float* src, float*, size_t) { return src; }
-static const bf16* matmul_operand(const float* src, bf16* buf, size_t n) { to_bf16_cuda(buf, src, n); return buf; }
 
 static int gpu_adapters(const GpuE4SRec* g) { return g->blocks > 1 ? g->blocks - 1 : 0; }
 
@@ -1135,6 +1134,28 @@ static void gather_last_cuda(float* last, const X* h, int B, int T, int C) {
     launchCheck();
 }
 
+// out (B, T, C) = in * the mask of `site` (e4srec_dropout_forward): element (b, t, c) of the
+// padded batch is dropout_mask_at of (seed, site, sample, t, c), with sample -1 for the
+// instruction's positions t < P1, the rows the CPU keeps once for every sample. Its
+// backward is the same product on the gradient (out = in allowed: in place).
+template <typename XO, typename XI>
+__global__ void dropout_rows_kernel(XO* out, const XI* in, uint64_t seed, int site, float p, int B, int T, int P1, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * T * C) return;
+    int c = (int)(i % C);
+    size_t bt = i / C;
+    int t = (int)(bt % T), b = (int)(bt / T);
+    store(out + i, to_float(in[i]) * dropout_mask_at(dropout_row_key(seed, site, t < P1 ? -1 : b, t), c, p));
+}
+
+template <typename XO, typename XI>
+static void dropout_rows_cuda(const GpuE4SRec* g, XO* out, const XI* in, int site) {
+    const E4SRecConfig* c = &g->cfg;
+    size_t n = (size_t)g->B * e4srec_T(c) * c->C;
+    dropout_rows_kernel<<<blocks_for(n, 256), 256>>>(out, in, g->dropout_seed, site, g->dropout, g->B, e4srec_T(c), c->P1, c->C);
+    launchCheck();
+}
+
 template <typename X>
 static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
     const E4SRecConfig* c = &g->cfg;
@@ -1149,6 +1170,7 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
     matmul_forward_cuda(a.proj, a.x_items, weight<X>(g, p->proj_w), p->proj_b, B * S, D, C);
     e4srec_embed_kernel<<<blocks_for(BT * C, 256), 256>>>(a.residual, p->tok_emb, g->prompt_ids, a.proj, B, T, c->P1, S, C);
     launchCheck();
+    if (g->dropping) dropout_rows_cuda(g, a.residual, a.residual, E4SREC_SITE_INPUT);
     for (int l = 0; l < L; l++) {
         size_t s = layer_slot(g, l);
         float* res_in = a.residual + residual_slot(g, l) * BT * C;
@@ -1166,11 +1188,13 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
         rope_forward_cuda(qkv, g->rope, B * T, T, QKV, c->NH + c->KVH, c->HS);
         attention_forward_cuda(atty, a.lse + s * B * c->NH * T, qkv, g->keymask, B, T, c->NH, c->KVH, c->HS);
         matmul_forward_cuda(a.branch, atty, weight<X>(g, p->wo + (size_t)l * C * Q), (const float*)NULL, B * T, Q, C);
+        if (g->dropping) dropout_rows_cuda(g, a.branch, a.branch, E4SREC_SITE_ATT(l));
         residual_forward_cuda(mid, res_in, a.branch, BT * C);
         rmsnorm_forward_cuda(ln2, a.ln2_rstd + s * BT, mid, p->rms2 + (size_t)l * C, B * T, C, c->rms_eps);
         matmul_forward_cuda(gateup, ln2, weight<X>(g, p->wgateup + (size_t)l * 2 * F * C), (const float*)NULL, B * T, C, 2 * F);
         swiglu_forward_cuda(sw, gateup, B * T, F);
         matmul_forward_cuda(a.branch, sw, weight<X>(g, p->wdown + (size_t)l * C * F), (const float*)NULL, B * T, F, C);
+        if (g->dropping) dropout_rows_cuda(g, a.branch, a.branch, E4SREC_SITE_MLP(l));
         residual_forward_cuda(res_out, mid, a.branch, BT * C);
     }
     rmsnorm_forward_cuda(a.lnf, a.lnf_rstd, a.residual + residual_slot(g, L) * BT * C, p->rms_final, B * T, C, c->rms_eps);
@@ -1267,6 +1291,20 @@ __global__ void history_grad_kernel(X* dproj, const float* dres, int B, int T, i
     store(dproj + i, dres[((size_t)b * T + P1 + s) * C + c]);
 }
 
+// a residual branch's output gradient as a matmul operand of the activation type (e4srec_dbranch):
+// while a step drops, dresidual through the branch's mask into buf; else dresidual itself on the
+// fp32 path, rounded into buf on the bf16 one
+static const float* branch_gradient(const GpuE4SRec* g, float* dresidual, float* buf, int site) {
+    if (!g->dropping) return dresidual;
+    dropout_rows_cuda(g, buf, dresidual, site);
+    return buf;
+}
+static const bf16* branch_gradient(const GpuE4SRec* g, float* dresidual, bf16* buf, int site) {
+    if (g->dropping) dropout_rows_cuda(g, buf, dresidual, site);
+    else to_bf16_cuda(buf, dresidual, (size_t)g->B * e4srec_T(&g->cfg) * g->cfg.C);
+    return buf;
+}
+
 // backpropagates acts.dlast (every depth's last-token gradient) into grads (e4srec_backward)
 template <typename X>
 static void e4srec_backward_cuda(GpuE4SRec* g) {
@@ -1290,16 +1328,16 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
     for (int l = L - 1; l >= 0; l--) {
         const float* res_in = a.residual + l * BT * C;
         const float* mid = a.resid_mid + l * BT * C;
-        // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch)
-        const X* dbranch = matmul_operand(a.dresidual, a.dbranch, BT * C);
+        // dresidual holds d(residual[l+1]) = d(mid) = d(mlp branch after its dropout)
+        const X* dbranch = branch_gradient(g, a.dresidual, a.dbranch, E4SREC_SITE_MLP(l));
         matmul_backward_cuda(a.dswiglu, gr->wdown + (size_t)l * C * F, (float*)NULL, dbranch, a.swiglu + l * BT * F,
                              weight<X>(g, p->wdown + (size_t)l * C * F), B * T, F, C, false);
         swiglu_backward_cuda(a.dgateup, a.dswiglu, a.gateup + l * BT * 2 * F, B * T, F, false);
         matmul_backward_cuda(a.dln, gr->wgateup + (size_t)l * 2 * F * C, (float*)NULL, a.dgateup, a.ln2 + l * BT * C,
                              weight<X>(g, p->wgateup + (size_t)l * 2 * F * C), B * T, C, 2 * F, false);
         rmsnorm_backward_cuda(a.dresidual, gr->rms2 + (size_t)l * C, a.dln, mid, p->rms2 + (size_t)l * C, a.ln2_rstd + l * BT, B * T, C);
-        // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch)
-        dbranch = matmul_operand(a.dresidual, a.dbranch, BT * C);
+        // dresidual now holds d(mid) = d(residual[l]) via the skip + d(attention branch after its dropout)
+        dbranch = branch_gradient(g, a.dresidual, a.dbranch, E4SREC_SITE_ATT(l));
         matmul_backward_cuda(a.datty, gr->wo + (size_t)l * C * Q, (float*)NULL, dbranch, a.atty + l * BT * Q,
                              weight<X>(g, p->wo + (size_t)l * C * Q), B * T, Q, C, false);
         attention_backward_cuda(a.dqkv, a.datty, a.qkv + l * BT * QKV, a.lse + (size_t)l * B * c->NH * T, g->keymask,
@@ -1312,7 +1350,9 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
         inject_last_kernel<<<last_blocks, 256>>>(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 1);
         launchCheck();
     }
-    // embeddings: prompt positions summed over the batch, then into tok_emb; history positions through input_proj
+    // embeddings, through the input rows' dropout mask: prompt positions summed over the batch, then
+    // into tok_emb; history positions through input_proj
+    if (g->dropping) dropout_rows_cuda(g, a.dresidual, a.dresidual, E4SREC_SITE_INPUT);
     int P = c->P1 + c->P2;
     if (P > 0) {
         prompt_grad_sum_kernel<<<blocks_for((size_t)P * C, 256), 256>>>(a.dprompt, a.dresidual, B, T, c->P1, S, C);
@@ -1454,8 +1494,10 @@ static void gradients_cuda(GpuE4SRec* g, const int* items, const int* targets, i
         g->teacher->B = B;
         cudaCheck(cudaMemcpyAsync(g->teacher->items, g->items, (size_t)B * g->cfg.S * sizeof(int), cudaMemcpyDeviceToDevice, 0));
     }
+    g->dropping = g->dropout > 0.0f;  // this step only: scoring through the same handle never drops
     if (g->use_bf16) { slmrec_forward_cuda<bf16>(g, B); slmrec_backward_cuda<bf16>(g); }
     else { slmrec_forward_cuda<float>(g, B); slmrec_backward_cuda<float>(g); }
+    g->dropping = 0;
 }
 
 // clip by the global norm (model and adapters together), then AdamW (optimizer_step)
@@ -1503,7 +1545,7 @@ static void e4srec_init_random_cuda(GpuE4SRec* g, uint64_t seed) {
 
 // host-side contents of a handle: the config, the parameters (NULL = random on the device
 // from seed), the frozen item table, the prompt, a student's adapters and the weight of
-// the every-position CE (a training handle's)
+// the every-position CE and the decoder dropout (a training handle's)
 typedef struct {
     const E4SRecConfig* cfg;
     const float* params;   // (num_params) or NULL
@@ -1514,6 +1556,7 @@ typedef struct {
     const float* adapters; // (n_adapters, D, C)
     int n_adapters;
     float position_ce;
+    float dropout;
 } GpuModelSource;
 
 static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int use_bf16, const AdamWConfig* opt) {
@@ -1551,6 +1594,7 @@ static GpuE4SRec* e4srec_build_cuda(const GpuModelSource* src, int max_B, int us
     g->use_bf16 = use_bf16 != 0;
     g->train = opt != NULL;
     g->position_ce = position_ce;
+    g->dropout = opt ? src->dropout : 0.0f;  // a forward-only handle never trains
     g->max_B = max_B;
     g->blocks = src->n_adapters + 1;
     if (opt) g->opt = *opt;
@@ -1691,14 +1735,14 @@ size_t gpu_allocated_peak(int reset) {
 size_t gpu_layout_key_cuda(void) { return gpu_layout_key(); }
 
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt) {
-    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, NULL, 0, m->position_ce};
+    GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, NULL, 0, m->position_ce, m->dropout};
     return e4srec_build_cuda(&src, max_B, use_bf16, opt);
 }
 
 GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_table, const int* instr, const int* resp,
                                     uint64_t seed, int max_B, int use_bf16, const AdamWConfig* opt) {
     e4srec_validate_config(c);
-    GpuModelSource src = {c, NULL, seed, item_table, instr, resp, NULL, 0, 0.0f};
+    GpuModelSource src = {c, NULL, seed, item_table, instr, resp, NULL, 0, 0.0f, 0.0f};
     return e4srec_build_cuda(&src, max_B, use_bf16, opt);
 }
 
@@ -1708,7 +1752,7 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
     if (teacher->cfg.S != s->student->cfg.S) die("gpu_slmrec_create: teacher and student read the same history, but S is %d and %d", teacher->cfg.S, s->student->cfg.S);
     const E4SRec* m = s->student;
     GpuModelSource src = {&m->cfg, m->params_memory, 0, m->item_table, m->instr, m->resp, s->adapters, s->blocks - 1,
-                          m->position_ce};
+                          m->position_ce, m->dropout};
     GpuE4SRec* g = e4srec_build_cuda(&src, max_B, use_bf16, opt);
     g->teacher = teacher;
     g->blocks = s->blocks;
@@ -1718,6 +1762,8 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
 
 // one step: forward, loss (CE, or the SLMRec loss for a student), backward, clip,
 // AdamW. Returns once queued, with how many steps' losses wait for gpu_e4srec_losses.
+void gpu_e4srec_set_dropout_seed(GpuE4SRec* g, uint64_t seed) { g->dropout_seed = seed; }
+
 int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
     if (!g->train) die("gpu_e4srec_train_step: this handle was created without an optimizer (forward only)");
     gradients_cuda(g, items, targets, B);

@@ -148,7 +148,7 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
         {"--batch", ARG_INT, &c->batch, "samples per step"},
         {"--samples", ARG_STR, &c->samples, "an epoch: one-cut (a random cut of each user's prefix), last-cut (each whole prefix) or every-cut (every cut once)"},
         {"--position-ce", ARG_FLOAT, &c->position_ce, "weight of the next-item CE at every history item, beside the last token's (0 = off)"},
-        {"--decoder-dropout", ARG_FLOAT, &c->decoder_dropout, "dropout at the decoder's input rows and after each residual branch, in training (0 = LLaMA's none; CPU only)"},
+        {"--decoder-dropout", ARG_FLOAT, &c->decoder_dropout, "dropout at the decoder's input rows and after each residual branch, in training (0 = LLaMA's none)"},
         {"--lr", ARG_FLOAT, &c->lr, "AdamW peak learning rate"},
         {"--min-lr", ARG_FLOAT, &c->min_lr, "end of the cosine schedule"},
         {"--warmup", ARG_INT, &c->warmup, "linear warmup steps"},
@@ -164,7 +164,7 @@ static int flags_e4srec(ArgSpec* s, Config* c) {
         {"--lora-rank", ARG_INT, &c->lora_rank, "LoRA rank: adapters over the frozen pretrained decoder (0 = full fine-tuning)"},
         {"--lora-alpha", ARG_FLOAT, &c->lora_alpha, "LoRA scale alpha (the update is alpha/rank B A)"},
         {"--lora-targets", ARG_STR, &c->lora_targets, "projections LoRA adapts, from q,k,v,o,gate,up,down"},
-        {"--device", ARG_STR, &c->device, "cpu or cuda for the E4SRec models; auto = cuda when a GPU is visible, unless --online or --decoder-dropout (SASRec: cpu)"},
+        {"--device", ARG_STR, &c->device, "cpu or cuda for the E4SRec models; auto = cuda when a GPU is visible, unless --online (SASRec: cpu)"},
         {"--precision", ARG_STR, &c->precision, "on the GPU: fp32, or bf16 activations and matmuls (fp32 master weights)"},
     };
     memcpy(s, f, sizeof(f));

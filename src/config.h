@@ -195,8 +195,7 @@ static void config_check(Config* c) {
     lora_parse_targets(c->lora_targets);
     config_dllm2rec(c);  // checks --gammas, --base-loss, --rd-neg
     if (!(c->decoder_dropout >= 0.0f && c->decoder_dropout < 1.0f)) die("--decoder-dropout must be in [0, 1), got %g", c->decoder_dropout);
-    config_device(&c->device, c->precision, c->online ? "--online distillation runs on the CPU only"
-                                             : c->decoder_dropout > 0.0f ? "--decoder-dropout runs on the CPU only" : NULL);
+    config_device(&c->device, c->precision, c->online ? "--online distillation runs on the CPU only" : NULL);
 }
 
 // the base's depth bounds every model that starts from its first layers

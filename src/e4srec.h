@@ -479,6 +479,34 @@ static void e4srec_set_dropout(E4SRec* m, float p) {
     m->dropout = p;
 }
 
+// the sites a forward drops at (dropout_row_key's site): the input rows, then each layer's two branches
+#define E4SREC_SITE_INPUT 0
+#define E4SREC_SITE_ATT(l) (1 + 2 * (l))
+#define E4SREC_SITE_MLP(l) (2 + 2 * (l))
+
+// x (R, C) *= site's mask, which it keeps in mask (R, C) for the backward: the instruction's
+// rows take the mask every sample shares (sample -1), each sample's rows their own
+static void e4srec_dropout_forward(const E4SRec* m, float* x, float* mask, int site) {
+    int C = m->cfg.C, P1 = m->cfg.P1;
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < m->R; r++) {
+        int sample = -1;
+        if (r >= P1) {  // the sample that owns row r: the last whose rows start at or before it
+            int lo = 0, hi = m->B - 1;
+            while (lo < hi) {
+                int mid = (lo + hi + 1) / 2;
+                if (m->row_start[mid] <= r) lo = mid; else hi = mid - 1;
+            }
+            sample = lo;
+        }
+        uint64_t key = dropout_row_key(m->dropout_seed, site, sample, m->pos[r]);
+        for (int k = 0; k < C; k++) {
+            mask[(size_t)r * C + k] = dropout_mask_at(key, k, m->dropout);
+            x[(size_t)r * C + k] *= mask[(size_t)r * C + k];
+        }
+    }
+}
+
 // the mean CE over every real history item; fills pos_targets, pos_h and pos_user,
 // and, for a model that trains, each item's CE gradient in pos_dce: the chunk's
 // softmax is at hand here, so the backward need not make its logits again
@@ -547,9 +575,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
     for (int b = 0; b < B; b++) embedding_forward(x + (size_t)(m->row_start[b + 1] - c->P2) * C, m->resp, p->tok_emb, c->P2, C);
     for (int i = 0; i < m->R_it; i++) memcpy(x + (size_t)m->item_rows[i] * C, a->proj + (size_t)i * C, C * sizeof(float));
     m->dropped = m->dropout > 0.0f && targets != NULL && m->grads_memory != NULL;
-    Rng drop_rng;
-    rng_seed(&drop_rng, m->dropout_seed);
-    if (m->dropped) dropout_forward(x, a->drop_in, x, RC, m->dropout, &drop_rng);
+    if (m->dropped) e4srec_dropout_forward(m, x, a->drop_in, E4SREC_SITE_INPUT);
     for (int l = 0; l < c->L; l++) {
         float* res_in = a->residual + l * RC;
         float* ln1 = a->ln1 + l * RC;
@@ -570,7 +596,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         e4srec_attention_forward(m, atty, a->att + l * att_layer, a->att_instr + l * att_instr_layer, qkv);
         matmul_forward(a->branch, atty, p->wo + (size_t)l * C * Q, NULL, R, Q, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_O, l, a->branch, atty, R);
-        if (m->dropped) dropout_forward(a->branch, a->drop_att + l * RC, a->branch, RC, m->dropout, &drop_rng);
+        if (m->dropped) e4srec_dropout_forward(m, a->branch, a->drop_att + l * RC, E4SREC_SITE_ATT(l));
         residual_forward(mid, res_in, a->branch, RC);
         rmsnorm_forward(ln2, a->ln2_rstd + (size_t)l * R, mid, p->rms2 + l * C, R, C, c->rms_eps);
         matmul_forward(gateup, ln2, p->wgateup + (size_t)l * 2 * F * C, NULL, R, C, 2 * F);
@@ -578,7 +604,7 @@ static float e4srec_forward(E4SRec* m, const int* items, const int* targets, int
         swiglu_forward(sw, gateup, R, F);
         matmul_forward(a->branch, sw, p->wdown + (size_t)l * C * F, NULL, R, F, C);
         if (m->lora) lora_forward(m->lora, LORA_SITE_DOWN, l, a->branch, sw, R);
-        if (m->dropped) dropout_forward(a->branch, a->drop_mlp + l * RC, a->branch, RC, m->dropout, &drop_rng);
+        if (m->dropped) e4srec_dropout_forward(m, a->branch, a->drop_mlp + l * RC, E4SREC_SITE_MLP(l));
         residual_forward(a->residual + (l + 1) * RC, mid, a->branch, RC);
     }
     // last-token hidden states, contiguous (B, C) per depth, for scoring and distillation

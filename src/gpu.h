@@ -43,7 +43,8 @@ size_t gpu_layout_key_cuda(void);
 // an E4SRec on the GPU: copies m's config, parameters, item table and prompt ids.
 // opt NULL = forward only (scoring, or a frozen teacher: one layer's activations at a
 // time); else gradients and AdamW moments (zero, step 0) too, and m->position_ce
-// (e4srec_set_position_ce) weighs the every-position CE of its training steps.
+// (e4srec_set_position_ce) weighs the every-position CE of its training steps and
+// m->dropout (e4srec_set_dropout) drops in them.
 // use_bf16: bf16 activations and matmuls, fp32 master weights and residual stream.
 // Dies, naming the plan (gpu_plan), when the GPU has less free memory than the handle needs.
 GpuE4SRec* gpu_e4srec_create(const E4SRec* m, int max_B, int use_bf16, const AdamWConfig* opt);
@@ -53,6 +54,9 @@ GpuE4SRec* gpu_e4srec_create_random(const E4SRecConfig* c, const float* item_tab
 // an SLMRec student: s->student's parameters (and its position_ce) plus s->adapters,
 // trained against `teacher`, a forward-only handle of s->teacher made for at least max_B rows
 GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int use_bf16, const AdamWConfig* opt);
+// the seed of the next training step's dropout masks (a handle made from a model with
+// dropout > 0, e4srec_set_dropout): the masks the CPU draws from the same seed (method.md 4.8)
+void gpu_e4srec_set_dropout_seed(GpuE4SRec* g, uint64_t seed);
 // one optimizer step on items (B, S), targets (B): forward, loss (CE, or the SLMRec
 // loss of a student), backward, global-norm clip, AdamW. Returns once queued, with the
 // number of steps (this one included) whose losses gpu_e4srec_losses has not read yet.
@@ -86,7 +90,7 @@ void gpu_e4srec_free(GpuE4SRec* g);
 static size_t gpu_layout_key(void) {
     size_t parts[] = {sizeof(E4SRecConfig), sizeof(E4SRec), offsetof(E4SRec, param_sizes), offsetof(E4SRec, num_params),
                       offsetof(E4SRec, params_memory), offsetof(E4SRec, item_table), offsetof(E4SRec, instr),
-                      offsetof(E4SRec, resp), offsetof(E4SRec, position_ce), sizeof(SLMRec), offsetof(SLMRec, student),
+                      offsetof(E4SRec, resp), offsetof(E4SRec, position_ce), offsetof(E4SRec, dropout), sizeof(SLMRec), offsetof(SLMRec, student),
                       offsetof(SLMRec, teacher), offsetof(SLMRec, blocks), offsetof(SLMRec, lambda_cos), offsetof(SLMRec, adapters),
                       sizeof(AdamWConfig), sizeof(SLMRecLosses)};
     size_t key = 0;

@@ -52,7 +52,7 @@
 // gradients of the activations (training handles only): one layer's worth, reused going down
 #define GPU_DACTS(_)                                                                              \
     _(dresidual, F, BT * C)           /* (B, T, C) */                                              \
-    _(dbranch,   X, BT * C * cast)    /* (B, T, C)      dresidual as bf16 for o_proj / down_proj (bf16 only) */ \
+    _(dbranch,   X, BT * C)           /* (B, T, C)      o_proj's / down_proj's output gradient: through the dropout mask, or as bf16 */ \
     _(dln,       X, BT * C)           /* (B, T, C) */                                              \
     _(dqkv,      X, BT * QKV)         /* (B, T, QKV) */                                            \
     _(datty,     X, BT * Q)           /* (B, T, NH*HS) */                                          \
@@ -77,7 +77,7 @@ static size_t gpu_align(size_t bytes) { return (bytes + 255) / 256 * 256; }
 static void gpu_act_bytes(size_t* bytes, const E4SRecConfig* c, int n_adapters, int B, int use_bf16, int train, int position_ce) {
     size_t L = c->L, Ls = train ? L : 1, R = train ? L + 1 : 2, T = e4srec_T(c), C = c->C, D = c->D, F = c->F;
     size_t QKV = e4srec_QKV(c), Q = (size_t)c->NH * c->HS, NH = c->NH, A1 = (size_t)n_adapters + 1, P = c->P1 + c->P2;
-    size_t BT = (size_t)B * T, BS = (size_t)B * c->S, BSp = train && position_ce ? BS : 0, cast = use_bf16 ? 1 : 0;
+    size_t BT = (size_t)B * T, BS = (size_t)B * c->S, BSp = train && position_ce ? BS : 0;
     size_t elem_X = use_bf16 ? 2 : 4, elem_F = 4;
 #define GPU_ACT_BYTES(name, type, count) (count) * elem_##type,
     size_t all[GPU_NUM_ACTS + GPU_NUM_DACTS] = {GPU_ACTS(GPU_ACT_BYTES) GPU_DACTS(GPU_ACT_BYTES)};

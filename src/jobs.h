@@ -77,7 +77,6 @@ static void gpu_plan_log(const char* what, const E4SRecConfig* c, int n_adapters
 static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int use_bf16) {
     if (j->online) die("--online distillation runs on the CPU only: add --device cpu");
     if (j->model->lora) die("LoRA training runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
-    if (o && j->model->dropout > 0.0f) die("--decoder-dropout runs on the CPU for now (its CUDA twin is not written yet): add --device cpu");
     const AdamWConfig* opt = o ? &o->cfg : NULL;
     int rows = o ? batch : j->max_batch;
     int position_ce = j->model->position_ce > 0.0f;  // a training handle reads its weight from the model
@@ -96,6 +95,7 @@ static void e4srec_job_to_gpu(E4SRecJob* j, const Optimizer* o, int batch, int u
 // (step, rate, gradient norm) for the progress lines and the checkpoint. The losses are
 // read back (a wait) when the loop asks for a report, or every GPU_LOSS_EVERY steps.
 static float e4srec_job_train_batch_gpu(E4SRecJob* j, Optimizer* o, int n, int report) {
+    if (j->model->dropout > 0.0f) gpu_e4srec_set_dropout_seed(j->gpu, j->model->dropout_seed);  // the CPU's masks
     int unread = gpu_e4srec_train_step(j->gpu, j->histories, j->targets, n);
     o->last_lr = lr_at(&o->cfg, o->step);
     o->step++;
@@ -137,11 +137,11 @@ static float e4srec_job_train_batch(void* ctx, Optimizer* o, const int* units, i
     } else {
         e4srec_sample(j->data, units, n, S, j->last_cut, rng, j->histories, j->targets);
     }
+    e4srec_job_seed_dropout(j, rng);
 #ifdef SLMREC_CUDA
     if (j->gpu) return e4srec_job_train_batch_gpu(j, o, n, report);
 #endif
     (void)report;  // the CPU reports every step
-    e4srec_job_seed_dropout(j, rng);
     float loss;
     if (j->slm == NULL) {
         loss = e4srec_forward(j->model, j->histories, j->targets, n);

@@ -488,6 +488,35 @@ static void dropout_backward(float* dinp, const float* dout, const float* mask, 
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
+// counter-based dropout (E4SRec, method.md 4.8): a mask element is a pure function of
+// (seed, site, sample, position, channel), not the next number of a stream, so that the
+// CPU's packed rows and the GPU's padded ones draw the same masks in any order.
+// HOST_DEVICE: kernels.cu calls these on the device.
+#ifdef __CUDACC__
+#define HOST_DEVICE __host__ __device__
+#else
+#define HOST_DEVICE
+#endif
+
+// splitmix64's finaliser: every input bit reaches every output bit
+HOST_DEVICE static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// the key of one row's mask: site numbers the places a forward drops at, sample is -1
+// for rows every sample shares, pos is the row's position in its sequence
+HOST_DEVICE static inline uint64_t dropout_row_key(uint64_t seed, int site, int sample, int pos) {
+    return mix64(mix64(mix64(seed ^ (uint64_t)site) + (uint64_t)(int64_t)sample) + (uint64_t)pos);
+}
+
+// element c of that row's mask: 0 with probability p, else 1/(1-p) (24 random bits, as rng_f32)
+HOST_DEVICE static inline float dropout_mask_at(uint64_t row_key, int c, float p) {
+    float u = (float)(mix64(row_key + 0x9E3779B97F4A7C15ull * (uint64_t)(c + 1)) >> 40) * (1.0f / 16777216.0f);
+    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
 // ----------------------------------------------------------------------------
 // softmax cross-entropy over item logits (SLMRec eq. 1, method.md 4.3). Target 0 (the pad id) marks a row
 // with no target: zero loss, no gradient (SASRec's pad positions).

@@ -434,13 +434,17 @@ static AdamWConfig test_adamw_config(void) {
 static const Tol after_steps = {1e-4f, 1e-3f};
 
 // position_ce > 0: the model's loss also has the every-position CE (e4srec_set_position_ce),
-// on histories with pads between items and, every other step, an empty one
-static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce) {
+// on histories with pads between items and, every other step, an empty one. dropout > 0:
+// decoder dropout (e4srec_set_dropout), each step's seed given to both paths, which then
+// draw the same masks (method.md 4.8)
+static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce, float dropout) {
     const char* p = use_bf16 ? "bf16 vs CPU fp32" : "fp32";
-    const char* shape = position_ce > 0.0f ? "E4SRec_4 C=32, position CE 0.5" : "E4SRec_4 C=32";
+    char shape[96];
+    snprintf(shape, sizeof(shape), "E4SRec_4 C=32%s%s", position_ce > 0.0f ? ", position CE 0.5" : "", dropout > 0.0f ? ", dropout 0.3" : "");
     TestModel t;
     test_model_build(&t, small_config(4), rng, NULL);
     e4srec_set_position_ce(&t.m, position_ce);
+    e4srec_set_dropout(&t.m, dropout);
     const E4SRecConfig& c = t.m.cfg;
     int B = 6, same_items = 1;
     AdamWConfig ac = test_adamw_config();
@@ -455,6 +459,8 @@ static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce) {
     for (int step = 0; step < 10; step++) {
         Batch b = make_batch(rng, B, c.S, c.I);
         if (position_ce > 0.0f) punch_holes(&b, rng, c.S, step % 2);
+        t.m.dropout_seed = 1000 + step;
+        if (dropout > 0.0f) gpu_e4srec_set_dropout_seed(g, t.m.dropout_seed);
         float ref = e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
         e4srec_zero_grad(&t.m);
         e4srec_ce_backward(&t.m, 1.0f);
@@ -490,9 +496,11 @@ static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce) {
     e4srec_free(&t.m);
 }
 
-// position_ce > 0: the student's own loss also has the every-position CE (its ce term, as on the CPU)
-static void test_student_steps(Rng* rng, float position_ce) {
-    const char* shape = position_ce > 0.0f ? "SLMRec_2<-4 C=32, position CE 0.5" : "SLMRec_2<-4 C=32";
+// position_ce > 0: the student's own loss also has the every-position CE (its ce term, as on the CPU);
+// dropout > 0: the student drops (the same masks on both paths), its frozen teacher does not
+static void test_student_steps(Rng* rng, float position_ce, float dropout) {
+    char shape[96];
+    snprintf(shape, sizeof(shape), "SLMRec_2<-4 C=32%s%s", position_ce > 0.0f ? ", position CE 0.5" : "", dropout > 0.0f ? ", dropout 0.3" : "");
     TestModel te, st;
     test_model_build(&te, small_config(4), rng, NULL);
     test_model_build(&st, small_config(2), rng, &te.table);
@@ -502,6 +510,7 @@ static void test_student_steps(Rng* rng, float position_ce) {
     SLMRec slm;
     slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
     e4srec_set_position_ce(&st.m, position_ce);
+    e4srec_set_dropout(&st.m, dropout);
     int B = 5, same_items = 1;
     AdamWConfig ac = test_adamw_config();
     GpuE4SRec* gt = gpu_e4srec_create(&te.m, B, 0, NULL);
@@ -516,6 +525,8 @@ static void test_student_steps(Rng* rng, float position_ce) {
     for (int step = 0; step < 10; step++) {
         Batch b = make_batch(rng, B, c.S, c.I);
         if (position_ce > 0.0f) punch_holes(&b, rng, c.S, step % 2);
+        st.m.dropout_seed = 2000 + step;
+        if (dropout > 0.0f) gpu_e4srec_set_dropout_seed(gs, st.m.dropout_seed);
         SLMRecLosses ref = slmrec_forward(&slm, b.items.data(), b.targets.data(), B);
         slmrec_backward(&slm);
         optimizer_step(&o);
@@ -994,9 +1005,9 @@ int main(int argc, char** argv) {
     test_adamw(1001, 0.01f, &rng);        // under the clip
     test_adamw(3000017, 1.0f, &rng);      // clipped, many blocks
     before = tests_failed;
-    test_teacher_steps(&rng, 0, 0.0f);
-    test_teacher_steps(&rng, 1, 0.0f);
-    test_student_steps(&rng, 0.0f);
+    test_teacher_steps(&rng, 0, 0.0f, 0.0f);
+    test_teacher_steps(&rng, 1, 0.0f, 0.0f);
+    test_student_steps(&rng, 0.0f, 0.0f);
     test_bf16_gradients(&rng, 0.0f);
     test_score(&rng);
     test_score_chunks(&rng);
@@ -1006,11 +1017,16 @@ int main(int argc, char** argv) {
     test_bf16_refresh(&rng);
     printf("[training steps, bf16 gradients, scoring, resume] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
-    test_teacher_steps(&rng, 0, 0.5f);
-    test_teacher_steps(&rng, 1, 0.5f);
-    test_student_steps(&rng, 0.5f);
+    test_teacher_steps(&rng, 0, 0.5f, 0.0f);
+    test_teacher_steps(&rng, 1, 0.5f, 0.0f);
+    test_student_steps(&rng, 0.5f, 0.0f);
     test_bf16_gradients(&rng, 0.5f);
     printf("[training steps with the every-position CE] %s\n", tests_failed == before ? "ok" : "FAILED");
+    before = tests_failed;
+    test_teacher_steps(&rng, 0, 0.5f, 0.3f);
+    test_teacher_steps(&rng, 1, 0.5f, 0.3f);
+    test_student_steps(&rng, 0.5f, 0.3f);
+    printf("[training steps with decoder dropout, the CPU's masks] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
     test_plan(&rng);
     test_refuse_plan(argv[0]);

@@ -446,6 +446,13 @@ static void test_e4srec_dropout(const E4SRecConfig* cfg, const float* table, con
     double rate = (double)zeros / n_masks;
     CHECK(m.dropped && odd == 0 && rate > 0.25 && rate < 0.35, "dropout masks: %zu of %zu zero (%.3f, want about 0.3), %zu neither 0 nor 1/0.7",
           zeros, n_masks, rate, odd);
+    // each element is dropout_mask_at of its row's (site, sample, position): the CUDA twin computes the same function
+    size_t C = (size_t)cfg->C, own = (size_t)m.row_start[1];
+    float want_instr = dropout_mask_at(dropout_row_key(7, E4SREC_SITE_ATT(1), -1, 2), 5, 0.3f);
+    float want_own = dropout_mask_at(dropout_row_key(7, E4SREC_SITE_MLP(0), 1, m.pos[own]), 3, 0.3f);
+    CHECK(m.acts.drop_att[RC + 2 * C + 5] == want_instr && m.acts.drop_mlp[own * C + 3] == want_own,
+          "dropout masks are dropout_mask_at of (site, sample, position, channel): %g %g, want %g %g",
+          m.acts.drop_att[RC + 2 * C + 5], m.acts.drop_mlp[own * C + 3], want_instr, want_own);
     CHECK(loss == e4srec_forward(&m, items, targets, 3), "dropout: the same seed draws the same masks");
     m.dropout_seed = 8;
     float other = e4srec_forward(&m, items, targets, 3);
