@@ -3,7 +3,7 @@
 #   ./slmrec        slmrec.c with -DSLMREC_CUDA, linked with kernels.o, cudart and cuBLAS
 #   make test-gpu   test/test_gpu.cu (a unity build around kernels.cu): every kernel and whole
 #                   training steps against the CPU path; says SKIP and passes where no GPU is visible
-#   make test-gpu-mutants  test/gpu_mutants.sh: the GPU suite against nine broken copies of kernels.cu
+#   make test-gpu-mutants  test/gpu_mutants.sh: the GPU suite against ten broken copies of kernels.cu
 # CUDA_ARCH picks the GPU generation: sm_90 (H100/H200) by default, e.g. `make CUDA_ARCH=sm_80` for an A100.
 
 CUDA_ARCH ?= sm_90
@@ -30,6 +30,6 @@ test/test_gpu: test/test_gpu.cu test/test.h kernels.cu $(HEADERS) cuda.mk
 test-gpu: report test/test_gpu
 	./test/test_gpu
 
-# can the GPU suite fail? nine deliberately broken kernels, each must make it fail (test/gpu_mutants.sh)
+# can the GPU suite fail? ten deliberately broken kernels, each must make it fail (test/gpu_mutants.sh)
 test-gpu-mutants: report
 	sh test/gpu_mutants.sh

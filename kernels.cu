@@ -1760,9 +1760,10 @@ GpuE4SRec* gpu_slmrec_create(const SLMRec* s, GpuE4SRec* teacher, int max_B, int
     return g;
 }
 
+void gpu_e4srec_set_dropout_seed(GpuE4SRec* g, uint64_t seed) { g->dropout_seed = seed; }
+
 // one step: forward, loss (CE, or the SLMRec loss for a student), backward, clip,
 // AdamW. Returns once queued, with how many steps' losses wait for gpu_e4srec_losses.
-void gpu_e4srec_set_dropout_seed(GpuE4SRec* g, uint64_t seed) { g->dropout_seed = seed; }
 
 int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
     if (!g->train) die("gpu_e4srec_train_step: this handle was created without an optimizer (forward only)");

@@ -686,7 +686,10 @@ static void e4srec_backward(E4SRec* m) {
     memset(d->dln, 0, RC * sizeof(float));
     memset(d->dresidual, 0, RC * sizeof(float));
     for (int b = 0; b < B; b++) {
-        memcpy(d->dln + (size_t)e4srec_last_row(m, b) * C, d->dlast + ((size_t)c->L * B + b) * C, C * sizeof(float));
+        // added, not copied: samples with no row of their own share the instruction's last row
+        float* dr = d->dln + (size_t)e4srec_last_row(m, b) * C;
+        const float* inj = d->dlast + ((size_t)c->L * B + b) * C;
+        for (int k = 0; k < C; k++) dr[k] += inj[k];
     }
     for (int i = 0; m->position_ce > 0.0f && i < m->R_it; i++) {
         float* dr = d->dln + (size_t)m->item_rows[i] * C;

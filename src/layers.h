@@ -508,7 +508,7 @@ HOST_DEVICE static inline uint64_t mix64(uint64_t z) {
 // the key of one row's mask: site numbers the places a forward drops at, sample is -1
 // for rows every sample shares, pos is the row's position in its sequence
 HOST_DEVICE static inline uint64_t dropout_row_key(uint64_t seed, int site, int sample, int pos) {
-    return mix64(mix64(mix64(seed ^ (uint64_t)site) + (uint64_t)(int64_t)sample) + (uint64_t)pos);
+    return mix64(mix64(mix64(mix64(seed) + (uint64_t)site) + (uint64_t)(int64_t)sample) + (uint64_t)pos);
 }
 
 // element c of that row's mask: 0 with probability p, else 1/(1-p) (24 random bits, as rng_f32)

@@ -61,7 +61,8 @@ static void record_e4srec(RunRecord* r, const Config* c, const SeqData* d, const
     run_record_add(r, "--precision", "%s", c->precision);
     run_record_add(r, "--samples", "%s", c->samples);
     run_record_add(r, "--position-ce", "%s", float_text(c->position_ce).s);
-    run_record_add(r, "--decoder-dropout", "%s", float_text(c->decoder_dropout).s);
+    // recorded when on, so that a run begun before the flag existed (no dropout) still resumes
+    if (c->decoder_dropout > 0.0f) run_record_add(r, "--decoder-dropout", "%s", float_text(c->decoder_dropout).s);
 }
 
 // a student's dropout: --dropout, or its kind's own default
@@ -253,10 +254,10 @@ static void results_write_json(const char* path, const ResultRow* rows, int n, c
     json_write_string(o.f, c->data ? c->data : "synthetic");
     fprintf(o.f, ", \"users\": %d, \"items\": %d, \"events\": %d,\n", d->n_users, d->n_items, d->n_events);
     fprintf(o.f, " \"config\": {\"recipe\": \"%s\", \"max_len\": %d, \"hidden\": %d, \"ffn\": %d, \"heads\": %d, \"kv_heads\": %d, "
-            "\"batch\": %d, \"samples\": \"%s\", \"position_ce\": %g, \"lr\": %g, \"min_lr\": %g, \"warmup\": %d, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
+            "\"batch\": %d, \"samples\": \"%s\", \"position_ce\": %g, \"decoder_dropout\": %g, \"lr\": %g, \"min_lr\": %g, \"warmup\": %d, \"epochs\": %d, \"blocks\": %d, \"lambda_cos\": %g, \"lambda_norm\": %g, \"lambda_ms\": %g, "
             "\"sasrec_dim\": %d, \"sasrec_blocks\": %d, \"sasrec_dropout\": %g, \"sasrec_batch\": %d, \"sasrec_lr\": %g, "
             "\"sasrec_epochs\": %d, \"seed\": %d, \"lora_rank\": %d, \"lora_alpha\": %g, \"lora_targets\": ", c->recipe, c->max_len,
-            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->samples, c->position_ce, c->lr, c->min_lr, c->warmup, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
+            c->hidden, c->ffn, c->heads, c->kv_heads, c->batch, c->samples, c->position_ce, c->decoder_dropout, c->lr, c->min_lr, c->warmup, c->epochs, c->blocks, c->lambda_cos, c->lambda_norm, c->lambda_ms, c->sas_dim,
             c->sas_blocks, c->sas_dropout, c->sas_batch, c->sas_lr, c->sas_epochs, c->seed, c->lora_rank, c->lora_alpha);
     json_write_string(o.f, c->lora_rank ? c->lora_targets : "");
     fprintf(o.f, ", \"init\": ");

@@ -16,7 +16,8 @@ set_params leaves the bf16 shadow stale	s/if (g->params_bf16) to_bf16_cuda(g->pa
 distillation gradient not injected below the top	s/(a.dresidual, a.dlast + (size_t)l \* B \* C, B, T, C, 1)/(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 0)/
 every-position CE gradient not added into the final norm	s/store(d, to_float(\*d) + drows\[idx\]);/(void)d; (void)drows;/
 dropout gradient skips the mask of the input rows	s/if (g->dropping) dropout_rows_cuda(g, a.dresidual, a.dresidual, E4SREC_SITE_INPUT);/(void)0;/
-dropout draws each sample its own instruction mask	s/t < P1 ? -1 : b, t)/b, t)/'
+dropout draws each sample its own instruction mask	s/t < P1 ? -1 : b, t)/b, t)/
+bf16 branch gradient ignores the dropout mask	s/if (g->dropping) dropout_rows_cuda(g, buf, dresidual, site);/if (0) dropout_rows_cuda(g, buf, dresidual, site);/'
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/slmrec_mutants_XXXXXX)

@@ -510,6 +510,7 @@ static void test_student_steps(Rng* rng, float position_ce, float dropout) {
     SLMRec slm;
     slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
     e4srec_set_position_ce(&st.m, position_ce);
+    e4srec_set_dropout(&te.m, dropout);  // as the pipeline's teacher keeps its own: frozen, it must not drop
     e4srec_set_dropout(&st.m, dropout);
     int B = 5, same_items = 1;
     AdamWConfig ac = test_adamw_config();
@@ -679,8 +680,11 @@ static void check_rel_l2(const char* name, const float* got, const float* ref, s
 // parameter tensor by parameter tensor (and the adapters): a teacher with CE, and a student
 // with the whole SLMRec loss against its frozen teacher
 // (position_ce > 0: both trained models with the every-position CE, on histories with pads between items)
-static void test_bf16_gradients(Rng* rng, float position_ce) {
-    const char* pce = position_ce > 0.0f ? ", position CE 0.5" : "";
+// dropout > 0: teacher and student drop (the frozen teacher's handles never do), with one
+// seed on every handle, so the bf16 backward through the masks is compared too
+static void test_bf16_gradients(Rng* rng, float position_ce, float dropout) {
+    char pce[64];
+    snprintf(pce, sizeof(pce), "%s%s", position_ce > 0.0f ? ", position CE 0.5" : "", dropout > 0.0f ? ", dropout 0.3" : "");
     TestModel te, st;
     test_model_build(&te, small_config(4), rng, NULL);
     test_model_build(&st, small_config(2), rng, &te.table);
@@ -691,6 +695,8 @@ static void test_bf16_gradients(Rng* rng, float position_ce) {
     slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
     e4srec_set_position_ce(&te.m, position_ce);  // the frozen teacher's forward-only handles leave it out
     e4srec_set_position_ce(&st.m, position_ce);
+    e4srec_set_dropout(&te.m, dropout);
+    e4srec_set_dropout(&st.m, dropout);
     int B = 6;
     AdamWConfig ac = test_adamw_config();
     Batch b = make_batch(rng, B, te.m.cfg.S, te.m.cfg.I);
@@ -700,6 +706,8 @@ static void test_bf16_gradients(Rng* rng, float position_ce) {
         teacher[h] = gpu_e4srec_create(&te.m, B, h, &ac);
         frozen[h] = gpu_e4srec_create(&te.m, B, h, NULL);
         student[h] = gpu_slmrec_create(&slm, frozen[h], B, h, &ac);
+        gpu_e4srec_set_dropout_seed(teacher[h], 77);
+        gpu_e4srec_set_dropout_seed(student[h], 78);
         gradients_cuda(teacher[h], b.items.data(), b.targets.data(), B);
         gradients_cuda(student[h], b.items.data(), b.targets.data(), B);
     }
@@ -724,7 +732,7 @@ static void test_bf16_gradients(Rng* rng, float position_ce) {
             check_rel_l2(name, g16.data() + off, g32.data() + off, f->num_total - off);
         }
         Host s32 = get(f->scalars, NUM_SCALARS), s16 = get(h->scalars, NUM_SCALARS);
-        snprintf(name, sizeof(name), "%s%s", which ? "bf16 student loss total" : "bf16 teacher loss", position_ce > 0.0f ? ", position CE" : "");
+        snprintf(name, sizeof(name), "%s%s", which ? "bf16 student loss total" : "bf16 teacher loss", pce);
         close_to(name, "small", "bf16 vs fp32", Host{s16[SCALAR_TOTAL], s16[SCALAR_POS_CE]}, Host{s32[SCALAR_TOTAL], s32[SCALAR_POS_CE]},
                  {1e-2f, 1e-2f});
     }
@@ -1008,7 +1016,7 @@ int main(int argc, char** argv) {
     test_teacher_steps(&rng, 0, 0.0f, 0.0f);
     test_teacher_steps(&rng, 1, 0.0f, 0.0f);
     test_student_steps(&rng, 0.0f, 0.0f);
-    test_bf16_gradients(&rng, 0.0f);
+    test_bf16_gradients(&rng, 0.0f, 0.0f);
     test_score(&rng);
     test_score_chunks(&rng);
     test_score_bf16(&rng);
@@ -1020,12 +1028,13 @@ int main(int argc, char** argv) {
     test_teacher_steps(&rng, 0, 0.5f, 0.0f);
     test_teacher_steps(&rng, 1, 0.5f, 0.0f);
     test_student_steps(&rng, 0.5f, 0.0f);
-    test_bf16_gradients(&rng, 0.5f);
+    test_bf16_gradients(&rng, 0.5f, 0.0f);
     printf("[training steps with the every-position CE] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
     test_teacher_steps(&rng, 0, 0.5f, 0.3f);
     test_teacher_steps(&rng, 1, 0.5f, 0.3f);
     test_student_steps(&rng, 0.5f, 0.3f);
+    test_bf16_gradients(&rng, 0.5f, 0.3f);
     printf("[training steps with decoder dropout, the CPU's masks] %s\n", tests_failed == before ? "ok" : "FAILED");
     before = tests_failed;
     test_plan(&rng);

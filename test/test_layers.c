@@ -495,6 +495,17 @@ static void test_e4srec_no_own_rows(const float* table, const int* instr) {
     memcpy(trained, m.acts.logits, sizeof(trained));
     check_close("e4srec without a response prompt: an empty history alone vs in a batch (bit for bit)", alone, batched + 9, 9, 0.0f, 0.0f);
     check_close("e4srec without a response prompt: inference vs the training forward (bit for bit)", trained, batched, 27, 0.0f, 0.0f);
+    // two such samples share the instruction's last row: their gradients add there. With dropout,
+    // whose masks look up each row's sample past the empty ones
+    int items4[4 * 5] = {0, 0, 3, 8, 2,   0, 0, 0, 0, 0,   0, 0, 0, 0, 0,   1, 2, 3, 4, 5}, targets4[4] = {4, 8, 2, 1};
+    e4srec_set_dropout(&m, 0.3f);
+    m.dropout_seed = 9;
+    e4srec_gradients(&m, items4, targets4, 4);
+    float one = 1.0f;
+    ModelCtx ctx = {NULL, &m, items4, targets4, 4};
+    FdLayer f = {e4srec_fd, &ctx, 1, &one};
+    fd_check_params("e4srec, two samples without a row of their own, dropout 0.3", &f, m.params_memory, m.grads_memory,
+                    m.param_sizes, E4SREC_NUM_PARAMS, FD_EPS);
     e4srec_free(&m);
 }
 
