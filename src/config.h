@@ -59,7 +59,7 @@ static Config config_defaults(void) {
         .sas_dropout = 0.3f, .sas_lr = 3e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
         .epochs = 20, .batch = 64, .patience = 3, .warmup = 100, .vocab = 320, .samples = "every-cut", .position_ce = 1.0f,
-        .decoder_dropout = 0.0f,
+        .decoder_dropout = 0.2f,
         .lr = 1e-3f, .min_lr = 1e-4f, .weight_decay = 0.0f, .clip = 1.0f, .time_budget = 0.0f,
         .instruction = DEFAULT_INSTRUCTION, .response = DEFAULT_RESPONSE,
         .init = NULL, .lora_rank = 0, .lora_alpha = 16.0f, .lora_targets = "q,k,v,o,gate,up,down",
@@ -83,6 +83,7 @@ static void config_recipe(Config* c) {
         c->epochs = 30;           // so more and shorter epochs
         c->patience = 5;
         c->position_ce = 0.0f;    // the last token's CE only
+        c->decoder_dropout = 0.0f; // LLaMA's decoder has none
         c->sas_lr = 1e-3f;
         c->sas_dropout = 0.5f;
         c->st_lr = 1e-3f;         // every DLLM2Rec student, as the authors'
