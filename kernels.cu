@@ -1514,13 +1514,6 @@ static void optimizer_step_cuda(GpuE4SRec* g) {
 // random weights on the device, as e4srec_init_random draws them (normal, std 0.02; norms 1,
 // input_proj's bias 0) but from a counter-based generator: element i of a tensor gets
 // splitmix64(seed, tensor, i) through Box-Muller, the same on every GPU and launch shape
-__device__ uint64_t splitmix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 __global__ void init_tensor_kernel(float* p, size_t n, float std, float value, uint64_t seed) {
     // p (n) = value when std is 0, else std * N(0, 1)
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -1764,7 +1757,6 @@ void gpu_e4srec_set_dropout_seed(GpuE4SRec* g, uint64_t seed) { g->dropout_seed 
 
 // one step: forward, loss (CE, or the SLMRec loss for a student), backward, clip,
 // AdamW. Returns once queued, with how many steps' losses wait for gpu_e4srec_losses.
-
 int gpu_e4srec_train_step(GpuE4SRec* g, const int* items, const int* targets, int B) {
     if (!g->train) die("gpu_e4srec_train_step: this handle was created without an optimizer (forward only)");
     gradients_cuda(g, items, targets, B);

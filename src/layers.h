@@ -491,19 +491,7 @@ static void dropout_backward(float* dinp, const float* dout, const float* mask, 
 // counter-based dropout (E4SRec, method.md 4.8): a mask element is a pure function of
 // (seed, site, sample, position, channel), not the next number of a stream, so that the
 // CPU's packed rows and the GPU's padded ones draw the same masks in any order.
-// HOST_DEVICE: kernels.cu calls these on the device.
-#ifdef __CUDACC__
-#define HOST_DEVICE __host__ __device__
-#else
-#define HOST_DEVICE
-#endif
-
-// splitmix64's finaliser: every input bit reaches every output bit
-HOST_DEVICE static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+// HOST_DEVICE (utils.h): kernels.cu calls these on the device.
 
 // the key of one row's mask: site numbers the places a forward drops at, sample is -1
 // for rows every sample shares, pos is the row's position in its sequence

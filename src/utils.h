@@ -347,15 +347,29 @@ static void json_write_string(FILE* f, const char* s) {
 // random numbers: xorshift64* seeded through splitmix64, fully deterministic;
 // the state is one uint64 so checkpoints can store and restore it exactly
 
+// the hashes below serve the host and, through kernels.cu, the device
+#ifdef __CUDACC__
+#define HOST_DEVICE __host__ __device__
+#else
+#define HOST_DEVICE
+#endif
+
+// splitmix64's finaliser: every input bit reaches every output bit
+HOST_DEVICE static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// splitmix64: a golden-ratio step, then the finaliser
+HOST_DEVICE static inline uint64_t splitmix64(uint64_t z) { return mix64(z + 0x9E3779B97F4A7C15ull); }
+
 typedef struct {
     uint64_t state;
 } Rng;
 
 static void rng_seed(Rng* r, uint64_t seed) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull;  // splitmix64 so nearby seeds diverge
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z = z ^ (z >> 31);
+    uint64_t z = splitmix64(seed);  // so nearby seeds diverge
     r->state = z ? z : 0x2545F4914F6CDD1Dull;
 }
 
