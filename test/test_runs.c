@@ -497,6 +497,12 @@ static void test_runs_study_plan(void) {
         found |= c->experiment == EXP_SLMREC && strcmp(st.cells[c->a].key, "e4srec_2") == 0 && strcmp(st.cells[c->b].key, "sasrec") == 0;
     }
     CHECK(found, "study --only slmrec compares the teacher E4SRec_2 against SASRec (%d comparisons)", st.n_cmp);
+    // the plain students read no teacher: they run before it, so a long study can train them while the teacher's recipe is settled
+    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "dllm2rec", NULL, 0, 42);
+    study_plan(&st);
+    int plain_first = st.n_cells > STUDENT_KINDS + 1 && strcmp(st.cells[STUDENT_KINDS + 1].key, "e4srec_2") == 0;
+    for (int k = 1; k <= STUDENT_KINDS && plain_first; k++) plain_first = strstr(st.cells[k].key, "_plain") && !strstr(st.cells[k].args, "--teacher");
+    CHECK(plain_first, "study: SASRec and the %d plain students come before the teacher (%d cells)", STUDENT_KINDS, st.n_cells);
 }
 
 static void run_runs_tests(void) {
