@@ -6,6 +6,7 @@
 // cells and continues an unfinished one from its last epoch (the command's own
 // --resume). The report (study_report.h) reads the cells' files back.
 #pragma once
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #define STUDY_MAX_CELLS 64
@@ -369,9 +370,11 @@ static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
     snprintf(path, sizeof(path), "%s/output.txt", dir);
     fflush(stdout);
     fflush(stderr);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) die("study: cannot start a process for cell %s: %s", c->key, strerror(errno));
     if (pid == 0) {
+        // the cell ends with the study (killed, it would go on holding its directory's lock)
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(125);
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd < 0) { fprintf(stderr, "study: cannot open '%s': %s\n", path, strerror(errno)); _exit(126); }
         dup2(fd, 1);
