@@ -1119,18 +1119,26 @@ __global__ void e4srec_embed_kernel(float* out, const float* tok_emb, const int*
     else out[i] = tok_emb[(size_t)prompt_ids[t < P1 ? t : t - S] * C + c];
 }
 
-template <typename X>
-__global__ void gather_last_kernel(float* last, const X* h, int B, int T, int C) {
-    // last (B, C) = h[:, T-1, :] as fp32; h (B, T, C)
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * C) return;
-    int b = i / C, c = i % C;
-    last[i] = to_float(h[((size_t)b * T + T - 1) * C + c]);
+// sample b's last real slot in the padded (B, T) batch, as e4srec_last_row: the response's last
+// token, T-1; without a response prompt the last history item, T-1 too (histories are
+// left-padded), unless the history is empty: then the instruction's last token, P1-1
+__device__ int last_slot(const int* items, int b, int P1, int S, int P2) {
+    return P2 > 0 || items[(size_t)b * S + S - 1] != 0 ? P1 + S + P2 - 1 : P1 - 1;
 }
 
 template <typename X>
-static void gather_last_cuda(float* last, const X* h, int B, int T, int C) {
-    gather_last_kernel<<<blocks_for((size_t)B * C, 256), 256>>>(last, h, B, T, C);
+__global__ void gather_last_kernel(float* last, const X* h, const int* items, int B, int P1, int S, int P2, int C) {
+    // last (B, C) = each sample's last real slot of h (B, T, C), as fp32
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * C) return;
+    int b = i / C, c = i % C;
+    last[i] = to_float(h[((size_t)b * (P1 + S + P2) + last_slot(items, b, P1, S, P2)) * C + c]);
+}
+
+template <typename X>
+static void gather_last_cuda(float* last, const X* h, const GpuE4SRec* g, int B) {
+    const E4SRecConfig* c = &g->cfg;
+    gather_last_kernel<<<blocks_for((size_t)B * c->C, 256), 256>>>(last, h, g->items, B, c->P1, c->S, c->P2, c->C);
     launchCheck();
 }
 
@@ -1182,7 +1190,7 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
         X* ln2 = a.ln2 + s * BT * C;
         X* gateup = a.gateup + s * BT * 2 * F;
         X* sw = a.swiglu + s * BT * F;
-        gather_last_cuda(a.last + (size_t)l * B * C, res_in, B, T, C);  // before a forward-only handle reuses the slot
+        gather_last_cuda(a.last + (size_t)l * B * C, res_in, g, B);  // before a forward-only handle reuses the slot
         rmsnorm_forward_cuda(ln1, a.ln1_rstd + s * BT, res_in, p->rms1 + (size_t)l * C, B * T, C, c->rms_eps);
         matmul_forward_cuda(qkv, ln1, weight<X>(g, p->wqkv + (size_t)l * QKV * C), (const float*)NULL, B * T, C, QKV);
         rope_forward_cuda(qkv, g->rope, B * T, T, QKV, c->NH + c->KVH, c->HS);
@@ -1198,7 +1206,7 @@ static void e4srec_forward_cuda(GpuE4SRec* g, int B) {
         residual_forward_cuda(res_out, mid, a.branch, BT * C);
     }
     rmsnorm_forward_cuda(a.lnf, a.lnf_rstd, a.residual + residual_slot(g, L) * BT * C, p->rms_final, B * T, C, c->rms_eps);
-    gather_last_cuda(a.last + (size_t)L * B * C, a.lnf, B, T, C);
+    gather_last_cuda(a.last + (size_t)L * B * C, a.lnf, g, B);
     // the user vector in fp32 from the fp32 score weight, as the peer's u.float() @ table.t()
     matmul_forward_cuda(a.user, a.last + (size_t)L * B * C, p->score_w, (const float*)NULL, B, C, D);
 }
@@ -1260,13 +1268,20 @@ static void e4srec_position_ce_backward_cuda(GpuE4SRec* g, float weight) {
 // ---- backward
 
 template <typename X>
-__global__ void inject_last_kernel(X* dh, const float* dlast, int B, int T, int C, int accumulate) {
-    // dh[:, T-1, :] (+)= dlast (B, C); dh (B, T, C)
+__global__ void inject_last_kernel(X* dh, const float* dlast, const int* items, int B, int P1, int S, int P2, int C, int accumulate) {
+    // dh (B, T, C) at each sample's last real slot (+)= dlast (B, C)
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= B * C) return;
     int b = i / C, c = i % C;
-    X* d = dh + ((size_t)b * T + T - 1) * C + c;
+    X* d = dh + ((size_t)b * (P1 + S + P2) + last_slot(items, b, P1, S, P2)) * C + c;
     store(d, accumulate ? to_float(*d) + dlast[i] : dlast[i]);
+}
+
+template <typename X>
+static void inject_last_cuda(X* dh, const float* dlast, const GpuE4SRec* g, int accumulate) {
+    const E4SRecConfig* c = &g->cfg;
+    inject_last_kernel<<<blocks_for((size_t)g->B * c->C, 256), 256>>>(dh, dlast, g->items, g->B, c->P1, c->S, c->P2, c->C, accumulate);
+    launchCheck();
 }
 
 __global__ void prompt_grad_sum_kernel(float* dprompt, const float* dres, int B, int T, int P1, int S, int C) {
@@ -1314,12 +1329,10 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
     const E4SRecParams* p = &g->params;
     const E4SRecParams* gr = &g->grads;
     GpuActs<X>& a = acts<X>(g);
-    unsigned last_blocks = blocks_for((size_t)B * C, 256);
     // final RMSNorm: the last token carries a gradient, and with the every-position CE each real history item
     cudaCheck(cudaMemsetAsync(a.dln, 0, BT * C * sizeof(X)));
     cudaCheck(cudaMemsetAsync(a.dresidual, 0, BT * C * sizeof(float)));
-    inject_last_kernel<<<last_blocks, 256>>>(a.dln, a.dlast + (size_t)L * B * C, B, T, C, 0);
-    launchCheck();
+    inject_last_cuda(a.dln, a.dlast + (size_t)L * B * C, g, 0);
     if (g->R_it > 0) {  // R_it is 0 without the every-position CE
         add_rows_kernel<<<blocks_for((size_t)g->R_it * C, 256), 256>>>(a.dln, a.dpos_h, g->item_rows, g->R_it, C);
         launchCheck();
@@ -1347,8 +1360,7 @@ static void e4srec_backward_cuda(GpuE4SRec* g) {
                              weight<X>(g, p->wqkv + (size_t)l * QKV * C), B * T, C, QKV, false);
         rmsnorm_backward_cuda(a.dresidual, gr->rms1 + (size_t)l * C, a.dln, res_in, p->rms1 + (size_t)l * C, a.ln1_rstd + l * BT, B * T, C);
         // add what distillation injected at this depth's last token
-        inject_last_kernel<<<last_blocks, 256>>>(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 1);
-        launchCheck();
+        inject_last_cuda(a.dresidual, a.dlast + (size_t)l * B * C, g, 1);
     }
     // embeddings, through the input rows' dropout mask: prompt positions summed over the batch, then
     // into tok_emb; history positions through input_proj
@@ -1374,6 +1386,9 @@ static void upload_batch(GpuE4SRec* g, const int* items, const int* targets, int
     }
     for (int b = 0; targets && b < B; b++) {
         if (targets[b] < 0 || targets[b] >= c->I) die("gpu: target %d at batch row %d is outside the item table (0..%d)", targets[b], b, c->I - 1);
+    }
+    for (int b = 0; c->P1 + c->P2 == 0 && b < B; b++) {  // as e4srec_pack: the sample has no slot to score
+        if (items[(size_t)b * c->S + c->S - 1] == 0) die("gpu: batch row %d has no token (an empty history and no prompt)", b);
     }
     // the pinned buffer is reused: wait only until its previous upload has left (the start of the previous step)
     cudaCheck(cudaEventSynchronize(g->batch_copied));

@@ -13,7 +13,8 @@ attention dK forgets earlier heads and tiles	s/dks\[idx\] += dk;/dks[idx] = dk;/
 top-k forgets earlier item chunks	s/old_val\[j\] = first ? -INFINITY : top_val/old_val[j] = -INFINITY; (void)top_val/
 AdamW leaves the bf16 shadow stale	s/if (shadow) shadow\[i\] = __float2bfloat16(p);/(void)shadow;/
 set_params leaves the bf16 shadow stale	s/if (g->params_bf16) to_bf16_cuda(g->params_bf16, g->params_memory, g->num_total);/(void)0;/
-distillation gradient not injected below the top	s/(a.dresidual, a.dlast + (size_t)l \* B \* C, B, T, C, 1)/(a.dresidual, a.dlast + (size_t)l * B * C, B, T, C, 0)/
+distillation gradient not injected below the top	s/(a.dresidual, a.dlast + (size_t)l \* B \* C, g, 1)/(a.dresidual, a.dlast + (size_t)l * B * C, g, 0)/
+an empty history without a response prompt scores a pad	s/P2 > 0 || items\[(size_t)b \* S + S - 1\] != 0 ?/P2 >= 0 ?/
 every-position CE gradient not added into the final norm	s/store(d, to_float(\*d) + drows\[idx\]);/(void)d; (void)drows;/
 dropout gradient skips the mask of the input rows	s/if (g->dropping) dropout_rows_cuda(g, a.dresidual, a.dresidual, E4SREC_SITE_INPUT);/(void)0;/
 dropout draws each sample its own instruction mask	s/t < P1 ? -1 : b, t)/b, t)/

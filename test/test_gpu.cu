@@ -595,6 +595,38 @@ static void test_score(Rng* rng) {
     e4srec_free(&t.m);
 }
 
+// a prompt without a response part (P2 = 0): a sample's last slot is its last history
+// item, or with an empty history the instruction's last token (e4srec_last_row); scores
+// and one step's gradients against the CPU, with row 0's history empty
+static void test_no_response(Rng* rng) {
+    E4SRecConfig c = small_config(3);
+    c.P2 = 0;
+    TestModel t;
+    test_model_build(&t, c, rng, NULL);
+    int B = 5, k = 10;
+    Batch b = make_batch(rng, B, c.S, c.I);
+    for (int s = 0; s < c.S; s++) b.items[s] = 0;
+    const char* shape = "E4SRec_3 C=32, no response prompt, an empty history";
+    GpuE4SRec* scorer = gpu_e4srec_create(&t.m, B, 0, NULL);
+    Host scores((size_t)B * c.I);
+    std::vector<int> top((size_t)B * k);
+    gpu_e4srec_score(scorer, b.items.data(), B, scores.data(), k, top.data());
+    e4srec_forward(&t.m, b.items.data(), NULL, B);
+    close_to("gpu_e4srec_score scores", shape, "fp32", scores, Host(t.m.acts.logits, t.m.acts.logits + scores.size()), tol<float>());
+    AdamWConfig ac = test_adamw_config();
+    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 0, &ac);
+    gradients_cuda(g, b.items.data(), b.targets.data(), B);
+    e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
+    e4srec_zero_grad(&t.m);
+    e4srec_ce_backward(&t.m, 1.0f);
+    e4srec_backward(&t.m);
+    close_to("one step's gradients", shape, "fp32", get(g->grads_memory, t.m.num_params),
+             Host(t.m.grads_memory, t.m.grads_memory + t.m.num_params), after_steps);  // sums in another order: loose, but a wrong row is far off
+    gpu_e4srec_free(g);
+    gpu_e4srec_free(scorer);
+    e4srec_free(&t.m);
+}
+
 // 3 steps, moments and parameters out, a fresh handle from them, 3 more steps on
 // each: bit-identical parameters (what --resume on the GPU relies on)
 static void test_resume_moments(Rng* rng) {
@@ -1018,6 +1050,7 @@ int main(int argc, char** argv) {
     test_student_steps(&rng, 0.0f, 0.0f);
     test_bf16_gradients(&rng, 0.0f, 0.0f);
     test_score(&rng);
+    test_no_response(&rng);
     test_score_chunks(&rng);
     test_score_bf16(&rng);
     test_resume_moments(&rng);
