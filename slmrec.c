@@ -987,7 +987,7 @@ static int cmd_study(int argc, char** argv) {
     const char* preset = "demo";
     const char* only = NULL;
     const char* init = NULL;
-    int seeds = 0, first_seed = 42, resume = 0;
+    int seeds = 0, first_seed = 42, resume = 0, report_only = 0;
     ArgSpec specs[] = {
         {"--data", ARG_STR, &data, "sequence file; none = the preset's synthetic set, written to <out>/data.txt"},
         {"--out", ARG_STR, &out, "the study's directory: a directory per seed and cell, study.md, study.json, the plots"},
@@ -998,6 +998,8 @@ static int cmd_study(int argc, char** argv) {
         {"--seed", ARG_INT, &first_seed, "the first seed; the others follow it"},
         {"--init", ARG_STR, &init, "a pretrained base checkpoint: adds the pretrained experiment (scratch, full, LoRA)"},
         {"--resume", ARG_BOOL, &resume, "go on with the study in --out: finished cells are kept, an unfinished one continues"},
+        {"--report", ARG_BOOL, &report_only, "train nothing: the report of the study in --out from its cells finished so far\n"
+                                             "                     (the unfinished marked), also while another process trains it"},
     };
     parse_args("study", "The papers' experiments as one resumable grid: depth (E4SRec_l), SLMRec and its ablations, the\n"
                "efficiency table, DLLM2Rec's students and ablations, and with --init the pretrained decoder. Each\n"
@@ -1006,10 +1008,16 @@ static int cmd_study(int argc, char** argv) {
                "study.json and the SVG plots.", argc, argv, specs, (int)(sizeof(specs) / sizeof(specs[0])));
     Study st;
     study_setup(&st, preset, data, out, only, init, seeds, first_seed);
+    if (report_only) {  // reads finished cells only: each is complete once its results file is (renamed into place)
+        study_state_check(&st);
+        study_plan(&st);
+        study_report(&st, 0);
+        return 0;
+    }
     int lock = study_open(&st, data == NULL, resume);
     study_plan(&st);
     study_run(&st);
-    study_report(&st);
+    study_report(&st, bench_threads());
     fcloseCheck(log_file);
     log_file = NULL;
     close(lock);  // releases it

@@ -1,4 +1,6 @@
-// study_report.h: a finished study read back and written up. Each cell's
+// study_report.h: a study read back and written up, finished or in progress (a cell
+// not finished in every seed is shown as not yet trained, and its comparisons as
+// pending). Each cell's
 // <stem>.results.json and per-user test NDCG@10 of every seed; tables of the mean and
 // standard deviation over seeds; each comparison's paired bootstrap (method.md 7.5)
 // over the test users, of each user's NDCG@10 averaged over the seeds; study.md (the
@@ -20,6 +22,7 @@ typedef struct {
     double ndcg_mean, ndcg_sd, hr_mean, hr_sd;
     double params, train_s, epoch_s, infer_ms;  // means; infer_ms: to score 1,000 test users
     int converged;                   // seeds whose best valid epoch came before their last
+    int done;                        // finished in every seed (else nothing above is read)
 } StudySummary;
 
 static void study_read_run(StudyRun* r, const Study* st, int seed, const StudyCell* c) {
@@ -60,6 +63,10 @@ static void study_summarize(StudySummary* sum, const Study* st, const StudyCell*
     double ndcg[STUDY_MAX_SEEDS], hr[STUDY_MAX_SEEDS];
     memset(sum, 0, sizeof(*sum));
     for (int s = 0; s < st->seeds; s++) {
+        if (!study_cell_done(st, st->first_seed + s, c)) return;
+    }
+    sum->done = 1;
+    for (int s = 0; s < st->seeds; s++) {
         StudyRun* r = &sum->runs[s];
         study_read_run(r, st, st->first_seed + s, c);
         if (r->users != sum->runs[0].users) die("study: cell %s was tested on %d users in one seed, %d in another", c->key, r->users, sum->runs[0].users);
@@ -96,6 +103,10 @@ static PairedDiff study_paired(const StudySummary* a, const StudySummary* b, int
 // study.md
 
 static void md_model_row(FILE* f, const StudyCell* c, const StudySummary* s, int seeds) {
+    if (!s->done) {
+        fprintf(f, "| %s | - | - | - | - | - | - | - | not yet trained |\n", c->name);
+        return;
+    }
     fprintf(f, "| %s | %.0f | %.4f ± %.4f | %.4f ± %.4f | %.3f | %.0f | %.2f | ", c->name, s->params, s->ndcg_mean, s->ndcg_sd,
             s->hr_mean, s->hr_sd, s->epoch_s, s->train_s, s->infer_ms);
     for (int i = 0; i < seeds; i++) fprintf(f, "%s%d/%d", i ? ", " : "", s->runs[i].best_epoch, s->runs[i].epochs);
@@ -148,6 +159,10 @@ static void md_experiment(FILE* f, const Study* st, const StudySummary* sums, co
         const StudyComparison* c = &st->cmp[i];
         if (c->experiment != experiment) continue;
         const PairedDiff* d = &diffs[i];
+        if (d->n == 0) {
+            fprintf(f, "| %s | %s | - | - | - | - | pending |\n", st->cells[c->a].name, st->cells[c->b].name);
+            continue;
+        }
         fprintf(f, "| %s | %s | %.4f | %.4f | %+.4f | [%+.4f, %+.4f] | %s |\n", st->cells[c->a].name, st->cells[c->b].name, d->mean_a,
                 d->mean_b, d->diff, d->lo, d->hi, paired_verdict(d));
     }
@@ -162,10 +177,14 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     fprintf(f, "\n## Efficiency\n\nEvery model of the study, its costs measured in this study on this machine: train s/epoch is "
                "the mean over its epochs (SLMRec's includes the frozen teacher's forward), infer ms the time to score 1,000 "
                "test users against every item. Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n", st->preset.M);
+    if (teacher == NULL || !teacher->done) {
+        fprintf(f, "The teacher is not trained yet.\n");
+        return;
+    }
     fprintf(f, "| model | params | of the teacher's | train s/epoch | train speed-up | infer ms/1k users | infer speed-up | test NDCG@10 |\n"
                "|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < st->n_cells; i++) {
-        if (!st->cells[i].main) continue;
+        if (!st->cells[i].main || !sums[i].done) continue;
         const StudySummary* s = &sums[i];
         char train_up[16] = "-", infer_up[16] = "-";  // a cost too small for the clock has no ratio
         if (s->epoch_s > 0.0) snprintf(train_up, sizeof(train_up), "%.2fx", teacher->epoch_s / s->epoch_s);
@@ -184,7 +203,7 @@ static void plot_depth(const Study* st, const StudySummary* sums, const char* pa
     int n = 0, ns = 0;
     for (int d = 1; d <= MAX_REC_LAYERS; d++) {  // the E4SRec_l cells, by depth
         for (int i = 0; i < st->n_cells && n < 4; i++) {
-            if (study_cell_depth(&st->cells[i]) != d) continue;
+            if (study_cell_depth(&st->cells[i]) != d || !sums[i].done) continue;
             x[n] = d;
             y[n] = sums[i].ndcg_mean;
             lo[n] = y[n] - sums[i].ndcg_sd;
@@ -193,7 +212,7 @@ static void plot_depth(const Study* st, const StudySummary* sums, const char* pa
         }
     }
     for (int i = 0; i < st->n_cells; i++) {
-        if (strcmp(st->cells[i].key, "slmrec") != 0) continue;
+        if (strcmp(st->cells[i].key, "slmrec") != 0 || !sums[i].done) continue;
         sx = st->preset.N;
         sy = sums[i].ndcg_mean;
         slo = sy - sums[i].ndcg_sd;
@@ -210,7 +229,7 @@ static void plot_pareto(const Study* st, const StudySummary* sums, const char* p
     double x[STUDY_MAX_CELLS], y[STUDY_MAX_CELLS];
     int n = 0;
     for (int i = 0; i < st->n_cells; i++) {
-        if (!st->cells[i].main) continue;
+        if (!st->cells[i].main || !sums[i].done) continue;
         labels[n] = st->cells[i].name;
         x[n] = sums[i].infer_ms > 0.0 ? sums[i].infer_ms : NAN;  // too fast for the clock: not drawn on a log axis
         y[n++] = sums[i].ndcg_mean;
@@ -222,8 +241,9 @@ static void plot_pareto(const Study* st, const StudySummary* sums, const char* p
 // an E4SRec model (the teacher, E4SRec_l, the SLMRec student), not a conventional one
 static int study_cell_llm(const StudyCell* c) { return strncmp(c->key, "e4srec", 6) == 0 || strncmp(c->key, "slmrec", 6) == 0; }
 
-// each main model's valid NDCG@10 per epoch, first seed (its <stem>.epochs.tsv): the
-// E4SRec models (llm = 1) or the conventional ones, whose epochs are many more and shorter
+// each main model's valid NDCG@10 per epoch, first seed (its <stem>.epochs.tsv, so far
+// for a cell in training): the E4SRec models (llm = 1) or the conventional ones, whose
+// epochs are many more and shorter
 static void plot_curves(const Study* st, int llm, const char* path) {
     SvgSeries s[STUDY_MAX_CELLS] = {{0}};
     EpochLog logs[STUDY_MAX_CELLS];
@@ -237,6 +257,7 @@ static void plot_curves(const Study* st, int llm, const char* path) {
         snprintf(file, sizeof(file), "%s/%s.epochs.tsv", dir, st->cells[i].stem);
         memset(&logs[n], 0, sizeof(EpochLog));
         epoch_log_read(&logs[n], file, MAX_EPOCHS);
+        if (logs[n].n == 0) continue;  // not started
         xs[n] = (double*)mallocCheck((size_t)(logs[n].n + 1) * sizeof(double));
         ys[n] = (double*)mallocCheck((size_t)(logs[n].n + 1) * sizeof(double));
         for (int e = 0; e < logs[n].n; e++) {
@@ -269,7 +290,7 @@ static void plot_dllm2rec(const Study* st, const PairedDiff* diffs, const char* 
             snprintf(b_key, sizeof(b_key), "%s_plain", STUDENT_FLAG_NAMES[k]);
             v[k * 3 + b] = lo[k * 3 + b] = hi[k * 3 + b] = NAN;
             for (int i = 0; i < st->n_cmp; i++) {
-                if (strcmp(st->cells[st->cmp[i].a].key, a_key) || strcmp(st->cells[st->cmp[i].b].key, b_key)) continue;
+                if (strcmp(st->cells[st->cmp[i].a].key, a_key) || strcmp(st->cells[st->cmp[i].b].key, b_key) || diffs[i].n == 0) continue;
                 v[k * 3 + b] = diffs[i].diff;
                 lo[k * 3 + b] = diffs[i].lo;
                 hi[k * 3 + b] = diffs[i].hi;
@@ -301,6 +322,11 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
         json_write_string(f, c->name);
         fprintf(f, ", \"command_first_seed\": ");
         json_write_string(f, command);
+        fprintf(f, ", \"done\": %s", s->done ? "true" : "false");
+        if (!s->done) {
+            fprintf(f, "}");
+            continue;
+        }
         fprintf(f, ", \"test_full_NDCG@10_mean\": %.6f, \"test_full_NDCG@10_sd\": %.6f, \"test_full_HR@10_mean\": %.6f, "
                 "\"params\": %.0f, \"train_s_mean\": %.2f, \"epoch_s_mean\": %.3f, \"infer_ms_per_1000_users\": %.3f, \"converged\": %d,\n"
                 "   \"runs\": [", s->ndcg_mean, s->ndcg_sd, s->hr_mean, s->params, s->train_s, s->epoch_s, s->infer_ms, s->converged);
@@ -319,6 +345,11 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
         const PairedDiff* d = &diffs[i];
         int e = 0;
         while ((1 << e) != c->experiment) e++;
+        if (d->n == 0) {
+            fprintf(f, "%s\n  {\"experiment\": \"%s\", \"a\": \"%s\", \"b\": \"%s\", \"verdict\": \"pending\"}", i ? "," : "",
+                    STUDY_EXPERIMENTS[e], st->cells[c->a].key, st->cells[c->b].key);
+            continue;
+        }
         fprintf(f, "%s\n  {\"experiment\": \"%s\", \"a\": \"%s\", \"b\": \"%s\", \"users\": %d, \"mean_a\": %.6f, \"mean_b\": %.6f, "
                 "\"diff\": %.6f, \"ci95\": [%.6f, %.6f], \"verdict\": \"%s\"}", i ? "," : "", STUDY_EXPERIMENTS[e],
                 st->cells[c->a].key, st->cells[c->b].key, d->n, d->mean_a, d->mean_b, d->diff, d->lo, d->hi, paired_verdict(d));
@@ -330,11 +361,17 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
 // ----------------------------------------------------------------------------
 // the whole report
 
-static void study_report(const Study* st) {
+// threads: those the cells ran with (this process's), or 0 when unknown (--report)
+static void study_report(const Study* st, int threads) {
     StudySummary* sums = (StudySummary*)callocCheck((size_t)st->n_cells, sizeof(StudySummary));
     for (int i = 0; i < st->n_cells; i++) study_summarize(&sums[i], st, &st->cells[i]);
     PairedDiff diffs[STUDY_MAX_CELLS];
-    for (int i = 0; i < st->n_cmp; i++) diffs[i] = study_paired(&sums[st->cmp[i].a], &sums[st->cmp[i].b], st->seeds);
+    int done = 0;
+    for (int i = 0; i < st->n_cells; i++) done += sums[i].done;
+    for (int i = 0; i < st->n_cmp; i++) {  // n = 0: pending, a side not trained yet
+        const StudySummary *a = &sums[st->cmp[i].a], *b = &sums[st->cmp[i].b];
+        diffs[i] = a->done && b->done ? study_paired(a, b, st->seeds) : (PairedDiff){.n = 0};
+    }
     char cpu[256], path[1200], when[64];
     cpu_model_name(cpu, sizeof(cpu));
     time_t now = time(NULL);
@@ -346,13 +383,19 @@ static void study_report(const Study* st) {
     FILE* f = open_memstream(&text, &len);
     if (f == NULL) die("study: cannot make the report in memory: %s", strerror(errno));
     fprintf(f, "# Study: %s, preset %s, %d seed%s\n\n", st->data, st->preset.name, st->seeds, st->seeds > 1 ? "s" : "");
-    fprintf(f, "%d cells (%d models x %d seeds), on %s with %d threads, %s; %.0f s of wall time in the cells.\n"
+    char with[48] = "";
+    if (threads > 0) snprintf(with, sizeof(with), " with %d thread%s", threads, threads > 1 ? "s" : "");
+    fprintf(f, "%d cells (%d models x %d seeds), on %s%s, %s; %.0f s of wall time in the cells.\n"
                "Every model is selected on valid full NDCG@10 and tested on the held-out last item of each user, ranked "
                "against every item. Values are the mean ± sd over the seeds; *converged* counts the seeds whose best valid "
                "epoch came before their last. Each comparison is the per-user paired difference of test NDCG@10 (each "
                "user's value averaged over the seeds), with its 95%% bootstrap interval over users: better or worse when "
                "the interval excludes 0, else a tie (method.md 7.5).\n",
-            st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, bench_threads(), when, study_wall_read(st));
+            st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, with, when, study_wall_read(st));
+    if (done < st->n_cells) {
+        fprintf(f, "\n**In progress: %d of %d models trained.** The others are marked *not yet trained* and their "
+                   "comparisons *pending*; the learning curves show the epochs so far.\n", done, st->n_cells);
+    }
     if (x & EXP_DEPTH) {
         md_experiment(f, st, sums, diffs, EXP_DEPTH, "Depth: how many decoder layers does E4SRec need?",
                       "E4SRec_l for each depth l, each trained alone on the same SASRec item table; each compared with the deepest.",
@@ -409,7 +452,7 @@ static void study_report(const Study* st) {
     plot_curves(st, 0, path);
     logf_("\nstudy: %s/study.md, study.json and the SVG plots beside it\n", st->out);
     for (int i = 0; i < st->n_cells; i++) {
-        for (int s = 0; s < st->seeds; s++) free(sums[i].runs[s].per_user);
+        for (int s = 0; s < st->seeds && sums[i].done; s++) free(sums[i].runs[s].per_user);
     }
     free(sums);
 }

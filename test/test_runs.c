@@ -450,6 +450,22 @@ static void test_runs_study(void) {
     int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
     unlink(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json");
     usleep(20000);
+    // the report of a study in progress: the finished cells, the cut-off one not yet trained, its comparison pending
+    a = study_args("--report");
+    CHECK(cmd_study(a.argc, a.argv) == 0, "study --report exits 0");
+    md = runs_read(STUDY_DIR "/study.md");
+    const char* row = md ? strstr(md, "| E4SRec_1 | ") : NULL;  // the depth table's row comes before the comparison's
+    CHECK(md && strstr(md, "**In progress: 2 of 3 models trained.**") && strstr(md, "| E4SRec_2 | - | - |") &&
+          strstr(md, "| E4SRec_1 | E4SRec_2 | - | - | - | - | pending |") && row && strncmp(row, "| E4SRec_1 | -", 14) != 0,
+          "study --report: the finished cells' rows, the cut-off cell not yet trained, its comparison pending");
+    free(md);
+    json = runs_read(STUDY_DIR "/study.json");
+    CHECK(json && strstr(json, "\"key\": \"e4srec_2\"") && strstr(json, "\"done\": false}") &&
+          strstr(json, "\"a\": \"e4srec_1\", \"b\": \"e4srec_2\", \"verdict\": \"pending\""),
+          "study.json in progress: the cut-off cell not done, its comparison pending");
+    free(json);
+    CHECK(access(kept[0], R_OK) == 0 && access(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json", R_OK) != 0,
+          "study --report trains nothing");
     a = study_args("--resume");
     CHECK(cmd_study(a.argc, a.argv) == 0, "study --resume exits 0");
     CHECK(before[0] > 0 && file_mtime_ns(kept[0]) == before[0] && file_mtime_ns(kept[1]) == before[1],
@@ -467,6 +483,8 @@ static void test_runs_study(void) {
     check_dies("study --only with an unknown experiment", study_child, &a, "--only names 'width', not an experiment");
     a = study_args("--only pretrained");
     check_dies("study --only pretrained without --init", study_child, &a, "needs --init BASE.bin");
+    a = study_args("--report --out " RUNS_DIR "/no_study");
+    check_dies("study --report where no study is", study_child, &a, "holds no study (no study.txt)");
     study_exe = "/proc/self/exe";
 }
 
