@@ -100,6 +100,7 @@ static const char* svg_palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", 
 typedef struct {
     double lo, hi;          // the data's extent, then the drawn range
     int log;
+    int empty;              // no data: the chart says so (a study's report before its models are trained)
     int n_ticks;
     double ticks[SVG_MAX_TICKS];
 } SvgAxis;
@@ -124,7 +125,8 @@ static void axis_add(SvgAxis* a, double v) {
 // log one keeps its range and the ticks inside (a decade's rounding could waste half the width)
 static void axis_settle(SvgAxis* a, int with_zero) {
     double lo = a->lo, hi = a->hi;
-    if (lo > hi) { lo = 1; hi = 10; }  // no data at all
+    a->empty = lo > hi;
+    if (a->empty) { lo = 1; hi = 10; }
     if (a->log) { lo = log10(lo); hi = log10(hi); }
     double pad = lo < hi ? 0.04 * (hi - lo) : 0.0;  // axis_ticks widens a single value
     lo -= pad;
@@ -215,6 +217,7 @@ static void chart_begin(SvgChart* c, const char* path, const SvgAxes* a, int leg
         svg_text(f, chart_px(c, c->x.ticks[i]), c->bottom + 18, "text-anchor=\"middle\"", label);
     }
     fprintf(f, "</g>\n");
+    if (c->y.empty) svg_text(f, (c->left + c->right) / 2, (c->top + c->bottom) / 2, "text-anchor=\"middle\" fill=\"#888\"", "nothing to draw yet");
     svg_text(f, (c->left + c->right) / 2, c->bottom + 40, "text-anchor=\"middle\"", a->xlabel);
     svg_text(f, -(c->top + c->bottom) / 2, 16, "text-anchor=\"middle\" transform=\"rotate(-90)\"", a->ylabel);  // (x, y) -> (y, -x)
 }

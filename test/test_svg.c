@@ -140,6 +140,14 @@ static void test_svg_files(void) {
     svg_line_chart(path, &a, &f, 1);
     text = check_svg_file(path, 4 + 1);
     CHECK(strstr(text, ">a legend label far too lo...</text>") != NULL, "a long legend label is cut to %d characters", SVG_LEGEND_CHARS);
+    CHECK(strstr(text, "nothing to draw yet") == NULL, "a chart with points does not say it has none");
+    free(text);
+    // no point at all (a study's report before its models are trained): the chart says so
+    SvgSeries none = {.label = "E4SRec_l", .n = 0, .x = x, .y = y1};
+    snprintf(path, sizeof(path), "%s/empty.svg", svg_dir);
+    svg_line_chart(path, &a, &none, 1);
+    text = check_svg_file(path, 1);
+    CHECK(strstr(text, ">nothing to draw yet</text>") != NULL, "an empty chart says there is nothing to draw yet");
     free(text);
     // scatter on a log x: the hand-worked set above and a NaN point
     const double cost[] = {1, 2, 3, 4, 2, NAN}, ndcg[] = {0.4, 0.5, 0.45, 0.6, 0.3, 0.7};
@@ -190,6 +198,6 @@ static void run_svg_tests(void) {
         unlink(path);
     }
     if (d) closedir(d);
-    CHECK(files == 4 && temps == 0, "%s: 4 charts and no temp file, got %d files, %d temp", svg_dir, files, temps);
+    CHECK(files == 5 && temps == 0, "%s: 5 charts and no temp file, got %d files, %d temp", svg_dir, files, temps);
     CHECK(rmdir(svg_dir) == 0, "remove %s", svg_dir);
 }
