@@ -7,10 +7,19 @@
 
 static int tests_passed = 0, tests_failed = 0, tests_skipped = 0;
 
+// SLMREC_TEST_FAIL_FAST set: a suite stops at its first failure (gpu_mutants.sh: a mutant
+// is caught as soon as one check fails, so the rest of the suite need not run)
+static void check_fail_fast(void) {
+    if (getenv("SLMREC_TEST_FAIL_FAST") == NULL) return;
+    printf("%d passed, %d failed (stopped at the first failure: SLMREC_TEST_FAIL_FAST is set)\n", tests_passed, tests_failed);
+    fflush(stdout);
+    exit(1);
+}
+
 #define CHECK(cond, ...) do {                                                  \
     if (cond) { tests_passed++; }                                              \
     else { tests_failed++; printf("  FAIL %s:%d: ", __FILE__, __LINE__);       \
-           printf(__VA_ARGS__); printf("\n"); }                                \
+           printf(__VA_ARGS__); printf("\n"); check_fail_fast(); }             \
 } while (0)
 
 static void skip(const char* what, const char* why) {
