@@ -299,8 +299,6 @@ static void study_setup(Study* st, const char* preset, const char* data, const c
     }
 }
 
-// takes --out's lock (returned, to close at the end), checks or writes study.txt, writes the
-// preset's synthetic set where the study makes its own data, opens the study's log
 // --report: --out must hold a study started with this --preset and --data
 static void study_state_check(const Study* st) {
     char path[1100];
@@ -309,6 +307,8 @@ static void study_state_check(const Study* st) {
     study_state(st, 1);
 }
 
+// takes --out's lock (returned, to close at the end), checks or writes study.txt, writes the
+// preset's synthetic set where the study makes its own data, opens the study's log
 static int study_open(Study* st, int synthetic, int resume) {
     int lock = outdir_lock(st->out);
     study_state(st, resume);

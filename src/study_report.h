@@ -257,7 +257,10 @@ static void plot_curves(const Study* st, int llm, const char* path) {
         snprintf(file, sizeof(file), "%s/%s.epochs.tsv", dir, st->cells[i].stem);
         memset(&logs[n], 0, sizeof(EpochLog));
         epoch_log_read(&logs[n], file, MAX_EPOCHS);
-        if (logs[n].n == 0) continue;  // not started
+        if (logs[n].n == 0) {  // not started
+            epoch_log_free(&logs[n]);
+            continue;
+        }
         xs[n] = (double*)mallocCheck((size_t)(logs[n].n + 1) * sizeof(double));
         ys[n] = (double*)mallocCheck((size_t)(logs[n].n + 1) * sizeof(double));
         for (int e = 0; e < logs[n].n; e++) {
