@@ -67,7 +67,8 @@ static void matmul_forward(float* out, const float* inp, const float* weight, co
     // out (N, OC), inp (N, C), weight (OC, C), bias (OC) or NULL
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
+        if (bias) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        else memset(out + (size_t)n * OC, 0, (size_t)OC * sizeof(float));
     }
     mm_accumulate(out, inp, C, 1, weight, 1, C, N, C, OC);  // b = weight^T (C, OC), read through strides
 }

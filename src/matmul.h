@@ -118,10 +118,11 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
                     memcpy(row, b + (size_t)(k0 + k) * b_k + m0, (size_t)width * sizeof(float));
                     for (int m = width; m < MM_NR; m++) row[m] = 0.0f;
                 }
-            } else {
+            } else {  // column m of the panel is b's column m0 + m, zero past the edge
                 for (int m = 0; m < MM_NR; m++) {
                     const float* src = b + (size_t)k0 * b_k + (size_t)(m0 + m) * b_m;
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = m < width ? src[(size_t)k * b_k] : 0.0f;
+                    if (m < width) for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = src[(size_t)k * b_k];
+                    else for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = 0.0f;
                 }
             }
         }
