@@ -110,13 +110,13 @@ static int study_e4srec(Study* st, int layers) {
     return i;
 }
 
-// SLMRec_N<-M with extra flags (an ablation), from the seed's E4SRec_M
-static int study_slmrec(Study* st, const char* key, const char* name, const char* flags) {
+// SLMRec_N<-M with B distillation blocks and extra flags (an ablation), from the seed's E4SRec_M
+static int study_slmrec(Study* st, const char* key, const char* name, int blocks, const char* flags) {
     const StudyPreset* p = &st->preset;
     char stem[40];
     snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", p->N, p->M);
     return study_cell(st, key, name, stem, "distill --teacher @/e4srec_%d/e4srec_%d.bin --layers %d --blocks %d %s %s", p->M, p->M,
-                      p->N, p->B, p->distill, flags);
+                      p->N, blocks, p->distill, flags);
 }
 
 // a DLLM2Rec student of the seed's E4SRec_M teacher with weights lam (ranking) and ed
@@ -153,7 +153,7 @@ static void study_plan(Study* st) {
         int plain_n = study_e4srec(st, p->N);
         char name[48];
         snprintf(name, sizeof(name), "SLMRec_%d<-%d", p->N, p->M);
-        full = study_slmrec(st, "slmrec", name, "");
+        full = study_slmrec(st, "slmrec", name, p->B, "");
         st->cells[full].main = 1;
         study_compare(st, EXP_SLMREC, teacher, sasrec);  // is the teacher worth distilling?
         study_compare(st, EXP_SLMREC, full, teacher);
@@ -170,12 +170,12 @@ static void study_plan(Study* st) {
         if (l != teacher) study_compare(st, EXP_DEPTH, l, teacher);
     }
     if (x & EXP_SLMREC) {
-        struct { const char* key; const char* name; char flags[32]; } ablations[8] = {
-            {"slmrec_no_cos", "SLMRec w/o Dcos", "--lambda-cos 0"},
-            {"slmrec_no_norm", "SLMRec w/o Dnorm", "--lambda-norm 0"},
-            {"slmrec_no_ms", "SLMRec w/o multi-supervision", "--lambda-ms 0"},
-            {"slmrec_random", "SLMRec from random weights", "--init-random"},
-            {"slmrec_online", "SLMRec online", "--online"},
+        struct { const char* key; const char* name; int blocks; const char* flags; } ablations[8] = {
+            {"slmrec_no_cos", "SLMRec w/o Dcos", p->B, "--lambda-cos 0"},
+            {"slmrec_no_norm", "SLMRec w/o Dnorm", p->B, "--lambda-norm 0"},
+            {"slmrec_no_ms", "SLMRec w/o multi-supervision", p->B, "--lambda-ms 0"},
+            {"slmrec_random", "SLMRec from random weights", p->B, "--init-random"},
+            {"slmrec_online", "SLMRec online", p->B, "--online"},
         };
         int n = p->ablate_online ? 5 : 4;
         char keys[2][40], names[2][48];
@@ -184,9 +184,13 @@ static void study_plan(Study* st) {
             snprintf(names[i], sizeof(names[i]), "SLMRec B=%d", p->ablate_blocks[i]);
             ablations[n].key = keys[i];
             ablations[n].name = names[i];
-            snprintf(ablations[n].flags, sizeof(ablations[n].flags), "--blocks %d", p->ablate_blocks[i]);
+            ablations[n].blocks = p->ablate_blocks[i];
+            ablations[n].flags = "";
         }
-        for (int i = 0; i < n; i++) study_compare(st, EXP_SLMREC, study_slmrec(st, ablations[i].key, ablations[i].name, ablations[i].flags), full);
+        for (int i = 0; i < n; i++) {
+            int cell = study_slmrec(st, ablations[i].key, ablations[i].name, ablations[i].blocks, ablations[i].flags);
+            study_compare(st, EXP_SLMREC, cell, full);
+        }
     }
     if (x & EXP_DLLM2REC) {
         float g[3];

@@ -515,6 +515,18 @@ static void test_runs_study_plan(void) {
         found |= c->experiment == EXP_SLMREC && strcmp(st.cells[c->a].key, "e4srec_2") == 0 && strcmp(st.cells[c->b].key, "sasrec") == 0;
     }
     CHECK(found, "study --only slmrec compares the teacher E4SRec_2 against SASRec (%d comparisons)", st.n_cmp);
+    // each SLMRec cell names its block count once, the B ablations theirs (the paper preset's)
+    study_setup(&st, "paper", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42);
+    study_plan(&st);
+    int blocks_ok = 1, b_cells = 0;
+    for (int i = 0; i < st.n_cells; i++) {
+        const char* b = strstr(st.cells[i].args, "--blocks ");
+        if (!b) continue;
+        int want = st.preset.B;
+        if (sscanf(st.cells[i].key, "slmrec_b%d", &want) == 1) b_cells++;
+        blocks_ok &= atoi(b + 9) == want && !strstr(b + 1, "--blocks");
+    }
+    CHECK(blocks_ok && b_cells == 2, "study: every SLMRec cell gives --blocks once, its own (%d B cells)", b_cells);
     // the plain students read no teacher: they run before it, so a long study can train them while the teacher's recipe is settled
     study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "dllm2rec", NULL, 0, 42);
     study_plan(&st);
