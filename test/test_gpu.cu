@@ -578,54 +578,10 @@ static void check_top_k(const char* what, const Host& scores, const std::vector<
 }
 
 // scores of every item and the top-k against e4srec_forward's logits
-static void test_score(Rng* rng) {
-    TestModel t;
-    test_model_build(&t, small_config(3), rng, NULL);
-    const E4SRecConfig& c = t.m.cfg;
-    int B = 7, k = 20;
-    Batch b = make_batch(rng, B, c.S, c.I);
-    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 0, NULL);
-    Host scores((size_t)B * c.I);
-    std::vector<int> top((size_t)B * k);
-    gpu_e4srec_score(g, b.items.data(), B, scores.data(), k, top.data());
-    e4srec_forward(&t.m, b.items.data(), NULL, B);
-    close_to("gpu_e4srec_score scores", "E4SRec_3 C=32", "fp32", scores, Host(t.m.acts.logits, t.m.acts.logits + scores.size()), tol<float>());
-    check_top_k("gpu_e4srec_score", scores, top, B, c.I, k);
-    gpu_e4srec_free(g);
-    e4srec_free(&t.m);
-}
 
 // a prompt without a response part (P2 = 0): a sample's last slot is its last history
 // item, or with an empty history the instruction's last token (e4srec_last_row); scores
 // and one step's gradients against the CPU, with row 0's history empty
-static void test_no_response(Rng* rng) {
-    E4SRecConfig c = small_config(3);
-    c.P2 = 0;
-    TestModel t;
-    test_model_build(&t, c, rng, NULL);
-    int B = 5, k = 10;
-    Batch b = make_batch(rng, B, c.S, c.I);
-    for (int s = 0; s < c.S; s++) b.items[s] = 0;
-    const char* shape = "E4SRec_3 C=32, no response prompt, an empty history";
-    GpuE4SRec* scorer = gpu_e4srec_create(&t.m, B, 0, NULL);
-    Host scores((size_t)B * c.I);
-    std::vector<int> top((size_t)B * k);
-    gpu_e4srec_score(scorer, b.items.data(), B, scores.data(), k, top.data());
-    e4srec_forward(&t.m, b.items.data(), NULL, B);
-    close_to("gpu_e4srec_score scores", shape, "fp32", scores, Host(t.m.acts.logits, t.m.acts.logits + scores.size()), tol<float>());
-    AdamWConfig ac = test_adamw_config();
-    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 0, &ac);
-    gradients_cuda(g, b.items.data(), b.targets.data(), B);
-    e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
-    e4srec_zero_grad(&t.m);
-    e4srec_ce_backward(&t.m, 1.0f);
-    e4srec_backward(&t.m);
-    close_to("one step's gradients", shape, "fp32", get(g->grads_memory, t.m.num_params),
-             Host(t.m.grads_memory, t.m.grads_memory + t.m.num_params), after_steps);  // sums in another order: loose, but a wrong row is far off
-    gpu_e4srec_free(g);
-    gpu_e4srec_free(scorer);
-    e4srec_free(&t.m);
-}
 
 // 3 steps, moments and parameters out, a fresh handle from them, 3 more steps on
 // each: bit-identical parameters (what --resume on the GPU relies on)
@@ -707,6 +663,69 @@ static void check_rel_l2(const char* name, const float* got, const float* ref, s
     double e = rel_l2(got, ref, n);
     CHECK(e <= BF16_MODEL_REL_L2, "%s: relative L2 error %.3e (limit %.0e)", name, e, BF16_MODEL_REL_L2);
 }
+// scores B rows of b with a GPU scorer of `rows` rows at a time, against the CPU forward's
+// logits (fp32: elementwise; bf16: relative L2), and checks the GPU's top k of them
+static void check_scores(TestModel* t, const Batch& b, int B, int rows, int bf16, int k, const char* what, const char* shape) {
+    const E4SRecConfig& c = t->m.cfg;
+    GpuE4SRec* g = gpu_e4srec_create(&t->m, rows, bf16, NULL);
+    Host scores((size_t)B * c.I);
+    std::vector<int> top((size_t)B * k);
+    gpu_e4srec_score(g, b.items.data(), B, scores.data(), k, top.data());
+    e4srec_forward(&t->m, b.items.data(), NULL, B);
+    if (bf16) check_rel_l2(what, scores.data(), t->m.acts.logits, scores.size());
+    else close_to(what, shape, "fp32", scores, Host(t->m.acts.logits, t->m.acts.logits + scores.size()), tol<float>());
+    check_top_k(what, scores, top, B, c.I, k);
+    gpu_e4srec_free(g);
+}
+static void test_score(Rng* rng) {
+    TestModel t;
+    test_model_build(&t, small_config(3), rng, NULL);
+    Batch b = make_batch(rng, 7, t.m.cfg.S, t.m.cfg.I);
+    check_scores(&t, b, 7, 7, 0, 20, "gpu_e4srec_score", "E4SRec_3 C=32");
+    e4srec_free(&t.m);
+}
+static void test_score_chunks(Rng* rng) {
+    E4SRecConfig c = small_config(2);
+    c.I = 40001;
+    TestModel t;
+    test_model_build(&t, c, rng, NULL);
+    for (int i = 1; i <= 200; i++) {  // items i, i + 16384, i + 32768 score alike
+        for (int rep = 1; rep <= 2; rep++) memcpy(&t.table[(size_t)(i + rep * GPU_ITEM_CHUNK) * c.D], &t.table[(size_t)i * c.D], c.D * sizeof(float));
+    }
+    Batch b = make_batch(rng, 9, c.S, c.I);
+    check_scores(&t, b, 9, 4, 0, 100, "gpu_e4srec_score, 3 item chunks, 9 rows by 4", "E4SRec_2 I=40001");
+    e4srec_free(&t.m);
+}
+static void test_score_bf16(Rng* rng) {
+    TestModel t;
+    test_model_build(&t, small_config(3), rng, NULL);
+    Batch b = make_batch(rng, 7, t.m.cfg.S, t.m.cfg.I);
+    check_scores(&t, b, 7, 7, 1, 20, "bf16 gpu_e4srec_score vs the CPU's fp32 logits", "E4SRec_3 C=32");
+    e4srec_free(&t.m);
+}
+// no response prompt and an empty history: the last slot is the instruction's last token
+static void test_no_response(Rng* rng) {
+    E4SRecConfig c = small_config(3);
+    c.P2 = 0;
+    TestModel t;
+    test_model_build(&t, c, rng, NULL);
+    int B = 5;
+    Batch b = make_batch(rng, B, c.S, c.I);
+    for (int s = 0; s < c.S; s++) b.items[s] = 0;
+    const char* shape = "E4SRec_3 C=32, no response prompt, an empty history";
+    check_scores(&t, b, B, B, 0, 10, "gpu_e4srec_score", shape);
+    AdamWConfig ac = test_adamw_config();
+    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 0, &ac);
+    gradients_cuda(g, b.items.data(), b.targets.data(), B);
+    e4srec_forward(&t.m, b.items.data(), b.targets.data(), B);
+    e4srec_zero_grad(&t.m);
+    e4srec_ce_backward(&t.m, 1.0f);
+    e4srec_backward(&t.m);
+    close_to("one step's gradients", shape, "fp32", get(g->grads_memory, t.m.num_params),
+             Host(t.m.grads_memory, t.m.grads_memory + t.m.num_params), after_steps);  // sums in another order: loose, but a wrong row is far off
+    gpu_e4srec_free(g);
+    e4srec_free(&t.m);
+}
 
 // one step's gradients (no update) of a bf16 handle against an fp32 handle of the same model,
 // parameter tensor by parameter tensor (and the adapters): a teacher with CE, and a student
@@ -777,45 +796,8 @@ static void test_bf16_gradients(Rng* rng, float position_ce, float dropout) {
 // 40,001 items (three chunks of GPU_ITEM_CHUNK, the top-k merged across them) with rows
 // copied across the chunks (equal scores: ties broken by id across chunks), and 9 rows
 // through a handle of 4 (three calls inside gpu_e4srec_score)
-static void test_score_chunks(Rng* rng) {
-    E4SRecConfig c = small_config(2);
-    c.I = 40001;
-    TestModel t;
-    test_model_build(&t, c, rng, NULL);
-    for (int i = 1; i <= 200; i++) {  // items i, i + 16384, i + 32768 score alike
-        for (int rep = 1; rep <= 2; rep++) memcpy(&t.table[(size_t)(i + rep * GPU_ITEM_CHUNK) * c.D], &t.table[(size_t)i * c.D], c.D * sizeof(float));
-    }
-    int B = 9, k = 100;
-    Batch b = make_batch(rng, B, c.S, c.I);
-    GpuE4SRec* g = gpu_e4srec_create(&t.m, 4, 0, NULL);
-    Host scores((size_t)B * c.I);
-    std::vector<int> top((size_t)B * k);
-    gpu_e4srec_score(g, b.items.data(), B, scores.data(), k, top.data());
-    e4srec_forward(&t.m, b.items.data(), NULL, B);
-    close_to("gpu_e4srec_score scores, 3 item chunks, 9 rows by 4", "E4SRec_2 I=40001", "fp32", scores,
-             Host(t.m.acts.logits, t.m.acts.logits + scores.size()), tol<float>());
-    check_top_k("gpu_e4srec_score, 3 item chunks, 9 rows by 4", scores, top, B, c.I, k);
-    gpu_e4srec_free(g);
-    e4srec_free(&t.m);
-}
 
 // bf16 scoring: its scores against the CPU's fp32 logits, its top-k against its own scores
-static void test_score_bf16(Rng* rng) {
-    TestModel t;
-    test_model_build(&t, small_config(3), rng, NULL);
-    const E4SRecConfig& c = t.m.cfg;
-    int B = 7, k = 20;
-    Batch b = make_batch(rng, B, c.S, c.I);
-    GpuE4SRec* g = gpu_e4srec_create(&t.m, B, 1, NULL);
-    Host scores((size_t)B * c.I);
-    std::vector<int> top((size_t)B * k);
-    gpu_e4srec_score(g, b.items.data(), B, scores.data(), k, top.data());
-    e4srec_forward(&t.m, b.items.data(), NULL, B);
-    check_rel_l2("bf16 gpu_e4srec_score scores vs the CPU's fp32 logits", scores.data(), t.m.acts.logits, scores.size());
-    check_top_k("bf16 gpu_e4srec_score", scores, top, B, c.I, k);
-    gpu_e4srec_free(g);
-    e4srec_free(&t.m);
-}
 
 // set_params (resume, reloading the best weights) must refresh the bf16 copy the matmuls
 // read: a bf16 handle made from model A and given B's weights scores as one made from B
