@@ -301,19 +301,35 @@ static void rope_backward(float* dx, int N, const int* pos, int row_stride, int 
 // The mask is there for the GPU twin's sake (kernels.cu keeps padded batches): every
 // CPU model packs each history's real tokens and passes NULL; the tests use both.
 
-// one query over keys 0..n-1 (rows of k and v, kv_stride apart; mask NULL, or 0 = a pad):
-// p (n) gets the probabilities, o (HS) the output. A query with no real key attends to nothing.
-// The training forward, inference's last token and decoding all go through here: the same bits.
-static inline void attention_one_query(float* o, float* p, const float* q, const float* k, const float* v,
-                                       size_t kv_stride, const int* mask, int n, int HS, float scale) {
+// A head's keys (or values) transposed to (HS, n), so that one query's n scores are
+// HS passes over contiguous keys (vectorised across the keys), not n dot products each
+// summed across a vector's lanes. xT[i * n + t] = x[t * stride + i] for the rows t < n.
+static inline void head_transpose(float* xT, const float* x, size_t stride, int n, int HS) {
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < HS; i++) xT[(size_t)i * n + t] = x[(size_t)t * stride + i];
+    }
+}
+
+// s[t] = a . (key t of xT, (HS, ld)) for t < n; summed over i in order
+static inline void head_dots(float* s, const float* a, const float* xT, int ld, int n, int HS) {
+    for (int t = 0; t < n; t++) s[t] = 0.0f;
+    for (int i = 0; i < HS; i++) {
+        const float ai = a[i], *x = xT + (size_t)i * ld;
+        #pragma omp simd
+        for (int t = 0; t < n; t++) s[t] += ai * x[t];
+    }
+}
+
+// one query over keys 0..n-1 (kT, its head's keys transposed, (HS, ld); v's rows
+// v_stride apart; mask NULL, or 0 = a pad): p (n) gets the probabilities, o (HS) the
+// output. A query with no real key attends to nothing. The training forward,
+// inference's last token and decoding all go through here: the same bits.
+static inline void attention_one_query(float* o, float* p, const float* q, const float* kT, int ld,
+                                       const float* v, size_t v_stride, const int* mask, int n, int HS, float scale) {
+    head_dots(p, q, kT, ld, n, HS);
     float maxv = -INFINITY;
     for (int t = 0; t < n; t++) {
-        if (mask && !mask[t]) { p[t] = -INFINITY; continue; }
-        const float* kt = k + (size_t)t * kv_stride;
-        float s = 0.0f;
-        #pragma omp simd reduction(+ : s)
-        for (int i = 0; i < HS; i++) s += q[i] * kt[i];
-        p[t] = s * scale;
+        p[t] = mask && !mask[t] ? -INFINITY : p[t] * scale;
         if (p[t] > maxv) maxv = p[t];
     }
     float sum = 0.0f;
@@ -326,7 +342,8 @@ static inline void attention_one_query(float* o, float* p, const float* q, const
     for (int i = 0; i < HS; i++) o[i] = 0.0f;
     for (int t = 0; t < n; t++) {
         p[t] *= inv;
-        const float* vt = v + (size_t)t * kv_stride;
+        const float* vt = v + (size_t)t * v_stride;
+        #pragma omp simd
         for (int i = 0; i < HS; i++) o[i] += p[t] * vt[i];
     }
 }
@@ -338,18 +355,22 @@ static void attention_forward_queries(float* out, float* att, const float* qkv, 
     // out (B, T, NH*HS), att (B, NH, T, T) probabilities cached for backward, qkv (B, T, (NH+2KVH)*HS)
     int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HS);
-    #pragma omp parallel for collapse(3) schedule(static)
+    #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
+        const float* seq = qkv + (size_t)b * T * QKV;
+        float* kT = (float*)mallocCheck((size_t)KVH * HS * T * sizeof(float));  // (KVH, HS, T)
+        for (int g = 0; g < KVH; g++) head_transpose(kT + (size_t)g * HS * T, seq + NH * HS + g * HS, QKV, T, HS);
         for (int h = 0; h < NH; h++) {
+            int voff = (NH + KVH) * HS + (h / group) * HS;
             for (int t = q0; t < T; t++) {
-                const float* seq = qkv + (size_t)b * T * QKV;
-                int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
                 float* p = att + (((size_t)b * NH + h) * T + t) * T;
                 attention_one_query(out + ((size_t)b * T + t) * NH * HS + h * HS, p, seq + (size_t)t * QKV + h * HS,
-                                    seq + koff, seq + voff, QKV, keymask ? keymask + (size_t)b * T : NULL, t + 1, HS, scale);
+                                    kT + (size_t)(h / group) * HS * T, T, seq + voff, QKV,
+                                    keymask ? keymask + (size_t)b * T : NULL, t + 1, HS, scale);
                 for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;  // keys after t: never computed
             }
         }
+        free(kT);
     }
 }
 
@@ -361,43 +382,46 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
 // the backward of the queries at q0..T-1 only (their dq, and what they send to every key)
 static void attention_backward_queries(float* dqkv, const float* dout, const float* qkv, const float* att,
                                        int B, int T, int q0, int NH, int KVH, int HS) {
-    // dqkv (B, T, (NH+2KVH)*HS) +=, dout (B, T, NH*HS). One thread per (b, kv head) owns every
-    // write to that kv head's dk/dv, so the heads sharing it need no atomics.
+    // dqkv (B, T, (NH+2KVH)*HS) +=, dout (B, T, NH*HS). One thread per sequence b owns
+    // every write to its dk/dv, so the heads sharing a kv head need no atomics.
     int QKV = (NH + 2 * KVH) * HS, group = NH / KVH;
     float scale = 1.0f / sqrtf((float)HS);
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        for (int kvh = 0; kvh < KVH; kvh++) {
-            float* dp = (float*)mallocCheck((size_t)T * sizeof(float));
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                int koff = NH * HS + kvh * HS, voff = (NH + KVH) * HS + kvh * HS;
-                for (int t = q0; t < T; t++) {
-                    const float* p = att + (((size_t)b * NH + h) * T + t) * T;
-                    const float* dy = dout + ((size_t)b * T + t) * NH * HS + h * HS;
-                    const float* q = qkv + ((size_t)b * T + t) * QKV + h * HS;
-                    float* dq = dqkv + ((size_t)b * T + t) * QKV + h * HS;
-                    // dp = dy . v ; dv += p * dy
-                    float pdp = 0.0f;
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        const float* v = qkv + ((size_t)b * T + t2) * QKV + voff;
-                        float* dv = dqkv + ((size_t)b * T + t2) * QKV + voff;
-                        float s = 0.0f;
-                        #pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < HS; i++) { s += dy[i] * v[i]; dv[i] += p[t2] * dy[i]; }
-                        dp[t2] = s;
-                        pdp += p[t2] * s;
-                    }
-                    // softmax backward: ds = p * (dp - sum p*dp); then through the scaled dot product
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        float ds = p[t2] * (dp[t2] - pdp) * scale;
-                        const float* k = qkv + ((size_t)b * T + t2) * QKV + koff;
-                        float* dk = dqkv + ((size_t)b * T + t2) * QKV + koff;
-                        for (int i = 0; i < HS; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
+        const float* seq = qkv + (size_t)b * T * QKV;
+        float* dseq = dqkv + (size_t)b * T * QKV;
+        float* vT = (float*)mallocCheck(((size_t)KVH * HS + 1) * T * sizeof(float));  // (KVH, HS, T), then dp (T)
+        float* dp = vT + (size_t)KVH * HS * T;
+        for (int g = 0; g < KVH; g++) head_transpose(vT + (size_t)g * HS * T, seq + (NH + KVH) * HS + g * HS, QKV, T, HS);
+        for (int h = 0; h < NH; h++) {
+            int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
+            for (int t = q0; t < T; t++) {
+                const float* p = att + (((size_t)b * NH + h) * T + t) * T;
+                const float* dy = dout + ((size_t)b * T + t) * NH * HS + h * HS;
+                const float* q = seq + (size_t)t * QKV + h * HS;
+                float* dq = dseq + (size_t)t * QKV + h * HS;
+                // dp = dy . v; then the softmax backward, ds = p * (dp - sum p*dp), left in dp
+                head_dots(dp, dy, vT + (size_t)(h / group) * HS * T, T, t + 1, HS);
+                float pdp = 0.0f;
+                #pragma omp simd reduction(+ : pdp)
+                for (int t2 = 0; t2 <= t; t2++) pdp += p[t2] * dp[t2];
+                #pragma omp simd
+                for (int t2 = 0; t2 <= t; t2++) dp[t2] = p[t2] * (dp[t2] - pdp) * scale;
+                // dv += p dy; dq += ds k; dk += ds q (through the scaled dot product)
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float* k = seq + (size_t)t2 * QKV + koff;
+                    float* dv = dseq + (size_t)t2 * QKV + voff;
+                    float* dk = dseq + (size_t)t2 * QKV + koff;
+                    #pragma omp simd
+                    for (int i = 0; i < HS; i++) {
+                        dv[i] += p[t2] * dy[i];
+                        dk[i] += dp[t2] * q[i];
+                        dq[i] += dp[t2] * k[i];
                     }
                 }
             }
-            free(dp);
         }
+        free(vT);
     }
 }
 
@@ -415,14 +439,18 @@ static void attention_query(float* out, float* scores, const float* q, size_t q_
     // entries; k and v rows (pos0+n, kv_stride) start with the KVH*HS key / value entries
     int group = NH / KVH, keys = pos0 + n;
     float scale = 1.0f / sqrtf((float)HS);
+    float* kT = (float*)mallocCheck((size_t)KVH * HS * keys * sizeof(float));  // (KVH, HS, keys)
+    for (int g = 0; g < KVH; g++) head_transpose(kT + (size_t)g * HS * keys, k + g * HS, kv_stride, keys, HS);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < NH; h++) {
-            int kvo = (h / group) * HS;
+            int g = h / group;
             attention_one_query(out + (size_t)i * NH * HS + h * HS, scores + ((size_t)i * NH + h) * keys,
-                                q + (size_t)i * q_stride + h * HS, k + kvo, v + kvo, kv_stride, NULL, pos0 + i + 1, HS, scale);
+                                q + (size_t)i * q_stride + h * HS, kT + (size_t)g * HS * keys, keys,
+                                v + g * HS, kv_stride, NULL, pos0 + i + 1, HS, scale);
         }
     }
+    free(kT);
 }
 
 // ----------------------------------------------------------------------------
