@@ -91,6 +91,33 @@ static void mm_micro(float* out, size_t ldo, const float* ap, const float* bp, i
     }
 }
 
+// dst (kc, W) = the first `count` of W vectors, vector j read at src + j stride, its
+// k-th entry k_stride further on; the vectors past count are zero. A panel turns each
+// vector into a column, so one side is strided: 16 k at a time go through a small
+// buffer, read along k and written along j, each in runs. Element by element, with
+// the writes W apart, packing took as long as the product for the item logits
+// ((64 x 64) @ the 12,101-item table and back). Inlined where W is a constant, so
+// that the row copies unroll.
+#define MM_PACK_K 16
+__attribute__((always_inline)) static inline void mm_pack_columns(float* dst, int W, const float* src, size_t stride,
+                                                                  size_t k_stride, int count, int kc) {
+    float block[MM_NR][MM_PACK_K];  // W <= MM_NR
+    for (int k0 = 0; k0 < kc; k0 += MM_PACK_K) {
+        int kb = min_int(MM_PACK_K, kc - k0);
+        for (int j = 0; j < W; j++) {
+            const float* v = src + (size_t)j * stride + (size_t)k0 * k_stride;
+            if (j >= count) memset(block[j], 0, sizeof(block[j]));
+            else if (k_stride == 1 && kb == MM_PACK_K) memcpy(block[j], v, sizeof(block[j]));  // a fixed size: vector moves
+            else for (int k = 0; k < kb; k++) block[j][k] = v[(size_t)k * k_stride];
+        }
+        for (int k = 0; k < kb; k++) {
+            float* row = dst + (size_t)(k0 + k) * W;
+            MM_UNROLL
+            for (int j = 0; j < W; j++) row[j] = block[j][k];
+        }
+    }
+}
+
 static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, const float* b, size_t b_k, size_t b_m,
                           int N, int K, int M) {
     int micro_rows = (N + MM_MR - 1) / MM_MR, panels = (M + MM_NR - 1) / MM_NR;
@@ -118,12 +145,8 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
                     memcpy(row, b + (size_t)(k0 + k) * b_k + m0, (size_t)width * sizeof(float));
                     for (int m = width; m < MM_NR; m++) row[m] = 0.0f;
                 }
-            } else {  // column m of the panel is b's column m0 + m, zero past the edge
-                for (int m = 0; m < MM_NR; m++) {
-                    const float* src = b + (size_t)k0 * b_k + (size_t)(m0 + m) * b_m;
-                    if (m < width) for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = src[(size_t)k * b_k];
-                    else for (int k = 0; k < kc; k++) dst[(size_t)k * MM_NR + m] = 0.0f;
-                }
+            } else {  // column m of the panel is b's column m0 + m
+                mm_pack_columns(dst, MM_NR, b + (size_t)k0 * b_k + (size_t)m0 * b_m, b_m, b_k, width, kc);
             }
         }
         #pragma omp for schedule(static)
@@ -135,10 +158,8 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
                 for (int k = 0; k < kc; k++) {
                     for (int r = 0; r < MM_MR; r++) dst[(size_t)k * MM_MR + r] = r < rows ? src[(size_t)k * a_k + r] : 0.0f;
                 }
-            } else {
-                for (int r = 0; r < MM_MR; r++) {
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR + r] = r < rows ? src[(size_t)r * a_n + (size_t)k * a_k] : 0.0f;
-                }
+            } else {  // column r of the micro-panel is a's row i MR + r
+                mm_pack_columns(dst, MM_MR, src, a_n, a_k, rows, kc);
             }
         }
         #pragma omp for collapse(2) schedule(static)
