@@ -677,11 +677,12 @@ static void check_scores(TestModel* t, const Batch& b, int B, int rows, int bf16
     check_top_k(what, scores, top, B, c.I, k);
     gpu_e4srec_free(g);
 }
-static void test_score(Rng* rng) {
+// fp32 or bf16 scores of one batch
+static void test_score(Rng* rng, int bf16) {
     TestModel t;
     test_model_build(&t, small_config(3), rng, NULL);
     Batch b = make_batch(rng, 7, t.m.cfg.S, t.m.cfg.I);
-    check_scores(&t, b, 7, 7, 0, 20, "gpu_e4srec_score", "E4SRec_3 C=32");
+    check_scores(&t, b, 7, 7, bf16, 20, bf16 ? "bf16 gpu_e4srec_score vs the CPU's fp32 logits" : "gpu_e4srec_score", "E4SRec_3 C=32");
     e4srec_free(&t.m);
 }
 static void test_score_chunks(Rng* rng) {
@@ -694,13 +695,6 @@ static void test_score_chunks(Rng* rng) {
     }
     Batch b = make_batch(rng, 9, c.S, c.I);
     check_scores(&t, b, 9, 4, 0, 100, "gpu_e4srec_score, 3 item chunks, 9 rows by 4", "E4SRec_2 I=40001");
-    e4srec_free(&t.m);
-}
-static void test_score_bf16(Rng* rng) {
-    TestModel t;
-    test_model_build(&t, small_config(3), rng, NULL);
-    Batch b = make_batch(rng, 7, t.m.cfg.S, t.m.cfg.I);
-    check_scores(&t, b, 7, 7, 1, 20, "bf16 gpu_e4srec_score vs the CPU's fp32 logits", "E4SRec_3 C=32");
     e4srec_free(&t.m);
 }
 // no response prompt and an empty history: the last slot is the instruction's last token
@@ -1031,10 +1025,10 @@ int main(int argc, char** argv) {
     test_teacher_steps(&rng, 1, 0.0f, 0.0f);
     test_student_steps(&rng, 0.0f, 0.0f);
     test_bf16_gradients(&rng, 0.0f, 0.0f);
-    test_score(&rng);
+    test_score(&rng, 0);
     test_no_response(&rng);
     test_score_chunks(&rng);
-    test_score_bf16(&rng);
+    test_score(&rng, 1);
     test_resume_moments(&rng);
     test_loss_window(&rng);
     test_bf16_refresh(&rng);
