@@ -496,19 +496,25 @@ static void test_teacher_steps(Rng* rng, int use_bf16, float position_ce, float 
     e4srec_free(&t.m);
 }
 
+// an E4SRec_4 teacher and its SLMRec_2 student (the teacher's first layers, prompt and
+// item table; two distillation blocks, the default loss weights)
+static void build_slmrec_pair(TestModel* te, TestModel* st, SLMRec* slm, Rng* rng) {
+    test_model_build(te, small_config(4), rng, NULL);
+    test_model_build(st, small_config(2), rng, &te->table);
+    e4srec_copy_first_layers(&st->m, &te->m);
+    memcpy(st->m.instr, te->m.instr, te->m.cfg.P1 * sizeof(int));
+    memcpy(st->m.resp, te->m.resp, te->m.cfg.P2 * sizeof(int));
+    slmrec_build(slm, &st->m, &te->m, 2, 1.0f, 0.1f, 1.0f, rng);
+}
+
 // position_ce > 0: the student's own loss also has the every-position CE (its ce term, as on the CPU);
 // dropout > 0: the student drops (the same masks on both paths), its frozen teacher does not
 static void test_student_steps(Rng* rng, float position_ce, float dropout) {
     char shape[96];
     snprintf(shape, sizeof(shape), "SLMRec_2<-4 C=32%s%s", position_ce > 0.0f ? ", position CE 0.5" : "", dropout > 0.0f ? ", dropout 0.3" : "");
     TestModel te, st;
-    test_model_build(&te, small_config(4), rng, NULL);
-    test_model_build(&st, small_config(2), rng, &te.table);
-    e4srec_copy_first_layers(&st.m, &te.m);
-    memcpy(st.m.instr, te.m.instr, te.m.cfg.P1 * sizeof(int));
-    memcpy(st.m.resp, te.m.resp, te.m.cfg.P2 * sizeof(int));
     SLMRec slm;
-    slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
+    build_slmrec_pair(&te, &st, &slm, rng);
     e4srec_set_position_ce(&st.m, position_ce);
     e4srec_set_dropout(&te.m, dropout);  // as the pipeline's teacher keeps its own: frozen, it must not drop
     e4srec_set_dropout(&st.m, dropout);
@@ -731,13 +737,8 @@ static void test_bf16_gradients(Rng* rng, float position_ce, float dropout) {
     char pce[64];
     snprintf(pce, sizeof(pce), "%s%s", position_ce > 0.0f ? ", position CE 0.5" : "", dropout > 0.0f ? ", dropout 0.3" : "");
     TestModel te, st;
-    test_model_build(&te, small_config(4), rng, NULL);
-    test_model_build(&st, small_config(2), rng, &te.table);
-    e4srec_copy_first_layers(&st.m, &te.m);
-    memcpy(st.m.instr, te.m.instr, te.m.cfg.P1 * sizeof(int));
-    memcpy(st.m.resp, te.m.resp, te.m.cfg.P2 * sizeof(int));
     SLMRec slm;
-    slmrec_build(&slm, &st.m, &te.m, 2, 1.0f, 0.1f, 1.0f, rng);
+    build_slmrec_pair(&te, &st, &slm, rng);
     e4srec_set_position_ce(&te.m, position_ce);  // the frozen teacher's forward-only handles leave it out
     e4srec_set_position_ce(&st.m, position_ce);
     e4srec_set_dropout(&te.m, dropout);
