@@ -156,7 +156,9 @@ static void mm_accumulate(float* out, const float* a, size_t a_n, size_t a_k, co
             const float* src = a + (size_t)i * MM_MR * a_n + (size_t)k0 * a_k;
             if (a_n == 1) {  // a transposed: its rows are contiguous along n
                 for (int k = 0; k < kc; k++) {
-                    for (int r = 0; r < MM_MR; r++) dst[(size_t)k * MM_MR + r] = r < rows ? src[(size_t)k * a_k + r] : 0.0f;
+                    float* d = dst + (size_t)k * MM_MR;
+                    if (rows == MM_MR) memcpy(d, src + (size_t)k * a_k, MM_MR * sizeof(float));  // a fixed size: vector moves
+                    else for (int r = 0; r < MM_MR; r++) d[r] = r < rows ? src[(size_t)k * a_k + r] : 0.0f;
                 }
             } else {  // column r of the micro-panel is a's row i MR + r
                 mm_pack_columns(dst, MM_MR, src, a_n, a_k, rows, kc);
