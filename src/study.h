@@ -39,7 +39,7 @@ static const StudyPreset STUDY_PRESETS[] = {
     // a course's: minutes on a 2-core laptop, every model to convergence
     // (the SLMRec ablations of the loss terms and the start; B and online are the paper preset's)
     {"demo", 600, 150, 10, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {0}, 0, 0, 0, "--max-len 10",
-     "--sasrec-dim 32", "--hidden 32 --ffn 64 --warmup 30 --epochs 40", "--warmup 30 --epochs 40", "--dim 32 --student-epochs 400"},
+     "--sasrec-dim 32", "--hidden 32 --ffn 64 --warmup 30", "--warmup 30", "--dim 32 --student-epochs 400"},
     // the papers' grid at the project's default shapes: hours on a data file, resumable
     // (DLLM2Rec's ablations for the SASRec student only: each Beauty student cell is ~half an hour on 2 cores)
     {"paper", SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 1, 0, "", "", "", "", ""},
