@@ -193,8 +193,12 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
     TrainResult r = {p.train_seconds, p.epoch, p.best_epoch, p.best, 0};
     int epochs_now = 0;  // in this process, for --stop-after
     double t_start = now_seconds(), last_print = t_start;
-    long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;
-    for (int epoch = p.epoch; epoch < cfg->epochs; epoch++) {
+    // --epochs is the learning-rate schedule's length, not where a model still inside its
+    // patience stops: it goes on at the schedule's final rate until its patience runs out,
+    // for at most as many epochs again (method.md 4.7). Without a patience it is the end.
+    int max_epochs = cfg->patience > 0 ? (int)fmin(2.0 * cfg->epochs, MAX_EPOCHS) : cfg->epochs;
+    long samples_done = 0, samples_total = (long)max_int(cfg->epochs - p.epoch, 1) * n_train;
+    for (int epoch = p.epoch; epoch < max_epochs; epoch++) {
         if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
         if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
         if (cfg->stop_after > 0 && epochs_now >= cfg->stop_after) { r.stopped = 1; break; }
@@ -219,10 +223,14 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
             loss_tally_step(&loss, step_loss, t->name, epoch, s);
             if (print_due) {
                 double now = now_seconds(), rate = samples_done / (now - t_start);
-                char eta[32];
-                format_duration(eta, sizeof(eta), (samples_total - samples_done) / rate);
-                logf_("  [%s] epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1,
-                      cfg->epochs, s + 1, steps_per_epoch, loss.sum / (s + 1), opt->last_lr, rate, eta);
+                char eta[32], of[48];
+                // past the schedule the ETA is the epoch's: the patience decides how many follow
+                long left = epoch < cfg->epochs ? samples_total - samples_done : (long)(steps_per_epoch - s - 1) * cfg->batch;
+                format_duration(eta, sizeof(eta), (double)left / rate);
+                if (epoch < cfg->epochs) snprintf(of, sizeof(of), "/%d", cfg->epochs);
+                else snprintf(of, sizeof(of), " (after the schedule's %d)", cfg->epochs);
+                logf_("  [%s] epoch %d%s step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %s\n", t->name, epoch + 1, of,
+                      s + 1, steps_per_epoch, loss.sum / (s + 1), opt->last_lr, rate, eta);
                 last_print = now;
             }
             if (out_of_time) { budget_stop = s + 1; break; }

@@ -900,11 +900,12 @@ static void test_pipe_every_cut(void) {
     free(hist);
     optimizer_free(&opt);
     e4srec_job_free(&job);
-    // a stage of 2 epochs takes 2 x ceil(samples / batch) steps
+    // a stage of 2 epochs takes 2 x ceil(samples / batch) steps (no patience: the schedule is the end)
     Config c = f.c;
     c.out = "/tmp/slmrec_test_every_cut";
     c.samples = "every-cut";
     c.epochs = 2;
+    c.patience = 0;
     make_dir(c.out);
     unlink("/tmp/slmrec_test_every_cut/tiny.last.bin");
     test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, NULL, 2);
@@ -925,6 +926,16 @@ static void test_pipe_every_cut(void) {
     epoch_log_read(&h, "/tmp/slmrec_test_every_cut/tiny.epochs.tsv", 1);
     CHECK(h.n == 1, "a run resumed at epoch 1 keeps the history's first epoch only (%d)", h.n);
     epoch_log_free(&h);
+    // with a patience that never runs out, the model goes on past the schedule's 2 epochs, up to 2 more
+    c.patience = 100;
+    unlink("/tmp/slmrec_test_every_cut/tiny.last.bin");
+    unlink("/tmp/slmrec_test_every_cut/tiny.epochs.tsv");
+    test_pipe_train_e4srec(&c, &f.d, &f.vn, &f.tn, f.table, &f.p, NULL, 2);
+    e4srec_load(&ck, "/tmp/slmrec_test_every_cut/tiny.last.bin");
+    cursor_take(&ck.state, progress, sizeof(progress), "the training progress");
+    CHECK(progress[0] == 4 && progress[1] == 2 * steps, "patience left at the schedule's end: 4 epochs of %d steps, the state says epoch %d step %d",
+          steps / 2, progress[0], progress[1]);
+    e4srec_file_free(&ck);
     pipe_fixture_free(&f);
 }
 
