@@ -196,8 +196,8 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
     // --epochs is the learning-rate schedule's length, not where a model still inside its
     // patience stops: it goes on at the schedule's final rate until its patience runs out,
     // for at most as many epochs again (method.md 4.7). Without a patience it is the end.
-    int max_epochs = cfg->patience > 0 ? (int)fmin(2.0 * cfg->epochs, MAX_EPOCHS) : cfg->epochs;
-    long samples_done = 0, samples_total = (long)max_int(cfg->epochs - p.epoch, 1) * n_train;
+    int max_epochs = cfg->patience > 0 ? min_int(2 * cfg->epochs, MAX_EPOCHS) : cfg->epochs;
+    long samples_done = 0, samples_total = (long)(cfg->epochs - p.epoch) * n_train;  // to the schedule's end
     for (int epoch = p.epoch; epoch < max_epochs; epoch++) {
         if (cfg->patience > 0 && p.bad_epochs >= cfg->patience) break;
         if (cfg->time_budget > 0 && r.train_seconds >= cfg->time_budget) break;
