@@ -43,9 +43,11 @@ static const StudyPreset STUDY_PRESETS[] = {
     // the papers' grid at the project's default shapes: hours on a data file, resumable
     // (DLLM2Rec's ablations for the SASRec student only: each Beauty student cell is ~half an hour on 2 cores)
     {"paper", SYNTH_USERS, SYNTH_ITEMS, SYNTH_MEAN_LEN, 3, 8, 4, 4, {1, 2, 4, 8}, 4, {1, 2}, 2, 1, 0, "", "", "", "", ""},
-    // the machinery in seconds (the tests'): tiny models, two epochs, nothing converges
-    {"smoke", 60, 30, 6, 1, 2, 1, 1, {1, 2}, 2, {0}, 0, 1, 0, "--max-len 5", "--sasrec-dim 8 --sasrec-epochs 2",
-     "--hidden 8 --ffn 16 --heads 2 --kv-heads 1 --vocab 280 --epochs 2", "--epochs 2", "--dim 8 --topk 5 --student-epochs 2"},
+    // the machinery in seconds (the tests'): tiny models, two epochs (no patience: nothing goes
+    // on past its schedule), nothing converges
+    {"smoke", 60, 30, 6, 1, 2, 1, 1, {1, 2}, 2, {0}, 0, 1, 0, "--max-len 5", "--sasrec-dim 8 --sasrec-epochs 2 --sasrec-patience 0",
+     "--hidden 8 --ffn 16 --heads 2 --kv-heads 1 --vocab 280 --epochs 2 --patience 0", "--epochs 2 --patience 0",
+     "--dim 8 --topk 5 --student-epochs 2 --student-patience 0"},
 };
 #define STUDY_N_PRESETS 3
 

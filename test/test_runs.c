@@ -445,6 +445,10 @@ static void test_runs_study(void) {
     const char* plots[4] = {STUDY_DIR "/depth.svg", STUDY_DIR "/pareto.svg", STUDY_DIR "/curves_e4srec.svg",
                             STUDY_DIR "/curves_conventional.svg"};
     for (int i = 0; i < 4; i++) CHECK(access(plots[i], R_OK) == 0, "study wrote %s", plots[i]);
+    EpochLog h = {0};  // smoke has no patience: its cells stop at their 2-epoch schedule
+    epoch_log_read(&h, STUDY_DIR "/seed_42/e4srec_1/e4srec_1.epochs.tsv", 1000);
+    CHECK(h.n == 2, "a smoke cell trains its 2 epochs and no more (%d)", h.n);
+    epoch_log_free(&h);
     // a cell cut off before its results: --resume trains it alone, the finished cells stay as they were
     const char* kept[2] = {STUDY_DIR "/seed_42/sasrec/sasrec.bin", STUDY_DIR "/seed_42/e4srec_1/e4srec_1.bin"};
     int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
