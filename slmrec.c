@@ -987,7 +987,7 @@ static int cmd_study(int argc, char** argv) {
     const char* preset = "demo";
     const char* only = NULL;
     const char* init = NULL;
-    int seeds = 0, first_seed = 42, resume = 0, report_only = 0;
+    int seeds = 0, first_seed = 42, jobs = 1, resume = 0, report_only = 0;
     ArgSpec specs[] = {
         {"--data", ARG_STR, &data, "sequence file; none = the preset's synthetic set, written to <out>/data.txt"},
         {"--out", ARG_STR, &out, "the study's directory: a directory per seed and cell, study.md, study.json, the plots"},
@@ -997,6 +997,8 @@ static int cmd_study(int argc, char** argv) {
         {"--seeds", ARG_INT, &seeds, "seeds per cell; 0 = the preset's (3 on its synthetic set, 1 on a data file)"},
         {"--seed", ARG_INT, &first_seed, "the first seed; the others follow it"},
         {"--init", ARG_STR, &init, "a pretrained base checkpoint: adds the pretrained experiment (scratch, full, LoRA)"},
+        {"--jobs", ARG_INT, &jobs, "cells training at once, each started when the cells it reads are done; unless\n"
+                                   "                     OMP_NUM_THREADS is set, each gets cores / jobs threads"},
         {"--resume", ARG_BOOL, &resume, "go on with the study in --out: finished cells are kept, an unfinished one continues"},
         {"--report", ARG_BOOL, &report_only, "train nothing: the report of the study in --out from its cells finished so far\n"
                                              "                     (the unfinished marked), also while another process trains it"},
@@ -1007,7 +1009,7 @@ static int cmd_study(int argc, char** argv) {
                "then <out>/study.md (tables over seeds, every comparison with its paired bootstrap interval),\n"
                "study.json and the SVG plots.", argc, argv, specs, (int)(sizeof(specs) / sizeof(specs[0])));
     Study st;
-    study_setup(&st, preset, data, out, only, init, seeds, first_seed);
+    study_setup(&st, preset, data, out, only, init, seeds, first_seed, jobs);
     if (report_only) {  // reads finished cells only: each is complete once its results file is (renamed into place)
         study_state_check(&st);
         study_plan(&st);
@@ -1016,8 +1018,8 @@ static int cmd_study(int argc, char** argv) {
     }
     int lock = study_open(&st, data == NULL, resume);
     study_plan(&st);
-    study_run(&st);
-    study_report(&st, bench_threads());
+    int threads = study_run(&st);
+    study_report(&st, threads);
     fcloseCheck(log_file);
     log_file = NULL;
     close(lock);  // releases it

@@ -4,13 +4,15 @@
 // its output in that directory's output.txt. A cell is done once its
 // <stem>.results.json exists, so a study run again with --resume skips the finished
 // cells and continues an unfinished one from its last epoch (the command's own
-// --resume). The report (study_report.h) reads the cells' files back.
+// --resume). With --jobs N, N cells train at once, each started once the cells whose
+// files it reads are done. The report (study_report.h) reads the cells' files back.
 #pragma once
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
 #define STUDY_MAX_CELLS 64
 #define STUDY_MAX_SEEDS 16
+#define STUDY_MAX_JOBS 16
 #define STUDY_LINE 8192  // a cell's whole command line
 
 enum { EXP_DEPTH = 1, EXP_SLMREC = 2, EXP_EFFICIENCY = 4, EXP_DLLM2REC = 8, EXP_PRETRAINED = 16 };
@@ -71,6 +73,7 @@ typedef struct {
     const char* init;    // a pretrained base for the pretrained experiment, or NULL
     int seeds;           // seeds first_seed, first_seed + 1, ...
     int first_seed;
+    int jobs;            // cells training at once
     int experiments;     // EXP_* bits
     const char* exe;     // the binary each cell runs: this one
     StudyCell cells[STUDY_MAX_CELLS];
@@ -274,7 +277,7 @@ static void study_state(const Study* st, int resume) {
 
 // the study of the command's flags, checked: every refusal before anything is written
 static void study_setup(Study* st, const char* preset, const char* data, const char* out, const char* only, const char* init,
-                        int seeds, int first_seed) {
+                        int seeds, int first_seed, int jobs) {
     memset(st, 0, sizeof(*st));
     int p = 0;
     while (p < STUDY_N_PRESETS && strcmp(preset, STUDY_PRESETS[p].name) != 0) p++;
@@ -284,6 +287,8 @@ static void study_setup(Study* st, const char* preset, const char* data, const c
     st->init = init;
     st->exe = study_exe;
     st->first_seed = first_seed;
+    st->jobs = jobs;
+    if (jobs < 1 || jobs > STUDY_MAX_JOBS) die("study: --jobs must be in 1..%d, got %d", STUDY_MAX_JOBS, jobs);
     st->seeds = seeds ? seeds : data ? 1 : st->preset.seeds;
     if (st->seeds < 1 || st->seeds > STUDY_MAX_SEEDS) die("study: --seeds must be in 1..%d, got %d", STUDY_MAX_SEEDS, st->seeds);
     st->experiments = only ? study_parse_only(only) : (EXP_DEPTH | EXP_SLMREC | EXP_EFFICIENCY | EXP_DLLM2REC | (init ? EXP_PRETRAINED : 0));
@@ -365,8 +370,22 @@ static void study_command(char* out, size_t cap, const Study* st, int seed, cons
     out[k] = 0;
 }
 
-// runs one cell as a child process (this binary, the cell's command); dies when it fails
-static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
+// does cell i read a file that cell j writes? Its command names j's directory, or both
+// read the seed's teacher signals and j is the first of the plan to (j writes them, i
+// waits for them). The plan puts every cell after those it reads (j < i).
+static int study_needs(const Study* st, int i, int j) {
+    if (j >= i) return 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "@/%s/", st->cells[j].key);
+    if (strstr(st->cells[i].args, dir)) return 1;
+    const char* signals = "@/teacher_signals.bin";
+    if (!strstr(st->cells[i].args, signals) || !strstr(st->cells[j].args, signals)) return 0;
+    for (int k = 0; k < j; k++) if (strstr(st->cells[k].args, signals)) return 0;  // j is not the first reader
+    return 1;
+}
+
+// starts one cell as a child process (this binary, the cell's command); returns its pid
+static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200];
     study_cell_dir(dir, sizeof(dir), st, seed, c);
     make_dir(dir);
@@ -397,12 +416,17 @@ static void study_run_cell(const Study* st, int seed, const StudyCell* c) {
         fprintf(stderr, "study: cannot run '%s': %s\n", st->exe, strerror(errno));
         _exit(127);
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return pid;
+}
+
+// a finished child: dies unless it exited 0 with its results written
+static void study_check_cell(const Study* st, int seed, const StudyCell* c, int status) {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !study_cell_done(st, seed, c)) {
-        die("study: cell %s of seed %d failed (%s %d): its output is in %s\n"
+        char dir[1100];
+        study_cell_dir(dir, sizeof(dir), st, seed, c);
+        die("study: cell %s of seed %d failed (%s %d): its output is in %s/output.txt\n"
             "  fix the cause, then run the same study command with --resume to go on from there",
-            c->key, seed, WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), path);
+            c->key, seed, WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), dir);
     }
 }
 
@@ -427,27 +451,69 @@ static void study_wall_write(const Study* st, double seconds) {
     outfile_commit(&o);
 }
 
-// every cell of every seed, seed by seed, skipping the finished ones
-static void study_run(const Study* st) {
-    int total = st->n_cells * st->seeds, todo = 0, ran = 0;
-    for (int s = 0; s < st->seeds; s++) {
-        for (int i = 0; i < st->n_cells; i++) todo += !study_cell_done(st, st->first_seed + s, &st->cells[i]);
+// --jobs N with OMP_NUM_THREADS unset: each cell gets its share of the cores (set here,
+// the cells inherit it); returns the threads a cell runs with
+static int study_cell_threads(const Study* st) {
+    if (st->jobs == 1 || getenv("OMP_NUM_THREADS") != NULL) return bench_threads();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cores > st->jobs ? (int)(cores / st->jobs) : 1;
+    char value[16];
+    snprintf(value, sizeof(value), "%d", threads);
+    setenv("OMP_NUM_THREADS", value, 1);
+    return threads;
+}
+
+// every cell of every seed, skipping the finished ones, up to --jobs at once: a cell
+// starts, in seed then plan order, once every cell it needs is done; returns the threads
+// each cell ran with
+static int study_run(const Study* st) {
+    enum { PENDING, RUNNING, DONE };
+    int n = st->n_cells, total = n * st->seeds, todo = 0, ran = 0, running = 0;
+    int* state = (int*)mallocCheck((size_t)total * sizeof(int));  // [seeds][cells]
+    pid_t* pid = (pid_t*)mallocCheck((size_t)total * sizeof(pid_t));
+    double* started = (double*)mallocCheck((size_t)total * sizeof(double));
+    for (int k = 0; k < total; k++) {
+        state[k] = study_cell_done(st, st->first_seed + k / n, &st->cells[k % n]) ? DONE : PENDING;
+        todo += state[k] == PENDING;
     }
-    logf_("study: %d cells (%d models x %d seeds), %d done, %d to train\n", total, st->n_cells, st->seeds, total - todo, todo);
-    double t0 = now_seconds();
-    for (int s = 0; s < st->seeds; s++) {
-        int seed = st->first_seed + s;
-        for (int i = 0; i < st->n_cells; i++) {
-            const StudyCell* c = &st->cells[i];
-            if (study_cell_done(st, seed, c)) continue;
-            double tc = now_seconds();
-            study_run_cell(st, seed, c);
-            study_wall_write(st, study_wall_read(st) + now_seconds() - tc);
-            ran++;
-            double elapsed = now_seconds() - t0;
-            char eta[32];
-            format_duration(eta, sizeof(eta), elapsed / ran * (todo - ran));
-            logf_("  [study] %d/%d seed %d %-28s %6.0fs, ETA %s\n", ran, todo, seed, c->key, now_seconds() - tc, eta);
+    int threads = study_cell_threads(st);
+    logf_("study: %d cells (%d models x %d seeds), %d done, %d to train, %d at a time with %d thread%s each\n", total, n,
+          st->seeds, total - todo, todo, st->jobs, threads, threads > 1 ? "s" : "");
+    double t0 = now_seconds(), wall_at = t0;
+    while (ran < todo) {
+        for (int k = 0; k < total && running < st->jobs; k++) {
+            if (state[k] != PENDING) continue;
+            int ready = 1, base = k - k % n;
+            for (int j = 0; j < n && ready; j++) ready = !study_needs(st, k % n, j) || state[base + j] == DONE;
+            if (!ready) continue;
+            pid[k] = study_start_cell(st, st->first_seed + k / n, &st->cells[k % n]);
+            state[k] = RUNNING;
+            started[k] = now_seconds();
+            running++;
+            logf_("  [study] seed %d %s started\n", st->first_seed + k / n, st->cells[k % n].key);
         }
+        if (running == 0) die("study: no cell can start (a cell needs one that is not in the plan)");
+        int status = 0;
+        pid_t child;
+        while ((child = wait(&status)) < 0 && errno == EINTR) {}
+        if (child < 0) die("study: waiting for the cells: %s", strerror(errno));
+        int k = 0;
+        while (k < total && !(state[k] == RUNNING && pid[k] == child)) k++;
+        if (k == total) continue;  // not a cell's process
+        const StudyCell* c = &st->cells[k % n];
+        study_check_cell(st, st->first_seed + k / n, c, status);
+        state[k] = DONE;
+        running--;
+        ran++;
+        double t = now_seconds();
+        study_wall_write(st, study_wall_read(st) + t - wall_at);
+        wall_at = t;
+        char eta[32];
+        format_duration(eta, sizeof(eta), (t - t0) / ran * (todo - ran));
+        logf_("  [study] %d/%d seed %d %-28s %6.0fs, ETA %s\n", ran, todo, st->first_seed + k / n, c->key, t - started[k], eta);
     }
+    free(state);
+    free(pid);
+    free(started);
+    return threads;
 }

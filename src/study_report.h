@@ -364,7 +364,7 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
 // ----------------------------------------------------------------------------
 // the whole report
 
-// threads: those the cells ran with (this process's), or 0 when unknown (--report)
+// threads: those each cell ran with, or 0 when unknown (--report)
 static void study_report(const Study* st, int threads) {
     StudySummary* sums = (StudySummary*)callocCheck((size_t)st->n_cells, sizeof(StudySummary));
     for (int i = 0; i < st->n_cells; i++) study_summarize(&sums[i], st, &st->cells[i]);
@@ -386,8 +386,9 @@ static void study_report(const Study* st, int threads) {
     FILE* f = open_memstream(&text, &len);
     if (f == NULL) die("study: cannot make the report in memory: %s", strerror(errno));
     fprintf(f, "# Study: %s, preset %s, %d seed%s\n\n", st->data, st->preset.name, st->seeds, st->seeds > 1 ? "s" : "");
-    char with[48] = "";
+    char with[80] = "";
     if (threads > 0) snprintf(with, sizeof(with), " with %d thread%s", threads, threads > 1 ? "s" : "");
+    if (threads > 0 && st->jobs > 1) snprintf(with + strlen(with), sizeof(with) - strlen(with), " a cell, %d cells at a time", st->jobs);
     fprintf(f, "%d cells (%d models x %d seeds), on %s%s, %s; %.0f s of wall time in the cells.\n"
                "Every model is selected on valid full NDCG@10 and tested on the held-out last item of each user, ranked "
                "against every item. Values are the mean ± sd over the seeds; *converged* counts the seeds whose best valid "

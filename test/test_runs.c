@@ -432,8 +432,17 @@ static void test_runs_study(void) {
         return;
     }
     study_exe = "./slmrec";
-    PipeArgs a = study_args("");
-    CHECK(cmd_study(a.argc, a.argv) == 0, "study --preset smoke --only depth exits 0");
+    PipeArgs a = study_args("--jobs 2");
+    CHECK(cmd_study(a.argc, a.argv) == 0, "study --preset smoke --only depth --jobs 2 exits 0");
+    // both E4SRec cells read SASRec's table: they start together once it is done
+    char* log = runs_read(STUDY_DIR "/log.txt");
+    const char* sasrec_done = log ? strstr(log, "] 1/3 seed 42 sasrec ") : NULL;
+    const char* first_done = sasrec_done ? strstr(sasrec_done + 1, "] 2/3 seed 42") : NULL;
+    const char* start1 = sasrec_done ? strstr(sasrec_done, "seed 42 e4srec_1 started") : NULL;
+    const char* start2 = sasrec_done ? strstr(sasrec_done, "seed 42 e4srec_2 started") : NULL;
+    CHECK(log && strstr(log, "2 at a time") && start1 && start2 && first_done &&
+          start1 < first_done && start2 < first_done, "study --jobs 2: the E4SRec cells start after SASRec, together");
+    free(log);
     char* md = runs_read(STUDY_DIR "/study.md");
     CHECK(md && strstr(md, "| E4SRec_1 | E4SRec_2 |") && strstr(md, "![test NDCG@10 against depth](depth.svg)") &&
           strstr(md, "`./slmrec train-teacher --sasrec "), "study.md: the depth comparison, its plot, each cell's command");
@@ -475,7 +484,7 @@ static void test_runs_study(void) {
     CHECK(before[0] > 0 && file_mtime_ns(kept[0]) == before[0] && file_mtime_ns(kept[1]) == before[1],
           "study --resume leaves the finished cells' checkpoints untouched");
     CHECK(access(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json", R_OK) == 0, "study --resume finished the cut-off cell");
-    char* log = runs_read(STUDY_DIR "/log.txt");
+    log = runs_read(STUDY_DIR "/log.txt");
     CHECK(log && strstr(log, "study: 3 cells (3 models x 1 seeds), 2 done, 1 to train"), "the resumed study trained one cell");
     free(log);
     // refusals
@@ -485,6 +494,8 @@ static void test_runs_study(void) {
     check_dies("study --resume with another preset", study_child, &a, "resume it with its own --preset and --data");
     a = study_args("--only depth,width");
     check_dies("study --only with an unknown experiment", study_child, &a, "--only names 'width', not an experiment");
+    a = study_args("--jobs 0");
+    check_dies("study --jobs 0", study_child, &a, "--jobs must be in 1..16, got 0");
     a = study_args("--only pretrained");
     check_dies("study --only pretrained without --init", study_child, &a, "needs --init BASE.bin");
     a = study_args("--report --out " RUNS_DIR "/no_study");
@@ -511,7 +522,7 @@ static void test_runs_study_paired(void) {
 // the slmrec experiment asks first whether the teacher beats the SASRec it reads
 static void test_runs_study_plan(void) {
     Study st;
-    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42);
+    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42, 1);
     study_plan(&st);
     int found = 0;
     for (int i = 0; i < st.n_cmp; i++) {
@@ -520,7 +531,7 @@ static void test_runs_study_plan(void) {
     }
     CHECK(found, "study --only slmrec compares the teacher E4SRec_2 against SASRec (%d comparisons)", st.n_cmp);
     // each SLMRec cell names its block count once, the B ablations theirs (the paper preset's)
-    study_setup(&st, "paper", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42);
+    study_setup(&st, "paper", NULL, RUNS_DIR "/plan", "slmrec", NULL, 0, 42, 1);
     study_plan(&st);
     int blocks_ok = 1, b_cells = 0;
     for (int i = 0; i < st.n_cells; i++) {
@@ -532,11 +543,26 @@ static void test_runs_study_plan(void) {
     }
     CHECK(blocks_ok && b_cells == 2, "study: every SLMRec cell gives --blocks once, its own (%d B cells)", b_cells);
     // the plain students read no teacher: they run before it, so a long study can train them while the teacher's recipe is settled
-    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "dllm2rec", NULL, 0, 42);
+    study_setup(&st, "smoke", NULL, RUNS_DIR "/plan", "dllm2rec", NULL, 0, 42, 1);
     study_plan(&st);
     int plain_first = st.n_cells > STUDENT_KINDS + 1 && strcmp(st.cells[STUDENT_KINDS + 1].key, "e4srec_2") == 0;
     for (int k = 1; k <= STUDENT_KINDS && plain_first; k++) plain_first = strstr(st.cells[k].key, "_plain") && !strstr(st.cells[k].args, "--teacher");
     CHECK(plain_first, "study: SASRec and the %d plain students come before the teacher (%d cells)", STUDENT_KINDS, st.n_cells);
+    // --jobs: what each cell waits for. The teacher reads SASRec's table; a distilled student
+    // the teacher and, unless it writes them, the first distilled student's signals
+    int signals_first = -1, needs_ok = 1, n_signals = 0;
+    for (int i = 0; i < st.n_cells; i++) {
+        int reads_signals = strstr(st.cells[i].args, "teacher_signals.bin") != NULL;
+        if (reads_signals && signals_first < 0) signals_first = i;
+        n_signals += reads_signals;
+        for (int j = 0; j < st.n_cells; j++) {
+            const char* kj = st.cells[j].key;
+            int want = (strcmp(st.cells[i].key, "e4srec_2") == 0 && strcmp(kj, "sasrec") == 0) ||
+                       (reads_signals && (strcmp(kj, "e4srec_2") == 0 || (j == signals_first && i != j)));
+            needs_ok &= study_needs(&st, i, j) == want;
+        }
+    }
+    CHECK(needs_ok && n_signals > 2, "study: each cell needs the cells whose files it reads, and no other (%d read signals)", n_signals);
 }
 
 static void run_runs_tests(void) {
