@@ -301,12 +301,13 @@ static void rope_backward(float* dx, int N, const int* pos, int row_stride, int 
 // The mask is there for the GPU twin's sake (kernels.cu keeps padded batches): every
 // CPU model packs each history's real tokens and passes NULL; the tests use both.
 
-// A head's keys (or values) transposed to (HS, n), so that one query's n scores are
-// HS passes over contiguous keys (vectorised across the keys), not n dot products each
-// summed across a vector's lanes. xT[i * n + t] = x[t * stride + i] for the rows t < n.
-static inline void head_transpose(float* xT, const float* x, size_t stride, int n, int HS) {
+// The keys (or values) of adjacent heads transposed to (width, n), so that one query's
+// n scores are HS passes over contiguous keys (vectorised across the keys), not n dot
+// products each summed across a vector's lanes. Head g's rows are g * HS ... (g + 1) * HS.
+// xT[i * n + t] = x[t * stride + i] for the rows t < n and i < width.
+static inline void head_transpose(float* xT, const float* x, size_t stride, int n, int width) {
     for (int t = 0; t < n; t++) {
-        for (int i = 0; i < HS; i++) xT[(size_t)i * n + t] = x[(size_t)t * stride + i];
+        for (int i = 0; i < width; i++) xT[(size_t)i * n + t] = x[(size_t)t * stride + i];
     }
 }
 
@@ -359,7 +360,7 @@ static void attention_forward_queries(float* out, float* att, const float* qkv, 
     for (int b = 0; b < B; b++) {
         const float* seq = qkv + (size_t)b * T * QKV;
         float* kT = (float*)mallocCheck((size_t)KVH * HS * T * sizeof(float));  // (KVH, HS, T)
-        for (int g = 0; g < KVH; g++) head_transpose(kT + (size_t)g * HS * T, seq + NH * HS + g * HS, QKV, T, HS);
+        head_transpose(kT, seq + NH * HS, QKV, T, KVH * HS);  // every kv head at once
         for (int h = 0; h < NH; h++) {
             int voff = (NH + KVH) * HS + (h / group) * HS;
             for (int t = q0; t < T; t++) {
@@ -392,7 +393,7 @@ static void attention_backward_queries(float* dqkv, const float* dout, const flo
         float* dseq = dqkv + (size_t)b * T * QKV;
         float* vT = (float*)mallocCheck(((size_t)KVH * HS + 1) * T * sizeof(float));  // (KVH, HS, T), then dp (T)
         float* dp = vT + (size_t)KVH * HS * T;
-        for (int g = 0; g < KVH; g++) head_transpose(vT + (size_t)g * HS * T, seq + (NH + KVH) * HS + g * HS, QKV, T, HS);
+        head_transpose(vT, seq + (NH + KVH) * HS, QKV, T, KVH * HS);
         for (int h = 0; h < NH; h++) {
             int koff = NH * HS + (h / group) * HS, voff = (NH + KVH) * HS + (h / group) * HS;
             for (int t = q0; t < T; t++) {
@@ -440,7 +441,7 @@ static void attention_query(float* out, float* scores, const float* q, size_t q_
     int group = NH / KVH, keys = pos0 + n;
     float scale = 1.0f / sqrtf((float)HS);
     float* kT = (float*)mallocCheck((size_t)KVH * HS * keys * sizeof(float));  // (KVH, HS, keys)
-    for (int g = 0; g < KVH; g++) head_transpose(kT + (size_t)g * HS * keys, k + g * HS, kv_stride, keys, HS);
+    head_transpose(kT, k, kv_stride, keys, KVH * HS);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < NH; h++) {
