@@ -389,7 +389,7 @@ static void study_report(const Study* st, int threads) {
     char with[80] = "";
     if (threads > 0) snprintf(with, sizeof(with), " with %d thread%s", threads, threads > 1 ? "s" : "");
     if (threads > 0 && st->jobs > 1) snprintf(with + strlen(with), sizeof(with) - strlen(with), " a cell, %d cells at a time", st->jobs);
-    fprintf(f, "%d cells (%d models x %d seeds), on %s%s, %s; %.0f s of wall time in the cells.\n"
+    fprintf(f, "%d cells (%d models x %d seeds), on %s%s, %s; %.0f s of wall time training them.\n"
                "Every model is selected on valid full NDCG@10 and tested on the held-out last item of each user, ranked "
                "against every item. Values are the mean ± sd over the seeds; *converged* counts the seeds whose best valid "
                "epoch came before their last. Each comparison is the per-user paired difference of test NDCG@10 (each "
