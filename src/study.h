@@ -492,7 +492,7 @@ static int study_run(const Study* st) {
             running++;
             logf_("  [study] seed %d %s started\n", st->first_seed + k / n, st->cells[k % n].key);
         }
-        if (running == 0) die("study: no cell can start (a cell needs one that is not in the plan)");
+        if (running == 0) die("study: no cell can start and none is running: the plan puts a cell before one it needs");
         int status = 0;
         pid_t child;
         while ((child = wait(&status)) < 0 && errno == EINTR) {}
