@@ -463,9 +463,18 @@ static void test_runs_study(void) {
     int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
     unlink(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json");
     usleep(20000);
+    // the inference column is re-timed for the report, not the cell's own timing (here a day)
+    CHECK(system("sed -i 's/\"infer_s\": [0-9.]*/\"infer_s\": 86400.0/' " STUDY_DIR "/seed_42/e4srec_1/e4srec_1.results.json") == 0,
+          "set E4SRec_1's own inference time to a day");
     // the report of a study in progress: the finished cells, the cut-off one not yet trained, its comparison pending
     a = study_args("--report");
     CHECK(cmd_study(a.argc, a.argv) == 0, "study --report exits 0");
+    json = runs_read(STUDY_DIR "/study.json");
+    const char* e1 = json ? strstr(json, "\"key\": \"e4srec_1\"") : NULL;
+    const char* infer = e1 ? strstr(e1, "\"infer_ms_per_1000_users\": ") : NULL;
+    double infer_ms = infer ? atof(infer + 27) : -1.0;
+    CHECK(infer_ms > 0.0 && infer_ms < 1e6, "study --report: E4SRec_1's inference re-timed (%.3f ms per 1,000 users), not its cell's day", infer_ms);
+    free(json);
     md = runs_read(STUDY_DIR "/study.md");
     const char* row = md ? strstr(md, "| E4SRec_1 | ") : NULL;  // the depth table's row comes before the comparison's
     CHECK(md && strstr(md, "**In progress: 2 of 3 models trained.**") && strstr(md, "| E4SRec_2 | - | - |") &&
