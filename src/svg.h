@@ -318,7 +318,7 @@ static int boxes_clear(SvgBox a, SvgBox b) { return a.x1 <= b.x0 || a.x0 >= b.x1
 // above, below) inside the plot and clear of what is taken (n_taken: markers, the front's line,
 // the labels placed before); right when none is
 static SvgBox label_place(const SvgChart* c, double px, double py, const char* label, const SvgBox* taken, int n_taken) {
-    double w = text_chars(label) * SVG_EM * 10, h = 11;
+    double w = text_chars(label) * SVG_EM * 10 + 4, h = 11;  // 4 px to spare: capitals run wider than SVG_EM
     const double at[8][2] = {{px + 6, py - h / 2}, {px - 6 - w, py - h / 2}, {px + 4, py - 4 - h}, {px + 4, py + 4},
                              {px - 4 - w, py - 4 - h}, {px - 4 - w, py + 4}, {px - w / 2, py - 6 - h}, {px - w / 2, py + 6}};
     for (int k = 0; k < 8; k++) {
