@@ -419,15 +419,15 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
     return pid;
 }
 
-// a finished child: dies unless it exited 0 with its results written
-static void study_check_cell(const Study* st, int seed, const StudyCell* c, int status) {
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !study_cell_done(st, seed, c)) {
-        char dir[1100];
-        study_cell_dir(dir, sizeof(dir), st, seed, c);
-        die("study: cell %s of seed %d failed (%s %d): its output is in %s/output.txt\n"
-            "  fix the cause, then run the same study command with --resume to go on from there",
-            c->key, seed, WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), dir);
-    }
+// a finished child: did it exit 0 with its results written? If not, why, in why
+static int study_cell_ok(const Study* st, int seed, const StudyCell* c, int status, char* why, size_t cap) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && study_cell_done(st, seed, c)) return 1;
+    char dir[1100];
+    study_cell_dir(dir, sizeof(dir), st, seed, c);
+    snprintf(why, cap, "study: cell %s of seed %d failed (%s %d): its output is in %s/output.txt\n"
+             "  fix the cause, then run the same study command with --resume to go on from there",
+             c->key, seed, WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), dir);
+    return 0;
 }
 
 // <out>/wall_seconds.txt: the study's wall time in cells so far, every process that
@@ -451,12 +451,16 @@ static void study_wall_write(const Study* st, double seconds) {
     outfile_commit(&o);
 }
 
-// --jobs N with OMP_NUM_THREADS unset: each cell gets its share of the cores (set here,
-// the cells inherit it); returns the threads a cell runs with
+// --jobs N with OMP_NUM_THREADS unset: each cell gets its share of the cores this
+// process may run on (set here, the cells inherit it); returns the threads a cell runs with
 static int study_cell_threads(const Study* st) {
     if (st->jobs == 1 || getenv("OMP_NUM_THREADS") != NULL) return bench_threads();
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cores > st->jobs ? (int)(cores / st->jobs) : 1;
+#ifdef _OPENMP
+    int cores = omp_get_num_procs();
+#else
+    int cores = 1;  // no OpenMP: a cell runs one thread whatever it is told
+#endif
+    int threads = cores > st->jobs ? cores / st->jobs : 1;
     char value[16];
     snprintf(value, sizeof(value), "%d", threads);
     setenv("OMP_NUM_THREADS", value, 1);
@@ -464,11 +468,13 @@ static int study_cell_threads(const Study* st) {
 }
 
 // every cell of every seed, skipping the finished ones, up to --jobs at once: a cell
-// starts, in seed then plan order, once every cell it needs is done; returns the threads
-// each cell ran with
+// starts, in seed then plan order, once every cell it needs is done. When one fails,
+// none starts after it, the others running finish, and then the study stops with why.
+// Returns the threads each cell ran with.
 static int study_run(const Study* st) {
     enum { PENDING, RUNNING, DONE };
-    int n = st->n_cells, total = n * st->seeds, todo = 0, ran = 0, running = 0;
+    int n = st->n_cells, total = n * st->seeds, todo = 0, ran = 0, running = 0, failed = 0;
+    char why[1600] = "";
     int* state = (int*)mallocCheck((size_t)total * sizeof(int));  // [seeds][cells]
     pid_t* pid = (pid_t*)mallocCheck((size_t)total * sizeof(pid_t));
     double* started = (double*)mallocCheck((size_t)total * sizeof(double));
@@ -480,8 +486,8 @@ static int study_run(const Study* st) {
     logf_("study: %d cells (%d models x %d seeds), %d done, %d to train, %d at a time with %d thread%s each\n", total, n,
           st->seeds, total - todo, todo, st->jobs, threads, threads > 1 ? "s" : "");
     double t0 = now_seconds(), wall_at = t0;
-    while (ran < todo) {
-        for (int k = 0; k < total && running < st->jobs; k++) {
+    while (ran < todo && !(failed && running == 0)) {
+        for (int k = 0; k < total && running < st->jobs && !failed; k++) {
             if (state[k] != PENDING) continue;
             int ready = 1, base = k - k % n;
             for (int j = 0; j < n && ready; j++) ready = !study_needs(st, k % n, j) || state[base + j] == DONE;
@@ -501,9 +507,15 @@ static int study_run(const Study* st) {
         while (k < total && !(state[k] == RUNNING && pid[k] == child)) k++;
         if (k == total) continue;  // not a cell's process
         const StudyCell* c = &st->cells[k % n];
-        study_check_cell(st, st->first_seed + k / n, c, status);
-        state[k] = DONE;
         running--;
+        if (!study_cell_ok(st, st->first_seed + k / n, c, status, why, sizeof(why))) {
+            state[k] = PENDING;
+            failed = 1;
+            logf_("%s\n", why);
+            if (running > 0) logf_("  [study] no other cell starts; the %d running go%s on to the end\n", running, running > 1 ? "" : "es");
+            continue;
+        }
+        state[k] = DONE;
         ran++;
         double t = now_seconds();
         study_wall_write(st, study_wall_read(st) + t - wall_at);
@@ -515,5 +527,6 @@ static int study_run(const Study* st) {
     free(state);
     free(pid);
     free(started);
+    if (failed) die("%s", why);
     return threads;
 }

@@ -83,11 +83,12 @@ static void study_summarize(StudySummary* sum, const Study* st, const StudyCell*
 }
 
 // the inference column, re-timed: each finished model's checkpoint of the first seed
-// scores every test user, one model after another in this process with the given
-// threads. A cell's own timing ran beside whatever trained with it then, so the
-// speed-ups and the Pareto plot compare these, measured under one load.
+// scores every test user on the CPU, one model after another in this process with the
+// given threads. A cell's own timing ran beside whatever trained with it then, so the
+// speed-ups and the Pareto plot compare these, measured minutes apart.
 static void study_retime(const Study* st, StudySummary* sums, int threads) {
 #ifdef _OPENMP
+    int threads_before = omp_get_max_threads();
     omp_set_num_threads(threads);
 #endif
     SeqData d;
@@ -111,6 +112,9 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
     free(values);
     negatives_free(&neg);
     seqdata_free(&d);
+#ifdef _OPENMP
+    omp_set_num_threads(threads_before);
+#endif
 }
 
 // A against B: each user's NDCG@10 averaged over the seeds, then the paired bootstrap
@@ -429,8 +433,8 @@ static void study_report(const Study* st, int threads) {
                "epoch came before their last. Each comparison is the per-user paired difference of test NDCG@10 (each "
                "user's value averaged over the seeds), with its 95%% bootstrap interval over users: better or worse when "
                "the interval excludes 0, else a tie (method.md 7.5). *infer ms/1k users* was timed when this report was "
-               "written: each model's checkpoint of seed %d scoring every test user, the models one after another, "
-               "with %d thread%s.\n",
+               "written: each model's checkpoint of seed %d scoring every test user on the CPU, the models one after "
+               "another, with %d thread%s.\n",
             st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, with, when, study_wall_read(st), st->first_seed, infer_threads,
             infer_threads > 1 ? "s" : "");
     if (done < st->n_cells) {

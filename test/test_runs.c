@@ -463,7 +463,12 @@ static void test_runs_study(void) {
     int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
     unlink(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json");
     usleep(20000);
-    // the inference column is re-timed for the report, not the cell's own timing (here a day)
+    // the inference column is re-timed for the report, not the cell's own timing (here set to a day)
+    const char* e1_results = STUDY_DIR "/seed_42/e4srec_1/e4srec_1.results.json";
+    char* e1_json = runs_read(e1_results);
+    const char* own = e1_json ? strstr(e1_json, "\"infer_s\": ") : NULL;
+    double own_ms = own ? 1e6 * atof(own + 11) / json_number(e1_json, "users", e1_results) : -1.0;  // ms per 1,000 users
+    free(e1_json);
     CHECK(system("sed -i 's/\"infer_s\": [0-9.]*/\"infer_s\": 86400.0/' " STUDY_DIR "/seed_42/e4srec_1/e4srec_1.results.json") == 0,
           "set E4SRec_1's own inference time to a day");
     // the report of a study in progress: the finished cells, the cut-off one not yet trained, its comparison pending
@@ -473,7 +478,9 @@ static void test_runs_study(void) {
     const char* e1 = json ? strstr(json, "\"key\": \"e4srec_1\"") : NULL;
     const char* infer = e1 ? strstr(e1, "\"infer_ms_per_1000_users\": ") : NULL;
     double infer_ms = infer ? atof(infer + 27) : -1.0;
-    CHECK(infer_ms > 0.0 && infer_ms < 1e6, "study --report: E4SRec_1's inference re-timed (%.3f ms per 1,000 users), not its cell's day", infer_ms);
+    CHECK(e1 && strstr(e1, "\"infer_s\": 86400.000") && own_ms > 0.0 && infer_ms > own_ms / 50 && infer_ms < own_ms * 50,
+          "study --report: E4SRec_1's inference re-timed (%.3f ms per 1,000 users; its cell timed %.3f), not the day its results say",
+          infer_ms, own_ms);
     free(json);
     md = runs_read(STUDY_DIR "/study.md");
     const char* row = md ? strstr(md, "| E4SRec_1 | ") : NULL;  // the depth table's row comes before the comparison's
@@ -509,6 +516,34 @@ static void test_runs_study(void) {
     check_dies("study --only pretrained without --init", study_child, &a, "needs --init BASE.bin");
     a = study_args("--report --out " RUNS_DIR "/no_study");
     check_dies("study --report where no study is", study_child, &a, "holds no study (no study.txt)");
+    study_exe = "/proc/self/exe";
+}
+
+// --jobs 2: a cell that fails does not stop the one beside it; the study stops after it, with why
+static void test_runs_study_failed_cell(void) {
+    if (access("./slmrec", X_OK) != 0) {
+        skip("study: a failed cell", "./slmrec is not built: make test builds it, and the study's cells run it");
+        return;
+    }
+    study_exe = "./slmrec";
+    const char* dir = RUNS_DIR "/study_failed";
+    make_dir(dir);
+    make_dir(RUNS_DIR "/study_failed/seed_42");
+    make_dir(RUNS_DIR "/study_failed/seed_42/e4srec_1");
+    FILE* f = fopenCheck(RUNS_DIR "/study_failed/seed_42/e4srec_1/e4srec_1.last.bin", "w");  // its resume: not a checkpoint
+    fputs("not a checkpoint\n", f);
+    fcloseCheck(f);
+    static char line[256];
+    snprintf(line, sizeof(line), "--preset smoke --only depth --jobs 2 --out %s", dir);
+    PipeArgs a = {0, {0}};
+    for (char* tok = strtok(line, " "); tok && a.argc < 24; tok = strtok(NULL, " ")) a.argv[a.argc++] = tok;
+    check_dies("study --jobs 2 with a cell that fails", study_child, &a, "cell e4srec_1 of seed 42 failed (exit 1)");
+    CHECK(access(RUNS_DIR "/study_failed/seed_42/e4srec_2/e4srec_2.results.json", R_OK) == 0,
+          "study --jobs 2: the cell beside the failed one went on to its results");
+    char* log = runs_read(RUNS_DIR "/study_failed/log.txt");
+    CHECK(log && strstr(log, "cell e4srec_1 of seed 42 failed") && strstr(log, "] 2/3 seed 42 e4srec_2"),
+          "study --jobs 2: the failure and the other cell's end in the study's log");
+    free(log);
     study_exe = "/proc/self/exe";
 }
 
@@ -592,6 +627,7 @@ static void run_runs_tests(void) {
     char lora_data[] = RUNS_DIR "/lora_data.txt";
     test_runs_lora(lora_data);
     test_runs_study();
+    test_runs_study_failed_cell();
     test_runs_study_paired();
     test_runs_study_plan();
     seqdata_free(&d);
