@@ -96,7 +96,6 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
     Negatives neg;
     negatives_build(&neg, &d, SPLIT_TEST);
     int eval_batch = config_defaults().eval_batch;
-    float* values = (float*)mallocCheck((size_t)d.n_users * sizeof(float));  // (users) unused: the cells' own are read
     for (int i = 0; i < st->n_cells; i++) {
         if (!sums[i].done) continue;
         char dir[1100], path[1200];
@@ -105,11 +104,10 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
         LoadedModel lm;
         model_load(&lm, path, &d, eval_batch);
         double t0 = now_seconds();
-        evaluate(&lm.t, &d, SPLIT_TEST, &neg, eval_batch, values);
+        evaluate(&lm.t, &d, SPLIT_TEST, &neg, eval_batch, NULL);
         sums[i].infer_ms = 1e6 * (now_seconds() - t0) / d.n_users;
         model_free(&lm);
     }
-    free(values);
     negatives_free(&neg);
     seqdata_free(&d);
 #ifdef _OPENMP
