@@ -28,13 +28,35 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // the arithmetic: ticks and the Pareto front
 
-#define SVG_MAX_TICKS 10
+#define SVG_MAX_TICKS 11
 
-// "nice" ticks covering [lo, hi] (the first <= lo, the last >= hi), evenly spaced, 4 to 10 of
-// them. Linear: the smallest step of 1, 2 or 5 x 10^k that needs at most 8 ticks; the step
-// before it needed 9 or more, which leaves this one at least 4. Log: powers of ten (every
-// k-th when there are many decades), with 2x and 5x between when fewer than 3 decades.
-// ticks (cap): cap must be at least SVG_MAX_TICKS. Returns the count.
+// m x 10^p as the double nearest the decimal: 3 / 10 is 0.3, 3 * 0.1 is 0.30000000000000004 (above
+// a range that starts at 0.3); + 0.0 turns -0 into 0
+static double tick_value(double m, int p) { return (p < 0 ? m / pow(10, -p) : m * pow(10, p)) + 0.0; }
+
+#define TICK_EPS 1e-9  // 0.7 / 0.1 = 6.999999999999999 and 0.3 / 0.1 = 2.9999999999999996 are ticks, not a step short
+
+// linear ticks: the smallest step of 1, 2 or 5 x 10^k that needs at most 8 ticks; the step before
+// it needed 9 or more, which leaves this one at least 4. ticks (8). Returns the count.
+static int linear_ticks(double lo, double hi, double* ticks) {
+    static const double mult[3] = {1, 2, 5};
+    int p0 = (int)floor(log10(hi - lo)) - 1;  // 10 to 100 steps of 10^p0: too many, so grow
+    for (int k = 0;; k++) {
+        double m = mult[k % 3];
+        int p = p0 + k / 3;
+        double step = tick_value(m, p), first = floor(lo / step + TICK_EPS), last = ceil(hi / step - TICK_EPS);
+        if (last - first + 1 > 8) continue;
+        int n = 0;
+        for (double i = first; i <= last; i++) ticks[n++] = tick_value(i * m, p);
+        return n;
+    }
+}
+
+// "nice" ticks covering [lo, hi] (the first <= lo, the last >= hi), 4 to 11 of them. Linear:
+// linear_ticks. Log over a decade or more: powers of ten (every k-th when there are many decades),
+// with 2x and 5x between when fewer than 3 decades. Log under a decade: every 1 to 9 x 10^k (70, 80,
+// 90, 100, 200, ...), or where that gives fewer than 4 (a range under about 2x), the linear ticks,
+// which are all > 0 there. ticks (cap): cap must be at least SVG_MAX_TICKS. Returns the count.
 static int axis_ticks(double lo, double hi, int log_axis, double* ticks, int cap) {
     if (cap < SVG_MAX_TICKS) die("axis_ticks: room for %d ticks, it may need %d", cap, SVG_MAX_TICKS);
     if (!(lo <= hi) || !isfinite(hi - lo)) die("axis_ticks: no range in [%g, %g]", lo, hi);
@@ -44,23 +66,25 @@ static int axis_ticks(double lo, double hi, int log_axis, double* ticks, int cap
         if (log_axis) { lo /= 2; hi *= 2; }
         else { lo -= w; hi += w; }
     }
-    const double eps = 1e-9;  // 0.7 / 0.1 = 6.999999999999999 and 0.3 / 0.1 = 2.9999999999999996 are ticks, not a step short
-    int n = 0;
-    if (!log_axis) {
-        static const double mult[3] = {1, 2, 5};
-        int p0 = (int)floor(log10(hi - lo)) - 1;  // 10 to 100 steps of 10^p0: too many, so grow
-        for (int k = 0;; k++) {
-            double m = mult[k % 3], p = p0 + k / 3, step = m * pow(10, p);
-            double first = floor(lo / step + eps), last = ceil(hi / step - eps);
-            if (last - first + 1 > 8) continue;
-            // i m / 10^-p rather than i * step: the double nearest the decimal (3 / 10 is 0.3, 3 * 0.1 is
-            // 0.30000000000000004, above a range that starts at 0.3); + 0.0 turns -0 into 0
-            for (double i = first; i <= last; i++) ticks[n++] = (p < 0 ? i * m / pow(10, -p) : i * m * pow(10, p)) + 0.0;
-            return n;
-        }
-    }
-    int e0 = (int)floor(log10(lo) + eps), e1 = (int)ceil(log10(hi) - eps);
+    if (!log_axis) return linear_ticks(lo, hi, ticks);
+    int e0 = (int)floor(log10(lo) + TICK_EPS), e1 = (int)ceil(log10(hi) - TICK_EPS);
     if (e1 == e0) e1++;
+    int n = 0;
+    if (hi < 10 * lo) {  // e1 - e0 is 1 or 2: 1 to 9 x 10^e0, the same x 10^(e0+1), 10^e1
+        double every[19];
+        int n_every = 0, first = 0, last = 0;
+        for (int e = e0; e < e1; e++) {
+            for (int m = 1; m <= 9; m++) every[n_every++] = tick_value(m, e);
+        }
+        every[n_every++] = tick_value(1, e1);
+        for (int i = 0; i < n_every; i++) {
+            if (every[i] <= lo * (1 + TICK_EPS)) first = i;
+        }
+        for (last = n_every - 1; last > 0 && every[last - 1] >= hi * (1 - TICK_EPS); last--) {}
+        if (last - first + 1 < 4) return linear_ticks(lo, hi, ticks);
+        for (int i = first; i <= last; i++) ticks[n++] = every[i];
+        return n;
+    }
     int every = (e1 - e0 + 7) / 8;  // at most 9 powers
     for (int e = e0;; e += every) {
         ticks[n++] = pow(10, e);

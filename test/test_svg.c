@@ -8,7 +8,7 @@
 // ticks
 
 // axis_ticks(lo, hi) gives want (n_want), or when want is NULL anything that covers [lo, hi] with
-// 4 to 10 even steps of 1, 2 or 5 x 10^k (log: a constant ratio once past any 2x and 5x)
+// 4 to 11 ticks, linear ones in even steps of 1, 2 or 5 x 10^k
 static void check_ticks(double lo, double hi, int log_axis, const double* want, int n_want) {
     double t[SVG_MAX_TICKS];
     int n = axis_ticks(lo, hi, log_axis, t, SVG_MAX_TICKS);
@@ -19,7 +19,7 @@ static void check_ticks(double lo, double hi, int log_axis, const double* want, 
         for (int i = 0; i < n && same; i++) same = fabs(t[i] - want[i]) <= 1e-12 * fmax(1.0, fabs(want[i]));
         CHECK(same, "axis_ticks(%g, %g, log %d): got%s", lo, hi, log_axis, got);
     }
-    CHECK(n >= 4 && n <= 10 && t[0] <= lo && t[n - 1] >= hi, "axis_ticks(%g, %g, log %d): %d ticks covering the range, got%s",
+    CHECK(n >= 4 && n <= 11 && t[0] <= lo && t[n - 1] >= hi, "axis_ticks(%g, %g, log %d): %d ticks covering the range, got%s",
           lo, hi, log_axis, n, got);
     if (log_axis) return;
     double step = t[1] - t[0], mantissa = step / pow(10, floor(log10(step) + 1e-9));
@@ -44,6 +44,10 @@ static void test_svg_ticks(void) {
     check_ticks(0.5, 200, 1, (double[]){0.1, 1, 10, 100, 1000}, 5);
     check_ticks(3, 40, 1, (double[]){1, 2, 5, 10, 20, 50, 100}, 7);                 // 2 decades: 2x and 5x between
     check_ticks(1e-6, 1e12, 1, (double[]){1e-6, 1e-3, 1, 1e3, 1e6, 1e9, 1e12}, 7);  // every 3rd power
+    check_ticks(65, 480, 1, (double[]){60, 70, 80, 90, 100, 200, 300, 400, 500}, 9);  // under a decade: 1 to 9 x 10^k
+    check_ticks(0.15, 1.49, 1, (double[]){0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 2}, 11);  // the most there can be
+    check_ticks(9, 18, 1, (double[]){8, 10, 12, 14, 16, 18}, 6);  // 9, 10, 20 are too few: the linear ticks
+    check_ticks(65, 80, 1, (double[]){65, 70, 75, 80}, 4);
     check_ticks(5, 5, 0, NULL, 0);  // one value still makes an axis
     check_ticks(0, 0, 0, NULL, 0);
     check_ticks(-3, -3, 0, NULL, 0);
