@@ -5,9 +5,11 @@
 // AdamW moments) so that --resume continues bit-identically.
 //
 // E4SRec header dims: V C F L NH KVH HS D I P1 P2 S eps-bits theta-bits n_adapters has_state
-//          lora_rank lora-alpha-bits lora_targets base_checksum
+//          lora_rank lora-alpha-bits lora_targets base_checksum online_layers
 // payload: instr (P1 i32) | resp (P2 i32) | tokenizer | item_table (I*D f32) | weights |
-//          adapters (n_adapters*D*C f32) | [train state]
+//          adapters (n_adapters*D*C f32) | [online teacher's params] | [train state]
+// online teacher: an --online student's training state also holds the teacher it trains
+//          (online_layers > 0 layers, the student's shapes otherwise, LoRA merged)
 // weights: without LoRA, params (f32, e4srec_param_sizes order); with LoRA only
 //          what trained: base path (i32 length, bytes) | proj_w | proj_b | score_w | LoRA A, B
 //          (lora.h order). The frozen rest is read from the base path, whose checksum must match.
@@ -214,19 +216,21 @@ static void ckpt_take_state(Cursor* c, TrainProgress* p, Optimizer* o) {
 // ----------------------------------------------------------------------------
 // E4SRec (teacher, plain E4SRec_l, SLMRec student with adapters)
 
-#define E4SREC_DIMS 20
+#define E4SREC_DIMS 21
 
 static void float_bits(int* dst, float x) { memcpy(dst, &x, sizeof(float)); }
 static float bits_float(int x) { float f; memcpy(&f, &x, sizeof(float)); return f; }
 
-// writes m (+ adapters, + train state when o != NULL) to path, atomically
+// writes m (+ adapters, + train state when o != NULL, + the teacher an online student trains
+// beside it when online_teacher != NULL, which needs the state) to path, atomically
 static void e4srec_save(const char* path, const E4SRec* m, const Tokenizer* tok, const float* adapters, int n_adapters,
-                        const TrainProgress* p, const Optimizer* o) {
+                        const E4SRec* online_teacher, const TrainProgress* p, const Optimizer* o) {
     const E4SRecConfig* c = &m->cfg;
     const Lora* lo = m->lora;
+    if (online_teacher && (o == NULL || online_teacher->lora)) die("e4srec_save: an online teacher is saved merged, with a training state");
     int dims[E4SREC_DIMS] = {c->V, c->C, c->F, c->L, c->NH, c->KVH, c->HS, c->D, c->I, c->P1, c->P2, c->S,
                              0, 0, n_adapters, o ? STATE_WITH_RECORD : 0, lo ? lo->rank : 0, 0, lo ? lo->targets : 0,
-                             lo ? (int)lo->base_checksum : 0};
+                             lo ? (int)lo->base_checksum : 0, online_teacher ? online_teacher->cfg.L : 0};
     float_bits(&dims[12], c->rms_eps);
     float_bits(&dims[13], c->rope_theta);
     if (lo) float_bits(&dims[17], lo->alpha);
@@ -244,6 +248,7 @@ static void e4srec_save(const char* path, const E4SRec* m, const Tokenizer* tok,
     size_t sizes[E4SREC_MAX_TRAINED];
     for (int i = 0, n = e4srec_trained(m, params, grads, sizes); i < n; i++) ckpt_put_f32(&b, params[i], sizes[i]);
     ckpt_put_f32(&b, adapters, (size_t)n_adapters * c->D * c->C);
+    if (online_teacher) ckpt_put_f32(&b, online_teacher->params_memory, online_teacher->num_params);
     if (o) ckpt_put_state(&b, p, o);
     binfile_write(path, KIND_E4SREC, dims, E4SREC_DIMS, b.data, b.size);
     free(b.data);
@@ -256,6 +261,9 @@ typedef struct {
     float* item_table;  // (I, D)
     float* adapters;    // (n_adapters, D, C) or NULL
     int n_adapters;
+    float* online_teacher;  // (online_teacher_params) the teacher of an --online state, or NULL
+    size_t online_teacher_params;
+    int online_layers;      // its layers, 0 without one
     int has_state;
     int lora_chain;     // LoRA files in the chain this file's frozen weights come through: 0 without LoRA
     char* payload;      // kept for the train state, read after the optimizer exists
@@ -316,9 +324,11 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
                       .rms_eps = bits_float(dims[12]), .rope_theta = bits_float(dims[13])};
     f->n_adapters = dims[14];
     f->has_state = dims[15];
+    f->online_layers = dims[20];
     int lora_rank = dims[16], lora_targets = dims[18];
     check_range(path, "the adapter count", f->n_adapters, 0, c.L);
     check_range(path, "the training-state flag", f->has_state, 0, STATE_WITH_RECORD);
+    check_range(path, "the online teacher's layers", f->online_layers, 0, f->has_state ? DEC_MAX_LAYERS : 0);
     check_range(path, "the LoRA rank", lora_rank, 0, LORA_MAX_RANK);
     check_range(path, "the LoRA targets", lora_targets, 0, LORA_ALL_TARGETS);
     if (lora_rank) check_range(path, "the LoRA alpha", bits_float(dims[17]), LORA_MIN_ALPHA, LORA_MAX_ALPHA);
@@ -358,6 +368,16 @@ static void e4srec_load(E4SRecFile* f, const char* path) {
     size_t na = (size_t)f->n_adapters * c.D * c.C;
     f->adapters = na ? (float*)mallocCheck(na * sizeof(float)) : NULL;
     cursor_take(&cur, f->adapters, na * sizeof(float), "the adapters");
+    if (f->online_layers) {
+        E4SRecConfig tc = c;
+        tc.L = f->online_layers;
+        size_t sizes[E4SREC_NUM_PARAMS];
+        e4srec_param_sizes(sizes, &tc);
+        f->online_teacher_params = sizes_total(sizes, E4SREC_NUM_PARAMS);
+        payload_must_hold(path, nbytes - cur.pos, 4.0 * f->online_teacher_params, "the online teacher");
+        f->online_teacher = (float*)mallocCheck(f->online_teacher_params * sizeof(float));
+        cursor_take(&cur, f->online_teacher, f->online_teacher_params * sizeof(float), "the online teacher");
+    }
     f->state = cur;
     if (!f->has_state) cursor_done(&cur);
     free(instr);
@@ -400,6 +420,7 @@ static void e4srec_file_free(E4SRecFile* f) {
     tokenizer_free(&f->tok);
     free(f->item_table);
     free(f->adapters);
+    free(f->online_teacher);
     free(f->payload);
     memset(f, 0, sizeof(*f));
 }

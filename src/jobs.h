@@ -182,15 +182,25 @@ static void e4srec_job_save(void* ctx, const char* path, const TrainProgress* p,
     }
 #endif
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
-    e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, p, o);
+    const E4SRec* online_teacher = j->online && o ? j->slm->teacher : NULL;  // the state holds what it trains
+    e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, online_teacher, p, o);
 }
 
 static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
     E4SRecJob* j = (E4SRecJob*)ctx;
-    if (o && j->online) die("'%s': online distillation cannot resume (the teacher's weights are not in the student's file); start it again", path);
     E4SRecFile f;
     e4srec_load(&f, path);
     if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
+    if (o && j->online) {  // the teacher as it had trained when the state was saved
+        E4SRec* teacher = j->slm->teacher;
+        if (f.online_layers == 0) {
+            die("'%s' holds no online teacher (a build before --online could resume wrote it): start the run again without --resume", path);
+        }
+        if (f.online_layers != teacher->cfg.L || f.online_teacher_params != teacher->num_params) {
+            die("'%s' holds an online teacher of %d layers, this run's has %d: the file is damaged", path, f.online_layers, teacher->cfg.L);
+        }
+        memcpy(teacher->params_memory, f.online_teacher, teacher->num_params * sizeof(float));
+    }
     e4srec_copy_trained(j->model, &f.model, path);
     int n_adapters = j->slm ? j->slm->blocks - 1 : 0;
     if (f.n_adapters != n_adapters) die("'%s' has %d adapters, this run has %d: use the --blocks it was trained with", path, f.n_adapters, n_adapters);

@@ -298,7 +298,7 @@ static void fuzz_seeds_e4srec(FuzzTarget* t) {
     rng_fill_normal(&rng, m.params_memory, m.num_params, 0.1f);
     char path[128];
     fuzz_path(path, sizeof(path), "seed");
-    e4srec_save(path, &m, &tok, adapters, 1, NULL, NULL);
+    e4srec_save(path, &m, &tok, adapters, 1, NULL, NULL, NULL);
     fuzz_add_seed_file(t);
     // the same with LoRA adapters over a base of its shape, which stays in fuzz_dir
     // for the mutants (the path and its checksum are in the file)
@@ -315,7 +315,7 @@ static void fuzz_seeds_e4srec(FuzzTarget* t) {
     lora_init(m.lora, &rng);
     snprintf(m.lora->base_path, sizeof(m.lora->base_path), "%s", base_path);
     m.lora->base_checksum = binfile_checksum(base_path);
-    e4srec_save(path, &m, &tok, NULL, 0, NULL, NULL);
+    e4srec_save(path, &m, &tok, NULL, 0, NULL, NULL, NULL);
     fuzz_add_seed_file(t);
     e4srec_free(&m);
     free(table);

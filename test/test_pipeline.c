@@ -113,30 +113,47 @@ static void pipe_fixture_free(PipeFixture* f) {
     seqdata_free(&f->d);
 }
 
+// each of E4SRec, SLMRec offline and SLMRec online: a run stopped after 1 of 3 epochs and
+// resumed in a new process ends as the uninterrupted one. Online, the teacher trains too: each
+// process starts from the untrained teacher, so the resumed one must take it from the state
 static void test_pipe_resume(void) {
     PipeFixture f;
     pipe_fixture_init(&f);
-    for (int distill = 0; distill <= 1; distill++) {
-        E4SRec* t = distill ? &f.teacher : NULL;
-        int L = distill ? f.c.student_layers : f.c.teacher_layers;
+    size_t bytes = f.teacher.num_params * sizeof(float);
+    float* initial = (float*)mallocCheck(bytes);
+    memcpy(initial, f.teacher.params_memory, bytes);
+    float* trained = (float*)mallocCheck(bytes);
+    const char* names[3] = {"E4SRec", "SLMRec", "SLMRec online"};
+    for (int kind = 0; kind < 3; kind++) {
+        E4SRec* t = kind ? &f.teacher : NULL;
+        int L = kind ? f.c.student_layers : f.c.teacher_layers;
         // a: 3 epochs at once; b: 1 epoch, then a resumed process for the rest
         Config a = f.c, b = f.c;
         a.out = "/tmp/slmrec_test_resume_a";
         b.out = "/tmp/slmrec_test_resume_b";
+        a.online = b.online = kind == 2;
         make_dir(a.out);
         make_dir(b.out);
         unlink("/tmp/slmrec_test_resume_b/tiny.last.bin");
         test_pipe_train_e4srec(&a, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
+        memcpy(trained, f.teacher.params_memory, bytes);
+        memcpy(f.teacher.params_memory, initial, bytes);
         b.stop_after = 1;
         test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
+        memcpy(f.teacher.params_memory, initial, bytes);
         b.stop_after = 0;
         b.resume = 1;
         test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
         CHECK(states_equal("/tmp/slmrec_test_resume_a/tiny.last.bin", "/tmp/slmrec_test_resume_b/tiny.last.bin"),
-              "%s: a run resumed after 1 of 3 epochs ends with a different training state", distill ? "SLMRec" : "E4SRec");
+              "%s: a run resumed after 1 of 3 epochs ends with a different training state", names[kind]);
         CHECK(files_equal("/tmp/slmrec_test_resume_a/tiny.bin", "/tmp/slmrec_test_resume_b/tiny.bin"),
-              "%s: a resumed run selects a different best model", distill ? "SLMRec" : "E4SRec");
+              "%s: a resumed run selects a different best model", names[kind]);
+        CHECK(memcmp(f.teacher.params_memory, trained, bytes) == 0, "%s: the resumed run ends with the teacher of the "
+              "uninterrupted one", names[kind]);
+        memcpy(f.teacher.params_memory, initial, bytes);
     }
+    free(initial);
+    free(trained);
     // the checkpoint carries the prompt and its tokenizer
     E4SRecFile ck;
     e4srec_load(&ck, "/tmp/slmrec_test_resume_a/tiny.bin");
