@@ -118,6 +118,8 @@ static int flags_run(ArgSpec* s, Config* c) {
         {"--eval-batch", ARG_INT, &c->eval_batch, "users per scoring batch"},
         {"--resume", ARG_BOOL, &c->resume, "continue from <out>/<model>.last.bin where present"},
         {"--stop-after", ARG_INT, &c->stop_after, "train this many epochs per model now, then stop (resume later)"},
+        {"--time-steps", ARG_INT, &c->time_steps, "time this many training steps of a fresh start (after 2 untimed) instead\n"
+         "                     of training: writes <out>/<model>.step_time.json, no checkpoint, no results"},
     };
     memcpy(s, f, sizeof(f));
     return (int)(sizeof(f) / sizeof(f[0]));

@@ -17,6 +17,7 @@ typedef struct {
     const char* out;           // output directory
     const char* recipe;        // "default" or "paper": config_recipe
     int seed, max_len, eval_batch, resume, stop_after;
+    int time_steps;  // --time-steps: time this many training steps of a fresh start instead of training (0 = train)
     // SASRec (stage 1)
     int sas_dim, sas_blocks, sas_heads, sas_epochs, sas_batch, sas_patience;
     float sas_dropout, sas_lr;
@@ -54,7 +55,7 @@ typedef struct {
 static Config config_defaults(void) {
     DLLM2RecConfig dllm = dllm2rec_defaults();  // the DLLM2Rec objective's defaults are written there once
     Config c = {
-        .data = NULL, .out = "runs/synth", .recipe = "default", .seed = 42, .max_len = 50, .eval_batch = 256, .resume = 0, .stop_after = 0,
+        .data = NULL, .out = "runs/synth", .recipe = "default", .seed = 42, .max_len = 50, .eval_batch = 256, .resume = 0, .stop_after = 0, .time_steps = 0,
         .sas_dim = 64, .sas_blocks = 2, .sas_heads = 1, .sas_epochs = 400, .sas_batch = 128, .sas_patience = 20,
         .sas_dropout = 0.3f, .sas_lr = 3e-3f,
         .hidden = 64, .ffn = 172, .heads = 4, .kv_heads = 2, .teacher_layers = 8, .student_layers = 4,
@@ -171,7 +172,7 @@ static void config_check(Config* c) {
     struct { const char* flag; float value; } not_negative[] = {
         {"--time-budget", c->time_budget}, {"--clip", c->clip}, {"--weight-decay", c->weight_decay},
         {"--patience", (float)c->patience}, {"--sasrec-patience", (float)c->sas_patience},
-        {"--student-patience", (float)c->st_patience}, {"--stop-after", (float)c->stop_after},
+        {"--student-patience", (float)c->st_patience}, {"--stop-after", (float)c->stop_after}, {"--time-steps", (float)c->time_steps},
         {"--lambda-cos", c->lambda_cos}, {"--lambda-norm", c->lambda_norm}, {"--lambda-ms", c->lambda_ms}};
     for (size_t i = 0; i < sizeof(not_negative) / sizeof(not_negative[0]); i++) {
         if (not_negative[i].value < 0.0f) die("%s must not be negative, got %g", not_negative[i].flag, not_negative[i].value);
@@ -187,6 +188,7 @@ static void config_check(Config* c) {
     }
     if (!(c->st_dropout == -1.0f || (c->st_dropout >= 0.0f && c->st_dropout < 1.0f))) die("--dropout must be in [0, 1), or -1");
     if (c->lam < 0.0f) die("--lam must not be negative");
+    if (c->time_steps && c->resume) die("--time-steps times the steps of a fresh start: it takes no --resume");
     check_range("flag", "--ed", c->ed, 0.0, STUDENT_MAX_ED);
     check_range("flag", "--position-ce", c->position_ce, 0.0, 1e3);  // what a student file may hold
     if (c->topk < 1) die("--topk must be at least 1, got %d", c->topk);
@@ -233,7 +235,7 @@ typedef enum { TRAIN_SASREC, TRAIN_E4SREC, TRAIN_STUDENT } TrainWhat;
 
 // the loop's settings for stage 1's SASRec, an E4SRec model, or a DLLM2Rec student
 static TrainConfig config_train(const Config* c, TrainWhat what, const RunRecord* record) {
-    TrainConfig t = {c->epochs, c->batch, c->patience, c->time_budget, c->stop_after, c->eval_batch, (uint64_t)c->seed, record};
+    TrainConfig t = {c->epochs, c->batch, c->patience, c->time_budget, c->stop_after, c->time_steps, c->eval_batch, (uint64_t)c->seed, record};
     if (what == TRAIN_SASREC) { t.epochs = c->sas_epochs; t.batch = c->sas_batch; t.patience = c->sas_patience; t.time_budget = 0.0f; }
     if (what == TRAIN_STUDENT) { t.epochs = c->st_epochs; t.batch = c->st_batch; t.patience = c->st_patience; }
     return t;

@@ -143,6 +143,7 @@ typedef struct {
     int epochs, best_epoch;
     float best_valid;
     int stopped;  // training was cut short by --stop-after
+    int timed;    // --time-steps: steps were timed, nothing trained, no test
     Metrics test;
     float* test_ndcg;  // (n_users) each test user's full NDCG@10, for the paired comparisons; results_free
 } ResultRow;
@@ -161,11 +162,18 @@ static void results_free(ResultRow* rows, int n) {
     }
 }
 
-// the test-set evaluation of a trained model, timed; each user's NDCG@10 also goes to
-// <stem>.test_ndcg.tsv (stem: <out>/<file stem>)
-static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
+// a trained model's best weights (stem.bin, stem: <out>/<file stem>; on the GPU too when its job
+// runs there), tested and timed; each user's NDCG@10 also goes to <stem>.test_ndcg.tsv. After
+// --time-steps there is nothing to test: the row says so
+static void result_test(ResultRow* r, const Recommender* t, const SeqData* d, const Negatives* test_neg, int eval_batch,
                         const char* name, const char* stem, int layers, size_t params, const TrainResult* tr) {
+    memset(r, 0, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", name);
+    r->timed = tr->timed;
+    if (r->timed) return;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s.bin", stem);
+    t->load(t->model, path, NULL, NULL);
     r->layers = layers;
     r->params = params;
     r->train_seconds = tr->train_seconds;
@@ -177,7 +185,6 @@ static void result_fill(ResultRow* r, const Recommender* t, const SeqData* d, co
     r->test_ndcg = (float*)mallocCheck((size_t)d->n_users * sizeof(float));
     r->test = evaluate(t, d, SPLIT_TEST, test_neg, eval_batch, r->test_ndcg);
     r->infer_seconds = now_seconds() - t0;
-    char path[1200];
     snprintf(path, sizeof(path), "%s.test_ndcg.tsv", stem);
     per_user_write(path, name, "test", d->user_ids, r->test_ndcg, d->n_users);
     logf_("  [%s] test: full HR@10 %.4f NDCG@10 %.4f (%.1fs to score %d users)\n", name, r->test.mean[2], r->test.mean[5],
@@ -303,6 +310,10 @@ static void log_stopped(const Config* c) {
 
 // a one-stage command's report: the table, and <out>/<stem>.results.json once the stage is complete
 static void stage_report(const Config* c, const SeqData* d, const ResultRow* row, const char* stem) {
+    if (row->timed) {
+        logf_("timed: %s/%s.step_time.json\n", c->out, stem);
+        return;
+    }
     results_print(row, 1);
     if (row->stopped) {
         log_stopped(c);
@@ -324,9 +335,8 @@ static void stage_report(const Config* c, const SeqData* d, const ResultRow* row
 static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vneg, const Negatives* tneg, E4SRec* m,
                          const Tokenizer* tok, E4SRec* teacher, const RunRecord* record, const char* name, const char* file_stem,
                          ResultRow* row) {
-    char stem[1100], best[1200];
+    char stem[1100];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, file_stem);
-    snprintf(best, sizeof(best), "%s.bin", stem);
     Rng rng;
     rng_seed(&rng, (uint64_t)c->seed + 1000 * m->cfg.L + (teacher != NULL));
     SLMRec slm;
@@ -354,8 +364,7 @@ static void stage_e4srec(const Config* c, const SeqData* d, const Negatives* vne
     if (job.samples.count) logf_("  an epoch goes over every cut of the train prefixes: %d samples\n", job.samples.count);
     TrainConfig tc = config_train(c, TRAIN_E4SREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    t.load(t.model, best, NULL, NULL);  // the best weights, on the GPU too when the job runs there
-    result_fill(row, &t, d, tneg, c->eval_batch, name, stem, m->cfg.L, e4srec_trainable_params(m), &tr);
+    result_test(row, &t, d, tneg, c->eval_batch, name, stem, m->cfg.L, e4srec_trainable_params(m), &tr);
     optimizer_free(&opt);
     e4srec_job_free(&job);
     if (teacher) slmrec_free(&slm);
@@ -382,13 +391,11 @@ static float* stage_sasrec(const Config* c, const SeqData* d, const Negatives* v
     optimizer_ready(&opt);
     Recommender t = sasrec_recommender(&job, "SASRec");
     logf_("SASRec: %d blocks, D=%d, %zu parameters\n", sc.L, sc.D, m.num_params);
-    char stem[1100], best[1200];
+    char stem[1100];
     snprintf(stem, sizeof(stem), "%s/sasrec", c->out);
-    snprintf(best, sizeof(best), "%s.bin", stem);
     TrainConfig tc = config_train(c, TRAIN_SASREC, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    t.load(t.model, best, NULL, NULL);
-    result_fill(row, &t, d, tneg, c->eval_batch, "SASRec", stem, sc.L, m.num_params, &tr);
+    result_test(row, &t, d, tneg, c->eval_batch, "SASRec", stem, sc.L, m.num_params, &tr);
     float* table = (float*)mallocCheck((size_t)sc.I * sc.D * sizeof(float));
     memcpy(table, m.params.item_emb, (size_t)sc.I * sc.D * sizeof(float));
     optimizer_free(&opt);
@@ -435,13 +442,11 @@ static void stage_student(const Config* c, const SeqData* d, const Negatives* vn
     Recommender t = dllm2rec_recommender(&job, mn.name);
     logf_("%s: %zu parameters, %d samples an epoch, %s%s\n", mn.name, student_num_params(&s), job.samples.count,
           dc.base == BASE_CE ? "CE" : "BCE + DROS", lam > 0.0f || ed > 0.0f ? ", distilled from the E4SRec teacher" : "");
-    char stem[1100], best[1200];
+    char stem[1100];
     snprintf(stem, sizeof(stem), "%s/%s", c->out, mn.stem);
-    snprintf(best, sizeof(best), "%s.bin", stem);
     TrainConfig tc = config_train(c, TRAIN_STUDENT, record);
     TrainResult tr = train(&t, &opt, d, vneg, &tc, stem, c->resume);
-    t.load(t.model, best, NULL, NULL);
-    result_fill(row, &t, d, tneg, c->eval_batch, mn.name, stem, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
+    result_test(row, &t, d, tneg, c->eval_batch, mn.name, stem, kind == STUDENT_SASREC ? sc.L : 1, student_num_params(&s), &tr);
     optimizer_free(&opt);
     dllm2rec_job_free(&job);
     student_free(&s);
@@ -489,6 +494,7 @@ static void close_run(SeqData* d, Negatives* vneg, Negatives* tneg) {
 #define PIPELINE_ROWS 10
 static int pipeline(Config* c, const Llama* base) {
     config_check(c);
+    if (c->time_steps) die("--time-steps times one model: give it to train-sasrec, train-teacher, distill or dllm2rec, not to a pipeline");
     // checked now, not hours later when stage 3 begins
     int M = c->teacher_layers, N = c->student_layers;
     if (M < 1 || N < 1) die("--teacher-layers and --student-layers must be at least 1");

@@ -349,10 +349,9 @@ static int study_cell_done(const Study* st, int seed, const StudyCell* c) {
     return access(path, R_OK) == 0;
 }
 
-// the cell's whole command line, '@' expanded: what its command.txt says and what runs
-static void study_command(char* out, size_t cap, const Study* st, int seed, const StudyCell* c) {
-    char dir[1100], seed_dir[1100], args[2400];
-    study_cell_dir(dir, sizeof(dir), st, seed, c);
+// the cell's whole command line, '@' expanded, with --out dir and the flags in tail last
+static void study_command_in(char* out, size_t cap, const Study* st, int seed, const StudyCell* c, const char* dir, const char* tail) {
+    char seed_dir[1100], args[2400];
     snprintf(seed_dir, sizeof(seed_dir), "%s/seed_%d", st->out, seed);
     size_t n = 0;
     for (const char* a = c->args; *a && n + strlen(seed_dir) + 1 < sizeof(args); a++) {
@@ -361,13 +360,20 @@ static void study_command(char* out, size_t cap, const Study* st, int seed, cons
     }
     args[n] = 0;
     char line[STUDY_LINE];
-    snprintf(line, sizeof(line), "%s --data %s --seed %d --out %s %s --resume", args, st->data, seed, dir, st->preset.common);
+    snprintf(line, sizeof(line), "%s --data %s --seed %d --out %s %s %s", args, st->data, seed, dir, st->preset.common, tail);
     size_t k = 0;  // one space between flags, where a preset's empty string left two
     for (const char* q = line; *q && k + 1 < cap; q++) {
         if (*q == ' ' && (k == 0 || out[k - 1] == ' ')) continue;
         out[k++] = *q;
     }
     out[k] = 0;
+}
+
+// the cell's own command, resuming in its directory: what its command.txt says and what runs
+static void study_command(char* out, size_t cap, const Study* st, int seed, const StudyCell* c) {
+    char dir[1100];
+    study_cell_dir(dir, sizeof(dir), st, seed, c);
+    study_command_in(out, cap, st, seed, c, dir, "--resume");
 }
 
 // does cell i read a file that cell j writes? Its command names j's directory, or both
@@ -384,7 +390,33 @@ static int study_needs(const Study* st, int i, int j) {
     return 1;
 }
 
-// starts one cell as a child process (this binary, the cell's command); returns its pid
+// runs `./slmrec line` as a child process (this binary), its stdout and stderr appended to
+// output; returns its pid. The child ends with the study (killed, a cell would go on holding
+// its directory's lock). line is cut into words here
+static pid_t study_spawn(const Study* st, char* line, const char* output, const char* what) {
+    char* argv[96];
+    int argc = 0;
+    argv[argc++] = (char*)"slmrec";  // its name in ps; execv runs st->exe
+    for (char* tok = strtok(line, " "); tok && argc < 95; tok = strtok(NULL, " ")) argv[argc++] = tok;
+    argv[argc] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0) die("study: cannot start a process for %s: %s", what, strerror(errno));
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(125);
+        int fd = open(output, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0) { fprintf(stderr, "study: cannot open '%s': %s\n", output, strerror(errno)); _exit(126); }
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(st->exe, argv);
+        fprintf(stderr, "study: cannot run '%s': %s\n", st->exe, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+// starts one cell as a child process (the cell's command, resuming); returns its pid
 static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200];
     study_cell_dir(dir, sizeof(dir), st, seed, c);
@@ -395,28 +427,36 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
     outfile_open(&o, path);
     fprintf(o.f, "./slmrec %s\n", line);
     outfile_commit(&o);
-    char* argv[96];
-    int argc = 0;
-    argv[argc++] = (char*)"slmrec";  // its name in ps; execv runs st->exe
-    for (char* tok = strtok(line, " "); tok && argc < 95; tok = strtok(NULL, " ")) argv[argc++] = tok;
-    argv[argc] = NULL;
     snprintf(path, sizeof(path), "%s/output.txt", dir);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid(), pid = fork();
-    if (pid < 0) die("study: cannot start a process for cell %s: %s", c->key, strerror(errno));
-    if (pid == 0) {
-        // the cell ends with the study (killed, it would go on holding its directory's lock)
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(125);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) { fprintf(stderr, "study: cannot open '%s': %s\n", path, strerror(errno)); _exit(126); }
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(st->exe, argv);
-        fprintf(stderr, "study: cannot run '%s': %s\n", st->exe, strerror(errno));
-        _exit(127);
+    return study_spawn(st, line, path, c->key);
+}
+
+#define STUDY_TIME_STEPS 20
+
+// a finished cell's training step, re-timed: its command of the first seed with
+// --time-steps in <out>/timing/<key> (a fresh start: no checkpoint, no results), in a
+// child process that runs alone. Returns the seconds an epoch of its steps takes
+static double study_time_training(const Study* st, const StudyCell* c) {
+    char dir[1100], line[STUDY_LINE], path[1200], tail[32];
+    snprintf(dir, sizeof(dir), "%s/timing", st->out);
+    make_dir(dir);
+    snprintf(dir, sizeof(dir), "%s/timing/%s", st->out, c->key);
+    make_dir(dir);
+    snprintf(tail, sizeof(tail), "--time-steps %d", STUDY_TIME_STEPS);
+    study_command_in(line, sizeof(line), st, st->first_seed, c, dir, tail);
+    snprintf(path, sizeof(path), "%s/output.txt", dir);
+    unlink(path);
+    pid_t pid = study_spawn(st, line, path, c->key);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) die("study: waiting for the timing of cell %s: %s", c->key, strerror(errno));
     }
-    return pid;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("study: timing the training of cell %s failed: see %s", c->key, path);
+    snprintf(path, sizeof(path), "%s/%s.step_time.json", dir, c->stem);
+    char* json = read_file(path, NULL);
+    double epoch_s = json_number(json, "epoch_s", path);
+    free(json);
+    return epoch_s;
 }
 
 // a finished child: did it exit 0 with its results written? If not, why, in why

@@ -22,6 +22,7 @@ typedef struct {
     double ndcg_mean, ndcg_sd, hr_mean, hr_sd;
     double params, train_s, epoch_s;  // means over the seeds
     double infer_ms;                  // to score 1,000 test users, re-timed (study_retime)
+    double epoch_s_timed;             // an epoch of training steps, re-timed for a main model (study_retime)
     int converged;                   // seeds whose best valid epoch came before their last
     int done;                        // finished in every seed (else nothing above is read)
 } StudySummary;
@@ -82,11 +83,18 @@ static void study_summarize(StudySummary* sum, const Study* st, const StudyCell*
     mean_sd(hr, st->seeds, &sum->hr_mean, &sum->hr_sd);
 }
 
-// the inference column, re-timed: each finished model's checkpoint of the first seed
-// scores every test user on the CPU, one model after another in this process with the
-// given threads. A cell's own timing ran beside whatever trained with it then, so the
-// speed-ups and the Pareto plot compare these, measured minutes apart.
+// the costs, re-timed for the report: each finished model's checkpoint of the first seed
+// scores every test user on the CPU, and each main model (those of the efficiency table)
+// times STUDY_TIME_STEPS training steps of its command (study_time_training), one model
+// after another with the given threads. A cell's own timings ran beside whatever trained
+// with it then, and a study resumed over days may train on other machines: the speed-ups
+// and the Pareto plot compare these, measured minutes apart on one machine.
 static void study_retime(const Study* st, StudySummary* sums, int threads) {
+    char threads_text[16], env_before[32] = "";
+    const char* env = getenv("OMP_NUM_THREADS");
+    if (env) snprintf(env_before, sizeof(env_before), "%s", env);
+    snprintf(threads_text, sizeof(threads_text), "%d", threads);
+    setenv("OMP_NUM_THREADS", threads_text, 1);  // for the timed training processes
 #ifdef _OPENMP
     int threads_before = omp_get_max_threads();
     omp_set_num_threads(threads);
@@ -107,12 +115,15 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
         evaluate(&lm.t, &d, SPLIT_TEST, &neg, eval_batch, NULL);
         sums[i].infer_ms = 1e6 * (now_seconds() - t0) / d.n_users;
         model_free(&lm);
+        if (st->cells[i].main) sums[i].epoch_s_timed = study_time_training(st, &st->cells[i]);
     }
     negatives_free(&neg);
     seqdata_free(&d);
 #ifdef _OPENMP
     omp_set_num_threads(threads_before);
 #endif
+    if (env) setenv("OMP_NUM_THREADS", env_before, 1);
+    else unsetenv("OMP_NUM_THREADS");
 }
 
 // A against B: each user's NDCG@10 averaged over the seeds, then the paired bootstrap
@@ -207,10 +218,11 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     for (int i = 0; i < st->n_cells; i++) {
         if (strcmp(st->cells[i].key, model_name(st->preset.M, NULL).stem) == 0) teacher = &sums[i];
     }
-    fprintf(f, "\n## Efficiency\n\nEvery model of the study, its costs measured in this study on this machine: train s/epoch is "
-               "the mean over its epochs as its cell trained (SLMRec's includes the frozen teacher's forward), infer ms the "
-               "time to score 1,000 test users against every item, the models timed one after another for this report. "
-               "Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n", st->preset.M);
+    fprintf(f, "\n## Efficiency\n\nEvery model of the study, its costs timed for this report on this machine, one model after "
+               "another: train s/epoch is an epoch of its training steps, %d of them timed by its own command with "
+               "--time-steps (SLMRec's include the frozen teacher's forward; the valid evaluation after each epoch is not "
+               "counted), infer ms the time to score 1,000 test users against every item. Speed-ups and parameters are "
+               "relative to the teacher E4SRec_%d.\n\n", STUDY_TIME_STEPS, st->preset.M);
     if (teacher == NULL || !teacher->done) {
         fprintf(f, "The teacher is not trained yet.\n");
         return;
@@ -221,10 +233,10 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
         if (!st->cells[i].main || !sums[i].done) continue;
         const StudySummary* s = &sums[i];
         char train_up[16] = "-", infer_up[16] = "-";  // a cost too small for the clock has no ratio
-        if (s->epoch_s > 0.0) snprintf(train_up, sizeof(train_up), "%.2fx", teacher->epoch_s / s->epoch_s);
+        if (s->epoch_s_timed > 0.0) snprintf(train_up, sizeof(train_up), "%.2fx", teacher->epoch_s_timed / s->epoch_s_timed);
         if (s->infer_ms > 0.0) snprintf(infer_up, sizeof(infer_up), "%.2fx", teacher->infer_ms / s->infer_ms);
         fprintf(f, "| %s | %.0f | %.1f%% | %.3f | %s | %.2f | %s | %.4f |\n", st->cells[i].name, s->params,
-                100.0 * s->params / teacher->params, s->epoch_s, train_up, s->infer_ms, infer_up, s->ndcg_mean);
+                100.0 * s->params / teacher->params, s->epoch_s_timed, train_up, s->infer_ms, infer_up, s->ndcg_mean);
     }
     fprintf(f, "\n![test NDCG@10 against the time to score 1,000 users](pareto.svg)\n");
 }
@@ -365,8 +377,10 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
             continue;
         }
         fprintf(f, ", \"test_full_NDCG@10_mean\": %.6f, \"test_full_NDCG@10_sd\": %.6f, \"test_full_HR@10_mean\": %.6f, "
-                "\"params\": %.0f, \"train_s_mean\": %.2f, \"epoch_s_mean\": %.3f, \"infer_ms_per_1000_users\": %.3f, \"converged\": %d,\n"
-                "   \"runs\": [", s->ndcg_mean, s->ndcg_sd, s->hr_mean, s->params, s->train_s, s->epoch_s, s->infer_ms, s->converged);
+                "\"params\": %.0f, \"train_s_mean\": %.2f, \"epoch_s_mean\": %.3f, \"epoch_s_timed\": %.3f, "
+                "\"infer_ms_per_1000_users\": %.3f, \"converged\": %d,\n"
+                "   \"runs\": [", s->ndcg_mean, s->ndcg_sd, s->hr_mean, s->params, s->train_s, s->epoch_s, s->epoch_s_timed,
+                s->infer_ms, s->converged);
         for (int r = 0; r < st->seeds; r++) {
             const StudyRun* u = &s->runs[r];
             fprintf(f, "%s{\"seed\": %d, \"test_full_NDCG@10\": %.6f, \"test_full_HR@10\": %.6f, \"valid_full_NDCG@10\": %.6f, "

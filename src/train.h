@@ -49,6 +49,7 @@ typedef struct {
     int patience;         // stop after this many epochs without a better valid NDCG@10 (0 = never)
     float time_budget;    // stop after this many seconds of training, resumed processes included (0 = none)
     int stop_after;       // stop after this many epochs in this process, schedule unchanged (0 = none)
+    int time_steps;       // > 0: time this many steps instead of training (train_time_steps)
     int eval_batch;       // users per scoring batch
     uint64_t seed;
     const RunRecord* record;  // what the run computes: saved in "<out>.last.bin", matched on resume
@@ -166,7 +167,47 @@ typedef struct {
     int epochs, best_epoch;  // epochs trained in all (resumed runs included), the selected one
     float best_valid;
     int stopped;           // --stop-after ended it before its last epoch: resume to finish
+    int timed;             // --time-steps: steps were timed, nothing was trained to keep
 } TrainResult;
+
+#define TIME_STEPS_WARMUP 2
+
+// --time-steps: TIME_STEPS_WARMUP untimed steps, then cfg->time_steps timed ones, from a fresh
+// start over the batches of a shuffled epoch (taken again from its start if it runs out); the
+// last step asks for its loss, so a device that runs ahead has finished them all. Writes
+// <out>.step_time.json: the batch, steps, seconds per step and per epoch (a whole epoch of
+// steps, without its evaluation). Saves no model.
+static TrainResult train_time_steps(Recommender* t, Optimizer* opt, const TrainConfig* cfg, const char* out, int* units,
+                                    int n_train) {
+    int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
+    Rng rng;
+    rng_seed(&rng, cfg->seed);
+    rng_shuffle(&rng, units, n_train);
+    int total = TIME_STEPS_WARMUP + cfg->time_steps;
+    double t0 = 0.0;
+    long samples = 0;
+    for (int s = 0; s < total; s++) {
+        if (s == TIME_STEPS_WARMUP) t0 = now_seconds();
+        int first = (s % steps_per_epoch) * cfg->batch, n = min_int(cfg->batch, n_train - first);
+        t->train_batch(t->model, opt, units + first, n, &rng, s == total - 1);
+        if (s >= TIME_STEPS_WARMUP) samples += n;
+    }
+    double step_s = (now_seconds() - t0) / cfg->time_steps;
+    logf_("  [%s] %d steps of up to %d samples timed after %d untimed: %.2f ms a step, %.0f samples/s, %.1f s an epoch of %d steps\n",
+          t->name, cfg->time_steps, cfg->batch, TIME_STEPS_WARMUP, 1e3 * step_s, samples / (step_s * cfg->time_steps),
+          step_s * steps_per_epoch, steps_per_epoch);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s.step_time.json", out);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "{\"model\": \"%s\", \"batch\": %d, \"steps_timed\": %d, \"samples_timed\": %ld, \"step_s\": %.6f, "
+            "\"steps_per_epoch\": %d, \"epoch_s\": %.6f}\n", t->name, cfg->batch, cfg->time_steps, samples, step_s,
+            steps_per_epoch, step_s * steps_per_epoch);
+    outfile_commit(&o);
+    TrainResult r = {0};
+    r.timed = 1;
+    return r;
+}
 
 // trains t on d; out is the checkpoint path stem ("DIR/e4srec_8"); resume continues
 // from "<out>.last.bin" (whose moments must match opt). opt must be ready.
@@ -179,6 +220,11 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
     int* units = (int*)mallocCheck((size_t)max_int(d->n_users, t->n_samples) * sizeof(int));
     int n_train = training_units(t, d, units);
     if (n_train == 0) die("%s: no user has a train prefix of 2 or more items", t->name);
+    if (cfg->time_steps > 0) {
+        TrainResult r = train_time_steps(t, opt, cfg, out, units, n_train);
+        free(units);
+        return r;
+    }
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
     TrainProgress p = {.batch = cfg->batch, .best = -1.0f, .record = cfg->record};
     Rng rng;
@@ -190,7 +236,7 @@ static TrainResult train(Recommender* t, Optimizer* opt, const SeqData* d, const
     }
     EpochLog history = {0};
     epoch_log_read(&history, epochs_path, p.epoch);
-    TrainResult r = {p.train_seconds, p.epoch, p.best_epoch, p.best, 0};
+    TrainResult r = {.train_seconds = p.train_seconds, .epochs = p.epoch, .best_epoch = p.best_epoch, .best_valid = p.best};
     int epochs_now = 0;  // in this process, for --stop-after
     double t_start = now_seconds(), last_print = t_start;
     // --epochs is the learning-rate schedule's length, not where a model still inside its

@@ -409,6 +409,46 @@ static void test_runs_lora(const char* data) {
     pipe_fixture_free(&f);
 }
 
+// --time-steps: each training command times that many steps of a fresh start and writes
+// <stem>.step_time.json, and nothing else (no checkpoint, no results); it takes no --resume,
+// and a pipeline refuses it
+static void test_runs_time_steps(const char* data) {
+    const char* teacher = RUNS_DIR "/online/e4srec_4.bin";
+    struct { RunsCommand r; const char* stem; int batch; } timed[3] = {
+        {runs_command(cmd_distill, "--data %s --teacher %s --out " RUNS_DIR "/timed --layers 2 --blocks 2 --batch 32 --time-steps 3",
+                      data, teacher), "slmrec_2_from_4", 32},
+        {runs_command(cmd_dllm2rec, "--data %s --teacher %s --signals " RUNS_DIR "/online/teacher_signals.bin --student caser "
+                      "--out " RUNS_DIR "/timed --max-len 8 --dim 12 --student-batch 64 --topk 5 --time-steps 3", data, teacher),
+         "caser_dllm2rec", 64},
+        {runs_command(cmd_train_sasrec, "--data %s --out " RUNS_DIR "/timed --sasrec-dim 16 --max-len 8 --time-steps 3", data),
+         "sasrec", 128},
+    };
+    for (int i = 0; i < 3; i++) {
+        CHECK(runs_exec(timed[i].r) == 0, "%s --time-steps 3 exits 0", timed[i].stem);
+        char path[256], bin[256], last[256], results[256];
+        snprintf(path, sizeof(path), RUNS_DIR "/timed/%s.step_time.json", timed[i].stem);
+        snprintf(bin, sizeof(bin), RUNS_DIR "/timed/%s.bin", timed[i].stem);
+        snprintf(last, sizeof(last), RUNS_DIR "/timed/%s.last.bin", timed[i].stem);
+        snprintf(results, sizeof(results), RUNS_DIR "/timed/%s.results.json", timed[i].stem);
+        char* json = runs_read(path);
+        double step_s = json ? json_number(json, "step_s", path) : -1.0, epoch_s = json ? json_number(json, "epoch_s", path) : -1.0;
+        int steps = json ? (int)json_number(json, "steps_timed", path) : 0, batch = json ? (int)json_number(json, "batch", path) : 0;
+        int per_epoch = json ? (int)json_number(json, "steps_per_epoch", path) : 0;
+        CHECK(steps == 3 && batch == timed[i].batch && step_s > 0.0 && per_epoch > 0 &&
+              fabs(epoch_s - step_s * per_epoch) <= 1e-3 + 1e-3 * epoch_s,
+              "%s: 3 timed steps of batch %d, an epoch the steps of one (got %d steps of %d, %g s a step, %d a epoch, %g s)",
+              timed[i].stem, timed[i].batch, steps, batch, step_s, per_epoch, epoch_s);
+        CHECK(access(bin, R_OK) != 0 && access(last, R_OK) != 0 && access(results, R_OK) != 0,
+              "%s --time-steps writes no checkpoint and no results", timed[i].stem);
+        free(json);
+    }
+    RunsCommand r = runs_command(cmd_train_sasrec, "--data %s --out " RUNS_DIR "/timed --time-steps 3 --resume", data);
+    check_dies("--time-steps with --resume", runs_exec_child, &r, "--time-steps times the steps of a fresh start: it takes no --resume");
+    r = runs_command(cmd_run, "--data %s --out " RUNS_DIR "/timed_run --time-steps 3", data);
+    check_dies("run --time-steps", runs_exec_child, &r, "--time-steps times one model: give it to train-sasrec");
+    CHECK(access(RUNS_DIR "/timed_run", F_OK) != 0, "run --time-steps refused before it made its --out");
+}
+
 // study: the grid runs, is reported, and resumes without retraining a finished cell
 #define STUDY_DIR RUNS_DIR "/study"
 static PipeArgs study_args(const char* extra) {
@@ -463,9 +503,9 @@ static void test_runs_study(void) {
     int64_t before[2] = {file_mtime_ns(kept[0]), file_mtime_ns(kept[1])};
     unlink(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json");
     usleep(20000);
-    // the inference column is re-timed for the report, not the cell's own timing (here set to a day)
-    CHECK(system("sed -i 's/\"infer_s\": [0-9.]*/\"infer_s\": 86400.0/' " STUDY_DIR "/seed_42/e4srec_1/e4srec_1.results.json") == 0,
-          "set E4SRec_1's own inference time to a day");
+    // the costs are re-timed for the report, not the cell's own timings (here set to a day)
+    CHECK(system("sed -i 's/\"infer_s\": [0-9.]*/\"infer_s\": 86400.0/; s/\"train_s\": [0-9.]*/\"train_s\": 86400.0/' "
+                 STUDY_DIR "/seed_42/e4srec_1/e4srec_1.results.json") == 0, "set E4SRec_1's own inference and training times to a day");
     // the report of a study in progress: the finished cells, the cut-off one not yet trained, its comparison pending
     a = study_args("--report");
     CHECK(cmd_study(a.argc, a.argv) == 0, "study --report exits 0");
@@ -477,6 +517,14 @@ static void test_runs_study(void) {
     // runner, which under make test-asan is many times slower)
     CHECK(e1 && strstr(e1, "\"infer_s\": 86400.000") && infer_ms > 0.0 && infer_ms < 1e6,
           "study --report: E4SRec_1's inference re-timed (%.3f ms per 1,000 users), not the day its results say", infer_ms);
+    const char* timed = e1 ? strstr(e1, "\"epoch_s_timed\": ") : NULL;
+    const char* own = e1 ? strstr(e1, "\"epoch_s_mean\": ") : NULL;
+    double epoch_timed = timed ? atof(timed + 17) : -1.0, epoch_own = own ? atof(own + 16) : -1.0;
+    CHECK(epoch_own == 43200.0 && epoch_timed > 0.0 && epoch_timed < 1e3,
+          "study --report: E4SRec_1's epoch re-timed by its command (%.3f s), its cell's own the day over 2 epochs (%.1f s)",
+          epoch_timed, epoch_own);
+    CHECK(access(STUDY_DIR "/timing/e4srec_1/e4srec_1.step_time.json", R_OK) == 0 &&
+          access(STUDY_DIR "/timing/e4srec_1/e4srec_1.bin", R_OK) != 0, "the timing ran in timing/e4srec_1 and saved no model");
     free(json);
     md = runs_read(STUDY_DIR "/study.md");
     const char* row = md ? strstr(md, "| E4SRec_1 | ") : NULL;  // the depth table's row comes before the comparison's
@@ -613,6 +661,7 @@ static void run_runs_tests(void) {
     char data[] = RUNS_DIR "/data.txt";
     seqdata_write(&d, data);
     test_runs_online_cache(data);
+    test_runs_time_steps(data);
     test_runs_resume_records(data);
     test_runs_cache_refused(data);
     test_runs_one_per_out(data);
