@@ -171,37 +171,50 @@ typedef struct {
 } TrainResult;
 
 #define TIME_STEPS_WARMUP 2
+#define TIME_STEPS_MIN_SECONDS 1.0
 
-// --time-steps: TIME_STEPS_WARMUP untimed steps, then cfg->time_steps timed ones, from a fresh
-// start over the batches of a shuffled epoch (taken again from its start if it runs out); the
-// last step asks for its loss, so a device that runs ahead has finished them all. Writes
-// <out>.step_time.json: the batch, steps, seconds per step and per epoch (a whole epoch of
-// steps, without its evaluation). Saves no model.
+// count training steps from step *s on, over the batches of units (taken again from the
+// start once an epoch of them is done); the last asks for its loss, so a device that runs
+// ahead has finished them all when it returns. Returns the samples they took
+static long time_steps_run(Recommender* t, Optimizer* opt, const int* units, int n_train, int batch, int* s, int count, Rng* rng) {
+    int steps_per_epoch = (n_train + batch - 1) / batch;
+    long samples = 0;
+    for (int i = 0; i < count; i++, (*s)++) {
+        int first = (*s % steps_per_epoch) * batch, n = min_int(batch, n_train - first);
+        t->train_batch(t->model, opt, units + first, n, rng, i == count - 1);
+        samples += n;
+    }
+    return samples;
+}
+
+// --time-steps N: from a fresh start over a shuffled epoch, TIME_STEPS_WARMUP untimed steps,
+// then rounds of N timed ones until at least TIME_STEPS_MIN_SECONDS have passed (a small model's
+// N steps are too short for the clock alone). Writes <out>.step_time.json: the batch, the steps
+// timed, seconds per step and per epoch (an epoch of steps, without its evaluation). Saves no model.
 static TrainResult train_time_steps(Recommender* t, Optimizer* opt, const TrainConfig* cfg, const char* out, int* units,
                                     int n_train) {
     int steps_per_epoch = (n_train + cfg->batch - 1) / cfg->batch;
     Rng rng;
     rng_seed(&rng, cfg->seed);
     rng_shuffle(&rng, units, n_train);
-    int total = TIME_STEPS_WARMUP + cfg->time_steps;
-    double t0 = 0.0;
+    int s = 0, timed = 0;
+    time_steps_run(t, opt, units, n_train, cfg->batch, &s, TIME_STEPS_WARMUP, &rng);
+    double t0 = now_seconds(), seconds = 0.0;
     long samples = 0;
-    for (int s = 0; s < total; s++) {
-        if (s == TIME_STEPS_WARMUP) t0 = now_seconds();
-        int first = (s % steps_per_epoch) * cfg->batch, n = min_int(cfg->batch, n_train - first);
-        t->train_batch(t->model, opt, units + first, n, &rng, s == total - 1);
-        if (s >= TIME_STEPS_WARMUP) samples += n;
+    while (timed == 0 || seconds < TIME_STEPS_MIN_SECONDS) {
+        samples += time_steps_run(t, opt, units, n_train, cfg->batch, &s, cfg->time_steps, &rng);
+        timed += cfg->time_steps;
+        seconds = now_seconds() - t0;
     }
-    double step_s = (now_seconds() - t0) / cfg->time_steps;
+    double step_s = seconds / timed;
     logf_("  [%s] %d steps of up to %d samples timed after %d untimed: %.2f ms a step, %.0f samples/s, %.1f s an epoch of %d steps\n",
-          t->name, cfg->time_steps, cfg->batch, TIME_STEPS_WARMUP, 1e3 * step_s, samples / (step_s * cfg->time_steps),
-          step_s * steps_per_epoch, steps_per_epoch);
+          t->name, timed, cfg->batch, TIME_STEPS_WARMUP, 1e3 * step_s, samples / seconds, step_s * steps_per_epoch, steps_per_epoch);
     char path[1100];
     snprintf(path, sizeof(path), "%s.step_time.json", out);
     OutFile o;
     outfile_open(&o, path);
     fprintf(o.f, "{\"model\": \"%s\", \"batch\": %d, \"steps_timed\": %d, \"samples_timed\": %ld, \"step_s\": %.6f, "
-            "\"steps_per_epoch\": %d, \"epoch_s\": %.6f}\n", t->name, cfg->batch, cfg->time_steps, samples, step_s,
+            "\"steps_per_epoch\": %d, \"epoch_s\": %.6f}\n", t->name, cfg->batch, timed, samples, step_s,
             steps_per_epoch, step_s * steps_per_epoch);
     outfile_commit(&o);
     TrainResult r = {0};

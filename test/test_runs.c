@@ -434,9 +434,10 @@ static void test_runs_time_steps(const char* data) {
         double step_s = json ? json_number(json, "step_s", path) : -1.0, epoch_s = json ? json_number(json, "epoch_s", path) : -1.0;
         int steps = json ? (int)json_number(json, "steps_timed", path) : 0, batch = json ? (int)json_number(json, "batch", path) : 0;
         int per_epoch = json ? (int)json_number(json, "steps_per_epoch", path) : 0;
-        CHECK(steps == 3 && batch == timed[i].batch && step_s > 0.0 && per_epoch > 0 &&
+        CHECK(steps >= 3 && steps % 3 == 0 && batch == timed[i].batch && step_s > 0.0 && step_s * steps >= 0.999 && per_epoch > 0 &&
               fabs(epoch_s - step_s * per_epoch) <= 1e-3 + 1e-3 * epoch_s,
-              "%s: 3 timed steps of batch %d, an epoch the steps of one (got %d steps of %d, %g s a step, %d a epoch, %g s)",
+              "%s: rounds of 3 timed steps of batch %d over at least a second, an epoch the steps of one "
+              "(got %d steps of %d, %g s a step, %d a epoch, %g s)",
               timed[i].stem, timed[i].batch, steps, batch, step_s, per_epoch, epoch_s);
         CHECK(access(bin, R_OK) != 0 && access(last, R_OK) != 0 && access(results, R_OK) != 0,
               "%s --time-steps writes no checkpoint and no results", timed[i].stem);
