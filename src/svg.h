@@ -336,22 +336,27 @@ static void svg_line_chart(const char* path, const SvgAxes* a, const SvgSeries* 
 
 typedef struct { double x0, y0, x1, y1; } SvgBox;
 
-static int boxes_clear(SvgBox a, SvgBox b) { return a.x1 <= b.x0 || a.x0 >= b.x1 || a.y1 <= b.y0 || a.y0 >= b.y1; }
+static double boxes_overlap(SvgBox a, SvgBox b) {
+    return fmax(0.0, fmin(a.x1, b.x1) - fmax(a.x0, b.x0)) * fmax(0.0, fmin(a.y1, b.y1) - fmax(a.y0, b.y0));
+}
 
-// where a point's label goes: the first of eight places around it (right, left, the four corners,
-// above, below) inside the plot and clear of what is taken (n_taken: markers, the front's line,
-// the labels placed before); right when none is
+// where a point's label goes: of eight places around it (right, left, the four corners, above,
+// below) inside the plot, the first clear of what is taken (n_taken: markers, the front's line,
+// the labels placed before), else the one that covers the least of it; right when none is inside
 static SvgBox label_place(const SvgChart* c, double px, double py, const char* label, const SvgBox* taken, int n_taken) {
     double w = text_chars(label) * SVG_EM * 10 + 4, h = 11;  // 4 px to spare: capitals run wider than SVG_EM
     const double at[8][2] = {{px + 6, py - h / 2}, {px - 6 - w, py - h / 2}, {px + 4, py - 4 - h}, {px + 4, py + 4},
                              {px - 4 - w, py - 4 - h}, {px - 4 - w, py + 4}, {px - w / 2, py - 6 - h}, {px - w / 2, py + 6}};
-    for (int k = 0; k < 8; k++) {
+    SvgBox best = {at[0][0], at[0][1], at[0][0] + w, at[0][1] + h};
+    double best_covered = INFINITY;
+    for (int k = 0; k < 8 && best_covered > 0.0; k++) {
         SvgBox b = {at[k][0], at[k][1], at[k][0] + w, at[k][1] + h};
-        int clear = b.x0 >= c->left && b.x1 <= c->right && b.y0 >= c->top && b.y1 <= c->bottom;
-        for (int j = 0; j < n_taken && clear; j++) clear = boxes_clear(b, taken[j]);
-        if (clear) return b;
+        if (b.x0 < c->left || b.x1 > c->right || b.y0 < c->top || b.y1 > c->bottom) continue;
+        double covered = 0.0;
+        for (int j = 0; j < n_taken; j++) covered += boxes_overlap(b, taken[j]);
+        if (covered < best_covered) { best = b; best_covered = covered; }
     }
-    return (SvgBox){at[0][0], at[0][1], at[0][0] + w, at[0][1] + h};
+    return best;
 }
 
 // points labelled by name (labels (n)); the Pareto front (pareto_front) drawn as a step line

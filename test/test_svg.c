@@ -64,6 +64,27 @@ static void test_svg_ticks(void) {
 }
 
 // ----------------------------------------------------------------------------
+// where a point's label goes
+
+static int box_at(SvgBox b, double x0, double y0) { return fabs(b.x0 - x0) < 1e-9 && fabs(b.y0 - y0) < 1e-9; }
+
+static void test_svg_label_place(void) {
+    SvgChart c = {.left = 0, .right = 200, .top = 0, .bottom = 200};
+    // the point (100, 100), label "ab": 2 x 6.5 + 4 = 17 px wide, 11 tall
+    SvgBox right = label_place(&c, 100, 100, "ab", NULL, 0);
+    CHECK(box_at(right, 106, 94.5), "nothing taken: the label goes right of its point, got (%g, %g)", right.x0, right.y0);
+    SvgBox taken[2] = {{100, 0, 200, 200}};  // everything right of the point
+    SvgBox left = label_place(&c, 100, 100, "ab", taken, 1);
+    CHECK(box_at(left, 77, 94.5), "the right taken: left of its point, got (%g, %g)", left.x0, left.y0);
+    // below y = 94 taken, and above y = 84: no place is clear; the one above the point covers
+    // 1 px of its height (17 px^2), the corners above 2 px (34), the rest all of theirs (187)
+    taken[0] = (SvgBox){0, 94, 200, 200};
+    taken[1] = (SvgBox){0, 0, 200, 84};
+    SvgBox least = label_place(&c, 100, 100, "ab", taken, 2);
+    CHECK(box_at(least, 91.5, 83), "no place clear: the one that covers least, above the point, got (%g, %g)", least.x0, least.y0);
+}
+
+// ----------------------------------------------------------------------------
 // the Pareto front
 
 static void test_svg_pareto(void) {
@@ -186,6 +207,7 @@ static void test_svg_files(void) {
 
 static void run_svg_tests(void) {
     test_svg_ticks();
+    test_svg_label_place();
     test_svg_pareto();
     snprintf(svg_dir, sizeof(svg_dir), "/tmp/slmrec_test_svg_%ld", (long)getpid());
     make_dir(svg_dir);
