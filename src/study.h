@@ -435,7 +435,7 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
 
 // a finished cell's training step, re-timed: its command of the first seed with
 // --time-steps in <out>/timing/<key> (a fresh start: no checkpoint, no results), in a
-// child process that runs alone. Returns the seconds an epoch of its steps takes
+// child process waited for here. Returns the seconds an epoch of its steps takes
 static double study_time_training(const Study* st, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200], tail[32];
     snprintf(dir, sizeof(dir), "%s/timing", st->out);

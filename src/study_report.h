@@ -221,8 +221,9 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     fprintf(f, "\n## Efficiency\n\nEvery model of the study, its costs timed for this report on this machine, one model after "
                "another: train s/epoch is an epoch of its training steps, timed by its own command with --time-steps %d "
                "(rounds of %d steps over at least a second; SLMRec's include the frozen teacher's forward; the valid "
-               "evaluation after each epoch is not counted), infer ms the time to score 1,000 test users against every item. Speed-ups and parameters are "
-               "relative to the teacher E4SRec_%d.\n\n", STUDY_TIME_STEPS, STUDY_TIME_STEPS, st->preset.M);
+               "evaluation after each epoch is not counted), infer ms the time to score 1,000 test users against every "
+               "item. Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n",
+            STUDY_TIME_STEPS, STUDY_TIME_STEPS, st->preset.M);
     if (teacher == NULL || !teacher->done) {
         fprintf(f, "The teacher is not trained yet.\n");
         return;
