@@ -118,8 +118,9 @@ static int flags_run(ArgSpec* s, Config* c) {
         {"--eval-batch", ARG_INT, &c->eval_batch, "users per scoring batch"},
         {"--resume", ARG_BOOL, &c->resume, "continue from <out>/<model>.last.bin where present"},
         {"--stop-after", ARG_INT, &c->stop_after, "train this many epochs per model now, then stop (resume later)"},
-        {"--time-steps", ARG_INT, &c->time_steps, "time this many training steps of a fresh start (after 2 untimed) instead\n"
-         "                     of training: writes <out>/<model>.step_time.json, no checkpoint, no results"},
+        {"--time-steps", ARG_INT, &c->time_steps, "instead of training, time rounds of this many steps of a fresh start (after 2\n"
+         "                     untimed) over at least a second: writes <out>/<model>.step_time.json, no checkpoint,\n"
+         "                     no results"},
     };
     memcpy(s, f, sizeof(f));
     return (int)(sizeof(f) / sizeof(f[0]));
@@ -1002,8 +1003,9 @@ static int cmd_study(int argc, char** argv) {
         {"--jobs", ARG_INT, &jobs, "cells training at once, each started when the cells it reads are done; unless\n"
                                    "                     OMP_NUM_THREADS is set, each gets cores / jobs threads"},
         {"--resume", ARG_BOOL, &resume, "go on with the study in --out: finished cells are kept, an unfinished one continues"},
-        {"--report", ARG_BOOL, &report_only, "train nothing: the report of the study in --out from its cells finished so far\n"
-                                             "                     (the unfinished marked), also while another process trains it"},
+        {"--report", ARG_BOOL, &report_only, "train no cell: the report of the study in --out from its cells finished so far\n"
+                                             "                     (the unfinished marked; the costs timed again), also while\n"
+                                             "                     another process trains it"},
     };
     parse_args("study", "The papers' experiments as one resumable grid: depth (E4SRec_l), SLMRec and its ablations, the\n"
                "efficiency table, DLLM2Rec's students and ablations, and with --init the pretrained decoder. Each\n"

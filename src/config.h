@@ -17,7 +17,7 @@ typedef struct {
     const char* out;           // output directory
     const char* recipe;        // "default" or "paper": config_recipe
     int seed, max_len, eval_batch, resume, stop_after;
-    int time_steps;  // --time-steps: time this many training steps of a fresh start instead of training (0 = train)
+    int time_steps;  // --time-steps: time rounds of this many training steps of a fresh start instead of training (0 = train)
     // SASRec (stage 1)
     int sas_dim, sas_blocks, sas_heads, sas_epochs, sas_batch, sas_patience;
     float sas_dropout, sas_lr;

@@ -435,7 +435,9 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
 
 // a finished cell's training step, re-timed: its command of the first seed with
 // --time-steps in <out>/timing/<key> (a fresh start: no checkpoint, no results), in a
-// child process waited for here. Returns the seconds an epoch of its steps takes
+// child process waited for here. Returns the seconds an epoch of its steps takes, or 0
+// when the timing failed (another report timing the same cell, say): the report says so
+// and shows no time for it, and the log names the child's output
 static double study_time_training(const Study* st, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200], tail[32];
     snprintf(dir, sizeof(dir), "%s/timing", st->out);
@@ -451,7 +453,11 @@ static double study_time_training(const Study* st, const StudyCell* c) {
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) die("study: waiting for the timing of cell %s: %s", c->key, strerror(errno));
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("study: timing the training of cell %s failed: see %s", c->key, path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        logf_("study: warning: timing the training of cell %s failed, so the efficiency table has no time for it: see %s\n",
+              c->key, path);
+        return 0.0;
+    }
     snprintf(path, sizeof(path), "%s/%s.step_time.json", dir, c->stem);
     char* json = read_file(path, NULL);
     double epoch_s = json_number(json, "epoch_s", path);

@@ -90,9 +90,8 @@ static void study_summarize(StudySummary* sum, const Study* st, const StudyCell*
 // with it then, and a study resumed over days may train on other machines: the speed-ups
 // and the Pareto plot compare these, measured minutes apart on one machine.
 static void study_retime(const Study* st, StudySummary* sums, int threads) {
-    char threads_text[16], env_before[32] = "";
-    const char* env = getenv("OMP_NUM_THREADS");
-    if (env) snprintf(env_before, sizeof(env_before), "%s", env);
+    char threads_text[16];
+    char* env_before = getenv("OMP_NUM_THREADS") ? strdup(getenv("OMP_NUM_THREADS")) : NULL;
     snprintf(threads_text, sizeof(threads_text), "%d", threads);
     setenv("OMP_NUM_THREADS", threads_text, 1);  // for the timed training processes
 #ifdef _OPENMP
@@ -122,8 +121,9 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
 #ifdef _OPENMP
     omp_set_num_threads(threads_before);
 #endif
-    if (env) setenv("OMP_NUM_THREADS", env_before, 1);
+    if (env_before) setenv("OMP_NUM_THREADS", env_before, 1);
     else unsetenv("OMP_NUM_THREADS");
+    free(env_before);
 }
 
 // A against B: each user's NDCG@10 averaged over the seeds, then the paired bootstrap
@@ -218,7 +218,7 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     for (int i = 0; i < st->n_cells; i++) {
         if (strcmp(st->cells[i].key, model_name(st->preset.M, NULL).stem) == 0) teacher = &sums[i];
     }
-    fprintf(f, "\n## Efficiency\n\nEvery model of the study, its costs timed for this report on this machine, one model after "
+    fprintf(f, "\n## Efficiency\n\nEach main model of the study (no ablation), its costs timed for this report on this machine, one after "
                "another: train s/epoch is an epoch of its training steps, timed by its own command with --time-steps %d "
                "(rounds of %d steps over at least a second; SLMRec's include the frozen teacher's forward; the valid "
                "evaluation after each epoch is not counted), infer ms the time to score 1,000 test users against every "
@@ -233,11 +233,15 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     for (int i = 0; i < st->n_cells; i++) {
         if (!st->cells[i].main || !sums[i].done) continue;
         const StudySummary* s = &sums[i];
-        char train_up[16] = "-", infer_up[16] = "-";  // a cost too small for the clock has no ratio
-        if (s->epoch_s_timed > 0.0) snprintf(train_up, sizeof(train_up), "%.2fx", teacher->epoch_s_timed / s->epoch_s_timed);
+        // a cost too small for the clock has no ratio; a training step whose timing failed no time
+        char epoch[16] = "-", train_up[16] = "-", infer_up[16] = "-";
+        if (s->epoch_s_timed > 0.0) snprintf(epoch, sizeof(epoch), "%.3f", s->epoch_s_timed);
+        if (s->epoch_s_timed > 0.0 && teacher->epoch_s_timed > 0.0) {
+            snprintf(train_up, sizeof(train_up), "%.2fx", teacher->epoch_s_timed / s->epoch_s_timed);
+        }
         if (s->infer_ms > 0.0) snprintf(infer_up, sizeof(infer_up), "%.2fx", teacher->infer_ms / s->infer_ms);
-        fprintf(f, "| %s | %.0f | %.1f%% | %.3f | %s | %.2f | %s | %.4f |\n", st->cells[i].name, s->params,
-                100.0 * s->params / teacher->params, s->epoch_s_timed, train_up, s->infer_ms, infer_up, s->ndcg_mean);
+        fprintf(f, "| %s | %.0f | %.1f%% | %s | %s | %.2f | %s | %.4f |\n", st->cells[i].name, s->params,
+                100.0 * s->params / teacher->params, epoch, train_up, s->infer_ms, infer_up, s->ndcg_mean);
     }
     fprintf(f, "\n![test NDCG@10 against the time to score 1,000 users](pareto.svg)\n");
 }
@@ -378,10 +382,11 @@ static void study_write_json(const Study* st, const StudySummary* sums, const Pa
             continue;
         }
         fprintf(f, ", \"test_full_NDCG@10_mean\": %.6f, \"test_full_NDCG@10_sd\": %.6f, \"test_full_HR@10_mean\": %.6f, "
-                "\"params\": %.0f, \"train_s_mean\": %.2f, \"epoch_s_mean\": %.3f, \"epoch_s_timed\": %.3f, "
-                "\"infer_ms_per_1000_users\": %.3f, \"converged\": %d,\n"
-                "   \"runs\": [", s->ndcg_mean, s->ndcg_sd, s->hr_mean, s->params, s->train_s, s->epoch_s, s->epoch_s_timed,
-                s->infer_ms, s->converged);
+                "\"params\": %.0f, \"train_s_mean\": %.2f, \"epoch_s_mean\": %.3f, \"epoch_s_timed\": ",
+                s->ndcg_mean, s->ndcg_sd, s->hr_mean, s->params, s->train_s, s->epoch_s);
+        if (s->epoch_s_timed > 0.0) fprintf(f, "%.3f", s->epoch_s_timed);
+        else fprintf(f, "null");  // not a main model, or its timing failed
+        fprintf(f, ", \"infer_ms_per_1000_users\": %.3f, \"converged\": %d,\n   \"runs\": [", s->infer_ms, s->converged);
         for (int r = 0; r < st->seeds; r++) {
             const StudyRun* u = &s->runs[r];
             fprintf(f, "%s{\"seed\": %d, \"test_full_NDCG@10\": %.6f, \"test_full_HR@10\": %.6f, \"valid_full_NDCG@10\": %.6f, "

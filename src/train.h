@@ -49,7 +49,7 @@ typedef struct {
     int patience;         // stop after this many epochs without a better valid NDCG@10 (0 = never)
     float time_budget;    // stop after this many seconds of training, resumed processes included (0 = none)
     int stop_after;       // stop after this many epochs in this process, schedule unchanged (0 = none)
-    int time_steps;       // > 0: time this many steps instead of training (train_time_steps)
+    int time_steps;       // > 0: time rounds of this many steps instead of training (train_time_steps)
     int eval_batch;       // users per scoring batch
     uint64_t seed;
     const RunRecord* record;  // what the run computes: saved in "<out>.last.bin", matched on resume

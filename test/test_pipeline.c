@@ -137,6 +137,8 @@ static void test_pipe_resume(void) {
         unlink("/tmp/slmrec_test_resume_b/tiny.last.bin");
         test_pipe_train_e4srec(&a, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
         memcpy(trained, f.teacher.params_memory, bytes);
+        CHECK((kind == 2) == (memcmp(trained, initial, bytes) != 0), "%s: the teacher %s", names[kind],
+              kind == 2 ? "trains with the student" : "stays as it was");
         memcpy(f.teacher.params_memory, initial, bytes);
         b.stop_after = 1;
         test_pipe_train_e4srec(&b, &f.d, &f.vn, &f.tn, f.table, &f.p, t, L);
