@@ -213,9 +213,10 @@ static TrainResult train_time_steps(Recommender* t, Optimizer* opt, const TrainC
     snprintf(path, sizeof(path), "%s.step_time.json", out);
     OutFile o;
     outfile_open(&o, path);
-    fprintf(o.f, "{\"model\": \"%s\", \"batch\": %d, \"steps_timed\": %d, \"samples_timed\": %ld, \"step_s\": %.6f, "
-            "\"steps_per_epoch\": %d, \"epoch_s\": %.6f}\n", t->name, cfg->batch, timed, samples, step_s,
-            steps_per_epoch, step_s * steps_per_epoch);
+    fprintf(o.f, "{\"model\": ");
+    json_write_string(o.f, t->name);
+    fprintf(o.f, ", \"batch\": %d, \"steps_timed\": %d, \"samples_timed\": %ld, \"step_s\": %.6f, \"steps_per_epoch\": %d, "
+            "\"epoch_s\": %.6f}\n", cfg->batch, timed, samples, step_s, steps_per_epoch, step_s * steps_per_epoch);
     outfile_commit(&o);
     TrainResult r = {0};
     r.timed = 1;
