@@ -186,6 +186,13 @@ static void e4srec_job_save(void* ctx, const char* path, const TrainProgress* p,
     e4srec_save(path, j->model, j->tok, j->slm ? j->slm->adapters : NULL, n_adapters, online_teacher, p, o);
 }
 
+// an --online run's state must hold the teacher as it had trained
+static void online_state_check(const char* path, const E4SRecFile* f) {
+    if (f->online_layers == 0) {
+        die("'%s' holds no online teacher (a build before --online could resume wrote it): start the run again without --resume", path);
+    }
+}
+
 static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optimizer* o) {
     E4SRecJob* j = (E4SRecJob*)ctx;
     E4SRecFile f;
@@ -193,9 +200,7 @@ static void e4srec_job_load(void* ctx, const char* path, TrainProgress* p, Optim
     if (o) ckpt_check_state(path, f.has_state, &f.state, p->record);
     if (o && j->online) {  // the teacher as it had trained when the state was saved
         E4SRec* teacher = j->slm->teacher;
-        if (f.online_layers == 0) {
-            die("'%s' holds no online teacher (a build before --online could resume wrote it): start the run again without --resume", path);
-        }
+        online_state_check(path, &f);
         if (f.online_layers != teacher->cfg.L || f.online_teacher_params != teacher->num_params) {
             die("'%s' holds an online teacher of %d layers, this run's has %d: the file is damaged", path, f.online_layers, teacher->cfg.L);
         }
@@ -444,14 +449,16 @@ static void dllm2rec_job_optimizer(Optimizer* o, const DLLM2RecJob* j, AdamWConf
 }
 
 // before a run that resumes writes anything: the training state at last_path, when there
-// is one, must record this run's record (ckpt_check_state), whichever model it holds
-static void resume_check(const char* last_path, const RunRecord* record) {
+// is one, must record this run's record (ckpt_check_state), whichever model it holds, and
+// an --online run's must hold its teacher
+static void resume_check(const char* last_path, const RunRecord* record, int online) {
     if (access(last_path, F_OK) != 0) return;
     int kind = binfile_kind(last_path);
     if (kind == KIND_E4SREC) {
         E4SRecFile f;
         e4srec_load(&f, last_path);
         ckpt_check_state(last_path, f.has_state, &f.state, record);
+        if (online) online_state_check(last_path, &f);
         e4srec_file_free(&f);
     } else if (kind == KIND_SASREC) {
         SASRecFile f;

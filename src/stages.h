@@ -109,7 +109,7 @@ static void resume_precheck(const Config* c, const char* stem, const RunRecord* 
     if (!c->resume) return;
     char last[1200];
     snprintf(last, sizeof(last), "%s/%s.last.bin", c->out, stem);
-    resume_check(last, r);
+    resume_check(last, r, c->online);
 }
 
 static void read_data(SeqData* d, const Config* c) {

@@ -174,6 +174,39 @@ static void test_runs_resume_records(const char* data) {
     free(log);
 }
 
+// a state an --online run wrote before the teacher went into it (online layers 0, no teacher's
+// weights) is refused with what to do before log.txt is touched, as other bad resumes are
+static void test_runs_online_state_without_teacher(const char* data) {
+    const char* teacher = RUNS_DIR "/online/e4srec_4.bin";
+    const char* distill = "--out " RUNS_DIR "/online_old --layers 2 --blocks 2 --epochs 2 --batch 32 --warmup 2 --online";
+    RunsCommand r = runs_command(cmd_distill, "--data %s --teacher %s %s --stop-after 1", data, teacher, distill);
+    CHECK(runs_exec(r) == 0, "distill --online --stop-after 1 exits 0");
+    const char* last = RUNS_DIR "/online_old/slmrec_2_from_4.last.bin";
+    E4SRecFile f;
+    e4srec_load(&f, last);
+    size_t len = 0;
+    char* bytes = read_file(last, &len);
+    size_t header = HEADER_INTS * sizeof(int32_t);
+    size_t state_at = header + f.state.pos, teacher_bytes = f.online_teacher_params * sizeof(float);  // the teacher ends where the state begins
+    memmove(bytes + state_at - teacher_bytes, bytes + state_at, len - state_at);
+    len -= teacher_bytes;
+    uint64_t payload = len - header;
+    int32_t fields[2] = {(int32_t)(uint32_t)payload, (int32_t)(uint32_t)(payload >> 32)}, no_teacher = 0;
+    memcpy(bytes + 3 * sizeof(int32_t), fields, sizeof(fields));  // the payload's bytes
+    memcpy(bytes + (6 + 20) * sizeof(int32_t), &no_teacher, sizeof(no_teacher));  // E4SRec dim 20: online_layers
+    binfile_reseal(bytes, len);
+    test_write(last, bytes, len);
+    free(bytes);
+    e4srec_file_free(&f);
+    char* log = runs_read(RUNS_DIR "/online_old/log.txt");
+    r = runs_command(cmd_distill, "--data %s --teacher %s %s --resume", data, teacher, distill);
+    check_dies("an --online state without its teacher", runs_exec_child, &r, "holds no online teacher");
+    char* log_after = runs_read(RUNS_DIR "/online_old/log.txt");
+    CHECK(log && log_after && strcmp(log, log_after) == 0, "the refused --online resume leaves log.txt as it was");
+    free(log);
+    free(log_after);
+}
+
 // a damaged signals cache (here a forged item count at INT_MIN) is refused before log.txt is touched
 static void test_runs_cache_refused(const char* data) {
     const char* signals = RUNS_DIR "/records/teacher_signals.bin";
@@ -673,6 +706,7 @@ static void run_runs_tests(void) {
     test_runs_online_cache(data);
     test_runs_time_steps(data);
     test_runs_resume_records(data);
+    test_runs_online_state_without_teacher(data);
     test_runs_cache_refused(data);
     test_runs_one_per_out(data);
     test_runs_stale_tmp(data);
