@@ -432,6 +432,7 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
 }
 
 #define STUDY_TIME_STEPS 20
+#define STUDY_WALL_EVERY 60.0  // seconds: how often a running study adds to its wall time
 
 // a finished cell's training step, re-timed: its command of the first seed with
 // --time-steps in <out>/timing/<key> (a fresh start: no checkpoint, no results), in a
@@ -497,6 +498,24 @@ static void study_wall_write(const Study* st, double seconds) {
     outfile_commit(&o);
 }
 
+// waits for a cell's process to end. Meanwhile, and when it ends, the time since *wall_at
+// goes into the study's wall time at least every STUDY_WALL_EVERY seconds, so a study
+// killed outright (at a session's end) loses at most that much of it. Returns the pid
+static pid_t study_wait(const Study* st, int* status, double* wall_at) {
+    for (;;) {
+        pid_t child = waitpid(-1, status, WNOHANG);
+        if (child < 0 && errno != EINTR) die("study: waiting for the cells: %s", strerror(errno));
+        double t = now_seconds();
+        if (child > 0 || t - *wall_at >= STUDY_WALL_EVERY) {
+            study_wall_write(st, study_wall_read(st) + t - *wall_at);
+            *wall_at = t;
+        }
+        if (child > 0) return child;
+        struct timespec pause = {0, 200 * 1000 * 1000};  // 0.2 s between looks
+        nanosleep(&pause, NULL);
+    }
+}
+
 // --jobs N with OMP_NUM_THREADS unset: each cell gets its share of the cores this
 // process may run on (set here, the cells inherit it); returns the threads a cell runs with
 static int study_cell_threads(const Study* st) {
@@ -546,9 +565,7 @@ static int study_run(const Study* st) {
         }
         if (running == 0) die("study: no cell can start and none is running: the plan puts a cell before one it needs");
         int status = 0;
-        pid_t child;
-        while ((child = wait(&status)) < 0 && errno == EINTR) {}
-        if (child < 0) die("study: waiting for the cells: %s", strerror(errno));
+        pid_t child = study_wait(st, &status, &wall_at);
         int k = 0;
         while (k < total && !(state[k] == RUNNING && pid[k] == child)) k++;
         if (k == total) continue;  // not a cell's process
@@ -564,8 +581,6 @@ static int study_run(const Study* st) {
         state[k] = DONE;
         ran++;
         double t = now_seconds();
-        study_wall_write(st, study_wall_read(st) + t - wall_at);
-        wall_at = t;
         char eta[32];
         format_duration(eta, sizeof(eta), (t - t0) / ran * (todo - ran));
         logf_("  [study] %d/%d seed %d %-28s %6.0fs, ETA %s\n", ran, todo, st->first_seed + k / n, c->key, t - started[k], eta);

@@ -500,6 +500,14 @@ static int64_t file_mtime_ns(const char* path) {
     return (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
 }
 
+// the wall time a study has recorded, 0 when it has none
+static double study_wall_seconds(void) {
+    char* text = runs_read(STUDY_DIR "/wall_seconds.txt");
+    double s = text ? atof(text) : 0.0;
+    free(text);
+    return s;
+}
+
 static void test_runs_study(void) {
     if (access("./slmrec", X_OK) != 0) {
         skip("study", "./slmrec is not built: make test builds it, and the study's cells run it");
@@ -507,7 +515,10 @@ static void test_runs_study(void) {
     }
     study_exe = "./slmrec";
     PipeArgs a = study_args("--jobs 2");
+    double t0 = now_seconds();
     CHECK(cmd_study(a.argc, a.argv) == 0, "study --preset smoke --only depth --jobs 2 exits 0");
+    double elapsed = now_seconds() - t0, wall = study_wall_seconds();
+    CHECK(wall > 0.0 && wall <= elapsed + 0.1, "the study's wall time (%.1f s) is within the command's %.1f s", wall, elapsed);
     // both E4SRec cells read SASRec's table: they start together once it is done
     char* log = runs_read(STUDY_DIR "/log.txt");
     const char* sasrec_done = log ? strstr(log, "] 1/3 seed 42 sasrec ") : NULL;
@@ -583,7 +594,12 @@ static void test_runs_study(void) {
     CHECK(e1 && strstr(e1, "\"epoch_s_timed\": null"), "a failed timing: E4SRec_1's epoch_s_timed is null");
     free(json);
     a = study_args("--resume");
+    t0 = now_seconds();
     CHECK(cmd_study(a.argc, a.argv) == 0, "study --resume exits 0");
+    elapsed = now_seconds() - t0;
+    double added = study_wall_seconds() - wall;
+    CHECK(added > 0.0 && added <= elapsed + 0.1, "study --resume adds its time training (%.1f s) to the wall time, "
+          "within the command's %.1f s", added, elapsed);
     CHECK(before[0] > 0 && file_mtime_ns(kept[0]) == before[0] && file_mtime_ns(kept[1]) == before[1],
           "study --resume leaves the finished cells' checkpoints untouched");
     CHECK(access(STUDY_DIR "/seed_42/e4srec_2/e4srec_2.results.json", R_OK) == 0, "study --resume finished the cut-off cell");
