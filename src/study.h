@@ -416,17 +416,23 @@ static pid_t study_spawn(const Study* st, char* line, const char* output, const 
     return pid;
 }
 
+// <dir>/command.txt: the command a child process of the study runs there
+static void study_write_command(const char* dir, const char* line) {
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/command.txt", dir);
+    OutFile o;
+    outfile_open(&o, path);
+    fprintf(o.f, "./slmrec %s\n", line);
+    outfile_commit(&o);
+}
+
 // starts one cell as a child process (the cell's command, resuming); returns its pid
 static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200];
     study_cell_dir(dir, sizeof(dir), st, seed, c);
     make_dir(dir);
     study_command(line, sizeof(line), st, seed, c);
-    snprintf(path, sizeof(path), "%s/command.txt", dir);
-    OutFile o;
-    outfile_open(&o, path);
-    fprintf(o.f, "./slmrec %s\n", line);
-    outfile_commit(&o);
+    study_write_command(dir, line);
     snprintf(path, sizeof(path), "%s/output.txt", dir);
     return study_spawn(st, line, path, c->key);
 }
@@ -434,9 +440,9 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
 #define STUDY_TIME_STEPS 20
 #define STUDY_WALL_EVERY 60.0  // seconds: how often a running study adds to its wall time
 
-// a finished cell's training step, re-timed: its command of the first seed with
-// --time-steps in <out>/timing/<key> (a fresh start: no checkpoint, no results), in a
-// child process waited for here. Returns the seconds an epoch of its steps takes, or 0
+// a finished cell's training step, re-timed on the CPU: its command of the first seed
+// with --time-steps (and --device cpu where it takes one) in <out>/timing/<key> (a fresh
+// start: no checkpoint, no results; command.txt says what ran), in a child process waited for here. Returns the seconds an epoch of its steps takes, or 0
 // when the timing failed (another report timing the same cell, say): the report says so
 // and shows no time for it, and the log names the child's output
 static double study_time_training(const Study* st, const StudyCell* c) {
@@ -445,8 +451,11 @@ static double study_time_training(const Study* st, const StudyCell* c) {
     make_dir(dir);
     snprintf(dir, sizeof(dir), "%s/timing/%s", st->out, c->key);
     make_dir(dir);
-    snprintf(tail, sizeof(tail), "--time-steps %d", STUDY_TIME_STEPS);
+    // on the CPU, as the inference beside it, where the command could choose a GPU
+    int has_device = strncmp(c->args, "train-teacher ", 14) == 0 || strncmp(c->args, "distill ", 8) == 0;
+    snprintf(tail, sizeof(tail), "--time-steps %d%s", STUDY_TIME_STEPS, has_device ? " --device cpu" : "");
     study_command_in(line, sizeof(line), st, st->first_seed, c, dir, tail);
+    study_write_command(dir, line);
     snprintf(path, sizeof(path), "%s/output.txt", dir);
     unlink(path);
     pid_t pid = study_spawn(st, line, path, c->key);

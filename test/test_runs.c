@@ -568,6 +568,13 @@ static void test_runs_study(void) {
     CHECK(epoch_own == 43200.0 && epoch_timed > 0.0 && epoch_timed < 1e3,
           "study --report: E4SRec_1's epoch re-timed by its command (%.3f s), its cell's own the day over 2 epochs (%.1f s)",
           epoch_timed, epoch_own);
+    char* timing_e4srec = runs_read(STUDY_DIR "/timing/e4srec_1/command.txt");
+    char* timing_sasrec = runs_read(STUDY_DIR "/timing/sasrec/command.txt");
+    CHECK(timing_e4srec && strstr(timing_e4srec, "./slmrec train-teacher ") && strstr(timing_e4srec, " --time-steps 20 --device cpu\n") &&
+          timing_sasrec && strstr(timing_sasrec, " --time-steps 20\n"), "the timings' commands: E4SRec's on the CPU "
+          "(--device cpu), SASRec's (which takes no --device) as it is");
+    free(timing_e4srec);
+    free(timing_sasrec);
     CHECK(access(STUDY_DIR "/timing/e4srec_1/e4srec_1.step_time.json", R_OK) == 0 &&
           access(STUDY_DIR "/timing/e4srec_1/e4srec_1.bin", R_OK) != 0, "the timing ran in timing/e4srec_1 and saved no model");
     free(json);
