@@ -83,8 +83,23 @@ static void study_summarize(StudySummary* sum, const Study* st, const StudyCell*
     mean_sd(hr, st->seeds, &sum->hr_mean, &sum->hr_sd);
 }
 
+// ms to score 1,000 test users against every item: one untimed pass (the model's pages
+// touched, its buffers warm), then timed passes over every test user until at least
+// TIME_STEPS_MIN_SECONDS have passed (a small set's one pass is too short for the clock)
+static double study_time_inference(LoadedModel* lm, const SeqData* d, const Negatives* neg, int eval_batch) {
+    evaluate(&lm->t, d, SPLIT_TEST, neg, eval_batch, NULL);
+    double t0 = now_seconds(), seconds = 0.0;
+    long users = 0;
+    while (users == 0 || seconds < TIME_STEPS_MIN_SECONDS) {
+        evaluate(&lm->t, d, SPLIT_TEST, neg, eval_batch, NULL);
+        users += d->n_users;
+        seconds = now_seconds() - t0;
+    }
+    return 1e6 * seconds / users;
+}
+
 // the costs, re-timed for the report: each finished model's checkpoint of the first seed
-// scores every test user on the CPU, and each main model (those of the efficiency table)
+// scores every test user on the CPU (study_time_inference), and each main model (those of the efficiency table)
 // times STUDY_TIME_STEPS training steps of its command (study_time_training), one model
 // after another with the given threads. A cell's own timings ran beside whatever trained
 // with it then, and a study resumed over days may train on other machines: the speed-ups
@@ -110,9 +125,7 @@ static void study_retime(const Study* st, StudySummary* sums, int threads) {
         snprintf(path, sizeof(path), "%s/%s.bin", dir, st->cells[i].stem);
         LoadedModel lm;
         model_load(&lm, path, &d, eval_batch);
-        double t0 = now_seconds();
-        evaluate(&lm.t, &d, SPLIT_TEST, &neg, eval_batch, NULL);
-        sums[i].infer_ms = 1e6 * (now_seconds() - t0) / d.n_users;
+        sums[i].infer_ms = study_time_inference(&lm, &d, &neg, eval_batch);
         model_free(&lm);
         if (st->cells[i].main) sums[i].epoch_s_timed = study_time_training(st, &st->cells[i]);
     }
@@ -222,7 +235,7 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
                "another: train s/epoch is an epoch of its training steps, timed by its own command with --time-steps %d "
                "(rounds of %d steps over at least a second; SLMRec's include the frozen teacher's forward; the valid "
                "evaluation after each epoch is not counted), infer ms the time to score 1,000 test users against every "
-               "item. Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n",
+               "item (after an untimed pass, passes over the test users until a second has passed). Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n",
             STUDY_TIME_STEPS, STUDY_TIME_STEPS, st->preset.M);
     if (teacher == NULL || !teacher->done) {
         fprintf(f, "The teacher is not trained yet.\n");
@@ -451,8 +464,8 @@ static void study_report(const Study* st, int threads) {
                "epoch came before their last. Each comparison is the per-user paired difference of test NDCG@10 (each "
                "user's value averaged over the seeds), with its 95%% bootstrap interval over users: better or worse when "
                "the interval excludes 0, else a tie (method.md 7.5). *infer ms/1k users* was timed when this report was "
-               "written: each model's checkpoint of seed %d scoring every test user on the CPU, the models one after "
-               "another, with %d thread%s.\n",
+               "written: each model's checkpoint of seed %d scoring every test user on the CPU (an untimed pass, then "
+               "passes until a second has passed), the models one after another, with %d thread%s.\n",
             st->n_cells * st->seeds, st->n_cells, st->seeds, cpu, with, when, study_wall_read(st), st->first_seed, infer_threads,
             infer_threads > 1 ? "s" : "");
     if (done < st->n_cells) {
