@@ -442,9 +442,10 @@ static pid_t study_start_cell(const Study* st, int seed, const StudyCell* c) {
 
 // a finished cell's training step, re-timed on the CPU: its command of the first seed
 // with --time-steps (and --device cpu where it takes one) in <out>/timing/<key> (a fresh
-// start: no checkpoint, no results; command.txt says what ran), in a child process waited for here. Returns the seconds an epoch of its steps takes, or 0
-// when the timing failed (another report timing the same cell, say): the report says so
-// and shows no time for it, and the log names the child's output
+// start: no checkpoint, no results; command.txt says what ran), in a child process
+// waited for here. Returns the seconds an epoch of its steps takes, or 0 when the timing
+// failed (another report timing the same cell, say): the report says so and shows no
+// time for it, and the log names the child's output
 static double study_time_training(const Study* st, const StudyCell* c) {
     char dir[1100], line[STUDY_LINE], path[1200], tail[32];
     snprintf(dir, sizeof(dir), "%s/timing", st->out);

@@ -99,9 +99,9 @@ static double study_time_inference(LoadedModel* lm, const SeqData* d, const Nega
 }
 
 // the costs, re-timed for the report: each finished model's checkpoint of the first seed
-// scores every test user on the CPU (study_time_inference), and each main model (those of the efficiency table)
-// times STUDY_TIME_STEPS training steps of its command (study_time_training), one model
-// after another with the given threads. A cell's own timings ran beside whatever trained
+// scores every test user on the CPU (study_time_inference), and each main model (those of
+// the efficiency table) times STUDY_TIME_STEPS training steps of its command
+// (study_time_training), one model after another with the given threads. A cell's own timings ran beside whatever trained
 // with it then, and a study resumed over days may train on other machines: the speed-ups
 // and the Pareto plot compare these, measured minutes apart on one machine.
 static void study_retime(const Study* st, StudySummary* sums, int threads) {
