@@ -59,6 +59,7 @@ typedef struct {
     char stem[40];   // the file stem its command writes
     char args[600];  // the command and its flags, space separated; '@' stands for the seed's directory
     int main;        // a model of its own, not an ablation: in the efficiency table, the plots
+    int e4srec;      // an E4SRec model (train-teacher, distill): its command takes --device
 } StudyCell;
 
 typedef struct {
@@ -98,6 +99,7 @@ static int study_cell(Study* st, const char* key, const char* name, const char* 
     vsnprintf(c->args, sizeof(c->args), fmt, ap);
     va_end(ap);
     c->main = 0;
+    c->e4srec = 0;
     return st->n_cells++;
 }
 
@@ -112,6 +114,7 @@ static int study_e4srec(Study* st, int layers) {
     int i = study_cell(st, mn.stem, mn.name, mn.stem, "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d %s", layers,
                        st->preset.teacher);
     st->cells[i].main = 1;
+    st->cells[i].e4srec = 1;
     return i;
 }
 
@@ -120,8 +123,10 @@ static int study_slmrec(Study* st, const char* key, const char* name, int blocks
     const StudyPreset* p = &st->preset;
     char stem[40];
     snprintf(stem, sizeof(stem), "slmrec_%d_from_%d", p->N, p->M);
-    return study_cell(st, key, name, stem, "distill --teacher @/e4srec_%d/e4srec_%d.bin --layers %d --blocks %d %s %s", p->M, p->M,
-                      p->N, blocks, p->distill, flags);
+    int i = study_cell(st, key, name, stem, "distill --teacher @/e4srec_%d/e4srec_%d.bin --layers %d --blocks %d %s %s", p->M, p->M,
+                       p->N, blocks, p->distill, flags);
+    st->cells[i].e4srec = 1;
+    return i;
 }
 
 // a DLLM2Rec student of the seed's E4SRec_M teacher with weights lam (ranking) and ed
@@ -228,6 +233,7 @@ static void study_plan(Study* st) {
         int lora = study_cell(st, "e4srec_init_lora", name, model_name(p->M, NULL).stem,
                               "train-teacher --sasrec @/sasrec/sasrec.bin --layers %d --init %s --lora-rank 8 %s", p->M, st->init,
                               p->teacher);
+        st->cells[init_full].e4srec = st->cells[lora].e4srec = 1;
         study_compare(st, EXP_PRETRAINED, init_full, teacher);
         study_compare(st, EXP_PRETRAINED, lora, teacher);
         study_compare(st, EXP_PRETRAINED, lora, init_full);
@@ -453,8 +459,7 @@ static double study_time_training(const Study* st, const StudyCell* c) {
     snprintf(dir, sizeof(dir), "%s/timing/%s", st->out, c->key);
     make_dir(dir);
     // on the CPU, as the inference beside it, where the command could choose a GPU
-    int has_device = strncmp(c->args, "train-teacher ", 14) == 0 || strncmp(c->args, "distill ", 8) == 0;
-    snprintf(tail, sizeof(tail), "--time-steps %d%s", STUDY_TIME_STEPS, has_device ? " --device cpu" : "");
+    snprintf(tail, sizeof(tail), "--time-steps %d%s", STUDY_TIME_STEPS, c->e4srec ? " --device cpu" : "");
     study_command_in(line, sizeof(line), st, st->first_seed, c, dir, tail);
     study_write_command(dir, line);
     snprintf(path, sizeof(path), "%s/output.txt", dir);
