@@ -101,9 +101,10 @@ static double study_time_inference(LoadedModel* lm, const SeqData* d, const Nega
 // the costs, re-timed for the report: each finished model's checkpoint of the first seed
 // scores every test user on the CPU (study_time_inference), and each main model (those of
 // the efficiency table) times STUDY_TIME_STEPS training steps of its command
-// (study_time_training), one model after another with the given threads. A cell's own timings ran beside whatever trained
-// with it then, and a study resumed over days may train on other machines: the speed-ups
-// and the Pareto plot compare these, measured minutes apart on one machine.
+// (study_time_training), one model after another with the given threads. A cell's own
+// timings ran beside whatever trained with it then, and a study resumed over days may train
+// on other machines: the speed-ups and the Pareto plot compare these, measured minutes
+// apart on one machine.
 static void study_retime(const Study* st, StudySummary* sums, int threads) {
     char threads_text[16];
     char* env_before = getenv("OMP_NUM_THREADS") ? strdup(getenv("OMP_NUM_THREADS")) : NULL;
@@ -231,11 +232,12 @@ static void md_efficiency(FILE* f, const Study* st, const StudySummary* sums) {
     for (int i = 0; i < st->n_cells; i++) {
         if (strcmp(st->cells[i].key, model_name(st->preset.M, NULL).stem) == 0) teacher = &sums[i];
     }
-    fprintf(f, "\n## Efficiency\n\nEach main model of the study (no ablation), its costs timed for this report on this machine, one after "
-               "another: train s/epoch is an epoch of its training steps, timed by its own command with --time-steps %d "
+    fprintf(f, "\n## Efficiency\n\nEach main model of the study (no ablation), its costs timed for this report on this "
+               "machine, one after another: train s/epoch is an epoch of its training steps, timed by its own command with --time-steps %d "
                "(rounds of %d steps over at least a second; SLMRec's include the frozen teacher's forward; the valid "
                "evaluation after each epoch is not counted), infer ms the time to score 1,000 test users against every "
-               "item (after an untimed pass, passes over the test users until a second has passed). Speed-ups and parameters are relative to the teacher E4SRec_%d.\n\n",
+               "item (after an untimed pass, passes over the test users until a second has passed). Speed-ups and "
+               "parameters are relative to the teacher E4SRec_%d.\n\n",
             STUDY_TIME_STEPS, STUDY_TIME_STEPS, st->preset.M);
     if (teacher == NULL || !teacher->done) {
         fprintf(f, "The teacher is not trained yet.\n");
